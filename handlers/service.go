@@ -1,0 +1,39 @@
+package handlers
+
+import (
+	"context"
+
+	"github.com/gavelhq/gavel/engine"
+)
+
+// Service is what the handlers call. A replica implements it.
+type Service interface {
+	// RegisterStatement checks a COSE signed statement and commits it; the
+	// answer is the JSON registration result ({"txid": …}).
+	RegisterStatement(ctx context.Context, statement []byte) ([]byte, error)
+	// Receipt is the CCF COSE receipt of a committed entry.
+	Receipt(ctx context.Context, tx engine.TxID) ([]byte, error)
+	// TransparentStatement is a registered statement with its receipt in
+	// unprotected header 394.
+	TransparentStatement(ctx context.Context, tx engine.TxID) ([]byte, error)
+	// Network describes the service (certificate, view, last txid).
+	Network(ctx context.Context) (NetworkInfo, error)
+}
+
+// NetworkInfo is the answer of GET /node/network.
+type NetworkInfo struct {
+	ServiceCertificate string `json:"service_certificate"`
+	ServiceStatus      string `json:"service_status"`
+	CurrentView        uint64 `json:"current_view"`
+	LastTxID           string `json:"last_txid,omitempty"`
+	LastSignedTxID     string `json:"last_signed_txid,omitempty"`
+	CreateTxID         string `json:"current_service_create_txid,omitempty"`
+}
+
+// Limits are the handlers' named size limits.
+type Limits struct {
+	MaxStatementBytes int64 // POST /entries and gavel.submit.statement bodies
+}
+
+// DefaultLimits returns the default limits.
+func DefaultLimits() Limits { return Limits{MaxStatementBytes: 1 << 20} }
