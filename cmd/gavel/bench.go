@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/gavelhq/gavel/engine/perf"
+)
+
+func init() {
+	register("bench commit", "measure durable registration against raw JetStream baselines", runBenchCommit)
+}
+
+func runBenchCommit(args []string, out, errOut io.Writer) int {
+	fs := newFlags("bench commit", errOut)
+	dir, err := os.MkdirTemp("", "gavel-bench-")
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := perf.DefaultConfig(dir)
+	fs.IntVar(&cfg.Requests, "n", cfg.Requests, "registrations in the peak run")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent requesters in the peak run")
+	fs.IntVar(&cfg.RawOne, "raw-one", cfg.RawOne, "messages in the one-at-a-time baseline")
+	fs.DurationVar(&cfg.HalfLoad, "half-load", cfg.HalfLoad, "duration of the run at half of peak")
+	fs.IntVar(&cfg.PayloadBytes, "payload-bytes", cfg.PayloadBytes, "statement payload size")
+	fs.DurationVar(&cfg.Sequencer.Linger, "linger", cfg.Sequencer.Linger, "sequencer linger")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 || cfg.Requests <= 0 || cfg.Clients <= 0 || cfg.RawOne <= 0 {
+		return usageError(errOut, fs, "flags must be positive and no arguments are taken")
+	}
+	fmt.Fprintf(errOut, "bench commit: %d registrations, %d clients, SyncAlways store in %s\n", cfg.Requests, cfg.Clients, dir)
+	rep, err := perf.RunCommit(context.Background(), cfg)
+	if err != nil {
+		return failf(errOut, "bench: %v", err)
+	}
+	if *asJSON {
+		return printJSON(out, rep)
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+	fmt.Fprintf(out, "entry size                         %d bytes\n", rep.EntryBytes)
+	fmt.Fprintf(out, "(a) raw JetStream publish, one     %9.0f msg/s\n", rep.RawOnePerSec)
+	fmt.Fprintf(out, "(b) raw atomic batch of %-4d       %9.0f msg/s\n", rep.BatchSize, rep.RawBatchPerSec)
+	fmt.Fprintf(out, "    raw atomic batch of 100        %9.0f msg/s\n", rep.RawBatch100)
+	fmt.Fprintf(out, "(c) gavel registration, peak       %9.0f entries/s  p50 %s  p99 %s\n", rep.GavelPerSec, ms(rep.PeakLatency.P50), ms(rep.PeakLatency.P99))
+	fmt.Fprintf(out, "    at half of peak (%.0f/s)     latency p50 %s  p99 %s\n", rep.HalfLoadPerSec, ms(rep.HalfLoadLatency.P50), ms(rep.HalfLoadLatency.P99))
+	fmt.Fprintf(out, "(c)/(a) = %.1f× (target ≥ 10×)   (c)/(b) = %.0f%% (target ≥ 50%%)   errors %d\n", rep.VsRawOne, 100*rep.VsRawBatch, rep.Errors)
+	return exitOK
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/engine/sequencer"
+	"github.com/gavelhq/gavel/handlers"
+)
+
+func init() {
+	register("serve", "run a replica: embedded NATS + JetStream, HTTP and NATS endpoints", runServe)
+}
+
+// serveFlags are the settings of gavel serve.
+type serveFlags struct {
+	data, natsListen, httpListen, logLevel string
+	seq                                    sequencer.Config
+	limits                                 handlers.Limits
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	f.seq = sequencer.DefaultConfig()
+	f.limits = handlers.DefaultLimits()
+	fs.StringVar(&f.data, "data", "./gavel-data", "data folder (identity, NATS store, state)")
+	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "embedded NATS client listener (host:port, port 0 picks one)")
+	fs.StringVar(&f.httpListen, "http", "127.0.0.1:8080", "HTTP listener (host:port, port 0 picks one)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.IntVar(&f.seq.SignEvery, "sign-every", f.seq.SignEvery, "a signature entry at least every N entries")
+	fs.DurationVar(&f.seq.SignInterval, "sign-interval", f.seq.SignInterval, "a signature entry at most this long after an unsigned entry")
+	fs.IntVar(&f.seq.MaxBatch, "max-batch", f.seq.MaxBatch, "entries per atomic batch (≤ 1000)")
+	fs.DurationVar(&f.seq.Linger, "linger", f.seq.Linger, "how long a round waits for more requests")
+	fs.IntVar(&f.seq.QueueSize, "queue", f.seq.QueueSize, "pending requests before the service pushes back (503)")
+	fs.Int64Var(&f.limits.MaxStatementBytes, "max-statement-bytes", f.limits.MaxStatementBytes, "largest signed statement accepted")
+}
+
+func runServe(args []string, out, errOut io.Writer) int {
+	fs := newFlags("serve", errOut)
+	var f serveFlags
+	f.register(fs)
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		return usageError(errOut, fs, "unexpected arguments %v", pos)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return usageError(errOut, fs, "bad --log-level %q", f.logLevel)
+	}
+	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, f, logger); err != nil {
+		logger.Error("serve", slog.Any("err", err))
+		return exitFailed
+	}
+	return exitOK
+}
+
+// endpoints is DIR/endpoints.json: where a running replica listens.
+type endpoints struct {
+	HTTP string `json:"http"`
+	NATS string `json:"nats"`
+}
+
+func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
+	// Listen for HTTP first so a busy port fails before anything is created.
+	ln, err := net.Listen("tcp", f.httpListen)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	defer ln.Close()
+	logger.Info("http listening", slog.String("http", "http://"+ln.Addr().String()))
+	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, Sequencer: f.seq, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ep := endpoints{HTTP: "http://" + ln.Addr().String(), NATS: r.NATSURL()}
+	logger.Info("serving", slog.String("http", ep.HTTP), slog.String("nats", ep.NATS),
+		slog.String("data", f.data), slog.String("client_creds", r.ClientCredsFile()))
+
+	natsSrv, err := handlers.ServeNATS(r.Conn(), r, f.limits, 4*runtime.GOMAXPROCS(0), logger)
+	if err != nil {
+		return err
+	}
+	defer natsSrv.Stop()
+	httpSrv := &http.Server{
+		Handler:           handlers.NewHTTP(r, f.limits, logger),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	epPath := filepath.Join(f.data, "endpoints.json")
+	b, _ := json.Marshal(ep)
+	if err := os.WriteFile(epPath+".tmp", b, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(epPath+".tmp", epPath); err != nil {
+		return err
+	}
+	defer os.Remove(epPath)
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return httpSrv.Shutdown(shutdownCtx)
+}

@@ -1,0 +1,186 @@
+package audit
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/exec"
+	"github.com/gavelhq/gavel/engine/merkle"
+	"github.com/gavelhq/gavel/engine/receipt"
+)
+
+// Divergence is the first point where the log is not what it claims.
+type Divergence struct {
+	TxID   string // the first bad transaction (or "seq N" when undecodable)
+	Reason string
+}
+
+func (d *Divergence) Error() string { return fmt.Sprintf("divergence at %s: %s", d.TxID, d.Reason) }
+
+// Summary is the result of a replay.
+type Summary struct {
+	Entries    uint64 `json:"entries"`
+	LastTxID   string `json:"last_txid"`
+	Root       string `json:"root"`
+	Signatures uint64 `json:"signatures"`
+	Statements uint64 `json:"statements"`
+	// LastSignedTxID is the last signature entry; entries after it are
+	// verified but not yet covered by a signature.
+	LastSignedTxID string `json:"last_signed_txid,omitempty"`
+	Unsigned       uint64 `json:"unsigned_entries"`
+}
+
+// StatementVerifier re-runs a registration's stateless checks: it returns
+// the command that the entry's input yields when verified at the entry's
+// time.
+type StatementVerifier func(raw []byte, at engine.Facts) (engine.Command, error)
+
+// Replayer checks entries handed to it in log order.
+type Replayer struct {
+	verifyStatement StatementVerifier
+	tree            *merkle.Tree
+	serviceKey      crypto.PublicKey
+	last            *engine.Entry
+	sum             Summary
+}
+
+// NewReplayer returns a replayer for a log starting at seqno 1.
+func NewReplayer(verifyStatement StatementVerifier) *Replayer {
+	tree := merkle.New()
+	tree.Append(engine.Digest{}, nil) // CCF's zero leaf 0: leaf index = seqno
+	return &Replayer{verifyStatement: verifyStatement, tree: tree}
+}
+
+// Add checks the entry at stream sequence seq.
+func (r *Replayer) Add(seq uint64, subject string, data []byte) error {
+	e, err := engine.DecodeEntry(data)
+	if err != nil {
+		return &Divergence{TxID: fmt.Sprintf("seq %d", seq), Reason: err.Error()}
+	}
+	tx := e.TxID().String()
+	bad := func(format string, args ...any) error {
+		return &Divergence{TxID: tx, Reason: fmt.Sprintf(format, args...)}
+	}
+	if e.Seqno != seq {
+		return bad("entry says seqno %d but sits at stream sequence %d", e.Seqno, seq)
+	}
+	if want := r.tree.Size(); e.Seqno != want {
+		return bad("expected seqno %d", want)
+	}
+	if subject != e.Subject() {
+		return bad("published on %s, not %s", subject, e.Subject())
+	}
+	if r.last != nil {
+		if e.View < r.last.View {
+			return bad("view goes back from %d", r.last.View)
+		}
+		if e.TimeMillis < r.last.TimeMillis {
+			return bad("time goes back")
+		}
+	}
+	if e.Seqno == 1 && e.Kind != engine.KindGenesis {
+		return bad("the first entry is not genesis")
+	}
+	switch e.Kind {
+	case engine.KindGenesis:
+		if e.Seqno != 1 {
+			return bad("a second genesis entry")
+		}
+		if err := r.genesis(e); err != nil {
+			return bad("%v", err)
+		}
+	case engine.KindSignature:
+		if r.serviceKey == nil {
+			return bad("signature before genesis")
+		}
+		if err := r.signature(e); err != nil {
+			return bad("%v", err)
+		}
+		r.sum.Signatures++
+		r.sum.LastSignedTxID = tx
+	case engine.KindStatement:
+		if err := r.statement(e); err != nil {
+			return bad("%v", err)
+		}
+		r.sum.Statements++
+	default:
+		return bad("unknown entry kind %q", e.Kind)
+	}
+	r.tree.Append(e.Leaf(), nil)
+	r.last = e
+	r.sum.Entries++
+	r.sum.LastTxID = tx
+	if e.Kind == engine.KindSignature {
+		r.sum.Unsigned = 0
+	} else {
+		r.sum.Unsigned++
+	}
+	return nil
+}
+
+// Summary returns the replay's result so far.
+func (r *Replayer) Summary() Summary {
+	s := r.sum
+	root := r.tree.Root()
+	s.Root = hex.EncodeToString(root[:])
+	return s
+}
+
+func (r *Replayer) genesis(e *engine.Entry) error {
+	if len(e.Input) != 0 {
+		return fmt.Errorf("genesis carries an input")
+	}
+	pemBytes, ok := e.Writes.Value(engine.TableService, exec.KeyServiceCertificate)
+	if !ok {
+		return fmt.Errorf("genesis has no service certificate")
+	}
+	key, err := publicKeyFromPEM(pemBytes)
+	if err != nil {
+		return err
+	}
+	r.serviceKey = key
+	return nil
+}
+
+func (r *Replayer) signature(e *engine.Entry) error {
+	sig, ok := e.Writes.Value(engine.TableSignatures, "")
+	if !ok || len(e.Writes) != 1 {
+		return fmt.Errorf("signature entry writes %d values, not just the signature", len(e.Writes))
+	}
+	root := r.tree.Root()
+	signed, err := receipt.VerifySignature(sig, root, r.serviceKey)
+	if err != nil {
+		return fmt.Errorf("signature over root %x: %w", root, err)
+	}
+	if signed != e.TxID() {
+		return fmt.Errorf("signature names transaction %s", signed)
+	}
+	return nil
+}
+
+func (r *Replayer) statement(e *engine.Entry) error {
+	if r.verifyStatement == nil {
+		return nil
+	}
+	cmd, err := r.verifyStatement(e.Input, engine.Facts{TxID: e.TxID(), Time: e.Time()})
+	if err != nil {
+		return fmt.Errorf("statement does not verify: %w", err)
+	}
+	eff, err := cmd.Execute(nil, engine.Facts{TxID: e.TxID(), Time: e.Time()})
+	if err != nil {
+		return fmt.Errorf("statement does not execute: %w", err)
+	}
+	if eff.ClaimsDigest != e.ClaimsDigest {
+		return fmt.Errorf("claims digest %x, recomputed %x", e.ClaimsDigest, eff.ClaimsDigest)
+	}
+	if got := eff.Writes.Canonical(); !got.Equal(e.Writes) {
+		return fmt.Errorf("write set differs from re-execution: %s", diffWrites(e.Writes, got))
+	}
+	if !bytes.Equal(eff.Result, e.Result) {
+		return fmt.Errorf("recorded answer %q, re-executed %q", e.Result, eff.Result)
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+package exec
+
+import (
+	"encoding/json"
+
+	"github.com/gavelhq/gavel/engine"
+)
+
+// Genesis creates the service: its identity certificate and settings. It is
+// the first entry of every ledger and is refused once the service exists.
+type Genesis struct {
+	ServiceCertPEM []byte
+	Settings       ServiceSettings
+}
+
+// ServiceSettings are the service's ledger settings, recorded at genesis so
+// that auditors know what the sequencer promised.
+type ServiceSettings struct {
+	SignatureEvery      int   `json:"signature_every"`
+	SignatureIntervalMs int64 `json:"signature_interval_ms"`
+	Virtual             bool  `json:"virtual_attestation"`
+}
+
+// Service table keys.
+const (
+	KeyServiceCertificate = "certificate"
+	KeyServiceSettings    = "settings"
+)
+
+func (g Genesis) Kind() engine.EntryKind { return engine.KindGenesis }
+func (g Genesis) Input() []byte          { return nil }
+
+func (g Genesis) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, error) {
+	if _, ok, err := st.Get(engine.TableService, KeyServiceCertificate); err != nil {
+		return engine.Effect{}, err
+	} else if ok {
+		return engine.Effect{}, engine.Errorf(engine.KindConflict, "ServiceExists", "the service already has a genesis entry")
+	}
+	settings, err := json.Marshal(g.Settings)
+	if err != nil {
+		return engine.Effect{}, err
+	}
+	result, _ := json.Marshal(map[string]string{"txid": f.TxID.String()})
+	return engine.Effect{
+		Writes: engine.WriteSet{
+			{Table: engine.TableService, Key: KeyServiceCertificate, Value: g.ServiceCertPEM},
+			{Table: engine.TableService, Key: KeyServiceSettings, Value: settings},
+		},
+		Result: result,
+	}, nil
+}

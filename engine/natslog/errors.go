@@ -1,0 +1,114 @@
+package natslog
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/gavelhq/gavel/engine"
+)
+
+// Sentinels to test with errors.Is; the returned errors are *engine.Error
+// values that wrap them, so callers also get a Kind and a stable Code.
+var (
+	// ErrWrongLastSequence: another writer appended first. Catch up from the
+	// stream, re-execute and retry; the batch was not stored.
+	ErrWrongLastSequence = errors.New("natslog: wrong last sequence")
+	// ErrBatchTooLarge: more messages than the server takes in one atomic
+	// batch; nothing was stored.
+	ErrBatchTooLarge = errors.New("natslog: atomic batch too large")
+	// ErrBatchIncomplete: the server dropped the batch before the commit
+	// (a message was refused, the batch timed out, too many batches in
+	// flight); nothing was stored and a retry may succeed.
+	ErrBatchIncomplete = errors.New("natslog: atomic batch incomplete")
+	// ErrCommitOutcomeUnknown: the commit got no answer (timeout, lost
+	// connection). The batch may or may not be stored: read the stream.
+	ErrCommitOutcomeUnknown = errors.New("natslog: commit outcome unknown")
+)
+
+// JetStream error codes (nats-server server/errors.json) that gavel reacts to.
+const (
+	errCodeWrongLastSequence         = 10071 // "wrong last sequence: {seq}"
+	errCodeWrongLastSequenceConstant = 10164 // "wrong last sequence", no number
+	errCodeAtomicDisabled            = 10174
+	errCodeAtomicMissingSeq          = 10175
+	errCodeAtomicIncomplete          = 10176
+	errCodeAtomicUnsupportedHeader   = 10177
+	errCodeAtomicInvalidBatchID      = 10179
+	errCodeAtomicTooLarge            = 10199
+	errCodeAtomicInvalidCommit       = 10200
+	errCodeAtomicDuplicateMsgID      = 10201
+	errCodeAtomicTooManyInflight     = 10210
+)
+
+// APIError is JetStream's error answer, as found in a PubAck's "error".
+type APIError struct {
+	Code        int    `json:"code"`
+	ErrCode     uint16 `json:"err_code"`
+	Description string `json:"description"`
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("jetstream error %d (%d): %s", e.ErrCode, e.Code, e.Description)
+}
+
+// WrongLastSequenceError says what the ledger's last sequence was when a
+// write expecting another one was refused. Actual is 0 with Known false
+// when neither the server nor a later stream info could tell.
+type WrongLastSequenceError struct {
+	Expected uint64
+	Actual   uint64
+	Known    bool
+}
+
+func (e *WrongLastSequenceError) Error() string {
+	if !e.Known {
+		return fmt.Sprintf("expected last sequence %d, actual unknown", e.Expected)
+	}
+	return fmt.Sprintf("expected last sequence %d, actual %d", e.Expected, e.Actual)
+}
+
+// Is makes errors.Is(err, ErrWrongLastSequence) true.
+func (e *WrongLastSequenceError) Is(target error) bool { return target == ErrWrongLastSequence }
+
+// wrongLastSequence builds the typed conflict error.
+func wrongLastSequence(expected, actual uint64, known bool) error {
+	cause := &WrongLastSequenceError{Expected: expected, Actual: actual, Known: known}
+	return engine.Wrap(engine.KindConflict, "WrongLastSequence", cause, "the ledger moved on")
+}
+
+// actualLastSequence reads the number in "wrong last sequence: 42".
+func actualLastSequence(description string) (uint64, bool) {
+	_, num, ok := strings.Cut(description, "wrong last sequence: ")
+	if !ok || num == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// batchAPIError maps an atomic batch error answer to a typed error; for
+// ErrWrongLastSequence the actual sequence is the server's, when it said.
+func batchAPIError(apiErr *APIError, expected uint64) error {
+	switch apiErr.ErrCode {
+	case errCodeWrongLastSequence, errCodeWrongLastSequenceConstant:
+		actual, known := actualLastSequence(apiErr.Description)
+		return wrongLastSequence(expected, actual, known && apiErr.ErrCode == errCodeWrongLastSequence)
+	case errCodeAtomicTooLarge:
+		return engine.Wrap(engine.KindTooLarge, "BatchTooLarge", errors.Join(ErrBatchTooLarge, apiErr), "atomic batch refused")
+	case errCodeAtomicIncomplete, errCodeAtomicMissingSeq, errCodeAtomicTooManyInflight:
+		return engine.Wrap(engine.KindUnavailable, "BatchIncomplete", errors.Join(ErrBatchIncomplete, apiErr), "atomic batch dropped by the server")
+	case errCodeAtomicDisabled:
+		return engine.Wrap(engine.KindInternal, "AtomicPublishDisabled", apiErr, "stream %s does not allow atomic publish", LedgerStream)
+	default:
+		return engine.Wrap(engine.KindInternal, "BatchRejected", apiErr, "atomic batch refused")
+	}
+}
+
+func unavailable(err error, format string, args ...any) error {
+	return engine.Wrap(engine.KindUnavailable, "LedgerUnavailable", err, format, args...)
+}

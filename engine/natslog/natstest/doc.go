@@ -1,0 +1,4 @@
+// Package natstest owns the embedded NATS fixtures other packages' tests
+// share: one standalone server or a routed JetStream cluster of three on
+// 127.0.0.1 random ports, with t.TempDir stores, torn down by t.Cleanup.
+package natstest

@@ -1,0 +1,103 @@
+package natslog
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gavelhq/gavel/engine"
+)
+
+// Streams and subjects (DESIGN.md "NATS subjects and streams").
+const (
+	LedgerStream   = "GAVEL_LEDGER"
+	FeedsStream    = "GAVEL_FEEDS"
+	LedgerSubjects = "gavel.ledger.>"
+	FeedSubjects   = "gavel.feed.>"
+	SubmitSubjects = "gavel.submit.>"
+
+	ledgerPrefix = "gavel.ledger."
+	// maxKindLen bounds the entry kind in a ledger subject.
+	maxKindLen = 32
+)
+
+// LedgerSubject is the subject of a ledger entry of the given kind, a short
+// lowercase word such as "statement", "signature", "genesis" or "gov".
+func LedgerSubject(kind string) string { return ledgerPrefix + kind }
+
+// KindOfSubject returns the entry kind of a ledger subject, and whether the
+// subject is one: "gavel.ledger." then [a-z][a-z0-9_]* of at most 32 bytes.
+func KindOfSubject(subject string) (string, bool) {
+	kind, ok := strings.CutPrefix(subject, ledgerPrefix)
+	if !ok || kind == "" || len(kind) > maxKindLen || kind[0] < 'a' || kind[0] > 'z' {
+		return "", false
+	}
+	for i := 1; i < len(kind); i++ {
+		c := kind[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return "", false
+		}
+	}
+	return kind, true
+}
+
+// LedgerStreamConfig is GAVEL_LEDGER: every entry kept forever, in order,
+// and never deleted, purged or dropped to make room (DiscardNew).
+func LedgerStreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:               LedgerStream,
+		Subjects:           []string{LedgerSubjects},
+		Retention:          jetstream.LimitsPolicy,
+		MaxMsgs:            -1,
+		MaxBytes:           -1,
+		MaxMsgsPerSubject:  -1,
+		Discard:            jetstream.DiscardNew,
+		Storage:            jetstream.FileStorage,
+		Replicas:           replicas,
+		DenyDelete:         true,
+		DenyPurge:          true,
+		AllowDirect:        true,
+		AllowAtomicPublish: true,
+		// gavel does its own idempotency; this is the server's minimum.
+		Duplicates: 100 * time.Millisecond,
+	}
+}
+
+// FeedsStreamConfig is GAVEL_FEEDS: the last value per subject.
+func FeedsStreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              FeedsStream,
+		Subjects:          []string{FeedSubjects},
+		Retention:         jetstream.LimitsPolicy,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxMsgsPerSubject: 1,
+		Discard:           jetstream.DiscardOld,
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		AllowDirect:       true,
+	}
+}
+
+// EnsureStreams creates both streams, or updates them to gavel's config,
+// then checks the ledger's safety settings took. Safe to call on every start.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if replicas < 1 {
+		replicas = 1
+	}
+	for _, cfg := range []jetstream.StreamConfig{LedgerStreamConfig(replicas), FeedsStreamConfig(replicas)} {
+		stream, err := js.CreateOrUpdateStream(ctx, cfg)
+		if err != nil {
+			return engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot create or update stream %s", cfg.Name)
+		}
+		got := stream.CachedInfo().Config
+		if got.Storage != cfg.Storage || got.Replicas != cfg.Replicas || got.DenyDelete != cfg.DenyDelete ||
+			got.DenyPurge != cfg.DenyPurge || got.AllowAtomicPublish != cfg.AllowAtomicPublish ||
+			got.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject || got.Discard != cfg.Discard {
+			return engine.Errorf(engine.KindInternal, "StreamMisconfigured", "stream %s does not have gavel's configuration", cfg.Name)
+		}
+	}
+	return nil
+}

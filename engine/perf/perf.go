@@ -1,0 +1,287 @@
+// Package perf owns gavel's performance measurements: the baselines (raw
+// JetStream publish, one message at a time and in atomic batches, on a
+// throwaway SyncAlways server) and the end-to-end commit run (signed
+// statements registered through NATS into a real replica), measured in one
+// process on one machine so that results are ratios, not absolute claims.
+package perf
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/issuer"
+	"github.com/gavelhq/gavel/engine/natslog"
+	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/engine/sequencer"
+	"github.com/gavelhq/gavel/handlers"
+)
+
+// Config sets a commit benchmark's size.
+type Config struct {
+	Dir          string // scratch folder (removed afterwards by the caller)
+	Requests     int    // registrations in the peak (closed-loop) run
+	Clients      int    // concurrent requesters in the peak run
+	RawOne       int    // messages in the one-at-a-time baseline
+	HalfLoad     time.Duration
+	Statements   int // distinct pre-signed statements cycled through
+	PayloadBytes int
+	Sequencer    sequencer.Config
+	Logger       *slog.Logger
+}
+
+// DefaultConfig is what `gavel bench commit` runs.
+func DefaultConfig(dir string) Config {
+	return Config{Dir: dir, Requests: 30000, Clients: 512, RawOne: 500, HalfLoad: 5 * time.Second,
+		Statements: 1000, PayloadBytes: 256, Sequencer: sequencer.DefaultConfig()}
+}
+
+// Latency summarises request latencies.
+type Latency struct {
+	P50 time.Duration `json:"p50"`
+	P99 time.Duration `json:"p99"`
+	Max time.Duration `json:"max"`
+}
+
+// CommitReport is the result of a commit benchmark.
+type CommitReport struct {
+	EntryBytes      int     `json:"entry_bytes"`
+	RawOnePerSec    float64 `json:"raw_publish_one_per_sec"`    // (a)
+	RawBatchPerSec  float64 `json:"raw_atomic_batch_per_sec"`   // (b), at gavel's mean batch size
+	RawBatch100     float64 `json:"raw_atomic_batch_100_per_sec"`
+	BatchSize       int     `json:"batch_size"`                 // gavel's mean entries per round
+	GavelPerSec     float64 `json:"gavel_register_per_sec"`     // (c), closed loop at peak
+	PeakLatency     Latency `json:"peak_latency"`
+	HalfLoadPerSec  float64 `json:"half_load_offered_per_sec"`
+	HalfLoadLatency Latency `json:"half_load_latency"`
+	VsRawOne        float64 `json:"ratio_vs_raw_one"`   // target ≥ 10
+	VsRawBatch      float64 `json:"ratio_vs_raw_batch"` // target ≥ 0.5
+	Errors          int64   `json:"errors"`
+}
+
+// RunCommit measures (a), (b) and (c) in one process.
+func RunCommit(ctx context.Context, cfg Config) (*CommitReport, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	rep := &CommitReport{}
+
+	// The replica under test, reached over real loopback TCP with the
+	// client credentials a submitter would hold.
+	r, err := replica.Open(ctx, replica.Config{DataDir: filepath.Join(cfg.Dir, "gavel"), NATSListen: "127.0.0.1:0",
+		Sequencer: cfg.Sequencer, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	srv, err := handlers.ServeNATS(r.Conn(), r, handlers.DefaultLimits(), 4*runtime.GOMAXPROCS(0), cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Stop()
+	opt, err := natslog.ConnectOptions(r.ClientCredsFile())
+	if err != nil {
+		return nil, err
+	}
+	client, err := nats.Connect(r.NATSURL(), opt, nats.Name("gavel-bench"))
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+
+	statements, err := signStatements(cfg.Statements, cfg.PayloadBytes)
+	if err != nil {
+		return nil, err
+	}
+	if rep.EntryBytes, err = entrySize(r, statements[0]); err != nil {
+		return nil, err
+	}
+
+	// (c) at peak: a closed loop of Clients requesters.
+	r0, e0 := r.Sequencer().Stats()
+	peak, lat, errs, err := closedLoop(ctx, client, statements, cfg.Requests, cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
+	r1, e1 := r.Sequencer().Stats()
+	rep.GavelPerSec, rep.PeakLatency, rep.Errors = peak, lat, errs
+	if r1 > r0 {
+		rep.BatchSize = int((e1 - e0 + (r1-r0)/2) / (r1 - r0))
+	}
+	rep.BatchSize = max(1, min(rep.BatchSize, natslog.MaxBatchMessages))
+
+	// (c) at half of peak: an open loop at a fixed offered rate.
+	rep.HalfLoadPerSec = peak / 2
+	hl, herrs, err := openLoop(ctx, client, statements, rep.HalfLoadPerSec, cfg.HalfLoad)
+	if err != nil {
+		return nil, err
+	}
+	rep.HalfLoadLatency = hl
+	rep.Errors += herrs
+
+	// (a) and (b) on a throwaway server of the same kind, same disk, with
+	// entries of the size gavel writes.
+	payload := make([]byte, rep.EntryBytes)
+	if err := baselines(ctx, filepath.Join(cfg.Dir, "baseline"), cfg, payload, rep); err != nil {
+		return nil, err
+	}
+	rep.VsRawOne = rep.GavelPerSec / rep.RawOnePerSec
+	rep.VsRawBatch = rep.GavelPerSec / rep.RawBatchPerSec
+	return rep, nil
+}
+
+func baselines(ctx context.Context, dir string, cfg Config, payload []byte, rep *CommitReport) error {
+	emb, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: dir, Listen: "127.0.0.1:0"})
+	if err != nil {
+		return err
+	}
+	defer emb.Shutdown()
+	nc, err := emb.ConnectReplica()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := natslog.EnsureStreams(ctx, js, 1); err != nil {
+		return err
+	}
+	if rep.RawOnePerSec, err = natslog.MeasureRawPublish(ctx, js, cfg.RawOne, payload); err != nil {
+		return err
+	}
+	n := max(cfg.Requests, 20*rep.BatchSize)
+	if rep.RawBatchPerSec, err = natslog.MeasureAtomicBatch(ctx, nc, n, rep.BatchSize, payload); err != nil {
+		return err
+	}
+	rep.RawBatch100, err = natslog.MeasureAtomicBatch(ctx, nc, max(cfg.Requests, 2000), 100, payload)
+	return err
+}
+
+// signStatements pre-signs n distinct ES256 statements.
+func signStatements(n, payloadBytes int) ([][]byte, error) {
+	iss, err := issuer.New("ES256", time.Now().Add(-time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, n)
+	payload := make([]byte, payloadBytes)
+	for i := range out {
+		copy(payload, fmt.Sprintf("statement %d ", i))
+		if out[i], err = iss.Sign(fmt.Sprintf("bench/%d", i), "application/octet-stream", payload, time.Now()); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// entrySize is the encoded size of the entry a statement becomes.
+func entrySize(r *replica.Replica, st []byte) (int, error) {
+	cmd, err := r.VerifyStatement(st)
+	if err != nil {
+		return 0, err
+	}
+	e := &engine.Entry{Kind: cmd.Kind(), View: 1, Seqno: 1, Input: cmd.Input()}
+	eff, err := cmd.Execute(nil, engine.Facts{TxID: e.TxID()})
+	if err != nil {
+		return 0, err
+	}
+	e.Writes, e.ClaimsDigest, e.Result = eff.Writes, eff.ClaimsDigest, eff.Result
+	e.Seal()
+	b, err := e.Encode()
+	return len(b), err
+}
+
+func register(nc *nats.Conn, st []byte) error {
+	msg, err := nc.Request(handlers.SubjectStatement, st, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	if s := msg.Header.Get(handlers.StatusHeader); s != "201" {
+		return fmt.Errorf("status %s: %s", s, msg.Data)
+	}
+	return nil
+}
+
+func closedLoop(ctx context.Context, nc *nats.Conn, sts [][]byte, total, clients int) (float64, Latency, int64, error) {
+	lats := make([]time.Duration, total)
+	var next, errs atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(total) || ctx.Err() != nil {
+					return
+				}
+				t := time.Now()
+				if err := register(nc, sts[i%int64(len(sts))]); err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+				lats[i] = time.Since(t)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if e := errs.Load(); e > int64(total)/100 {
+		return 0, Latency{}, e, fmt.Errorf("%d of %d registrations failed, first: %v", e, total, firstErr.Load())
+	}
+	return float64(total) / elapsed.Seconds(), summarise(lats), errs.Load(), nil
+}
+
+func openLoop(ctx context.Context, nc *nats.Conn, sts [][]byte, rate float64, d time.Duration) (Latency, int64, error) {
+	n := int(rate * d.Seconds())
+	if n < 1 {
+		return Latency{}, 0, nil
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	lats := make([]time.Duration, n)
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		// Offer requests on schedule, whatever the answers do.
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.Now()
+			if err := register(nc, sts[i%len(sts)]); err != nil {
+				errs.Add(1)
+			}
+			lats[i] = time.Since(t)
+		}()
+	}
+	wg.Wait()
+	return summarise(lats), errs.Load(), ctx.Err()
+}
+
+func summarise(lats []time.Duration) Latency {
+	s := slices.Clone(lats)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return Latency{}
+	}
+	q := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
+	return Latency{P50: q(0.50), P99: q(0.99), Max: s[len(s)-1]}
+}

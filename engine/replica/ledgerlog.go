@@ -1,0 +1,54 @@
+package replica
+
+import (
+	"context"
+	"errors"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/natslog"
+	"github.com/gavelhq/gavel/engine/sequencer"
+)
+
+// ledgerLog adapts the JetStream ledger stream to the sequencer's Log.
+type ledgerLog struct {
+	*natslog.Reader
+	pub  *natslog.Publisher
+	msgs []natslog.Msg // reused: AppendBatch runs on the sequencer goroutine only
+}
+
+func newLedgerLog(nc *nats.Conn, js jetstream.JetStream) (*ledgerLog, error) {
+	pub, err := natslog.NewPublisher(nc)
+	if err != nil {
+		return nil, err
+	}
+	return &ledgerLog{Reader: natslog.NewReader(js), pub: pub}, nil
+}
+
+func (l *ledgerLog) AppendBatch(ctx context.Context, subjects []string, data [][]byte, expectedLast uint64) (uint64, error) {
+	l.msgs = l.msgs[:0]
+	for i := range subjects {
+		l.msgs = append(l.msgs, natslog.Msg{Subject: subjects[i], Data: data[i]})
+	}
+	last, err := l.pub.PublishBatch(ctx, l.msgs, expectedLast)
+	if errors.Is(err, natslog.ErrWrongLastSequence) {
+		return last, errors.Join(sequencer.ErrWrongLastSequence, err)
+	}
+	return last, err
+}
+
+// Range adapts the reader's callback type.
+func (l *ledgerLog) Range(ctx context.Context, from uint64, fn func(seq uint64, subject string, data []byte) error) error {
+	return l.Reader.Range(ctx, from, fn)
+}
+
+// Entry reads and decodes one entry of the log.
+func (l *ledgerLog) Entry(ctx context.Context, seq uint64) (*engine.Entry, error) {
+	_, data, err := l.Reader.Get(ctx, seq)
+	if err != nil {
+		return nil, engine.Wrap(engine.KindUnavailable, "LogUnavailable", err, "entry %d could not be read from the log", seq)
+	}
+	return engine.DecodeEntry(data)
+}

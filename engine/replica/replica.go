@@ -1,0 +1,208 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/exec"
+	"github.com/gavelhq/gavel/engine/natslog"
+	"github.com/gavelhq/gavel/engine/sequencer"
+	"github.com/gavelhq/gavel/engine/state"
+)
+
+// Config holds a replica's settings.
+type Config struct {
+	DataDir    string // identity, NATS store, pebble state
+	NATSListen string // embedded NATS client listener, e.g. 127.0.0.1:4222 (":0" picks a port)
+	Sequencer  sequencer.Config
+	Logger     *slog.Logger
+	Now        func() time.Time // the clock; time.Now by default
+}
+
+// Replica is one running gavel replica.
+type Replica struct {
+	cfg      Config
+	logger   *slog.Logger
+	identity *Identity
+	embedded *natslog.Embedded
+	conn     *nats.Conn
+	log      *ledgerLog
+	store    *state.Store
+	seq      *sequencer.Sequencer
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+// Open starts a replica: identity, embedded NATS with the ledger streams,
+// pebble state caught up with the log, the sequencer, and genesis on the
+// first start. It returns once the replica can serve.
+func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NATSListen == "" {
+		cfg.NATSListen = "127.0.0.1:4222"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	r := &Replica{cfg: cfg, logger: cfg.Logger}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	if r.identity, err = LoadOrCreateIdentity(cfg.DataDir, cfg.Now()); err != nil {
+		return nil, fmt.Errorf("service identity: %w", err)
+	}
+	r.embedded, err = natslog.StartEmbedded(natslog.EmbeddedConfig{
+		DataDir: filepath.Join(cfg.DataDir, "nats"),
+		Listen:  cfg.NATSListen,
+		Logger:  slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	r.logger.Info("nats listening", slog.String("nats", r.embedded.ClientURL()))
+	if r.conn, err = r.embedded.ConnectReplica(nats.Name("gavel-replica")); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	js, err := jetstream.New(r.conn)
+	if err != nil {
+		return nil, err
+	}
+	if err := natslog.EnsureStreams(ctx, js, 1); err != nil {
+		return nil, fmt.Errorf("streams: %w", err)
+	}
+	if r.log, err = newLedgerLog(r.conn, js); err != nil {
+		return nil, err
+	}
+	if r.store, err = state.Open(filepath.Join(cfg.DataDir, "state")); err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	if err := state.CatchUp(ctx, r.store, r.log); err != nil {
+		return nil, fmt.Errorf("catch up with the log: %w", err)
+	}
+	meta := r.store.Meta()
+	r.logger.Info("state caught up with the log", slog.Uint64("seqno", meta.Seqno), slog.Duration("took", time.Since(started)))
+
+	signer, err := newRootSigner(r.identity)
+	if err != nil {
+		return nil, err
+	}
+	// A new sequencer term: views only grow, so txids never repeat.
+	r.seq = sequencer.New(cfg.Sequencer, meta.View+1, r.store, r.log, signer, r.logger.With("component", "sequencer"))
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := r.seq.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			r.logger.Error("sequencer stopped", slog.Any("err", err))
+		}
+	}()
+	if meta.Seqno == 0 {
+		out, err := r.seq.Submit(ctx, exec.Genesis{ServiceCertPEM: r.identity.CertPEM, Settings: exec.ServiceSettings{
+			SignatureEvery:      cfg.Sequencer.SignEvery,
+			SignatureIntervalMs: cfg.Sequencer.SignInterval.Milliseconds(),
+			Virtual:             true,
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("genesis: %w", err)
+		}
+		r.logger.Info("service created", slog.String("txid", out.TxID.String()))
+	} else if err := r.checkIdentity(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// checkIdentity refuses to serve a ledger created by another identity.
+func (r *Replica) checkIdentity() error {
+	pemBytes, ok, err := r.store.Get(engine.TableService, exec.KeyServiceCertificate)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("the ledger has no genesis entry")
+	}
+	cert, err := parseIdentityCert(pemBytes)
+	if err != nil {
+		return fmt.Errorf("genesis certificate: %w", err)
+	}
+	if !cert.Equal(r.identity.Cert) {
+		return fmt.Errorf("%s is not the certificate recorded at genesis", ServiceCertFile)
+	}
+	return nil
+}
+
+// NATSURL is the embedded server's client URL.
+func (r *Replica) NATSURL() string { return r.embedded.ClientURL() }
+
+// Conn is the replica's own NATS connection.
+func (r *Replica) Conn() *nats.Conn { return r.conn }
+
+// Identity is the service identity.
+func (r *Replica) Identity() *Identity { return r.identity }
+
+// Sequencer is the replica's sequencer.
+func (r *Replica) Sequencer() *sequencer.Sequencer { return r.seq }
+
+// Store is the replica's state.
+func (r *Replica) Store() *state.Store { return r.store }
+
+// ClientCredsFile is the path of the client user's credentials.
+func (r *Replica) ClientCredsFile() string {
+	return filepath.Join(r.cfg.DataDir, "nats", natslog.ClientSeedFile)
+}
+
+// Close stops the sequencer, then NATS, then the store.
+func (r *Replica) Close() error {
+	r.closed.Do(func() {
+		if r.cancel != nil {
+			r.cancel()
+		}
+		r.wg.Wait()
+		if r.conn != nil {
+			r.conn.Drain()
+			r.conn.Close()
+		}
+		if r.embedded != nil {
+			r.embedded.Shutdown()
+		}
+		if r.store != nil {
+			r.store.Close()
+		}
+	})
+	return nil
+}
+
+
+// minLevel drops records below a level (the NATS server is chatty at info).
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler { return minLevel{h.Handler.WithAttrs(a), h.level} }
+func (h minLevel) WithGroup(n string) slog.Handler      { return minLevel{h.Handler.WithGroup(n), h.level} }

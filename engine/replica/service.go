@@ -1,0 +1,138 @@
+package replica
+
+import (
+	"context"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/cose"
+	"github.com/gavelhq/gavel/engine/exec"
+	"github.com/gavelhq/gavel/engine/receipt"
+	"github.com/gavelhq/gavel/engine/state"
+	"github.com/gavelhq/gavel/handlers"
+)
+
+// RegisterStatement checks a signed statement statelessly (structure,
+// did:x509 issuer, signature) on the caller's goroutine, then commits it.
+func (r *Replica) RegisterStatement(ctx context.Context, raw []byte) ([]byte, error) {
+	cmd, err := r.VerifyStatement(raw)
+	if err != nil {
+		return nil, err
+	}
+	out, err := r.seq.Submit(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return out.Result, nil
+}
+
+// VerifyStatement is the stateless half of a registration.
+func (r *Replica) VerifyStatement(raw []byte) (exec.RegisterStatement, error) {
+	st, err := cose.ParseStatement(raw)
+	if err != nil {
+		return exec.RegisterStatement{}, err
+	}
+	if err := cose.VerifyStatement(st, r.cfg.Now()); err != nil {
+		return exec.RegisterStatement{}, err
+	}
+	cd, err := cose.ClaimsDigest(raw)
+	if err != nil {
+		return exec.RegisterStatement{}, err
+	}
+	return exec.RegisterStatement{Statement: exec.VerifiedStatement{
+		Raw: raw, ClaimsDigest: cd, Issuer: st.Issuer, Subject: st.Subject,
+	}}, nil
+}
+
+// Receipt builds the receipt of a committed entry from the first signature
+// that covers it, and verifies it against the service key before returning.
+func (r *Replica) Receipt(ctx context.Context, tx engine.TxID) ([]byte, error) {
+	leaf, err := r.leaf(tx)
+	if err != nil {
+		return nil, err
+	}
+	sig, ok, err := r.store.SignatureCovering(tx.Seqno)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, engine.Errorf(engine.KindPending, "TransactionPendingSignature",
+			"transaction %s is committed; its signature is not yet", tx)
+	}
+	path, err := r.store.InclusionPath(tx.Seqno, sig.Seqno)
+	if err != nil {
+		return nil, err
+	}
+	parts := receipt.Leaf{WriteSetDigest: leaf.WriteSetDigest, CommitEvidence: engine.CommitEvidence(tx, leaf.Nonce), ClaimsDigest: leaf.ClaimsDigest}
+	elems := make([]receipt.PathElem, len(path))
+	for i, p := range path {
+		elems[i] = receipt.PathElem{Left: p.Left, Hash: p.Hash}
+	}
+	rcpt, err := receipt.Build(sig.COSE, parts, elems)
+	if err != nil {
+		return nil, err
+	}
+	// Never hand out a receipt that does not verify against the signed root.
+	v, err := receipt.Verify(rcpt, r.identity.Cert.PublicKey)
+	if err != nil {
+		return nil, engine.Wrap(engine.KindInternal, "ReceiptSelfCheckFailed", err, "receipt for %s does not verify", tx)
+	}
+	if v.TxID != (engine.TxID{View: sig.View, Seqno: sig.Seqno}) {
+		return nil, engine.Errorf(engine.KindInternal, "ReceiptSelfCheckFailed", "receipt for %s names signature %s", tx, v.TxID)
+	}
+	return rcpt, nil
+}
+
+// TransparentStatement returns a registered statement with its receipt.
+func (r *Replica) TransparentStatement(ctx context.Context, tx engine.TxID) ([]byte, error) {
+	leaf, err := r.leaf(tx)
+	if err != nil {
+		return nil, err
+	}
+	if leaf.Kind != engine.KindStatement {
+		return nil, engine.Errorf(engine.KindNotFound, "NotAStatement", "transaction %s is a %s entry, not a statement", tx, leaf.Kind)
+	}
+	rcpt, err := r.Receipt(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	e, err := r.log.Entry(ctx, tx.Seqno)
+	if err != nil {
+		return nil, err
+	}
+	return receipt.Embed(e.Input, rcpt)
+}
+
+// leaf finds a committed entry's leaf record; a txid whose view does not
+// match the entry at its seqno is unknown, as in CCF.
+func (r *Replica) leaf(tx engine.TxID) (state.LeafRecord, error) {
+	rec, ok, err := r.store.Leaf(tx.Seqno)
+	if err != nil {
+		return rec, err
+	}
+	if !ok || rec.View != tx.View {
+		return rec, engine.Errorf(engine.KindNotFound, "TransactionNotFound", "no committed transaction %s", tx)
+	}
+	return rec, nil
+}
+
+// Network describes the service.
+func (r *Replica) Network(ctx context.Context) (handlers.NetworkInfo, error) {
+	m := r.store.Meta()
+	info := handlers.NetworkInfo{
+		ServiceCertificate: string(r.identity.CertPEM),
+		ServiceStatus:      "Open",
+		CurrentView:        r.seq.View(),
+	}
+	if m.Seqno > 0 {
+		info.LastTxID = engine.TxID{View: m.View, Seqno: m.Seqno}.String()
+		if g, ok, _ := r.store.Leaf(1); ok {
+			info.CreateTxID = engine.TxID{View: g.View, Seqno: 1}.String()
+		}
+	}
+	if m.LastSignature > 0 {
+		if s, ok, _ := r.store.Leaf(m.LastSignature); ok {
+			info.LastSignedTxID = engine.TxID{View: s.View, Seqno: m.LastSignature}.String()
+		}
+	}
+	return info, nil
+}

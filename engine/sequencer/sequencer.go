@@ -1,0 +1,377 @@
+package sequencer
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/state"
+)
+
+// Log is the ledger stream as the sequencer uses it.
+type Log interface {
+	// AppendBatch appends entries atomically after expectedLast and returns
+	// the sequence of the last one. ErrWrongLastSequence (wrapped) means the
+	// log had moved on; any other error may or may not have appended.
+	AppendBatch(ctx context.Context, subjects []string, data [][]byte, expectedLast uint64) (uint64, error)
+	state.LogReader
+}
+
+// ErrWrongLastSequence is what a Log returns when expectedLast was stale.
+var ErrWrongLastSequence = errors.New("sequencer: log has moved past the expected last sequence")
+
+// RootSigner signs Merkle roots for signature entries.
+type RootSigner interface {
+	SignRoot(root engine.Digest, tx engine.TxID, iat time.Time) ([]byte, error)
+}
+
+// Config holds the sequencer's settings.
+type Config struct {
+	MaxBatch     int           // entries per atomic batch, signature included (≤ 1000)
+	Linger       time.Duration // how long a round waits for more requests once it has one
+	QueueSize    int           // pending requests before Submit pushes back
+	SignEvery    int           // a signature entry at least every N entries
+	SignInterval time.Duration // ... and at most this long after an unsigned entry
+	MaxAttempts  int           // executions of one round before giving up
+}
+
+// DefaultConfig returns the defaults of DESIGN.md.
+func DefaultConfig() Config {
+	return Config{MaxBatch: 1000, QueueSize: 20000, SignEvery: 1000, SignInterval: 100 * time.Millisecond, MaxAttempts: 5}
+}
+
+// Outcome is the answer to a committed command.
+type Outcome struct {
+	TxID   engine.TxID
+	Result []byte
+}
+
+type request struct {
+	cmd      engine.Command
+	done     chan result
+	answered bool // touched only by the sequencer goroutine
+}
+
+func (r *request) reply(res result) {
+	if !r.answered {
+		r.answered = true
+		r.done <- res
+	}
+}
+
+// rejection is a command whose execution refused it.
+type rejection struct {
+	req *request
+	err error
+}
+
+type result struct {
+	out Outcome
+	err error
+}
+
+// Sequencer orders, executes and commits commands.
+type Sequencer struct {
+	cfg    Config
+	store  *state.Store
+	log    Log
+	signer RootSigner
+	now    func() time.Time
+	logger *slog.Logger
+	view   uint64
+
+	queue chan *request
+
+	// Stats, for benchmarks: rounds committed and entries in them.
+	rounds, entries uint64
+}
+
+// New builds a sequencer for view. The store must be caught up with the log.
+func New(cfg Config, view uint64, store *state.Store, log Log, signer RootSigner, logger *slog.Logger) *Sequencer {
+	if cfg.MaxBatch <= 1 || cfg.MaxBatch > 1000 {
+		cfg.MaxBatch = 1000
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Sequencer{
+		cfg: cfg, store: store, log: log, signer: signer, now: time.Now, logger: logger, view: view,
+		queue: make(chan *request, max(cfg.QueueSize, 1)),
+	}
+}
+
+// View is the sequencer's view.
+func (s *Sequencer) View() uint64 { return s.view }
+
+// Submit queues a verified command and waits for its commit. It returns a
+// typed error: Unavailable when the queue is full or the sequencer stopped.
+func (s *Sequencer) Submit(ctx context.Context, cmd engine.Command) (Outcome, error) {
+	req := &request{cmd: cmd, done: make(chan result, 1)}
+	select {
+	case s.queue <- req:
+	default:
+		return Outcome{}, engine.Errorf(engine.KindUnavailable, "Busy", "the sequencer queue is full; retry")
+	}
+	select {
+	case r := <-req.done:
+		return r.out, r.err
+	case <-ctx.Done():
+		// The command may still commit; the caller gave up waiting.
+		return Outcome{}, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no answer before the deadline; the request may still commit")
+	}
+}
+
+// Stats reports rounds and entries committed so far (not synchronised: for
+// reporting after Run has stopped or approximately while it runs).
+func (s *Sequencer) Stats() (rounds, entries uint64) { return s.rounds, s.entries }
+
+// Run sequences until ctx ends. Requests still queued are refused.
+func (s *Sequencer) Run(ctx context.Context) error {
+	defer s.drain()
+	batch := make([]*request, 0, s.cfg.MaxBatch)
+	signTimer := time.NewTimer(time.Hour)
+	signTimer.Stop()
+	for {
+		batch = batch[:0]
+		if s.unsigned() > 0 {
+			signTimer.Reset(s.cfg.SignInterval)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case req := <-s.queue:
+			batch = append(batch, req)
+		case <-signTimer.C:
+		}
+		signTimer.Stop()
+		batch = s.gather(ctx, batch)
+		if err := s.round(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var ee *engine.Error
+			if errors.As(err, &ee) && ee.Code == "NotPrimary" {
+				return err
+			}
+			s.logger.Warn("round failed", slog.Any("err", err))
+		}
+	}
+}
+
+// gather takes whatever else is queued, waiting up to Linger for more.
+func (s *Sequencer) gather(ctx context.Context, batch []*request) []*request {
+	limit := s.cfg.MaxBatch - 1 // room for a signature entry
+	var deadline <-chan time.Time
+	if s.cfg.Linger > 0 && len(batch) > 0 {
+		t := time.NewTimer(s.cfg.Linger)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for len(batch) < limit {
+		select {
+		case req := <-s.queue:
+			batch = append(batch, req)
+			continue
+		default:
+		}
+		if deadline == nil {
+			return batch
+		}
+		select {
+		case req := <-s.queue:
+			batch = append(batch, req)
+		case <-deadline:
+			return batch
+		case <-ctx.Done():
+			return batch
+		}
+	}
+	return batch
+}
+
+func (s *Sequencer) unsigned() uint64 {
+	m := s.store.Meta()
+	return m.Seqno - m.LastSignature
+}
+
+// round commits one batch: execute, publish, apply, answer. Every request
+// in batch is answered before it returns.
+func (s *Sequencer) round(ctx context.Context, batch []*request) error {
+	var lastErr error
+	for attempt := 0; attempt < s.cfg.MaxAttempts; attempt++ {
+		entries, owners, rejected := s.execute(batch)
+		if len(entries) == 0 {
+			s.reject(rejected)
+			return nil
+		}
+		meta := s.store.Meta()
+		subjects := make([]string, len(entries))
+		data := make([][]byte, len(entries))
+		for i, e := range entries {
+			b, err := e.Encode()
+			if err != nil {
+				s.failAll(batch, engine.Wrap(engine.KindInternal, "InternalError", err, "entry does not encode"))
+				return err
+			}
+			subjects[i], data[i] = e.Subject(), b
+		}
+		_, err := s.log.AppendBatch(ctx, subjects, data, meta.Seqno)
+		if err == nil {
+			if err := s.store.Apply(entries); err != nil {
+				// The batch is durable; the state is behind. Catch up from the log.
+				s.logger.Error("apply after commit", slog.Any("err", err))
+				if cerr := state.CatchUp(ctx, s.store, s.log); cerr != nil {
+					// Durable all the same: answer, and let the next round's
+					// expected-last-sequence check force another catch-up.
+					s.answer(entries, owners)
+					s.reject(rejected)
+					return cerr
+				}
+			}
+			s.answer(entries, owners)
+			s.reject(rejected)
+			return nil
+		}
+		lastErr = err
+		// Refused or ambiguous: learn what the log holds now.
+		if cerr := state.CatchUp(ctx, s.store, s.log); cerr != nil {
+			s.failAll(batch, engine.Wrap(engine.KindUnavailable, "LogUnavailable", cerr, "the ledger stream is unavailable"))
+			return fmt.Errorf("append: %w; catch-up: %v", err, cerr)
+		}
+		if s.landed(entries) {
+			s.answer(entries, owners)
+			s.reject(rejected)
+			return nil
+		}
+		if m := s.store.Meta(); m.View > s.view {
+			e := engine.Errorf(engine.KindUnavailable, "NotPrimary", "a sequencer in view %d has written; this one (view %d) steps down", m.View, s.view)
+			s.failAll(batch, e)
+			return e
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		s.logger.Info("re-executing round", slog.Int("attempt", attempt+1), slog.Any("err", err))
+	}
+	e := engine.Wrap(engine.KindUnavailable, "CommitFailed", lastErr, "the batch could not be committed")
+	s.failAll(batch, e)
+	return e
+}
+
+// execute runs the batch's commands in order against the state as it will
+// be after each one, and appends a signature entry when one is due.
+// owners[i] is the request that entries[i] answers (nil for signatures).
+func (s *Sequencer) execute(batch []*request) ([]*engine.Entry, []*request, []rejection) {
+	meta := s.store.Meta()
+	now := s.now().UnixMilli()
+	if now < meta.TimeMillis {
+		now = meta.TimeMillis
+	}
+	overlay := newOverlay(s.store)
+	entries := make([]*engine.Entry, 0, len(batch)+1)
+	owners := make([]*request, 0, len(batch)+1)
+	var rejected []rejection
+	next := meta.Seqno + 1
+	for _, req := range batch {
+		tx := engine.TxID{View: s.view, Seqno: next}
+		eff, err := req.cmd.Execute(overlay, engine.Facts{TxID: tx, Time: time.UnixMilli(now).UTC()})
+		if err != nil {
+			rejected = append(rejected, rejection{req, err})
+			continue
+		}
+		e := &engine.Entry{Kind: req.cmd.Kind(), View: s.view, Seqno: next, TimeMillis: now,
+			Nonce: newNonce(), Input: req.cmd.Input(), Writes: eff.Writes, ClaimsDigest: eff.ClaimsDigest, Result: eff.Result}
+		e.Seal()
+		overlay.apply(e.Writes)
+		entries = append(entries, e)
+		owners = append(owners, req)
+		next++
+	}
+	unsigned := meta.Seqno - meta.LastSignature + uint64(len(entries))
+	due := unsigned >= uint64(max(s.cfg.SignEvery, 1)) ||
+		(unsigned > 0 && len(batch) == 0) // the sign timer fired
+	if due && s.signer != nil {
+		sig, err := s.signatureEntry(meta, entries, next, now)
+		if err != nil {
+			s.logger.Error("signature entry", slog.Any("err", err))
+		} else {
+			entries = append(entries, sig)
+			owners = append(owners, nil)
+		}
+	}
+	return entries, owners, rejected
+}
+
+// signatureEntry signs the root of the tree that ends just before seqno.
+func (s *Sequencer) signatureEntry(meta state.Meta, pending []*engine.Entry, seqno uint64, now int64) (*engine.Entry, error) {
+	tree := s.store.Tree()
+	for _, e := range pending {
+		tree.Append(e.Leaf(), nil)
+	}
+	if tree.Size() != seqno { // leaf 0 is CCF's zero leaf
+		return nil, fmt.Errorf("tree has %d leaves before seqno %d", tree.Size(), seqno)
+	}
+	tx := engine.TxID{View: s.view, Seqno: seqno}
+	cose, err := s.signer.SignRoot(tree.Root(), tx, time.UnixMilli(now))
+	if err != nil {
+		return nil, err
+	}
+	e := &engine.Entry{Kind: engine.KindSignature, View: s.view, Seqno: seqno, TimeMillis: now, Nonce: newNonce(),
+		Writes: engine.WriteSet{{Table: engine.TableSignatures, Key: "", Value: cose}}}
+	e.Seal()
+	return e, nil
+}
+
+// landed reports whether the log holds exactly these entries (their nonces
+// are random, so a match is ours).
+func (s *Sequencer) landed(entries []*engine.Entry) bool {
+	rec, ok, err := s.store.Leaf(entries[0].Seqno)
+	return err == nil && ok && rec.Nonce == entries[0].Nonce && rec.View == entries[0].View
+}
+
+func (s *Sequencer) answer(entries []*engine.Entry, owners []*request) {
+	s.rounds++
+	s.entries += uint64(len(entries))
+	for i, e := range entries {
+		if owners[i] != nil {
+			owners[i].reply(result{out: Outcome{TxID: e.TxID(), Result: e.Result}})
+		}
+	}
+}
+
+func (s *Sequencer) reject(rejected []rejection) {
+	for _, r := range rejected {
+		r.req.reply(result{err: r.err})
+	}
+}
+
+// failAll answers every request of the batch that is still waiting.
+func (s *Sequencer) failAll(batch []*request, err error) {
+	for _, r := range batch {
+		r.reply(result{err: err})
+	}
+}
+
+func (s *Sequencer) drain() {
+	for {
+		select {
+		case r := <-s.queue:
+			r.reply(result{err: engine.Errorf(engine.KindUnavailable, "ShuttingDown", "the sequencer stopped")})
+		default:
+			return
+		}
+	}
+}
+
+func newNonce() engine.Digest {
+	var n engine.Digest
+	rand.Read(n[:])
+	return n
+}

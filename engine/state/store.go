@@ -1,0 +1,298 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/merkle"
+)
+
+// Meta is the position of the state in the log.
+type Meta struct {
+	Seqno      uint64 `cbor:"1,keyasint"` // last applied seqno (0: nothing applied)
+	View       uint64 `cbor:"2,keyasint"` // view of that entry
+	TimeMillis int64  `cbor:"3,keyasint"` // engine time of that entry
+	// LastSignature is the seqno of the last signature entry applied.
+	LastSignature uint64 `cbor:"4,keyasint"`
+}
+
+// LeafRecord keeps what a receipt needs of an entry, so receipts do not
+// read the log.
+type LeafRecord struct {
+	Kind           engine.EntryKind `cbor:"1,keyasint"`
+	View           uint64           `cbor:"2,keyasint"`
+	Nonce          engine.Digest    `cbor:"3,keyasint"`
+	WriteSetDigest engine.Digest    `cbor:"4,keyasint"`
+	ClaimsDigest   engine.Digest    `cbor:"5,keyasint"`
+	TimeMillis     int64            `cbor:"6,keyasint"`
+}
+
+// SignatureRecord is an applied signature entry: the COSE_Sign1 over the
+// root of the tree of leaves 0..Seqno-1.
+type SignatureRecord struct {
+	Seqno uint64 `cbor:"1,keyasint"`
+	View  uint64 `cbor:"2,keyasint"`
+	COSE  []byte `cbor:"3,keyasint"`
+}
+
+// ErrGap is returned by Apply when entries do not follow the last applied one.
+var ErrGap = errors.New("state: entries do not follow the last applied seqno")
+
+// Store is the pebble-backed state. Apply is called by one goroutine (the
+// sequencer or the follower); reads may come from any goroutine.
+type Store struct {
+	db *pebble.DB
+
+	mu   sync.RWMutex // guards meta and tree
+	meta Meta
+	tree *merkle.Tree
+}
+
+// Open opens (or creates) the store in dir and restores the Merkle tree's
+// right border from its stored nodes.
+func Open(dir string) (*Store, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", dir, err)
+	}
+	s := &Store{db: db}
+	if v, closer, err := db.Get([]byte(keyMeta)); err == nil {
+		err = engine.CBORDecode.Unmarshal(v, &s.meta)
+		closer.Close()
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("state: meta: %w", err)
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		db.Close()
+		return nil, fmt.Errorf("state: meta: %w", err)
+	}
+	// As in CCF, leaf 0 is 32 zero bytes, so leaf index = seqno and the
+	// signature at seqno S signs the tree of size S.
+	if s.meta.Seqno == 0 {
+		s.tree = merkle.New()
+		s.tree.Append(engine.Digest{}, nil) // persisted by the first Apply
+	} else {
+		s.tree, err = merkle.Restore(s.meta.Seqno+1, s)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state: restore tree at %d: %w", s.meta.Seqno, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Meta returns the last applied position.
+func (s *Store) Meta() Meta {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.meta
+}
+
+// Tree returns a copy of the Merkle tree's right border at the last applied
+// entry, for the sequencer to extend tentatively.
+func (s *Store) Tree() *merkle.Tree {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tree.Clone()
+}
+
+// Apply folds entries into the state in one pebble batch: table writes,
+// Merkle nodes, leaf and signature indexes and the new last seqno. The
+// entries must be contiguous and follow Meta().Seqno. The batch is not
+// synced: the log is durable, and a lost tail is replayed on open.
+func (s *Store) Apply(entries []*engine.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	s.mu.RLock()
+	meta := s.meta
+	tree := s.tree.Clone()
+	s.mu.RUnlock()
+
+	b := s.db.NewBatch()
+	defer b.Close()
+	if meta.Seqno == 0 {
+		var zero engine.Digest
+		if err := b.Set(nodeKey(compact.NewNodeID(0, 0)), zero[:], nil); err != nil {
+			return err
+		}
+	}
+	for _, e := range entries {
+		if e.Seqno != meta.Seqno+1 {
+			return fmt.Errorf("%w: have %d, got %d", ErrGap, meta.Seqno, e.Seqno)
+		}
+		for _, w := range e.Writes {
+			if w.Delete {
+				err := b.Delete(tableKey(w.Table, w.Key), nil)
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if err := b.Set(tableKey(w.Table, w.Key), w.Value, nil); err != nil {
+				return err
+			}
+		}
+		leaf := LeafRecord{Kind: e.Kind, View: e.View, Nonce: e.Nonce, WriteSetDigest: e.WriteSetDigest,
+			ClaimsDigest: e.ClaimsDigest, TimeMillis: e.TimeMillis}
+		if err := b.Set(seqKey(prefixEntry, e.Seqno), mustCBOR(&leaf), nil); err != nil {
+			return err
+		}
+		if e.Kind == engine.KindSignature {
+			sig, ok := e.Writes.Value(engine.TableSignatures, "")
+			if !ok {
+				return fmt.Errorf("state: signature entry %s has no signature", e.TxID())
+			}
+			rec := SignatureRecord{Seqno: e.Seqno, View: e.View, COSE: sig}
+			if err := b.Set(seqKey(prefixSignature, e.Seqno), mustCBOR(&rec), nil); err != nil {
+				return err
+			}
+			meta.LastSignature = e.Seqno
+		}
+		var putErr error
+		tree.Append(e.Leaf(), func(id compact.NodeID, h engine.Digest) {
+			if err := b.Set(nodeKey(id), h[:], nil); err != nil && putErr == nil {
+				putErr = err
+			}
+		})
+		if putErr != nil {
+			return putErr
+		}
+		meta.Seqno, meta.View, meta.TimeMillis = e.Seqno, e.View, e.TimeMillis
+	}
+	if err := b.Set([]byte(keyMeta), mustCBOR(&meta), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("state: commit: %w", err)
+	}
+	s.mu.Lock()
+	s.meta, s.tree = meta, tree
+	s.mu.Unlock()
+	return nil
+}
+
+// Get reads a table value.
+func (s *Store) Get(table, key string) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(tableKey(table, key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer closer.Close()
+	return bytes.Clone(v), true, nil
+}
+
+// Range calls fn for each key of table in key order until fn returns false.
+func (s *Store) Range(table string, fn func(key string, value []byte) bool) error {
+	p := tablePrefix(table)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if !fn(string(it.Key()[len(p):]), bytes.Clone(it.Value())) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+// Leaf returns the leaf record of an applied entry.
+func (s *Store) Leaf(seqno uint64) (LeafRecord, bool, error) {
+	var rec LeafRecord
+	ok, err := s.getCBOR(seqKey(prefixEntry, seqno), &rec)
+	return rec, ok, err
+}
+
+// SignatureCovering returns the first signature entry whose signed tree
+// includes seqno (a signature at S signs the tree of leaves 0..S-1).
+func (s *Store) SignatureCovering(seqno uint64) (SignatureRecord, bool, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: seqKey(prefixSignature, seqno+1),
+		UpperBound: []byte{prefixSignature + 1},
+	})
+	if err != nil {
+		return SignatureRecord{}, false, err
+	}
+	defer it.Close()
+	if !it.First() {
+		return SignatureRecord{}, false, it.Error()
+	}
+	var rec SignatureRecord
+	if err := engine.CBORDecode.Unmarshal(it.Value(), &rec); err != nil {
+		return rec, false, fmt.Errorf("state: signature record: %w", err)
+	}
+	return rec, true, nil
+}
+
+// InclusionPath is the receipt path of entry seqno in the tree signed by
+// the signature entry at sigSeqno.
+func (s *Store) InclusionPath(seqno, sigSeqno uint64) ([]merkle.PathElem, error) {
+	return merkle.InclusionPath(s, seqno, sigSeqno)
+}
+
+// RootAt is the Merkle root of the first size leaves (leaf 0 included).
+func (s *Store) RootAt(size uint64) (engine.Digest, error) { return merkle.RootAt(s, size) }
+
+// Node implements merkle.NodeReader over the stored perfect subtree nodes.
+func (s *Store) Node(id compact.NodeID) (engine.Digest, bool, error) {
+	var d engine.Digest
+	v, closer, err := s.db.Get(nodeKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, err
+	}
+	defer closer.Close()
+	if len(v) != len(d) {
+		return d, false, fmt.Errorf("state: node %v has %d bytes", id, len(v))
+	}
+	copy(d[:], v)
+	return d, true, nil
+}
+
+func (s *Store) getCBOR(key []byte, v any) (bool, error) {
+	raw, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	if err := engine.CBORDecode.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("state: record %x: %w", key, err)
+	}
+	return true, nil
+}
+
+func mustCBOR(v any) []byte {
+	b, err := engine.CBOR.Marshal(v)
+	if err != nil {
+		panic("state: record does not encode: " + err.Error())
+	}
+	return b
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
