@@ -31,8 +31,8 @@ type Entry struct {
 	Kind           EntryKind `cbor:"1,keyasint"`
 	View           uint64    `cbor:"2,keyasint"`
 	Seqno          uint64    `cbor:"3,keyasint"`
-	TimeMillis     int64     `cbor:"4,keyasint"`          // engine time, Unix milliseconds
-	Nonce          Digest    `cbor:"5,keyasint"`          // commit-evidence nonce
+	TimeMillis     int64     `cbor:"4,keyasint"`           // engine time, Unix milliseconds
+	Nonce          Digest    `cbor:"5,keyasint"`           // commit-evidence nonce
 	Input          []byte    `cbor:"6,keyasint,omitempty"` // the signed request, verbatim
 	Writes         WriteSet  `cbor:"7,keyasint"`
 	WriteSetDigest Digest    `cbor:"8,keyasint"`

@@ -13,7 +13,9 @@ type TxID struct {
 	Seqno uint64
 }
 
-func (t TxID) String() string { return strconv.FormatUint(t.View, 10) + "." + strconv.FormatUint(t.Seqno, 10) }
+func (t TxID) String() string {
+	return strconv.FormatUint(t.View, 10) + "." + strconv.FormatUint(t.Seqno, 10)
+}
 
 // ParseTxID parses "view.seqno"; both parts are positive decimal integers.
 func ParseTxID(s string) (TxID, error) {

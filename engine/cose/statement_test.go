@@ -151,8 +151,8 @@ const devcaEKU = "1.3.6.1.5.5.7.3.3"
 // A header alg that does not fit the leaf key fails even if the signature
 // itself is good for the key's own algorithm.
 func TestVerifyAlgorithmMustFitKey(t *testing.T) {
-	c := chainFor(t, ES384)
-	raw := reencode(t, mustSign(t, c, ES384), func(m *Sign1, phdr Header) {
+	raw, c := signed(t, ES384)
+	raw = reencode(t, raw, func(m *Sign1, phdr Header) {
 		phdr.Set(LabelAlg, mustCBOR(int64(ES256)))
 	})
 	m, _ := DecodeSign1(raw)
@@ -168,11 +168,6 @@ func TestVerifyAlgorithmMustFitKey(t *testing.T) {
 	if err := VerifyStatement(st, testNow); codeOf(err) != CodeInvalidSignature {
 		t.Fatalf("ES256 header over a P-384 key: %v", err)
 	}
-}
-
-func mustSign(t testing.TB, c interface{}, alg Algorithm) []byte {
-	raw, _ := signed(t, alg)
-	return raw
 }
 
 func TestParseStatementHeaders(t *testing.T) {

@@ -5,6 +5,8 @@
 //
 // It parses (Parse), verifies (Request.Verify, VerifySign1), checks the
 // replay window (CheckCreatedAt), signs (Sign) and makes or loads member
-// keys (Keygen, LoadMember). Everything here is pure apart from Keygen and
-// Sign, which draw randomness; nothing does I/O.
+// keys (Keygen, LoadMember). Everything here is pure apart from Sign and
+// Keygen, which draw randomness (Keygen also reads the clock); nothing does
+// I/O. VerifySign1 is the general COSE_Sign1 check (tagged or not, as
+// RFC 9052 allows); Parse adds CCF's rules for requests (tag 18 required).
 package govreq

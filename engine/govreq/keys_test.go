@@ -15,7 +15,7 @@ import (
 	"github.com/gavelhq/gavel/engine"
 )
 
-func readFixture(t *testing.T, parts ...string) []byte {
+func readFixture(t testing.TB, parts ...string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(append([]string{"testdata"}, parts...)...))
 	if err != nil {

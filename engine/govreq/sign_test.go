@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
+	"encoding/pem"
 	"math/big"
 	"testing"
 	"time"
@@ -195,10 +196,12 @@ func TestSignRoundTrip(t *testing.T) {
 func TestSignRefuses(t *testing.T) {
 	es256, es384 := testMember(t, ES256), testMember(t, ES384)
 	at := time.Unix(testCreatedAt, 0)
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	block, _ := pem.Decode(readFixture(t, "openssl", "rsa_privk.pem"))
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
+	rsaKey := parsed.(*rsa.PrivateKey)
 	rsaCert := selfSigned(t, rsaKey.Public(), rsaKey)
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
 	cases := []struct {
@@ -273,5 +276,18 @@ func TestECDSADERToRaw(t *testing.T) {
 				t.Fatalf("got %x, %v; want %x, %v", got, ok, c.want, c.ok)
 			}
 		})
+	}
+}
+
+func TestAppendBytesMatchesEncoder(t *testing.T) {
+	for _, n := range []int{0, 1, 23, 24, 255, 256, 65535, 65536} {
+		data := bytes.Repeat([]byte{7}, n)
+		want, err := engine.CBOR.Marshal(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendBytes(nil, data); !bytes.Equal(got, want) {
+			t.Fatalf("length %d: head %x, encoder %x", n, got[:min(len(got), 9)], want[:min(len(want), 9)])
+		}
 	}
 }

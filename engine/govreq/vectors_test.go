@@ -20,9 +20,9 @@ import (
 // coseWGExpected is gavel's answer to every COSE WG vector in
 // testdata/cose-wg: "" means it verifies, otherwise the error code.
 var coseWGExpected = map[string]string{
-	"sign1-tests/sign-pass-01.json": "", // alg in the unprotected header, protected = h'A0'
-	"sign1-tests/sign-pass-02.json": "", // external AAD
-	"sign1-tests/sign-pass-03.json": "", // untagged
+	"sign1-tests/sign-pass-01.json": "",                     // alg in the unprotected header, protected = h'A0'
+	"sign1-tests/sign-pass-02.json": "",                     // external AAD
+	"sign1-tests/sign-pass-03.json": "",                     // untagged
 	"sign1-tests/sign-fail-01.json": "InvalidCOSE",          // tag 998
 	"sign1-tests/sign-fail-02.json": "InvalidSignature",     // payload changed
 	"sign1-tests/sign-fail-03.json": "UnsupportedAlgorithm", // alg -999

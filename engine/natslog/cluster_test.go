@@ -1,6 +1,7 @@
 package natslog_test
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -40,9 +41,26 @@ func TestClusterR3AtomicBatch(t *testing.T) {
 	_, err = newPublisher(t, c.ConnectReplica(2)).PublishBatch(ctx, batchOf("stale", 5), 1)
 	assertWrongLastSequence(t, err, 1, last)
 
-	// Every server reads the whole ledger back, the client user included.
+	// Every server reads the whole ledger back, the client user included,
+	// by range and by following.
 	for i := range c.Servers {
-		checkLedger(t, ctx, natslog.NewReader(c.JetStream(c.ConnectClient(i))), stored)
+		r := natslog.NewReader(c.JetStream(c.ConnectClient(i)))
+		checkLedger(t, ctx, r, stored)
+		followCtx, stop := context.WithCancel(ctx)
+		followed := 0
+		err := r.Follow(followCtx, 1, func(seq uint64, _ string, data []byte) error {
+			if followed++; seq != uint64(followed) || string(data) != string(stored[seq-1].Data) {
+				return fmt.Errorf("followed %d: seq %d %q", followed, seq, data)
+			}
+			if seq == last {
+				stop()
+			}
+			return nil
+		})
+		stop()
+		if !errors.Is(err, context.Canceled) || followed != len(stored) {
+			t.Fatalf("Follow via server %d: %v after %d entries", i, err, followed)
+		}
 	}
 
 	// Losing one server of three keeps the ledger writable and readable.

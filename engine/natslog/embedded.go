@@ -74,9 +74,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(readyTimeout) {
+		clientUp, routesUp := srv.Addr() != nil, cfg.Cluster == nil || srv.ClusterAddr() != nil
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, engine.Errorf(engine.KindUnavailable, "NatsNotReady", "embedded NATS server not ready after %s", readyTimeout)
+		return nil, engine.Errorf(engine.KindUnavailable, "NatsNotReady",
+			"embedded NATS server not ready after %s (client listener up: %v, route listener up: %v)", readyTimeout, clientUp, routesUp)
 	}
 	return &Embedded{srv: srv, seeds: seeds}, nil
 }
@@ -128,7 +130,10 @@ func serverOptions(cfg EmbeddedConfig) (*server.Options, Seeds, error) {
 		if err != nil {
 			return nil, Seeds{}, err
 		}
-		opts.Cluster = server.ClusterOpts{Name: cfg.Cluster.Name, Host: chost, Port: cport}
+		// One route connection per pair (no pooling) keeps a consumer's interest
+		// ahead of the API reply that names it; pooled routes can reorder them
+		// and strand a new consumer's first pull request.
+		opts.Cluster = server.ClusterOpts{Name: cfg.Cluster.Name, Host: chost, Port: cport, PoolSize: -1}
 		for _, r := range cfg.Cluster.Routes {
 			u, err := url.Parse(r)
 			if err != nil || u.Host == "" {

@@ -4,18 +4,23 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gavelhq/gavel/engine"
 )
 
-// rangePull is how many messages an ordered consumer asks for at once.
-const rangePull = 1000
+// Follow's ordered consumer: messages per pull, and the idle heartbeat
+// whose absence (twice over) makes the client recreate the consumer.
+const (
+	followPull      = 1000
+	followHeartbeat = time.Second
+)
 
 // Reader reads GAVEL_LEDGER with either user (the client user's
-// permissions suffice): ordered consumers for ranges, direct gets for
-// single entries.
+// permissions suffice): direct gets for ranges and single entries, an
+// ordered consumer to follow the tail.
 type Reader struct {
 	js jetstream.JetStream
 
@@ -26,7 +31,7 @@ type Reader struct {
 // NewReader reads the ledger through js.
 func NewReader(js jetstream.JetStream) *Reader { return &Reader{js: js} }
 
-// Entry handler: seq is the stream sequence (the ledger seqno); fn may keep
+// EntryFunc receives one ledger entry: seq is the stream sequence (the ledger seqno); fn may keep
 // data. An error from fn stops the read and is returned as is.
 type EntryFunc func(seq uint64, subject string, data []byte) error
 
@@ -36,7 +41,9 @@ func (r *Reader) LastSequence(ctx context.Context) (uint64, error) {
 }
 
 // Range calls fn for every entry from sequence from (inclusive; 0 means 1)
-// to the last one when Range began, in order, then returns nil.
+// to the last one when Range began, in order, then returns nil. It reads
+// with batched direct gets: no consumer is created, and any current
+// replica may answer.
 func (r *Reader) Range(ctx context.Context, from uint64, fn EntryFunc) error {
 	end, err := r.LastSequence(ctx)
 	if err != nil {
@@ -46,25 +53,24 @@ func (r *Reader) Range(ctx context.Context, from uint64, fn EntryFunc) error {
 	if from > end {
 		return nil
 	}
-	return r.consume(ctx, from, end, fn)
+	return r.directRange(ctx, from, end, fn)
 }
 
-// Follow calls fn for every entry from sequence from onwards and keeps
-// tailing the stream until ctx is done; it returns ctx's error, or fn's.
+// Follow calls fn for every entry from sequence from (0 means 1) onwards
+// and keeps tailing the stream until ctx is done; it returns ctx's error,
+// or fn's. It runs an ordered consumer, which the server pushes new entries
+// through and which the client recreates if it loses track.
 func (r *Reader) Follow(ctx context.Context, from uint64, fn EntryFunc) error {
-	return r.consume(ctx, max(from, 1), 0, fn)
-}
-
-// consume runs an ordered consumer from sequence from up to end (0: no end).
-func (r *Reader) consume(ctx context.Context, from, end uint64, fn EntryFunc) error {
 	cons, err := r.js.OrderedConsumer(ctx, LedgerStream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   from,
+		OptStartSeq:   max(from, 1),
 	})
 	if err != nil {
 		return readError(ctx, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(rangePull))
+	// A short heartbeat bounds the stall when a pull request is lost (as
+	// when it overtakes the consumer's interest across pooled routes).
+	it, err := cons.Messages(jetstream.PullMaxMessages(followPull), jetstream.PullHeartbeat(followHeartbeat))
 	if err != nil {
 		return readError(ctx, err)
 	}
@@ -78,12 +84,8 @@ func (r *Reader) consume(ctx context.Context, from, end uint64, fn EntryFunc) er
 		if err != nil {
 			return engine.Wrap(engine.KindInternal, "LedgerUnreadable", err, "message without JetStream metadata")
 		}
-		seq := meta.Sequence.Stream
-		if err := fn(seq, msg.Subject(), msg.Data()); err != nil {
+		if err := fn(meta.Sequence.Stream, msg.Subject(), msg.Data()); err != nil {
 			return err
-		}
-		if end != 0 && seq >= end {
-			return nil
 		}
 	}
 }

@@ -57,11 +57,11 @@ type Latency struct {
 // CommitReport is the result of a commit benchmark.
 type CommitReport struct {
 	EntryBytes      int     `json:"entry_bytes"`
-	RawOnePerSec    float64 `json:"raw_publish_one_per_sec"`    // (a)
-	RawBatchPerSec  float64 `json:"raw_atomic_batch_per_sec"`   // (b), at gavel's mean batch size
+	RawOnePerSec    float64 `json:"raw_publish_one_per_sec"`  // (a)
+	RawBatchPerSec  float64 `json:"raw_atomic_batch_per_sec"` // (b), at gavel's mean batch size
 	RawBatch100     float64 `json:"raw_atomic_batch_100_per_sec"`
-	BatchSize       int     `json:"batch_size"`                 // gavel's mean entries per round
-	GavelPerSec     float64 `json:"gavel_register_per_sec"`     // (c), closed loop at peak
+	BatchSize       int     `json:"batch_size"`             // gavel's mean entries per round
+	GavelPerSec     float64 `json:"gavel_register_per_sec"` // (c), closed loop at peak
 	PeakLatency     Latency `json:"peak_latency"`
 	HalfLoadPerSec  float64 `json:"half_load_offered_per_sec"`
 	HalfLoadLatency Latency `json:"half_load_latency"`

@@ -32,10 +32,12 @@ type Receipt struct {
 	Signature []byte
 }
 
-// Root is the Merkle root the proof leads to, the signed payload.
-func (r *Receipt) Root() engine.Digest { return ComputeRoot(r.Leaf, r.Path) }
+// ProvenRoot is the Merkle root the proof leads to: the payload the
+// signature must cover.
+func (r *Receipt) ProvenRoot() engine.Digest { return ComputeRoot(r.Leaf, r.Path) }
 
-// Verified is a receipt whose signature verified over Root.
+// Verified is a receipt whose signature verified over Root, the root its
+// proof computes.
 type Verified struct {
 	Receipt
 	Root engine.Digest
@@ -119,12 +121,12 @@ func Parse(raw []byte) (*Receipt, error) {
 	if !ok || err != nil {
 		return nil, invalidReceipt("unprotected header has no proofs map (396)")
 	}
-	if len(vdp) != 1 {
-		return nil, invalidReceipt("proofs map (396) must hold only inclusion proofs (-1)")
-	}
 	rawProofs, ok := vdp.Get(LabelInclusionProofs)
 	if !ok {
 		return nil, invalidReceipt("proofs map (396) has no inclusion proofs (-1)")
+	}
+	if len(vdp) != 1 {
+		return nil, invalidReceipt("proofs map (396) must hold only inclusion proofs (-1)")
 	}
 	var proofs []cbor.RawMessage
 	if err := engine.CBORDecode.Unmarshal(rawProofs, &proofs); err != nil || len(proofs) != 1 {
@@ -283,7 +285,7 @@ func (r *Receipt) Verify(key crypto.PublicKey) (*Verified, error) {
 	if kid == nil || !bytes.Equal(kid, r.KeyID) {
 		return nil, engine.Errorf(engine.KindInvalid, CodeUnknownServiceKey, "receipt kid %q is not the service key's %q", truncate(r.KeyID), kid)
 	}
-	root := r.Root()
+	root := r.ProvenRoot()
 	if err := cose.VerifySignature(r.Alg, key, r.Protected, root[:], r.Signature); err != nil {
 		return nil, err
 	}

@@ -12,22 +12,22 @@ import (
 	"github.com/gavelhq/gavel/engine/sequencer"
 )
 
-// ledgerLog adapts the JetStream ledger stream to the sequencer's Log.
-type ledgerLog struct {
+// LedgerLog adapts the JetStream ledger stream to the sequencer's Log.
+type LedgerLog struct {
 	*natslog.Reader
 	pub  *natslog.Publisher
 	msgs []natslog.Msg // reused: AppendBatch runs on the sequencer goroutine only
 }
 
-func newLedgerLog(nc *nats.Conn, js jetstream.JetStream) (*ledgerLog, error) {
+func NewLedgerLog(nc *nats.Conn, js jetstream.JetStream) (*LedgerLog, error) {
 	pub, err := natslog.NewPublisher(nc)
 	if err != nil {
 		return nil, err
 	}
-	return &ledgerLog{Reader: natslog.NewReader(js), pub: pub}, nil
+	return &LedgerLog{Reader: natslog.NewReader(js), pub: pub}, nil
 }
 
-func (l *ledgerLog) AppendBatch(ctx context.Context, subjects []string, data [][]byte, expectedLast uint64) (uint64, error) {
+func (l *LedgerLog) AppendBatch(ctx context.Context, subjects []string, data [][]byte, expectedLast uint64) (uint64, error) {
 	l.msgs = l.msgs[:0]
 	for i := range subjects {
 		l.msgs = append(l.msgs, natslog.Msg{Subject: subjects[i], Data: data[i]})
@@ -40,12 +40,12 @@ func (l *ledgerLog) AppendBatch(ctx context.Context, subjects []string, data [][
 }
 
 // Range adapts the reader's callback type.
-func (l *ledgerLog) Range(ctx context.Context, from uint64, fn func(seq uint64, subject string, data []byte) error) error {
+func (l *LedgerLog) Range(ctx context.Context, from uint64, fn func(seq uint64, subject string, data []byte) error) error {
 	return l.Reader.Range(ctx, from, fn)
 }
 
 // Entry reads and decodes one entry of the log.
-func (l *ledgerLog) Entry(ctx context.Context, seq uint64) (*engine.Entry, error) {
+func (l *LedgerLog) Entry(ctx context.Context, seq uint64) (*engine.Entry, error) {
 	_, data, err := l.Reader.Get(ctx, seq)
 	if err != nil {
 		return nil, engine.Wrap(engine.KindUnavailable, "LogUnavailable", err, "entry %d could not be read from the log", seq)

@@ -20,6 +20,10 @@ import (
 	"github.com/gavelhq/gavel/engine/state"
 )
 
+// MaxEntryBytes is the NATS payload limit of the embedded server: room for
+// the largest request the handlers accept and the entry around it.
+const MaxEntryBytes = 8 << 20
+
 // Config holds a replica's settings.
 type Config struct {
 	DataDir    string // identity, NATS store, pebble state
@@ -36,7 +40,7 @@ type Replica struct {
 	identity *Identity
 	embedded *natslog.Embedded
 	conn     *nats.Conn
-	log      *ledgerLog
+	log      *LedgerLog
 	store    *state.Store
 	seq      *sequencer.Sequencer
 
@@ -73,7 +77,9 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	r.embedded, err = natslog.StartEmbedded(natslog.EmbeddedConfig{
 		DataDir: filepath.Join(cfg.DataDir, "nats"),
 		Listen:  cfg.NATSListen,
-		Logger:  slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
+		// An entry carries its request verbatim plus a few hundred bytes.
+		MaxPayload: MaxEntryBytes,
+		Logger:     slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
@@ -89,7 +95,7 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if err := natslog.EnsureStreams(ctx, js, 1); err != nil {
 		return nil, fmt.Errorf("streams: %w", err)
 	}
-	if r.log, err = newLedgerLog(r.conn, js); err != nil {
+	if r.log, err = NewLedgerLog(r.conn, js); err != nil {
 		return nil, err
 	}
 	if r.store, err = state.Open(filepath.Join(cfg.DataDir, "state")); err != nil {
@@ -193,7 +199,6 @@ func (r *Replica) Close() error {
 	return nil
 }
 
-
 // minLevel drops records below a level (the NATS server is chatty at info).
 type minLevel struct {
 	slog.Handler
@@ -204,5 +209,7 @@ func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.level && h.Handler.Enabled(ctx, l)
 }
 
-func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler { return minLevel{h.Handler.WithAttrs(a), h.level} }
-func (h minLevel) WithGroup(n string) slog.Handler      { return minLevel{h.Handler.WithGroup(n), h.level} }
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(a), h.level}
+}
+func (h minLevel) WithGroup(n string) slog.Handler { return minLevel{h.Handler.WithGroup(n), h.level} }

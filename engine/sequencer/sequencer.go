@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
@@ -31,17 +32,18 @@ type RootSigner interface {
 
 // Config holds the sequencer's settings.
 type Config struct {
-	MaxBatch     int           // entries per atomic batch, signature included (≤ 1000)
-	Linger       time.Duration // how long a round waits for more requests once it has one
-	QueueSize    int           // pending requests before Submit pushes back
-	SignEvery    int           // a signature entry at least every N entries
-	SignInterval time.Duration // ... and at most this long after an unsigned entry
-	MaxAttempts  int           // executions of one round before giving up
+	MaxBatch      int           // entries per atomic batch, signature included (≤ 1000)
+	MaxBatchBytes int           // request bytes per atomic batch (one larger request goes alone)
+	Linger        time.Duration // how long a round waits for more requests once it has one
+	QueueSize     int           // pending requests before Submit pushes back
+	SignEvery     int           // a signature entry at least every N entries
+	SignInterval  time.Duration // ... and at most this long after an unsigned entry
+	MaxAttempts   int           // executions of one round before giving up
 }
 
 // DefaultConfig returns the defaults of DESIGN.md.
 func DefaultConfig() Config {
-	return Config{MaxBatch: 1000, QueueSize: 20000, SignEvery: 1000, SignInterval: 100 * time.Millisecond, MaxAttempts: 5}
+	return Config{MaxBatch: 1000, MaxBatchBytes: 8 << 20, QueueSize: 20000, SignEvery: 1000, SignInterval: 100 * time.Millisecond, MaxAttempts: 5}
 }
 
 // Outcome is the answer to a committed command.
@@ -84,16 +86,21 @@ type Sequencer struct {
 	logger *slog.Logger
 	view   uint64
 
-	queue chan *request
+	queue   chan *request
+	stopped chan struct{} // closed when Run returns
+	carry   *request      // taken from the queue but left for the next round
 
 	// Stats, for benchmarks: rounds committed and entries in them.
-	rounds, entries uint64
+	rounds, entries atomic.Uint64
 }
 
 // New builds a sequencer for view. The store must be caught up with the log.
 func New(cfg Config, view uint64, store *state.Store, log Log, signer RootSigner, logger *slog.Logger) *Sequencer {
 	if cfg.MaxBatch <= 1 || cfg.MaxBatch > 1000 {
 		cfg.MaxBatch = 1000
+	}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = 8 << 20
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
@@ -103,7 +110,7 @@ func New(cfg Config, view uint64, store *state.Store, log Log, signer RootSigner
 	}
 	return &Sequencer{
 		cfg: cfg, store: store, log: log, signer: signer, now: time.Now, logger: logger, view: view,
-		queue: make(chan *request, max(cfg.QueueSize, 1)),
+		queue: make(chan *request, max(cfg.QueueSize, 1)), stopped: make(chan struct{}),
 	}
 }
 
@@ -115,6 +122,11 @@ func (s *Sequencer) View() uint64 { return s.view }
 func (s *Sequencer) Submit(ctx context.Context, cmd engine.Command) (Outcome, error) {
 	req := &request{cmd: cmd, done: make(chan result, 1)}
 	select {
+	case <-s.stopped:
+		return Outcome{}, errStopped
+	default:
+	}
+	select {
 	case s.queue <- req:
 	default:
 		return Outcome{}, engine.Errorf(engine.KindUnavailable, "Busy", "the sequencer queue is full; retry")
@@ -122,35 +134,46 @@ func (s *Sequencer) Submit(ctx context.Context, cmd engine.Command) (Outcome, er
 	select {
 	case r := <-req.done:
 		return r.out, r.err
+	case <-s.stopped:
+		select {
+		case r := <-req.done:
+			return r.out, r.err
+		default:
+			return Outcome{}, errStopped
+		}
 	case <-ctx.Done():
 		// The command may still commit; the caller gave up waiting.
 		return Outcome{}, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no answer before the deadline; the request may still commit")
 	}
 }
 
-// Stats reports rounds and entries committed so far (not synchronised: for
-// reporting after Run has stopped or approximately while it runs).
-func (s *Sequencer) Stats() (rounds, entries uint64) { return s.rounds, s.entries }
+// Stats reports rounds and entries committed so far.
+func (s *Sequencer) Stats() (rounds, entries uint64) { return s.rounds.Load(), s.entries.Load() }
 
 // Run sequences until ctx ends. Requests still queued are refused.
 func (s *Sequencer) Run(ctx context.Context) error {
+	defer close(s.stopped)
 	defer s.drain()
 	batch := make([]*request, 0, s.cfg.MaxBatch)
 	signTimer := time.NewTimer(time.Hour)
 	signTimer.Stop()
 	for {
 		batch = batch[:0]
-		if s.unsigned() > 0 {
-			signTimer.Reset(s.cfg.SignInterval)
+		if s.carry != nil {
+			batch, s.carry = append(batch, s.carry), nil
+		} else {
+			if s.unsigned() > 0 {
+				signTimer.Reset(s.cfg.SignInterval)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case req := <-s.queue:
+				batch = append(batch, req)
+			case <-signTimer.C:
+			}
+			signTimer.Stop()
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case req := <-s.queue:
-			batch = append(batch, req)
-		case <-signTimer.C:
-		}
-		signTimer.Stop()
 		batch = s.gather(ctx, batch)
 		if err := s.round(ctx, batch); err != nil {
 			if ctx.Err() != nil {
@@ -166,8 +189,24 @@ func (s *Sequencer) Run(ctx context.Context) error {
 }
 
 // gather takes whatever else is queued, waiting up to Linger for more.
+// A request that would take the batch past MaxBatchBytes waits in carry
+// for the next round.
 func (s *Sequencer) gather(ctx context.Context, batch []*request) []*request {
 	limit := s.cfg.MaxBatch - 1 // room for a signature entry
+	size := 0
+	for _, r := range batch {
+		size += len(r.cmd.Input())
+	}
+	take := func(req *request) bool {
+		n := len(req.cmd.Input())
+		if len(batch) > 0 && size+n > s.cfg.MaxBatchBytes {
+			s.carry = req
+			return false
+		}
+		size += n
+		batch = append(batch, req)
+		return true
+	}
 	var deadline <-chan time.Time
 	if s.cfg.Linger > 0 && len(batch) > 0 {
 		t := time.NewTimer(s.cfg.Linger)
@@ -177,7 +216,9 @@ func (s *Sequencer) gather(ctx context.Context, batch []*request) []*request {
 	for len(batch) < limit {
 		select {
 		case req := <-s.queue:
-			batch = append(batch, req)
+			if !take(req) {
+				return batch
+			}
 			continue
 		default:
 		}
@@ -186,7 +227,9 @@ func (s *Sequencer) gather(ctx context.Context, batch []*request) []*request {
 		}
 		select {
 		case req := <-s.queue:
-			batch = append(batch, req)
+			if !take(req) {
+				return batch
+			}
 		case <-deadline:
 			return batch
 		case <-ctx.Done():
@@ -337,8 +380,8 @@ func (s *Sequencer) landed(entries []*engine.Entry) bool {
 }
 
 func (s *Sequencer) answer(entries []*engine.Entry, owners []*request) {
-	s.rounds++
-	s.entries += uint64(len(entries))
+	s.rounds.Add(1)
+	s.entries.Add(uint64(len(entries)))
 	for i, e := range entries {
 		if owners[i] != nil {
 			owners[i].reply(result{out: Outcome{TxID: e.TxID(), Result: e.Result}})
@@ -359,11 +402,17 @@ func (s *Sequencer) failAll(batch []*request, err error) {
 	}
 }
 
+var errStopped = engine.Errorf(engine.KindUnavailable, "ShuttingDown", "the sequencer stopped")
+
 func (s *Sequencer) drain() {
+	if s.carry != nil {
+		s.carry.reply(result{err: errStopped})
+		s.carry = nil
+	}
 	for {
 		select {
 		case r := <-s.queue:
-			r.reply(result{err: engine.Errorf(engine.KindUnavailable, "ShuttingDown", "the sequencer stopped")})
+			r.reply(result{err: errStopped})
 		default:
 			return
 		}

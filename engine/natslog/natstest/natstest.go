@@ -3,9 +3,11 @@ package natstest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,28 +37,44 @@ func Start(t testing.TB, n int) *Cluster {
 		t.Fatalf("natstest: need at least one server, got %d", n)
 	}
 	c := &Cluster{t: t, Servers: make([]*natslog.Embedded, n), Configs: make([]natslog.EmbeddedConfig, n)}
-	t.Cleanup(c.shutdown)
 	for i := range n {
-		c.Configs[i] = natslog.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ServerName: fmt.Sprintf("s%d", i)}
+		name := fmt.Sprintf("s%d", i)
+		c.Configs[i] = natslog.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ServerName: name, Logger: serverLogger(name)}
 	}
+	// Registered after t.TempDir, so it runs first: servers stop before
+	// their directories go.
+	t.Cleanup(c.shutdown)
 	if err := shareSeeds(c.Configs); err != nil {
 		t.Fatalf("natstest: %v", err)
 	}
-	if n > 1 {
-		routes, err := reserveRouteURLs(n)
-		if err != nil {
-			t.Fatalf("natstest: %v", err)
+	// A reserved route port can be taken before its server binds it: then
+	// start the whole cluster again on fresh ports.
+	var err error
+	for range 3 {
+		if err = c.startAll(); err == nil {
+			break
 		}
-		for i := range c.Configs {
-			listen := routes[i][len("nats-route://"):]
-			c.Configs[i].Cluster = &natslog.ClusterConfig{Name: "gavel-test", Listen: listen, Routes: routes}
-		}
+		c.shutdown()
 	}
-	for i := range n {
-		c.startServer(i)
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
 	}
 	c.WaitReady()
 	return c
+}
+
+// serverLogger shows a server's log on stderr when GAVEL_NATS_LOG is set
+// (to a slog level: debug, info, warn, error); else the server is silent.
+func serverLogger(name string) *slog.Logger {
+	level := os.Getenv("GAVEL_NATS_LOG")
+	if level == "" {
+		return nil
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})).With("server", name)
 }
 
 // shareSeeds creates the seeds in the first data dir and copies them to
@@ -101,6 +119,27 @@ func reserveRouteURLs(n int) ([]string, error) {
 		urls[i] = "nats-route://" + l.Addr().String()
 	}
 	return urls, nil
+}
+
+func (c *Cluster) startAll() error {
+	if n := len(c.Configs); n > 1 {
+		routes, err := reserveRouteURLs(n)
+		if err != nil {
+			return err
+		}
+		for i := range c.Configs {
+			listen := strings.TrimPrefix(routes[i], "nats-route://")
+			c.Configs[i].Cluster = &natslog.ClusterConfig{Name: "gavel-test", Listen: listen, Routes: routes}
+		}
+	}
+	for i := range c.Configs {
+		e, err := natslog.StartEmbedded(c.Configs[i])
+		if err != nil {
+			return fmt.Errorf("start server %d: %w", i, err)
+		}
+		c.Servers[i] = e
+	}
+	return nil
 }
 
 func (c *Cluster) startServer(i int) {

@@ -1,0 +1,90 @@
+package constitution
+
+import "testing"
+
+// The sequencer runs, per ballot, Ballot.Vote then Constitution.Resolve;
+// both must stay far below the cost of verifying the ballot's signature.
+
+func BenchmarkResolve(b *testing.B) {
+	ms := members(b, 3)
+	c := defaultConstitution(b)
+	e := env(stateWithMembers(b, ms))
+	p := proposal(b, action("remove_node_join_policy", nil))
+	votes := []Vote{{ms[0].id, true}, {ms[1].id, false}}
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := c.Resolve(e, p, ms[0].id, votes, "p1")
+		if err != nil || s != ProposalOpen {
+			b.Fatal(s, err)
+		}
+	}
+}
+
+func BenchmarkBallotVote(b *testing.B) {
+	bl := ballot(b, `export function vote(proposal, proposerId) { return true; }`)
+	e := env(MemState{})
+	p := proposal(b, action("remove_node_join_policy", nil))
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := bl.Vote(e, p, "m")
+		if err != nil || !v {
+			b.Fatal(v, err)
+		}
+	}
+}
+
+func BenchmarkConditionalBallotVote(b *testing.B) {
+	ms := members(b, 3)
+	bl := ballot(b, `export function vote(proposal, proposerId) {
+		const p = JSON.parse(proposal);
+		return p.actions.every((a) => a.name === "remove_node_join_policy") && gavel.kv.has("gov.members", proposerId);
+	}`)
+	e := env(stateWithMembers(b, ms))
+	p := proposal(b, action("remove_node_join_policy", nil))
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := bl.Vote(e, p, ms[0].id)
+		if err != nil || !v {
+			b.Fatal(v, err)
+		}
+	}
+}
+
+func BenchmarkValidate(b *testing.B) {
+	ms := members(b, 3)
+	c := defaultConstitution(b)
+	e := env(stateWithMembers(b, ms))
+	p := proposal(b, action("add_snp_measurement", map[string]any{"measurement": hex96}))
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := c.Validate(e, p)
+		if err != nil || !r.Valid {
+			b.Fatal(r, err)
+		}
+	}
+}
+
+func BenchmarkApply(b *testing.B) {
+	ms := members(b, 3)
+	c := defaultConstitution(b)
+	e := env(stateWithMembers(b, ms))
+	p := proposal(b, action("add_snp_measurement", map[string]any{"measurement": hex96}))
+	b.ReportAllocs()
+	for b.Loop() {
+		ws, err := c.Apply(e, p, "p1")
+		if err != nil || len(ws) != 1 {
+			b.Fatal(ws, err)
+		}
+	}
+}
+
+func BenchmarkCompileBallotCached(b *testing.B) {
+	src := `export function vote() { return true; }`
+	ballot(b, src)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := CompileBallot(src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

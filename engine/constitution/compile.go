@@ -1,0 +1,139 @@
+package constitution
+
+import (
+	"crypto/sha256"
+	"maps"
+	"slices"
+	"sync/atomic"
+
+	"github.com/dop251/goja"
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/scripts"
+)
+
+// Cache sizes: constitutions change by vote, ballots arrive with every
+// vote and are re-run at each later vote of their proposal.
+const (
+	constitutionCacheSize = 16
+	ballotCacheSize       = 4096
+)
+
+var (
+	constitutions = newLRU[[32]byte, *Constitution](constitutionCacheSize)
+	ballots       = newLRU[[32]byte, *Ballot](ballotCacheSize)
+	compilations  atomic.Int64 // bundles compiled, for tests of the cache
+)
+
+// Constitution is a compiled constitution: a bundle exporting validate,
+// resolve and apply. It is immutable and safe for concurrent use.
+type Constitution struct {
+	hash    [32]byte
+	program *goja.Program
+}
+
+// Hash is the SHA-256 identifying the constitution's sources (the cache key).
+func (c *Constitution) Hash() [32]byte { return c.hash }
+
+// Ballot is a compiled ballot: a module exporting vote(proposal, proposerId).
+type Ballot struct {
+	hash    [32]byte
+	program *goja.Program
+}
+
+// Hash is the SHA-256 of the ballot source.
+func (b *Ballot) Hash() [32]byte { return b.hash }
+
+var entryPoints = []string{"validate", "resolve", "apply"}
+
+// Compile bundles and compiles a constitution given as files: either
+// FileConstitution exporting validate, resolve and apply, or FileValidate,
+// FileResolve and FileApply each exporting its function; other .js files may
+// be imported by relative path. Results are cached by the SHA-256 of the
+// files, so the same sources are never compiled twice while cached.
+func Compile(files map[string]string) (*Constitution, error) {
+	h := filesHash(files)
+	if c, ok := constitutions.get(h); ok {
+		return c, nil
+	}
+	src, err := bundle(files, entryPoints, false)
+	if err != nil {
+		return nil, engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not compile")
+	}
+	prog, err := compileFactory("gavel:constitution", src)
+	if err != nil {
+		return nil, engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not compile")
+	}
+	return constitutions.add(h, &Constitution{hash: h, program: prog}), nil
+}
+
+// CompileModule compiles a constitution stored as one module (the value of
+// TableConstitution, the argument of set_constitution).
+func CompileModule(source string) (*Constitution, error) {
+	return Compile(map[string]string{FileConstitution: source})
+}
+
+// Bundle joins a constitution's files into the single ES module that
+// CompileModule accepts and TableConstitution stores.
+func Bundle(files map[string]string) (string, error) {
+	src, err := bundle(files, entryPoints, true)
+	if err != nil {
+		return "", engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not bundle")
+	}
+	return src, nil
+}
+
+// DefaultModule is the default constitution (scripts/constitution) as one
+// module, for genesis.
+func DefaultModule() (string, error) { return Bundle(scripts.Constitution()) }
+
+// Default compiles the default constitution.
+func Default() (*Constitution, error) { return Compile(scripts.Constitution()) }
+
+// CompileBallot compiles a ballot: an ES module exporting
+// vote(proposal, proposerId) that returns a boolean; it cannot import.
+// Ballots are cached (LRU) by the SHA-256 of their source.
+func CompileBallot(src string) (*Ballot, error) {
+	h := sha256.Sum256([]byte(src))
+	if b, ok := ballots.get(h); ok {
+		return b, nil
+	}
+	out, err := bundle(map[string]string{fileBallot: src}, []string{"vote"}, false)
+	if err != nil {
+		return nil, engine.Wrap(engine.KindInvalid, CodeBallotCompileError, err, "ballot does not compile")
+	}
+	prog, err := compileFactory("gavel:ballot", out)
+	if err != nil {
+		return nil, engine.Wrap(engine.KindInvalid, CodeBallotCompileError, err, "ballot does not compile")
+	}
+	return ballots.add(h, &Ballot{hash: h, program: prog}), nil
+}
+
+// compileFactory wraps an IIFE bundle into a strict function of the export
+// hook: running the program yields the factory, calling the factory
+// instantiates the modules.
+func compileFactory(name, iife string) (*goja.Program, error) {
+	compilations.Add(1)
+	return goja.Compile(name, "(function ("+exportHook+") {\n\"use strict\";\n"+iife+"\n})", false)
+}
+
+// filesHash is SHA-256 over the sorted (name, content) pairs, each
+// length-prefixed so different file sets never collide by concatenation.
+func filesHash(files map[string]string) [32]byte {
+	h := sha256.New()
+	var n [8]byte
+	put := func(s string) {
+		l := uint64(len(s))
+		for i := range n {
+			n[i] = byte(l >> (56 - 8*i))
+		}
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		put(name)
+		put(files[name])
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}

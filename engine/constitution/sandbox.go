@@ -1,0 +1,266 @@
+package constitution
+
+import (
+	_ "embed"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/dop251/goja"
+	"github.com/gavelhq/gavel/engine"
+)
+
+//go:embed harden.js
+var hardenSource string
+
+var hardenProgram = goja.MustCompile("gavel:harden.js", hardenSource, false)
+
+// driverProgram yields, per sandbox, the one function each call goes
+// through: instantiate the bundle, then call the entry point. One top-level
+// call instead of several saves goja's per-call setup.
+var driverProgram = goja.MustCompile("gavel:driver.js", `(function (hook, take) {
+	"use strict";
+	return function drive(factory, entry, a, b, c, d) {
+		factory(hook);
+		const exports = take();
+		if (exports === undefined) throw new TypeError("the module exported nothing");
+		const f = exports[entry];
+		if (typeof f !== "function") throw new TypeError(entry + " is not an exported function");
+		return f(a, b, c, d);
+	};
+})`, false)
+
+// maxFactories bounds each sandbox's cache of instantiated bundle
+// factories (function objects no script can reach).
+const maxFactories = 512
+
+type nativeFunc = func(goja.FunctionCall) goja.Value
+
+// sandbox is one sealed goja runtime. It runs one call at a time; between
+// calls it holds no script state (modules are instantiated per call and the
+// realm is frozen), so any sandbox can serve any call.
+type sandbox struct {
+	rt    *goja.Runtime
+	cur   *call                         // the running call; nil between calls
+	abort atomic.Pointer[engine.Error] // set by the watchdog: stop at the next host check
+
+	exportHook goja.Value    // handed to every bundle factory
+	exports    *goja.Object  // what the last instantiated bundle exported
+	driver     goja.Callable // runs one call as a single top-level JS call
+	factories  map[*goja.Program]goja.Value
+
+	parseJSON     nativeFunc // the original JSON.parse
+	stringifyJSON nativeFunc // the original JSON.stringify
+	rangeError    *goja.Object
+	joinStack     []*goja.Object // arrays being joined, for cycles and depth
+}
+
+// call is the state of one call, visible to host functions.
+type call struct {
+	env     Env
+	limits  Limits
+	apply   bool // gavel.kv.set and delete allowed
+	overlay *overlay
+	random  uint64
+	logged  int
+}
+
+func newSandbox() (sb *sandbox, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sandbox setup panicked: %v", r)
+		}
+	}()
+	rt := goja.New()
+	sb = &sandbox{rt: rt}
+	rt.SetRandSource(sb.random)
+	rt.SetTimeSource(sb.now)
+	json := rt.Get("JSON").ToObject(rt)
+	sb.parseJSON = json.Get("parse").Export().(nativeFunc)
+	sb.stringifyJSON = json.Get("stringify").Export().(nativeFunc)
+	sb.rangeError = rt.Get("RangeError").ToObject(rt)
+	sb.exportHook = rt.ToValue(func(c goja.FunctionCall) goja.Value {
+		sb.exports = c.Argument(0).ToObject(rt)
+		return goja.Undefined()
+	})
+	takeExports := rt.ToValue(func(goja.FunctionCall) goja.Value {
+		if sb.exports == nil {
+			return goja.Undefined()
+		}
+		return sb.exports
+	})
+	driver, err := rt.RunProgram(driverProgram)
+	if err != nil {
+		return nil, err
+	}
+	bind, _ := goja.AssertFunction(driver)
+	bound, err := bind(goja.Undefined(), sb.exportHook, takeExports)
+	if err != nil {
+		return nil, err
+	}
+	sb.driver, _ = goja.AssertFunction(bound)
+	sb.factories = map[*goja.Program]goja.Value{}
+	if err := sb.installGuards(); err != nil {
+		return nil, err
+	}
+	if err := sb.installHostAPI(); err != nil {
+		return nil, err
+	}
+	harden, err := rt.RunProgram(hardenProgram)
+	if err != nil {
+		return nil, err
+	}
+	fn, _ := goja.AssertFunction(harden)
+	if _, err := fn(goja.Undefined(), sb.hostChecks()); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// random is Math.random: splitmix64 restarted with the same seed at every
+// call, so each call sees the same sequence.
+func (sb *sandbox) random() float64 {
+	c := sb.cur
+	if c == nil {
+		return 0
+	}
+	c.random += 0x9e3779b97f4a7c15
+	z := c.random
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return float64(z>>11) / (1 << 53)
+}
+
+const randomSeed = 0x6761_7665_6c00_0001 // "gavel" + 1
+
+// now is Date.now and new Date(): the entry's time.
+func (sb *sandbox) now() time.Time {
+	if c := sb.cur; c != nil {
+		return c.env.Time
+	}
+	return time.Unix(0, 0)
+}
+
+// checkAbort stops the script from inside a host function once the watchdog
+// has given up on it; goja itself only checks between instructions.
+func (sb *sandbox) checkAbort() {
+	if e := sb.abort.Load(); e != nil {
+		panic(abortPanic{e})
+	}
+}
+
+func (sb *sandbox) throwRange(format string, args ...any) {
+	obj, err := sb.rt.New(sb.rangeError, sb.rt.ToValue(fmt.Sprintf(format, args...)))
+	if err != nil {
+		panic(sb.rt.NewTypeError(fmt.Sprintf(format, args...)))
+	}
+	panic(obj)
+}
+
+// pool keeps idle sandboxes; a call takes one or builds one.
+var pool = make(chan *sandbox, 2*runtime.GOMAXPROCS(0)+2)
+
+func getSandbox() (*sandbox, error) {
+	select {
+	case sb := <-pool:
+		return sb, nil
+	default:
+		return newSandbox()
+	}
+}
+
+func putSandbox(sb *sandbox) {
+	select {
+	case pool <- sb:
+	default:
+	}
+}
+
+// invocation describes one entry-point call.
+type invocation struct {
+	program *goja.Program
+	entry   string
+	apply   bool
+	args    func(rt *goja.Runtime) []goja.Value
+	result  func(sb *sandbox, v goja.Value) error // runs under the same limits
+}
+
+// run executes one call in a pooled sandbox. A sandbox that failed in any
+// way is dropped rather than reused.
+func run(env Env, inv invocation) (ov *overlay, err error) {
+	if env.Time.IsZero() {
+		return nil, engine.Errorf(engine.KindInternal, CodeMissingEntryTime, "Env.Time must be the entry's time")
+	}
+	sb, err := getSandbox()
+	if err != nil {
+		return nil, engine.Wrap(engine.KindInternal, CodeScriptInternalError, err, "cannot create a script sandbox")
+	}
+	limits := env.Limits.withDefaults()
+	c := &call{env: env, limits: limits, apply: inv.apply, overlay: newOverlay(env.State), random: randomSeed}
+	sb.cur = c
+	sb.exports = nil
+	sb.joinStack = sb.joinStack[:0]
+	sb.rt.SetMaxCallStackSize(limits.MaxCallStackSize)
+	watch.add(sb, time.Now().Add(limits.Timeout), limits)
+
+	clean := false
+	defer func() {
+		watch.remove(sb)
+		sb.cur = nil
+		sb.exports = nil
+		if clean && sb.abort.Load() == nil {
+			putSandbox(sb)
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			ov, err = nil, recovered(r)
+		}
+	}()
+	if err := sb.invoke(inv); err != nil {
+		return nil, err
+	}
+	clean = true
+	return c.overlay, nil
+}
+
+func (sb *sandbox) invoke(inv invocation) error {
+	factory, ok := sb.factories[inv.program]
+	if !ok {
+		f, err := sb.rt.RunProgram(inv.program)
+		if err != nil {
+			return classify(err)
+		}
+		if len(sb.factories) >= maxFactories {
+			clear(sb.factories)
+		}
+		factory = f
+		sb.factories[inv.program] = f
+	}
+	args := append([]goja.Value{factory, sb.rt.ToValue(inv.entry)}, inv.args(sb.rt)...)
+	res, err := sb.driver(goja.Undefined(), args...)
+	if err != nil {
+		return classify(err)
+	}
+	if err := inv.result(sb, res); err != nil {
+		return err
+	}
+	return nil
+}
+
+// recovered maps a panic that escaped goja (an abort from a host check, or
+// a fault inside goja) to a typed error.
+func recovered(r any) *engine.Error {
+	switch v := r.(type) {
+	case abortPanic:
+		return v.err
+	case *engine.Error:
+		return v
+	case error:
+		return classify(v)
+	default:
+		return engine.Errorf(engine.KindInternal, CodeScriptInternalError, "script runtime panicked: %v", r)
+	}
+}

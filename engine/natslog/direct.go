@@ -1,0 +1,138 @@
+package natslog
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/gavelhq/gavel/engine"
+)
+
+// Batched direct get tuning.
+const (
+	directBatch    = 1000
+	directMaxBytes = 8 << 20
+	// directQuiet is how long a batch may stay silent before it is asked
+	// again: a request can be lost while a replica changes state.
+	directQuiet = 5 * time.Second
+	// directBackoffMax caps the pause while the answering replica lags.
+	directBackoffMax = 250 * time.Millisecond
+)
+
+type directGetRequest struct {
+	Seq      uint64 `json:"seq"`
+	Batch    int    `json:"batch"`
+	MaxBytes int    `json:"max_bytes"`
+	UpToSeq  uint64 `json:"up_to_seq"`
+}
+
+// directReply classifies one message of a batched direct get answer.
+type directReply int
+
+const (
+	directEntry      directReply = iota
+	directEndOfBatch             // 204 EOB
+	directNotFound               // 404: nothing at or after the sequence here
+	directNoReplica              // 503: no replica answers direct gets now
+	directFailed                 // any other status
+)
+
+func classifyDirectReply(m *nats.Msg) directReply {
+	if len(m.Data) > 0 {
+		return directEntry
+	}
+	switch m.Header.Get("Status") {
+	case "":
+		return directEntry
+	case "204":
+		return directEndOfBatch
+	case "404":
+		return directNotFound
+	case "503":
+		return directNoReplica
+	default:
+		return directFailed
+	}
+}
+
+// directRange reads entries from..end with batched direct gets, one batch
+// in flight at a time. A replica that lags behind end answers short or
+// 404; it is asked again after a pause until the entries are there.
+func (r *Reader) directRange(ctx context.Context, from, end uint64, fn EntryFunc) error {
+	nc := r.js.Conn()
+	inbox := nc.NewInbox()
+	replies := make(chan *nats.Msg, directBatch+8)
+	sub, err := nc.ChanSubscribe(inbox+".*", replies)
+	if err != nil {
+		return unavailable(err, "cannot subscribe for direct gets")
+	}
+	defer sub.Unsubscribe()
+
+	subject := "$JS.API.DIRECT.GET." + LedgerStream
+	next := from
+	backoff := time.Duration(0)
+	quiet := time.NewTimer(directQuiet)
+	defer quiet.Stop()
+	for attempt := 0; next <= end; attempt++ {
+		if backoff > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+		}
+		reply := inbox + "." + strconv.Itoa(attempt)
+		req, _ := json.Marshal(directGetRequest{Seq: next, Batch: directBatch, MaxBytes: directMaxBytes, UpToSeq: end})
+		if err := nc.PublishRequest(subject, reply, req); err != nil {
+			return unavailable(err, "direct get failed")
+		}
+		before := next
+		outcome, err := r.receiveBatch(ctx, replies, reply, quiet, &next, end, fn)
+		if err != nil {
+			return err
+		}
+		switch {
+		case outcome == directFailed:
+			return engine.Errorf(engine.KindInternal, "LedgerUnreadable", "direct get from %d refused", before)
+		case next > before && outcome == directEndOfBatch:
+			backoff = 0
+		default: // lagging replica, no replica, or silence: pause, ask again
+			backoff = min(max(2*backoff, 10*time.Millisecond), directBackoffMax)
+		}
+	}
+	return nil
+}
+
+// receiveBatch hands the entries of one batch to fn and says how it ended;
+// answers to earlier, abandoned requests are dropped.
+func (r *Reader) receiveBatch(ctx context.Context, replies <-chan *nats.Msg, reply string, quiet *time.Timer, next *uint64, end uint64, fn EntryFunc) (directReply, error) {
+	quiet.Reset(directQuiet)
+	for {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-quiet.C:
+			return directNoReplica, nil
+		case m := <-replies:
+			if m.Subject != reply {
+				continue
+			}
+			kind := classifyDirectReply(m)
+			if kind != directEntry {
+				return kind, nil
+			}
+			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+			if err != nil || seq < *next || seq > end {
+				return 0, engine.Errorf(engine.KindInternal, "LedgerUnreadable", "direct get answered sequence %q, expected %d", m.Header.Get("Nats-Sequence"), *next)
+			}
+			if err := fn(seq, m.Header.Get("Nats-Subject"), m.Data); err != nil {
+				return 0, err
+			}
+			*next = seq + 1
+			quiet.Reset(directQuiet)
+		}
+	}
+}

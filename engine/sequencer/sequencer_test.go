@@ -1,0 +1,247 @@
+package sequencer_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/merkle"
+	"github.com/gavelhq/gavel/engine/natslog/natstest"
+	"github.com/gavelhq/gavel/engine/receipt"
+	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/engine/sequencer"
+	"github.com/gavelhq/gavel/engine/state"
+)
+
+// put writes one key; it refuses to overwrite an existing one, so that
+// re-execution after a foreign write is observable.
+type put struct{ key, value string }
+
+func (p put) Kind() engine.EntryKind { return engine.KindStatement }
+func (p put) Input() []byte          { return []byte(p.key + "=" + p.value) }
+func (p put) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, error) {
+	if _, ok, err := st.Get("test", p.key); err != nil {
+		return engine.Effect{}, err
+	} else if ok {
+		return engine.Effect{}, engine.Errorf(engine.KindConflict, "KeyExists", "%s exists", p.key)
+	}
+	res, _ := json.Marshal(map[string]string{"txid": f.TxID.String()})
+	return engine.Effect{Writes: engine.WriteSet{{Table: "test", Key: p.key, Value: []byte(p.value)}}, Result: res}, nil
+}
+
+type harness struct {
+	t     *testing.T
+	log   *replica.LedgerLog
+	store *state.Store
+	seq   *sequencer.Sequencer
+	stop  func()
+}
+
+type signer struct{ s *receipt.Signer }
+
+func (s signer) SignRoot(root engine.Digest, tx engine.TxID, iat time.Time) ([]byte, error) {
+	return s.s.SignRoot(root, tx, iat, "test", "ledger")
+}
+
+func start(t *testing.T, cfg sequencer.Config, view uint64) *harness {
+	c := natstest.Start(t, 1)
+	c.EnsureStreams()
+	nc := c.ConnectReplica(0)
+	log, err := replica.NewLedgerLog(nc, c.JetStream(nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.Open(filepath.Join(t.TempDir(), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	id, err := replica.LoadOrCreateIdentity(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := receipt.NewSigner(id.Key, id.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, log: log, store: store}
+	h.seq = sequencer.New(cfg, view, store, log, signer{rs}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.seq.Run(ctx); close(done) }()
+	h.stop = func() { cancel(); <-done }
+	t.Cleanup(h.stop)
+	return h
+}
+
+func TestGroupCommitAnswersEveryRequestOnce(t *testing.T) {
+	cfg := sequencer.DefaultConfig()
+	cfg.SignEvery = 100
+	h := start(t, cfg, 1)
+	const n = 3000
+	txids := make([]engine.TxID, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := h.seq.Submit(context.Background(), put{fmt.Sprintf("k%d", i), "v"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			txids[i] = out.TxID
+		}()
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for _, tx := range txids {
+		if tx.View != 1 || seen[tx.Seqno] {
+			t.Fatalf("txid %v repeated or in the wrong view", tx)
+		}
+		seen[tx.Seqno] = true
+	}
+	rounds, entries := h.seq.Stats()
+	if rounds >= n/2 {
+		t.Fatalf("%d rounds for %d requests: no group commit", rounds, n)
+	}
+	// The log, replayed into a fresh store, has every entry and the same root,
+	// and no stretch of more than SignEvery entries goes unsigned.
+	fresh, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := state.CatchUp(context.Background(), fresh, h.log); err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Meta().Seqno != entries || fresh.Tree().Root() != h.store.Tree().Root() {
+		t.Fatalf("replayed %d entries (sequencer says %d), roots %x / %x", fresh.Meta().Seqno, entries, fresh.Tree().Root(), h.store.Tree().Root())
+	}
+	lastSig := uint64(0)
+	for s := uint64(1); s <= fresh.Meta().Seqno; s++ {
+		rec, _, _ := fresh.Leaf(s)
+		if rec.Kind == engine.KindSignature {
+			if s-lastSig-1 > uint64(cfg.SignEvery)+uint64(cfg.MaxBatch) {
+				t.Fatalf("%d unsigned entries before %d", s-lastSig-1, s)
+			}
+			lastSig = s
+		}
+	}
+	if lastSig == 0 {
+		t.Fatal("no signature entry")
+	}
+}
+
+// appendForeign writes an entry as another sequencer would.
+func appendForeign(t *testing.T, h *harness, view uint64, key string) {
+	last := h.store.Meta().Seqno
+	e := &engine.Entry{Kind: engine.KindStatement, View: view, Seqno: last + 1, TimeMillis: time.Now().UnixMilli(),
+		Input: []byte("foreign"), Writes: engine.WriteSet{{Table: "test", Key: key, Value: []byte("foreign")}}}
+	e.Seal()
+	b, _ := e.Encode()
+	if _, err := h.log.AppendBatch(context.Background(), []string{e.Subject()}, [][]byte{b}, last); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWrongLastSequenceCatchesUpAndReexecutes(t *testing.T) {
+	cfg := sequencer.DefaultConfig()
+	cfg.SignInterval = time.Hour
+	h := start(t, cfg, 2)
+	if _, err := h.seq.Submit(context.Background(), put{"a", "1"}); err != nil {
+		t.Fatal(err)
+	}
+	// Another writer (a stale sequencer of the same or an older view) appends
+	// behind this sequencer's back: its next batch is refused, it catches up
+	// and re-executes against the state that includes the foreign write.
+	appendForeign(t, h, 2, "b")
+	if _, err := h.seq.Submit(context.Background(), put{"b", "2"}); engine.AsError(err).Code != "KeyExists" {
+		t.Fatalf("re-execution did not see the foreign write: %v", err)
+	}
+	appendForeign(t, h, 1, "c")
+	out, err := h.seq.Submit(context.Background(), put{"d", "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.TxID.Seqno != 4 {
+		t.Fatalf("d landed at %v, want seqno 4 after a, b(foreign), c(foreign)", out.TxID)
+	}
+	v, ok, _ := h.store.Get("test", "b")
+	if !ok || string(v) != "foreign" {
+		t.Fatalf("b = %q", v)
+	}
+}
+
+func TestHigherViewMakesTheSequencerStepDown(t *testing.T) {
+	cfg := sequencer.DefaultConfig()
+	cfg.SignInterval = time.Hour
+	h := start(t, cfg, 2)
+	if _, err := h.seq.Submit(context.Background(), put{"a", "1"}); err != nil {
+		t.Fatal(err)
+	}
+	appendForeign(t, h, 3, "x")
+	_, err := h.seq.Submit(context.Background(), put{"y", "1"})
+	if engine.AsError(err).Code != "NotPrimary" {
+		t.Fatalf("stale sequencer wrote after a newer view: %v", err)
+	}
+	// It has stopped: later requests are refused at once, not left hanging.
+	if _, err := h.seq.Submit(context.Background(), put{"z", "1"}); engine.KindOf(err) != engine.KindUnavailable {
+		t.Fatalf("after stepping down: %v", err)
+	}
+	if _, ok, _ := h.store.Get("test", "y"); ok {
+		t.Fatal("y was written")
+	}
+}
+
+func TestRejectedCommandWritesNothing(t *testing.T) {
+	cfg := sequencer.DefaultConfig()
+	cfg.SignInterval = time.Hour
+	h := start(t, cfg, 1)
+	if _, err := h.seq.Submit(context.Background(), put{"a", "1"}); err != nil {
+		t.Fatal(err)
+	}
+	before := h.store.Meta()
+	_, err := h.seq.Submit(context.Background(), put{"a", "2"})
+	if engine.AsError(err).Code != "KeyExists" || engine.KindOf(err) != engine.KindConflict {
+		t.Fatalf("got %v", err)
+	}
+	if h.store.Meta() != before {
+		t.Fatal("a rejected command moved the ledger")
+	}
+}
+
+func TestSignatureTimerSignsIdleTail(t *testing.T) {
+	cfg := sequencer.DefaultConfig()
+	cfg.SignInterval = 10 * time.Millisecond
+	h := start(t, cfg, 1)
+	out, err := h.seq.Submit(context.Background(), put{"a", "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.store.Meta().LastSignature <= out.TxID.Seqno {
+		if time.Now().After(deadline) {
+			t.Fatal("no signature after the interval")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	sig, ok, err := h.store.SignatureCovering(out.TxID.Seqno)
+	if err != nil || !ok {
+		t.Fatal(err)
+	}
+	root, _ := h.store.RootAt(sig.Seqno)
+	path, _ := h.store.InclusionPath(out.TxID.Seqno, sig.Seqno)
+	rec, _, _ := h.store.Leaf(out.TxID.Seqno)
+	leaf := engine.LeafHash(rec.WriteSetDigest, engine.CommitEvidence(out.TxID, rec.Nonce), rec.ClaimsDigest)
+	if merkle.ComputeRoot(leaf, path) != root {
+		t.Fatal("path does not reach the signed root")
+	}
+}

@@ -1,0 +1,81 @@
+package handlers_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/natslog"
+	"github.com/gavelhq/gavel/handlers"
+)
+
+func TestNATSSubmitStatement(t *testing.T) {
+	f := newFixture(t, fastSignatures())
+	srv, err := handlers.ServeNATS(f.r.Conn(), f.r, handlers.DefaultLimits(), 8, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	opt, err := natslog.ConnectOptions(f.r.ClientCredsFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(f.r.NATSURL(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+
+	request := func(body []byte) (int, []byte) {
+		t.Helper()
+		m, err := nc.Request(handlers.SubjectStatement, body, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, err := strconv.Atoi(m.Header.Get(handlers.StatusHeader))
+		if err != nil {
+			t.Fatalf("no status header: %v", m.Header)
+		}
+		return status, m.Data
+	}
+	status, body := request(f.sign("nats/1", []byte("over nats")))
+	var res struct{ TxID string }
+	if status != 201 || json.Unmarshal(body, &res) != nil {
+		t.Fatalf("register over NATS: %d %s", status, body)
+	}
+	if _, err := engine.ParseTxID(res.TxID); err != nil {
+		t.Fatal(err)
+	}
+	f.waitCOSE("/receipt?transaction_id=" + res.TxID)
+
+	before := f.r.Store().Meta().Seqno
+	for _, tc := range []struct {
+		body   []byte
+		status int
+		code   string
+	}{
+		{[]byte("not cose"), 400, "InvalidStatement"},
+		{nil, 400, "EmptyBody"},
+		{make([]byte, handlers.DefaultLimits().MaxStatementBytes+1), 413, "RequestTooLarge"},
+	} {
+		status, body := request(tc.body)
+		var eb handlers.ErrorBody
+		if status != tc.status || json.Unmarshal(body, &eb) != nil || eb.Error.Code != tc.code {
+			t.Fatalf("got %d %s, want %d %s", status, body, tc.status, tc.code)
+		}
+	}
+	// The client user may not write the ledger itself.
+	if _, err := nc.Request("gavel.ledger.statement", []byte("forged"), time.Second); err == nil {
+		t.Fatal("client published to the ledger")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if rec, ok, _ := f.r.Store().Leaf(f.r.Store().Meta().Seqno); f.r.Store().Meta().Seqno != before && ok && rec.Kind == engine.KindStatement {
+		t.Fatalf("rejected requests moved the ledger")
+	}
+}
