@@ -30,9 +30,9 @@ type NATS struct {
 
 // ServeNATS subscribes the submit subjects on nc (in a queue group, so
 // replicas share the load). Each request runs in its own goroutine, at most
-// parallel at once, so stateless checks use every core.
-func ServeNATS(nc *nats.Conn, svc Service, limits Limits, parallel int, logger *slog.Logger) (*NATS, error) {
-	h := &NATS{svc: svc, limits: limits, logger: logger, timeout: 30 * time.Second, sem: make(chan struct{}, max(parallel, 1))}
+// inFlight at once: enough to fill a group commit, bounded for memory.
+func ServeNATS(nc *nats.Conn, svc Service, limits Limits, inFlight int, logger *slog.Logger) (*NATS, error) {
+	h := &NATS{svc: svc, limits: limits, logger: logger, timeout: 30 * time.Second, sem: make(chan struct{}, max(inFlight, 1))}
 	sub, err := nc.QueueSubscribe(SubjectStatement, queueGroup, h.onStatement)
 	if err != nil {
 		return nil, err

@@ -35,5 +35,9 @@ type Limits struct {
 	MaxStatementBytes int64 // POST /entries and gavel.submit.statement bodies
 }
 
+// DefaultInFlight is how many NATS requests are served at once: enough
+// for full atomic batches, few enough to bound memory.
+const DefaultInFlight = 4096
+
 // DefaultLimits returns the default limits.
 func DefaultLimits() Limits { return Limits{MaxStatementBytes: 1 << 20} }

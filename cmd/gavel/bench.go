@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/gavelhq/gavel/engine/perf"
@@ -29,6 +30,7 @@ func runBenchCommit(args []string, out, errOut io.Writer) int {
 	fs.IntVar(&cfg.PayloadBytes, "payload-bytes", cfg.PayloadBytes, "statement payload size")
 	fs.DurationVar(&cfg.Sequencer.Linger, "linger", cfg.Sequencer.Linger, "sequencer linger")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -37,6 +39,17 @@ func runBenchCommit(args []string, out, errOut io.Writer) int {
 		return usageError(errOut, fs, "flags must be positive and no arguments are taken")
 	}
 	fmt.Fprintf(errOut, "bench commit: %d registrations, %d clients, SyncAlways store in %s\n", cfg.Requests, cfg.Clients, dir)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return failf(errOut, "%v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return failf(errOut, "%v", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rep, err := perf.RunCommit(context.Background(), cfg)
 	if err != nil {
 		return failf(errOut, "bench: %v", err)

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -96,7 +95,7 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	logger.Info("serving", slog.String("http", ep.HTTP), slog.String("nats", ep.NATS),
 		slog.String("data", f.data), slog.String("client_creds", r.ClientCredsFile()))
 
-	natsSrv, err := handlers.ServeNATS(r.Conn(), r, f.limits, 4*runtime.GOMAXPROCS(0), logger)
+	natsSrv, err := handlers.ServeNATS(r.Conn(), r, f.limits, handlers.DefaultInFlight, logger)
 	if err != nil {
 		return err
 	}

@@ -12,12 +12,14 @@ func BenchmarkResolve(b *testing.B) {
 	p := proposal(b, action("remove_node_join_policy", nil))
 	votes := []Vote{{ms[0].id, true}, {ms[1].id, false}}
 	b.ReportAllocs()
+	start := processCPU()
 	for b.Loop() {
 		s, err := c.Resolve(e, p, ms[0].id, votes, "p1")
 		if err != nil || s != ProposalOpen {
 			b.Fatal(s, err)
 		}
 	}
+	reportCPU(b, start)
 }
 
 func BenchmarkBallotVote(b *testing.B) {
@@ -25,12 +27,14 @@ func BenchmarkBallotVote(b *testing.B) {
 	e := env(MemState{})
 	p := proposal(b, action("remove_node_join_policy", nil))
 	b.ReportAllocs()
+	start := processCPU()
 	for b.Loop() {
 		v, err := bl.Vote(e, p, "m")
 		if err != nil || !v {
 			b.Fatal(v, err)
 		}
 	}
+	reportCPU(b, start)
 }
 
 func BenchmarkConditionalBallotVote(b *testing.B) {
@@ -42,12 +46,14 @@ func BenchmarkConditionalBallotVote(b *testing.B) {
 	e := env(stateWithMembers(b, ms))
 	p := proposal(b, action("remove_node_join_policy", nil))
 	b.ReportAllocs()
+	start := processCPU()
 	for b.Loop() {
 		v, err := bl.Vote(e, p, ms[0].id)
 		if err != nil || !v {
 			b.Fatal(v, err)
 		}
 	}
+	reportCPU(b, start)
 }
 
 func BenchmarkValidate(b *testing.B) {
@@ -56,12 +62,14 @@ func BenchmarkValidate(b *testing.B) {
 	e := env(stateWithMembers(b, ms))
 	p := proposal(b, action("add_snp_measurement", map[string]any{"measurement": hex96}))
 	b.ReportAllocs()
+	start := processCPU()
 	for b.Loop() {
 		r, err := c.Validate(e, p)
 		if err != nil || !r.Valid {
 			b.Fatal(r, err)
 		}
 	}
+	reportCPU(b, start)
 }
 
 func BenchmarkApply(b *testing.B) {
@@ -70,21 +78,25 @@ func BenchmarkApply(b *testing.B) {
 	e := env(stateWithMembers(b, ms))
 	p := proposal(b, action("add_snp_measurement", map[string]any{"measurement": hex96}))
 	b.ReportAllocs()
+	start := processCPU()
 	for b.Loop() {
 		ws, err := c.Apply(e, p, "p1")
 		if err != nil || len(ws) != 1 {
 			b.Fatal(ws, err)
 		}
 	}
+	reportCPU(b, start)
 }
 
 func BenchmarkCompileBallotCached(b *testing.B) {
 	src := `export function vote() { return true; }`
 	ballot(b, src)
 	b.ReportAllocs()
+	start := processCPU()
 	for b.Loop() {
 		if _, err := CompileBallot(src); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, start)
 }

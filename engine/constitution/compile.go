@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/dop251/goja"
@@ -25,10 +26,10 @@ var (
 )
 
 // Constitution is a compiled constitution: a bundle exporting validate,
-// resolve and apply. It is immutable and safe for concurrent use.
+// resolve and apply. It is safe for concurrent use.
 type Constitution struct {
-	hash    [32]byte
-	program *goja.Program
+	hash [32]byte
+	mod  *module
 }
 
 // Hash is the SHA-256 identifying the constitution's sources (the cache key).
@@ -36,8 +37,15 @@ func (c *Constitution) Hash() [32]byte { return c.hash }
 
 // Ballot is a compiled ballot: a module exporting vote(proposal, proposerId).
 type Ballot struct {
-	hash    [32]byte
-	program *goja.Program
+	hash [32]byte
+	mod  *module
+}
+
+// module is a compiled bundle and whether its instances may be reused.
+type module struct {
+	program  *goja.Program
+	reusable atomic.Bool
+	reason   string // why it is not reusable
 }
 
 // Hash is the SHA-256 of the ballot source.
@@ -59,11 +67,11 @@ func Compile(files map[string]string) (*Constitution, error) {
 	if err != nil {
 		return nil, engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not compile")
 	}
-	prog, err := compileFactory("gavel:constitution", src)
+	mod, err := compileModule("gavel:constitution", src)
 	if err != nil {
 		return nil, engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not compile")
 	}
-	return constitutions.add(h, &Constitution{hash: h, program: prog}), nil
+	return constitutions.add(h, &Constitution{hash: h, mod: mod}), nil
 }
 
 // CompileModule compiles a constitution stored as one module (the value of
@@ -101,19 +109,31 @@ func CompileBallot(src string) (*Ballot, error) {
 	if err != nil {
 		return nil, engine.Wrap(engine.KindInvalid, CodeBallotCompileError, err, "ballot does not compile")
 	}
-	prog, err := compileFactory("gavel:ballot", out)
+	mod, err := compileModule("gavel:ballot", out)
 	if err != nil {
 		return nil, engine.Wrap(engine.KindInvalid, CodeBallotCompileError, err, "ballot does not compile")
 	}
-	return ballots.add(h, &Ballot{hash: h, program: prog}), nil
+	return ballots.add(h, &Ballot{hash: h, mod: mod}), nil
 }
 
-// compileFactory wraps an IIFE bundle into a strict function of the export
-// hook: running the program yields the factory, calling the factory
-// instantiates the modules.
-func compileFactory(name, iife string) (*goja.Program, error) {
+// compileModule wraps an IIFE bundle into a strict function of the export
+// and freeze hooks: running the program yields the factory, calling the
+// factory instantiates the modules, freezes their top-level values and
+// hands out the exports.
+func compileModule(name, iife string) (*module, error) {
+	shape, err := analyzeBundle(iife)
+	if err != nil {
+		return nil, err
+	}
+	src := iife[:shape.insertAt] + freezeHook + "([" + strings.Join(shape.names, ", ") + "]);\n" + iife[shape.insertAt:]
 	compilations.Add(1)
-	return goja.Compile(name, "(function ("+exportHook+") {\n\"use strict\";\n"+iife+"\n})", false)
+	prog, err := goja.Compile(name, "(function ("+exportHook+", "+freezeHook+") {\n\"use strict\";\n"+src+"\n})", false)
+	if err != nil {
+		return nil, err
+	}
+	m := &module{program: prog, reason: shape.reason}
+	m.reusable.Store(shape.reusable)
+	return m, nil
 }
 
 // filesHash is SHA-256 over the sorted (name, content) pairs, each

@@ -64,7 +64,7 @@ func (sb *sandbox) convert(f func() error) error {
 func (c *Constitution) Validate(env Env, proposalJSON string) (ValidateResult, error) {
 	var out ValidateResult
 	_, err := run(env, invocation{
-		program: c.program,
+		mod:     c.mod,
 		entry:   "validate",
 		args:    str(proposalJSON),
 		result: func(sb *sandbox, v goja.Value) error {
@@ -101,7 +101,7 @@ func (c *Constitution) Validate(env Env, proposalJSON string) (ValidateResult, e
 func (c *Constitution) Resolve(env Env, proposalJSON, proposerID string, votes []Vote, proposalID string) (ProposalState, error) {
 	var out ProposalState
 	_, err := run(env, invocation{
-		program: c.program,
+		mod:     c.mod,
 		entry:   "resolve",
 		args: func(rt *goja.Runtime) []goja.Value {
 			list := make([]any, len(votes))
@@ -134,7 +134,7 @@ func (c *Constitution) Resolve(env Env, proposalJSON, proposerID string, votes [
 // through gavel.kv, canonical. Nothing else it does has any effect.
 func (c *Constitution) Apply(env Env, proposalJSON, proposalID string) (engine.WriteSet, error) {
 	ov, err := run(env, invocation{
-		program: c.program,
+		mod:     c.mod,
 		entry:   "apply",
 		apply:   true,
 		args: func(rt *goja.Runtime) []goja.Value {
@@ -153,7 +153,7 @@ func (c *Constitution) Apply(env Env, proposalJSON, proposalID string) (engine.W
 func (b *Ballot) Vote(env Env, proposalJSON, proposerID string) (bool, error) {
 	var out bool
 	_, err := run(env, invocation{
-		program: b.program,
+		mod:     b.mod,
 		entry:   "vote",
 		args: func(rt *goja.Runtime) []goja.Value {
 			return []goja.Value{rt.ToValue(proposalJSON), rt.ToValue(proposerID)}

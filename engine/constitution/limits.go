@@ -20,7 +20,7 @@ import "time"
 // without care (see ScriptTimeout).
 type Limits struct {
 	// Timeout is the wall-clock budget of one call, module instantiation
-	// included.
+	// included; at most one second (see regexpTimeout).
 	Timeout time.Duration
 	// MaxCallStackSize is the deepest JavaScript call nesting.
 	MaxCallStackSize int
@@ -57,6 +57,7 @@ func (l Limits) withDefaults() Limits {
 	if l.Timeout <= 0 {
 		l.Timeout = d.Timeout
 	}
+	l.Timeout = min(l.Timeout, maxTimeout)
 	if l.MaxCallStackSize <= 0 {
 		l.MaxCallStackSize = d.MaxCallStackSize
 	}

@@ -3,7 +3,10 @@ package constitution
 import (
 	_ "embed"
 	"fmt"
+	"reflect"
 	"runtime"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,10 +22,10 @@ var hardenProgram = goja.MustCompile("gavel:harden.js", hardenSource, false)
 // driverProgram yields, per sandbox, the one function each call goes
 // through: instantiate the bundle, then call the entry point. One top-level
 // call instead of several saves goja's per-call setup.
-var driverProgram = goja.MustCompile("gavel:driver.js", `(function (hook, take) {
+var driverProgram = goja.MustCompile("gavel:driver.js", `(function (exportHook, freezeHook, take) {
 	"use strict";
 	return function drive(factory, entry, a, b, c, d) {
-		factory(hook);
+		factory(exportHook, freezeHook);
 		const exports = take();
 		if (exports === undefined) throw new TypeError("the module exported nothing");
 		const f = exports[entry];
@@ -31,8 +34,8 @@ var driverProgram = goja.MustCompile("gavel:driver.js", `(function (hook, take) 
 	};
 })`, false)
 
-// maxFactories bounds each sandbox's cache of instantiated bundle
-// factories (function objects no script can reach).
+// maxFactories bounds each sandbox's caches of bundle factories and reused
+// module instances (objects no script can reach, or frozen).
 const maxFactories = 512
 
 type nativeFunc = func(goja.FunctionCall) goja.Value
@@ -42,13 +45,18 @@ type nativeFunc = func(goja.FunctionCall) goja.Value
 // realm is frozen), so any sandbox can serve any call.
 type sandbox struct {
 	rt    *goja.Runtime
-	cur   *call                         // the running call; nil between calls
+	cur   *call                        // the running call; nil between calls
 	abort atomic.Pointer[engine.Error] // set by the watchdog: stop at the next host check
 
 	exportHook goja.Value    // handed to every bundle factory
+	freezeHook goja.Value    // likewise: deep-freezes the bundle's top-level values
 	exports    *goja.Object  // what the last instantiated bundle exported
-	driver     goja.Callable // runs one call as a single top-level JS call
-	factories  map[*goja.Program]goja.Value
+	frozeClean bool          // the last freeze met no state it cannot freeze
+	driver     goja.Callable // runs a fresh-instance call as one top-level JS call
+	factories  map[*module]goja.Value
+	instances  map[*module]map[string]goja.Callable // reusable modules, instantiated once
+
+	freeze, isFrozen, ownKeys, ownDescriptor nativeFunc // Object.freeze etc., as found at setup
 
 	parseJSON     nativeFunc // the original JSON.parse
 	stringifyJSON nativeFunc // the original JSON.stringify
@@ -84,6 +92,15 @@ func newSandbox() (sb *sandbox, err error) {
 		sb.exports = c.Argument(0).ToObject(rt)
 		return goja.Undefined()
 	})
+	sb.freezeHook = rt.ToValue(func(c goja.FunctionCall) goja.Value {
+		sb.frozeClean = sb.deepFreeze(c.Argument(0))
+		return goja.Undefined()
+	})
+	object := rt.Get("Object").ToObject(rt)
+	sb.freeze = object.Get("freeze").Export().(nativeFunc)
+	sb.isFrozen = object.Get("isFrozen").Export().(nativeFunc)
+	sb.ownDescriptor = object.Get("getOwnPropertyDescriptor").Export().(nativeFunc)
+	sb.ownKeys = rt.Get("Reflect").ToObject(rt).Get("ownKeys").Export().(nativeFunc)
 	takeExports := rt.ToValue(func(goja.FunctionCall) goja.Value {
 		if sb.exports == nil {
 			return goja.Undefined()
@@ -95,12 +112,13 @@ func newSandbox() (sb *sandbox, err error) {
 		return nil, err
 	}
 	bind, _ := goja.AssertFunction(driver)
-	bound, err := bind(goja.Undefined(), sb.exportHook, takeExports)
+	bound, err := bind(goja.Undefined(), sb.exportHook, sb.freezeHook, takeExports)
 	if err != nil {
 		return nil, err
 	}
 	sb.driver, _ = goja.AssertFunction(bound)
-	sb.factories = map[*goja.Program]goja.Value{}
+	sb.factories = map[*module]goja.Value{}
+	sb.instances = map[*module]map[string]goja.Callable{}
 	if err := sb.installGuards(); err != nil {
 		return nil, err
 	}
@@ -159,28 +177,39 @@ func (sb *sandbox) throwRange(format string, args ...any) {
 	panic(obj)
 }
 
-// pool keeps idle sandboxes; a call takes one or builds one.
-var pool = make(chan *sandbox, 2*runtime.GOMAXPROCS(0)+2)
+// pool keeps idle sandboxes, most recently used on top (its caches are
+// warm); a call takes one or builds one.
+var pool struct {
+	sync.Mutex
+	idle []*sandbox
+}
+
+// maxIdle bounds the pool: more sandboxes than concurrent calls are waste.
+var maxIdle = 2*runtime.GOMAXPROCS(0) + 2
 
 func getSandbox() (*sandbox, error) {
-	select {
-	case sb := <-pool:
+	pool.Lock()
+	if n := len(pool.idle); n > 0 {
+		sb := pool.idle[n-1]
+		pool.idle = pool.idle[:n-1]
+		pool.Unlock()
 		return sb, nil
-	default:
-		return newSandbox()
 	}
+	pool.Unlock()
+	return newSandbox()
 }
 
 func putSandbox(sb *sandbox) {
-	select {
-	case pool <- sb:
-	default:
+	pool.Lock()
+	if len(pool.idle) < maxIdle {
+		pool.idle = append(pool.idle, sb)
 	}
+	pool.Unlock()
 }
 
 // invocation describes one entry-point call.
 type invocation struct {
-	program *goja.Program
+	mod     *module
 	entry   string
 	apply   bool
 	args    func(rt *goja.Runtime) []goja.Value
@@ -227,27 +256,128 @@ func run(env Env, inv invocation) (ov *overlay, err error) {
 }
 
 func (sb *sandbox) invoke(inv invocation) error {
-	factory, ok := sb.factories[inv.program]
+	var res goja.Value
+	var err error
+	if fns, ok := sb.reusedInstance(inv.mod); ok {
+		fn, ok := fns[inv.entry]
+		if !ok {
+			return badResult("%s is not an exported function", inv.entry)
+		}
+		res, err = fn(goja.Undefined(), inv.args(sb.rt)...)
+	} else {
+		res, err = sb.freshCall(inv)
+	}
+	if err != nil {
+		return classify(err)
+	}
+	return inv.result(sb, res)
+}
+
+// reusedInstance returns the module's entry points from this sandbox's
+// instance, instantiating it on first use, if the module is reusable.
+func (sb *sandbox) reusedInstance(mod *module) (map[string]goja.Callable, bool) {
+	if !mod.reusable.Load() {
+		return nil, false
+	}
+	if fns, ok := sb.instances[mod]; ok {
+		return fns, true
+	}
+	factory, err := sb.rt.RunProgram(mod.program)
+	if err != nil {
+		panic(classify(err))
+	}
+	instantiate, _ := goja.AssertFunction(factory)
+	sb.exports, sb.frozeClean = nil, false
+	if _, err := instantiate(goja.Undefined(), sb.exportHook, sb.freezeHook); err != nil {
+		panic(classify(err))
+	}
+	if !sb.frozeClean || sb.exports == nil {
+		// Holds state freezing cannot fix: never reuse it (on any replica:
+		// the outcome depends on the code alone).
+		mod.reusable.Store(false)
+		return nil, false
+	}
+	fns := map[string]goja.Callable{}
+	for _, k := range sb.exports.Keys() {
+		if f, ok := goja.AssertFunction(sb.exports.Get(k)); ok {
+			fns[k] = f
+		}
+	}
+	if len(sb.instances) >= maxFactories {
+		clear(sb.instances)
+	}
+	sb.instances[mod] = fns
+	return fns, true
+}
+
+// freshCall instantiates the module and calls the entry point in one
+// top-level call.
+func (sb *sandbox) freshCall(inv invocation) (goja.Value, error) {
+	factory, ok := sb.factories[inv.mod]
 	if !ok {
-		f, err := sb.rt.RunProgram(inv.program)
+		f, err := sb.rt.RunProgram(inv.mod.program)
 		if err != nil {
-			return classify(err)
+			return nil, err
 		}
 		if len(sb.factories) >= maxFactories {
 			clear(sb.factories)
 		}
 		factory = f
-		sb.factories[inv.program] = f
+		sb.factories[inv.mod] = f
 	}
 	args := append([]goja.Value{factory, sb.rt.ToValue(inv.entry)}, inv.args(sb.rt)...)
-	res, err := sb.driver(goja.Undefined(), args...)
-	if err != nil {
-		return classify(err)
+	return sb.driver(goja.Undefined(), args...)
+}
+
+var proxyType = reflect.TypeOf(goja.Proxy{})
+
+// deepFreeze freezes every object reachable from v that is not frozen yet
+// (intrinsics and the host API are, since harden.js). It reports false if it
+// met state that freezing does not make immutable.
+func (sb *sandbox) deepFreeze(v goja.Value) (clean bool) {
+	clean = true
+	rt := sb.rt
+	seen := map[*goja.Object]bool{}
+	todo := []goja.Value{v}
+	for len(todo) > 0 {
+		o, ok := todo[len(todo)-1].(*goja.Object)
+		todo = todo[:len(todo)-1]
+		if !ok || seen[o] {
+			continue
+		}
+		seen[o] = true
+		if o.ExportType() == proxyType {
+			clean = false // freezing would run its traps; and it forwards to anything
+			continue
+		}
+		switch o.ClassName() {
+		case "Map", "Set", "WeakMap", "WeakSet", "Date", "Promise", "ArrayBuffer", "DataView":
+			clean = false
+		}
+		if sb.isFrozen(goja.FunctionCall{Arguments: []goja.Value{o}}).ToBoolean() {
+			continue
+		}
+		keys := sb.ownKeys(goja.FunctionCall{Arguments: []goja.Value{o}}).(*goja.Object)
+		n := toLength(keys.Get("length"))
+		for i := int64(0); i < n; i++ {
+			d, ok := sb.ownDescriptor(goja.FunctionCall{Arguments: []goja.Value{o, keys.Get(strconv.FormatInt(i, 10))}}).(*goja.Object)
+			if !ok {
+				continue
+			}
+			for _, f := range [...]string{"value", "get", "set"} {
+				if x := d.Get(f); x != nil {
+					todo = append(todo, x)
+				}
+			}
+		}
+		if p := o.Prototype(); p != nil {
+			todo = append(todo, p)
+		}
+		if ex := rt.Try(func() { sb.freeze(goja.FunctionCall{Arguments: []goja.Value{o}}) }); ex != nil {
+			clean = false // e.g. a typed array with elements
+		}
 	}
-	if err := inv.result(sb, res); err != nil {
-		return err
-	}
-	return nil
+	return clean
 }
 
 // recovered maps a panic that escaped goja (an abort from a host check, or

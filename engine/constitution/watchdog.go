@@ -48,12 +48,14 @@ func readHeap() heapSample {
 func (w *watchdog) add(sb *sandbox, deadline time.Time, limits Limits) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	base := w.sample
-	if time.Since(base.at) > 2*watchdogTick {
-		base = readHeap()
-		w.sample = base
+	if !w.started || w.sleeping {
+		// The last sample may be long stale: take a baseline now.
+		w.sample = readHeap()
 	}
-	w.calls[sb] = watched{deadline: deadline, limits: limits, base: base}
+	// Otherwise the watchdog's last sample (at most a tick old) is the
+	// baseline: a slightly early baseline only makes a call look heavier,
+	// and a suspect is confirmed by a GC before it is stopped.
+	w.calls[sb] = watched{deadline: deadline, limits: limits, base: w.sample}
 	if !w.started {
 		w.started = true
 		go w.loop()

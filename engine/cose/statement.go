@@ -1,6 +1,7 @@
 package cose
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"strconv"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/internal/bounded"
 )
 
 // Header labels gavel reads (IANA "COSE Header Parameters", CWT claims).
@@ -198,13 +200,31 @@ func parseX5Chain(phdr Header) ([]*x509.Certificate, error) {
 	}
 	chain := make([]*x509.Certificate, len(ders))
 	for i, der := range ders {
-		c, err := x509.ParseCertificate(der)
+		c, err := parseCertificate(der)
 		if err != nil {
 			return nil, engine.Wrap(engine.KindInvalid, CodeInvalidStatement, err, "x5chain (33) certificate %d does not parse", i)
 		}
 		chain[i] = c
 	}
 	return chain, nil
+}
+
+// parsedCerts keeps parsed certificates by the hash of their DER: issuers
+// repeat their chains, and parsing is a large part of a statement's cost.
+// Certificates are never modified after parsing, so sharing them is safe.
+var parsedCerts = bounded.New[[32]byte, *x509.Certificate](4096)
+
+func parseCertificate(der []byte) (*x509.Certificate, error) {
+	k := sha256.Sum256(der)
+	if c, ok := parsedCerts.Get(k); ok {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	parsedCerts.Put(k, c)
+	return c, nil
 }
 
 func (st *Statement) parseClaims(phdr Header) error {

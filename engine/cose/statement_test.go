@@ -304,7 +304,7 @@ func TestParseStatementEnvelope(t *testing.T) {
 		{"payload text", join([]byte{0xd2, 0x84}, prot, []byte{0xa0, 0x61, 0x78}, sig), false},
 		{"payload length not shortest", join([]byte{0xd2, 0x84}, prot, []byte{0xa0, 0x58, byte(len(m.Payload))}, m.Payload, sig), false},
 		{"signature text", join([]byte{0xd2, 0x84}, prot, []byte{0xa0}, payload, []byte{0x61, 0x78}), false},
-		{"duplicate protected label", join([]byte{0xd2, 0x84}, bstr(append([]byte{0xa2, 0x01, 0x26, 0x01, 0x26})), []byte{0xa0}, payload, sig), false},
+		{"duplicate protected label", join([]byte{0xd2, 0x84}, bstr([]byte{0xa2, 0x01, 0x26, 0x01, 0x26}), []byte{0xa0}, payload, sig), false},
 	}
 	for _, tc := range cases {
 		_, err := ParseStatement(tc.raw)

@@ -3,13 +3,17 @@ package didx509
 import (
 	"bytes"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/binary"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/internal/bounded"
 )
 
 var (
@@ -45,6 +49,58 @@ var criticalAllowed = []asn1.ObjectIdentifier{
 // Errors are *engine.Error, KindInvalid, code InvalidIssuer, wrapping ErrSyntax,
 // ErrChain, ErrFingerprint or ErrPredicate.
 func Resolve(did string, chain []*x509.Certificate, at time.Time) (crypto.PublicKey, error) {
+	// Issuers send many statements with one chain: a resolution that held is
+	// remembered with the window in which every certificate is valid, the
+	// only part of the check that depends on time.
+	if slices.Contains(chain, nil) {
+		return resolve(did, chain, at)
+	}
+	key := resolutionKey(did, chain)
+	if r, ok := resolved.Get(key); ok && !at.Before(r.notBefore) && !at.After(r.notAfter) {
+		return r.leafKey, nil
+	}
+	leafKey, err := resolve(did, chain, at)
+	if err != nil {
+		return nil, err
+	}
+	r := resolution{leafKey: leafKey, notBefore: chain[0].NotBefore, notAfter: chain[0].NotAfter}
+	for _, c := range chain[1:] {
+		if c.NotBefore.After(r.notBefore) {
+			r.notBefore = c.NotBefore
+		}
+		if c.NotAfter.Before(r.notAfter) {
+			r.notAfter = c.NotAfter
+		}
+	}
+	resolved.Put(key, r)
+	return leafKey, nil
+}
+
+type resolution struct {
+	leafKey             crypto.PublicKey
+	notBefore, notAfter time.Time
+}
+
+// resolved caches successful resolutions by DID and chain bytes.
+var resolved = bounded.New[[32]byte, resolution](4096)
+
+func resolutionKey(did string, chain []*x509.Certificate) [32]byte {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(did)))
+	h.Write(n[:])
+	h.Write([]byte(did))
+	for _, c := range chain {
+		binary.BigEndian.PutUint64(n[:], uint64(len(c.Raw)))
+		h.Write(n[:])
+		h.Write(c.Raw)
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func resolve(did string, chain []*x509.Certificate, at time.Time) (crypto.PublicKey, error) {
 	d, err := Parse(did)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,11 @@ import (
 func TestClusterR3AtomicBatch(t *testing.T) {
 	ctx := testContext(t)
 	c := natstest.Start(t, 3)
+	for _, e := range c.Servers {
+		if err := e.WaitJetStreamReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c.EnsureStreams()
 	info, err := c.JetStream(c.ConnectReplica(1)).Stream(ctx, natslog.LedgerStream)
 	if err != nil {

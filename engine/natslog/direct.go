@@ -38,6 +38,7 @@ const (
 	directNotFound               // 404: nothing at or after the sequence here
 	directNoReplica              // 503: no replica answers direct gets now
 	directFailed                 // any other status
+	directLost                   // silence or a gap: the batch went astray
 )
 
 func classifyDirectReply(m *nats.Msg) directReply {
@@ -99,7 +100,7 @@ func (r *Reader) directRange(ctx context.Context, from, end uint64, fn EntryFunc
 			return engine.Errorf(engine.KindInternal, "LedgerUnreadable", "direct get from %d refused", before)
 		case next > before && outcome == directEndOfBatch:
 			backoff = 0
-		default: // lagging replica, no replica, or silence: pause, ask again
+		default: // lagging or no replica, or a lost batch: pause, ask again
 			backoff = min(max(2*backoff, 10*time.Millisecond), directBackoffMax)
 		}
 	}
@@ -115,7 +116,7 @@ func (r *Reader) receiveBatch(ctx context.Context, replies <-chan *nats.Msg, rep
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case <-quiet.C:
-			return directNoReplica, nil
+			return directLost, nil
 		case m := <-replies:
 			if m.Subject != reply {
 				continue
@@ -125,8 +126,13 @@ func (r *Reader) receiveBatch(ctx context.Context, replies <-chan *nats.Msg, rep
 				return kind, nil
 			}
 			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
-			if err != nil || seq < *next || seq > end {
+			if err != nil || seq > end {
 				return 0, engine.Errorf(engine.KindInternal, "LedgerUnreadable", "direct get answered sequence %q, expected %d", m.Header.Get("Nats-Sequence"), *next)
+			}
+			if seq != *next {
+				// The ledger has no gaps (DenyDelete): a message of this
+				// batch was lost on the way. Ask again from next.
+				return directLost, nil
 			}
 			if err := fn(seq, m.Header.Get("Nats-Subject"), m.Data); err != nil {
 				return 0, err

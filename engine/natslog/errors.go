@@ -28,17 +28,15 @@ var (
 )
 
 // JetStream error codes (nats-server server/errors.json) that gavel reacts to.
+// Others (unsupported header 10177, invalid batch id 10179, invalid commit
+// 10200, duplicate message id 10201) are gavel's own bugs: BatchRejected.
 const (
 	errCodeWrongLastSequence         = 10071 // "wrong last sequence: {seq}"
 	errCodeWrongLastSequenceConstant = 10164 // "wrong last sequence", no number
 	errCodeAtomicDisabled            = 10174
 	errCodeAtomicMissingSeq          = 10175
 	errCodeAtomicIncomplete          = 10176
-	errCodeAtomicUnsupportedHeader   = 10177
-	errCodeAtomicInvalidBatchID      = 10179
 	errCodeAtomicTooLarge            = 10199
-	errCodeAtomicInvalidCommit       = 10200
-	errCodeAtomicDuplicateMsgID      = 10201
 	errCodeAtomicTooManyInflight     = 10210
 )
 

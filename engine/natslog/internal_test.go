@@ -172,18 +172,18 @@ func TestBatchAPIErrorMapping(t *testing.T) {
 
 func TestKindOfSubject(t *testing.T) {
 	for subject, want := range map[string]string{
-		"gavel.ledger.statement": "statement",
-		"gavel.ledger.gov":       "gov",
-		"gavel.ledger.node_join": "node_join",
-		"gavel.ledger.v2":        "v2",
-		"gavel.ledger.":          "",
-		"gavel.ledger.Gov":       "",
-		"gavel.ledger.2gov":      "",
-		"gavel.ledger.gov.x":     "",
-		"gavel.ledger.*":         "",
-		"gavel.ledger.>":         "",
-		"gavel.feed.params":      "",
-		"gavel.ledger.gov ":      "",
+		"gavel.ledger.statement":                  "statement",
+		"gavel.ledger.gov":                        "gov",
+		"gavel.ledger.node_join":                  "node_join",
+		"gavel.ledger.v2":                         "v2",
+		"gavel.ledger.":                           "",
+		"gavel.ledger.Gov":                        "",
+		"gavel.ledger.2gov":                       "",
+		"gavel.ledger.gov.x":                      "",
+		"gavel.ledger.*":                          "",
+		"gavel.ledger.>":                          "",
+		"gavel.feed.params":                       "",
+		"gavel.ledger.gov ":                       "",
 		"gavel.ledger." + strings.Repeat("a", 33): "",
 		"gavel.ledger." + strings.Repeat("a", 32): strings.Repeat("a", 32),
 	} {
@@ -197,12 +197,12 @@ func TestKindOfSubject(t *testing.T) {
 func TestServerOptions(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
-		name     string
-		cfg      EmbeddedConfig
-		host     string
-		port     int
-		cluster  bool
-		wantErr  bool
+		name    string
+		cfg     EmbeddedConfig
+		host    string
+		port    int
+		cluster bool
+		wantErr bool
 	}{
 		{name: "default listen", cfg: EmbeddedConfig{DataDir: dir}, host: "127.0.0.1", port: 4222},
 		{name: "random port", cfg: EmbeddedConfig{DataDir: dir, Listen: "127.0.0.1:0"}, host: "127.0.0.1", port: server.RANDOM_PORT},
@@ -297,6 +297,29 @@ func TestReachable(t *testing.T) {
 		}
 		if got := reachable(addr); got != tc.want {
 			t.Errorf("reachable(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestClassifyDirectReply(t *testing.T) {
+	status := func(code, desc string) nats.Header {
+		return nats.Header{"Status": {code}, "Description": {desc}}
+	}
+	for _, tc := range []struct {
+		name string
+		msg  nats.Msg
+		want directReply
+	}{
+		{"entry", nats.Msg{Data: []byte("x"), Header: nats.Header{"Nats-Sequence": {"3"}}}, directEntry},
+		{"empty entry", nats.Msg{Header: nats.Header{"Nats-Sequence": {"3"}}}, directEntry},
+		{"end of batch", nats.Msg{Header: status("204", "EOB")}, directEndOfBatch},
+		{"not found", nats.Msg{Header: status("404", "Message Not Found")}, directNotFound},
+		{"no responders", nats.Msg{Header: status("503", "")}, directNoReplica},
+		{"bad request", nats.Msg{Header: status("400", "Bad Request")}, directFailed},
+		{"timeout", nats.Msg{Header: status("408", "Request Timeout")}, directFailed},
+	} {
+		if got := classifyDirectReply(&tc.msg); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
 	}
 }

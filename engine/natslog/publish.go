@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,8 @@ const (
 	hdrBatchSeq        = "Nats-Batch-Sequence"
 	hdrBatchCommit     = "Nats-Batch-Commit"
 	hdrExpectedLastSeq = "Nats-Expected-Last-Sequence"
+	// Headers with this prefix steer JetStream; entries may not carry them.
+	reservedHeaderPrefix = "Nats-"
 )
 
 // batchSeqValues[i] is the header value "i", so the hot path does not
@@ -42,8 +45,9 @@ var batchSeqValues = func() [][]string {
 
 var commitValue = []string{"1"}
 
-// Msg is one ledger entry to append. Header is optional and is sent along;
-// the Nats-Batch-* and Nats-Expected-* headers are the publisher's.
+// Msg is one ledger entry to append. Header is optional and is stored
+// with the entry; names starting with "Nats-" are refused (they steer
+// JetStream, and the batch headers are the publisher's).
 type Msg struct {
 	Subject string
 	Data    []byte
@@ -97,6 +101,11 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []Msg, expectedLastSe
 	for i := range msgs {
 		if _, ok := KindOfSubject(msgs[i].Subject); !ok {
 			return 0, engine.Errorf(engine.KindInvalid, "InvalidSubject", "%q is not a ledger subject", msgs[i].Subject)
+		}
+		for k := range msgs[i].Header {
+			if len(k) >= len(reservedHeaderPrefix) && strings.EqualFold(k[:len(reservedHeaderPrefix)], reservedHeaderPrefix) {
+				return 0, engine.Errorf(engine.KindInvalid, "ReservedHeader", "header %q is the server's or the publisher's", k)
+			}
 		}
 	}
 	if _, ok := ctx.Deadline(); !ok {

@@ -208,10 +208,17 @@ func TestPublishBatchRejectsBadInput(t *testing.T) {
 		"empty":        nil,
 		"feed subject": {{Subject: "gavel.feed.params", Data: []byte("x")}},
 		"bad kind":     {{Subject: "gavel.ledger.Gov", Data: []byte("x")}},
+		"nats header": {
+			{Subject: "gavel.ledger.gov", Data: []byte("x")},
+			{Subject: "gavel.ledger.gov", Data: []byte("y"), Header: nats.Header{"nats-expected-last-sequence": {"0"}}},
+		},
 	} {
 		if _, err := p.PublishBatch(ctx, msgs, 0); engine.KindOf(err) != engine.KindInvalid {
 			t.Errorf("%s: err = %v, want KindInvalid", name, err)
 		}
+	}
+	if last, err := p.LastSequence(ctx); err != nil || last != 0 {
+		t.Fatalf("LastSequence = %d, %v; want 0", last, err)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -85,7 +84,7 @@ func RunCommit(ctx context.Context, cfg Config) (*CommitReport, error) {
 		return nil, err
 	}
 	defer r.Close()
-	srv, err := handlers.ServeNATS(r.Conn(), r, handlers.DefaultLimits(), 4*runtime.GOMAXPROCS(0), cfg.Logger)
+	srv, err := handlers.ServeNATS(r.Conn(), r, handlers.DefaultLimits(), handlers.DefaultInFlight, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

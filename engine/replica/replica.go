@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -44,6 +45,8 @@ type Replica struct {
 	store    *state.Store
 	seq      *sequencer.Sequencer
 
+	verifySlots chan struct{} // bounds concurrent signature checks to the cores
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed sync.Once
@@ -65,7 +68,7 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	r := &Replica{cfg: cfg, logger: cfg.Logger}
+	r := &Replica{cfg: cfg, logger: cfg.Logger, verifySlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	defer func() {
 		if err != nil {
 			r.Close()

@@ -14,7 +14,15 @@ import (
 // RegisterStatement checks a signed statement statelessly (structure,
 // did:x509 issuer, signature) on the caller's goroutine, then commits it.
 func (r *Replica) RegisterStatement(ctx context.Context, raw []byte) ([]byte, error) {
+	// Verification is CPU-bound: one per core at a time. Waiting for the
+	// commit is not, and holds no slot, so group commit sees every request.
+	select {
+	case r.verifySlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no verification slot before the deadline")
+	}
 	cmd, err := r.VerifyStatement(raw)
+	<-r.verifySlots
 	if err != nil {
 		return nil, err
 	}

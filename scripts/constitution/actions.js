@@ -1,165 +1,179 @@
 // The actions of the default constitution: name → { validate(args),
 // apply(args, proposalId) }. validate.js checks each action's arguments
 // against schemas/actions/<name>.json first; validate here checks what a
-// schema cannot (certificates, hashes, state). apply re-checks state,
-// because the state may change between proposal and acceptance, and throws
-// to fail the proposal.
+// schema cannot (certificates, hashes, state). apply re-checks state, since
+// it may change between proposal and acceptance, and throws to fail the
+// proposal.
 //
-// The table is built on first use: resolve, which runs at every ballot,
-// never pays for it.
+// Like every top-level value, this table is frozen once the module has
+// loaded, and the module runs no code while loading, so gavel can keep one
+// instance per runtime instead of reloading it for every call.
 import {
   MEMBERS, CONSTITUTION, SNP_HOST_DATA, SNP_MEASUREMENTS, NODES, JOIN_POLICY, JS_APP,
   NETWORK_PARAMETERS, SERVICE_CONFIG, SINGLETON, serviceConfig, activeMemberIds,
 } from "./tables.js";
 
-let table;
-
-export function actions() {
-  if (table === undefined) table = build();
-  return table;
+export function findAction(name) {
+  return Object.hasOwn(actions, name) ? actions[name] : undefined;
 }
 
-function build() {
-  function checkRemovable(memberId) {
-    const member = gavel.kv.get(MEMBERS, memberId);
-    if (member === undefined || member.status !== "Active") return;
-    const remaining = activeMemberIds().length - 1;
-    const needed = Math.max(1, serviceConfig().recovery_threshold);
-    if (remaining < needed) {
-      throw new Error(`removing member ${memberId} would leave ${remaining} active member(s); at least ${needed} must remain`);
-    }
+function checkRemovable(memberId) {
+  const member = gavel.kv.get(MEMBERS, memberId);
+  if (member === undefined || member.status !== "Active") return;
+  const remaining = activeMemberIds().length - 1;
+  const needed = Math.max(1, serviceConfig().recovery_threshold);
+  if (remaining < needed) {
+    throw new Error(`removing member ${memberId} would leave ${remaining} active member(s); at least ${needed} must remain`);
   }
-
-  function checkRecoveryThreshold(threshold) {
-    if (threshold === undefined) return;
-    const active = activeMemberIds().length;
-    if (threshold > active) {
-      throw new Error(`recovery_threshold ${threshold} is more than the ${active} active member(s)`);
-    }
-  }
-
-  function checkDeadline(deadline) {
-    const at = Date.parse(deadline);
-    if (!(at > Date.now())) {
-      throw new Error(`update_deadline ${deadline} is not in the future`);
-    }
-  }
-
-  const put = (table, key, value) => gavel.kv.set(table, key, value);
-  const drop = (table, key) => gavel.kv.delete(table, key);
-  const none = () => {};
-
-  return new Map([
-    ["set_member", {
-      validate(args) {
-        gavel.pem.certDigestHex(args.cert);
-      },
-      apply(args) {
-        const id = gavel.pem.certDigestHex(args.cert);
-        const previous = gavel.kv.get(MEMBERS, id);
-        put(MEMBERS, id, {
-          cert: args.cert,
-          status: previous === undefined ? "Active" : previous.status,
-          member_data: args.member_data ?? null,
-        });
-      },
-    }],
-    ["remove_member", {
-      validate(args) { checkRemovable(args.member_id); },
-      apply(args) {
-        checkRemovable(args.member_id);
-        drop(MEMBERS, args.member_id); // removing an unknown member is a no-op, as in CCF
-      },
-    }],
-    ["set_constitution", {
-      validate(args) {
-        const problem = gavel.constitution.check(args.constitution);
-        if (problem !== null) throw new Error(problem);
-      },
-      // Other open proposals are dropped by the engine (ChangesCodeIdentity).
-      apply(args) { put(CONSTITUTION, SINGLETON, args.constitution); },
-    }],
-    ["add_snp_host_data", {
-      validate(args) {
-        const policy = args.security_policy ?? "";
-        if (policy !== "" && gavel.hash.sha256Hex(policy) !== args.host_data) {
-          throw new Error("host_data must be the SHA-256 of security_policy");
-        }
-      },
-      apply(args) { put(SNP_HOST_DATA, args.host_data, { security_policy: args.security_policy ?? "" }); },
-    }],
-    ["remove_snp_host_data", {
-      validate: none,
-      apply(args) { drop(SNP_HOST_DATA, args.host_data); },
-    }],
-    ["add_snp_measurement", {
-      validate: none,
-      apply(args) { put(SNP_MEASUREMENTS, args.measurement, "AllowedToJoin"); },
-    }],
-    ["remove_snp_measurement", {
-      validate: none,
-      apply(args) { drop(SNP_MEASUREMENTS, args.measurement); },
-    }],
-    ["transition_node_to_trusted", {
-      validate: none,
-      apply(args) {
-        const node = gavel.kv.get(NODES, args.node_id);
-        if (node === undefined) throw new Error(`no node ${args.node_id}`);
-        if (node.status === "Retired") throw new Error(`node ${args.node_id} is retired`);
-        if (node.status === "Trusted") return;
-        node.status = "Trusted";
-        if (args.valid_from !== undefined) node.valid_from = args.valid_from;
-        put(NODES, args.node_id, node);
-      },
-    }],
-    ["remove_node", {
-      validate: none,
-      apply(args) {
-        const node = gavel.kv.get(NODES, args.node_id);
-        if (node === undefined || node.status === "Retired") return; // idempotent, as in CCF
-        node.status = "Retired";
-        node.retired_committed = false;
-        put(NODES, args.node_id, node);
-      },
-    }],
-    ["set_node_join_policy", {
-      validate: none,
-      apply(args) { put(JOIN_POLICY, SINGLETON, args.policy); },
-    }],
-    ["remove_node_join_policy", {
-      validate: none,
-      apply() { drop(JOIN_POLICY, SINGLETON); },
-    }],
-    ["set_js_app", {
-      validate(args) {
-        const names = new Set();
-        for (const m of args.bundle.modules) {
-          if (names.has(m.name)) throw new Error(`module ${m.name} appears twice`);
-          names.add(m.name);
-        }
-      },
-      apply(args) {
-        put(JS_APP, SINGLETON, { metadata: args.bundle.metadata ?? {}, modules: args.bundle.modules });
-      },
-    }],
-    ["set_network_parameters", {
-      validate(args) { checkDeadline(args.update_deadline); },
-      apply(args) {
-        checkDeadline(args.update_deadline);
-        put(NETWORK_PARAMETERS, SINGLETON, {
-          parameters: args.parameters,
-          description: args.description,
-          update_deadline: args.update_deadline,
-          hash: gavel.hash.sha256Hex(JSON.stringify(args.parameters)),
-        });
-      },
-    }],
-    ["set_service_configuration", {
-      validate(args) { checkRecoveryThreshold(args.recovery_threshold); },
-      apply(args) {
-        checkRecoveryThreshold(args.recovery_threshold);
-        put(SERVICE_CONFIG, SINGLETON, { ...serviceConfig(), ...args });
-      },
-    }],
-  ]);
 }
+
+function checkRecoveryThreshold(threshold) {
+  if (threshold === undefined) return;
+  const active = activeMemberIds().length;
+  if (threshold > active) {
+    throw new Error(`recovery_threshold ${threshold} is more than the ${active} active member(s)`);
+  }
+}
+
+function checkDeadline(deadline) {
+  const at = Date.parse(deadline);
+  if (!(at > Date.now())) {
+    throw new Error(`update_deadline ${deadline} is not in the future`);
+  }
+}
+
+function none() {}
+
+const actions = {
+  set_member: {
+    validate(args) {
+      gavel.pem.certDigestHex(args.cert);
+    },
+    apply(args) {
+      const id = gavel.pem.certDigestHex(args.cert);
+      const previous = gavel.kv.get(MEMBERS, id);
+      gavel.kv.set(MEMBERS, id, {
+        cert: args.cert,
+        status: previous === undefined ? "Active" : previous.status,
+        member_data: args.member_data ?? null,
+      });
+    },
+  },
+  remove_member: {
+    validate(args) {
+      checkRemovable(args.member_id);
+    },
+    apply(args) {
+      checkRemovable(args.member_id);
+      gavel.kv.delete(MEMBERS, args.member_id); // an unknown member is a no-op, as in CCF
+    },
+  },
+  set_constitution: {
+    validate(args) {
+      const problem = gavel.constitution.check(args.constitution);
+      if (problem !== null) throw new Error(problem);
+    },
+    // Other open proposals are dropped by the engine (ChangesCodeIdentity).
+    apply(args) {
+      gavel.kv.set(CONSTITUTION, SINGLETON, args.constitution);
+    },
+  },
+  add_snp_host_data: {
+    validate(args) {
+      const policy = args.security_policy ?? "";
+      if (policy !== "" && gavel.hash.sha256Hex(policy) !== args.host_data) {
+        throw new Error("host_data must be the SHA-256 of security_policy");
+      }
+    },
+    apply(args) {
+      gavel.kv.set(SNP_HOST_DATA, args.host_data, { security_policy: args.security_policy ?? "" });
+    },
+  },
+  remove_snp_host_data: {
+    validate: none,
+    apply(args) {
+      gavel.kv.delete(SNP_HOST_DATA, args.host_data);
+    },
+  },
+  add_snp_measurement: {
+    validate: none,
+    apply(args) {
+      gavel.kv.set(SNP_MEASUREMENTS, args.measurement, "AllowedToJoin");
+    },
+  },
+  remove_snp_measurement: {
+    validate: none,
+    apply(args) {
+      gavel.kv.delete(SNP_MEASUREMENTS, args.measurement);
+    },
+  },
+  transition_node_to_trusted: {
+    validate: none,
+    apply(args) {
+      const node = gavel.kv.get(NODES, args.node_id);
+      if (node === undefined) throw new Error(`no node ${args.node_id}`);
+      if (node.status === "Retired") throw new Error(`node ${args.node_id} is retired`);
+      if (node.status === "Trusted") return;
+      node.status = "Trusted";
+      if (args.valid_from !== undefined) node.valid_from = args.valid_from;
+      gavel.kv.set(NODES, args.node_id, node);
+    },
+  },
+  remove_node: {
+    validate: none,
+    apply(args) {
+      const node = gavel.kv.get(NODES, args.node_id);
+      if (node === undefined || node.status === "Retired") return; // idempotent, as in CCF
+      node.status = "Retired";
+      node.retired_committed = false;
+      gavel.kv.set(NODES, args.node_id, node);
+    },
+  },
+  set_node_join_policy: {
+    validate: none,
+    apply(args) {
+      gavel.kv.set(JOIN_POLICY, SINGLETON, args.policy);
+    },
+  },
+  remove_node_join_policy: {
+    validate: none,
+    apply() {
+      gavel.kv.delete(JOIN_POLICY, SINGLETON);
+    },
+  },
+  set_js_app: {
+    validate(args) {
+      const names = new Set();
+      for (const m of args.bundle.modules) {
+        if (names.has(m.name)) throw new Error(`module ${m.name} appears twice`);
+        names.add(m.name);
+      }
+    },
+    apply(args) {
+      gavel.kv.set(JS_APP, SINGLETON, { metadata: args.bundle.metadata ?? {}, modules: args.bundle.modules });
+    },
+  },
+  set_network_parameters: {
+    validate(args) {
+      checkDeadline(args.update_deadline);
+    },
+    apply(args) {
+      checkDeadline(args.update_deadline);
+      gavel.kv.set(NETWORK_PARAMETERS, SINGLETON, {
+        parameters: args.parameters,
+        description: args.description,
+        update_deadline: args.update_deadline,
+        hash: gavel.hash.sha256Hex(JSON.stringify(args.parameters)),
+      });
+    },
+  },
+  set_service_configuration: {
+    validate(args) {
+      checkRecoveryThreshold(args.recovery_threshold);
+    },
+    apply(args) {
+      checkRecoveryThreshold(args.recovery_threshold);
+      gavel.kv.set(SERVICE_CONFIG, SINGLETON, { ...serviceConfig(), ...args });
+    },
+  },
+};

@@ -1,12 +1,11 @@
 // apply(proposal, proposalId) runs once a proposal is Accepted. Its writes
 // through gavel.kv are the entry's write set; a throw fails the proposal and
 // writes nothing.
-import { actions } from "./actions.js";
+import { findAction } from "./actions.js";
 
 export function apply(proposal, proposalId) {
-  const table = actions();
   for (const action of JSON.parse(proposal).actions) {
-    const definition = table.get(action.name);
+    const definition = findAction(action.name);
     if (definition === undefined) throw new Error(`${action.name}: no such action`);
     definition.apply(action.args ?? {}, proposalId);
   }

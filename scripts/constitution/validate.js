@@ -1,7 +1,7 @@
 // validate(input) runs once when a proposal is submitted. input is the raw
 // proposal JSON; the result is { valid, description }. It never throws for
 // bad input: every problem is described, joined by "; ".
-import { actions } from "./actions.js";
+import { findAction } from "./actions.js";
 import { serviceConfig } from "./tables.js";
 
 export function validate(input) {
@@ -20,9 +20,8 @@ export function validate(input) {
     return { valid: false, description: `proposal has ${proposal.actions.length} actions; max_actions_per_proposal is ${max}` };
   }
   const errors = [];
-  const table = actions();
   proposal.actions.forEach((action, position) => {
-    const definition = table.get(action.name);
+    const definition = findAction(action.name);
     if (definition === undefined) {
       errors.push(`${action.name} at position ${position}: no such action`);
       return;
