@@ -15,6 +15,10 @@ const (
 	KindGenesis   EntryKind = "genesis"   // creates the service: identity, settings
 	KindStatement EntryKind = "statement" // a registered signed statement (SCITT)
 	KindSignature EntryKind = "signature" // the service's signature over the Merkle root
+
+	KindGovProposal   EntryKind = "proposal"   // a member's signed proposal
+	KindGovBallot     EntryKind = "ballot"     // a member's signed ballot
+	KindGovWithdrawal EntryKind = "withdrawal" // a proposer's signed withdrawal
 )
 
 // Tables written by the ledger spine itself.
@@ -109,7 +113,7 @@ func (k EntryKind) String() string { return string(k) }
 // take a subject from the wire).
 func (k EntryKind) Validate() error {
 	switch k {
-	case KindGenesis, KindStatement, KindSignature:
+	case KindGenesis, KindStatement, KindSignature, KindGovProposal, KindGovBallot, KindGovWithdrawal:
 		return nil
 	}
 	return fmt.Errorf("unknown entry kind %q", string(k))
@@ -133,6 +137,10 @@ type Effect struct {
 	Writes       WriteSet
 	ClaimsDigest Digest
 	Result       []byte // the JSON answer to the caller
+	// Replayed marks a request the ledger already holds (an identical
+	// envelope sent again): Result is the first answer and no entry is
+	// written.
+	Replayed bool
 }
 
 // Command is a request that passed its stateless checks (parsing, size,

@@ -14,8 +14,10 @@ const (
 	KindInternal Kind = iota
 	// KindInvalid is malformed or unacceptable input: fix the request.
 	KindInvalid
-	// KindUnauthorized means the signer is not allowed to do this.
+	// KindUnauthorized means the signer is unknown or its signature is bad.
 	KindUnauthorized
+	// KindForbidden means a known signer may not do this.
+	KindForbidden
 	// KindNotFound names something that does not exist.
 	KindNotFound
 	// KindConflict means the request clashes with current state.

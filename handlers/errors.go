@@ -16,6 +16,8 @@ func Status(err error) int {
 		return http.StatusBadRequest
 	case engine.KindUnauthorized:
 		return http.StatusUnauthorized
+	case engine.KindForbidden:
+		return http.StatusForbidden
 	case engine.KindNotFound:
 		return http.StatusNotFound
 	case engine.KindConflict:

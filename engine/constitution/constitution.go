@@ -64,9 +64,9 @@ func (sb *sandbox) convert(f func() error) error {
 func (c *Constitution) Validate(env Env, proposalJSON string) (ValidateResult, error) {
 	var out ValidateResult
 	_, err := run(env, invocation{
-		mod:     c.mod,
-		entry:   "validate",
-		args:    str(proposalJSON),
+		mod:   c.mod,
+		entry: "validate",
+		args:  str(proposalJSON),
 		result: func(sb *sandbox, v goja.Value) error {
 			return sb.convert(func() error {
 				o, ok := v.(*goja.Object)
@@ -101,8 +101,8 @@ func (c *Constitution) Validate(env Env, proposalJSON string) (ValidateResult, e
 func (c *Constitution) Resolve(env Env, proposalJSON, proposerID string, votes []Vote, proposalID string) (ProposalState, error) {
 	var out ProposalState
 	_, err := run(env, invocation{
-		mod:     c.mod,
-		entry:   "resolve",
+		mod:   c.mod,
+		entry: "resolve",
 		args: func(rt *goja.Runtime) []goja.Value {
 			list := make([]any, len(votes))
 			for i, v := range votes {
@@ -134,9 +134,9 @@ func (c *Constitution) Resolve(env Env, proposalJSON, proposerID string, votes [
 // through gavel.kv, canonical. Nothing else it does has any effect.
 func (c *Constitution) Apply(env Env, proposalJSON, proposalID string) (engine.WriteSet, error) {
 	ov, err := run(env, invocation{
-		mod:     c.mod,
-		entry:   "apply",
-		apply:   true,
+		mod:   c.mod,
+		entry: "apply",
+		apply: true,
 		args: func(rt *goja.Runtime) []goja.Value {
 			return []goja.Value{rt.ToValue(proposalJSON), rt.ToValue(proposalID)}
 		},
@@ -153,8 +153,8 @@ func (c *Constitution) Apply(env Env, proposalJSON, proposalID string) (engine.W
 func (b *Ballot) Vote(env Env, proposalJSON, proposerID string) (bool, error) {
 	var out bool
 	_, err := run(env, invocation{
-		mod:     b.mod,
-		entry:   "vote",
+		mod:   b.mod,
+		entry: "vote",
 		args: func(rt *goja.Runtime) []goja.Value {
 			return []goja.Value{rt.ToValue(proposalJSON), rt.ToValue(proposerID)}
 		},

@@ -75,13 +75,26 @@ func (sb *sandbox) lengthOf(v goja.Value, what string) int64 {
 	return n
 }
 
+// str is ECMAScript ToString: goja's Value.ToString returns a primitive,
+// not necessarily a string.
+func (sb *sandbox) str(v goja.Value) goja.String {
+	p := v.ToString()
+	if s, ok := p.(goja.String); ok {
+		return s
+	}
+	if _, ok := p.(*goja.Symbol); ok {
+		panic(sb.rt.NewTypeError("Cannot convert a Symbol value to a string"))
+	}
+	return sb.rt.ToValue(p.String()).(goja.String)
+}
+
 // thisString is RequireObjectCoercible(this) + ToString, done once so the
 // original builtin sees a primitive and user toString runs only once.
 func (sb *sandbox) thisString(c goja.FunctionCall, name string) goja.String {
 	if c.This == nil || goja.IsUndefined(c.This) || goja.IsNull(c.This) {
 		panic(sb.rt.NewTypeError("String.prototype." + name + " called on null or undefined"))
 	}
-	return c.This.ToString().(goja.String)
+	return sb.str(c.This)
 }
 
 type methodKey struct {
@@ -275,7 +288,7 @@ func (sb *sandbox) installGuards() error {
 	jsonObj := global("JSON")
 	add(jsonObj, named("parse"), func(orig nativeFunc) nativeFunc {
 		return func(c goja.FunctionCall) goja.Value {
-			text := c.Argument(0).ToString()
+			text := sb.str(c.Argument(0))
 			if _, ok := goja.AssertFunction(c.Argument(1)); !ok {
 				return sb.parseJSONText(text.String(), sb.limits().MaxDepth)
 			}
@@ -335,7 +348,7 @@ func (sb *sandbox) join(c goja.FunctionCall, locale bool) goja.Value {
 
 	sep := rt.ToValue(",").(goja.String)
 	if s := c.Argument(0); !locale && !goja.IsUndefined(s) {
-		sep = s.ToString().(goja.String)
+		sep = sb.str(s)
 	}
 	var b goja.StringBuilder
 	size := int64(0)
@@ -363,9 +376,9 @@ func (sb *sandbox) join(c goja.FunctionCall, locale bool) goja.Value {
 			if err != nil {
 				panic(err)
 			}
-			s = r.ToString().(goja.String)
+			s = sb.str(r)
 		} else {
-			s = el.ToString().(goja.String)
+			s = sb.str(el)
 		}
 		size += int64(s.Length())
 		sb.checkStringLength(size)

@@ -80,7 +80,7 @@ func (sb *sandbox) stringify(value, replacer, space goja.Value) goja.Value {
 		}
 		cost := int64(1 + gap*depth)
 		if holder != nil && holder.ClassName() != "Array" {
-			cost += int64(key.ToString().(goja.String).Length()) + 3
+			cost += int64(sb.str(key).Length()) + 3
 		}
 		switch {
 		case goja.IsString(v):

@@ -209,11 +209,11 @@ func putSandbox(sb *sandbox) {
 
 // invocation describes one entry-point call.
 type invocation struct {
-	mod     *module
-	entry   string
-	apply   bool
-	args    func(rt *goja.Runtime) []goja.Value
-	result  func(sb *sandbox, v goja.Value) error // runs under the same limits
+	mod    *module
+	entry  string
+	apply  bool
+	args   func(rt *goja.Runtime) []goja.Value
+	result func(sb *sandbox, v goja.Value) error // runs under the same limits
 }
 
 // run executes one call in a pooled sandbox. A sandbox that failed in any

@@ -41,7 +41,7 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 			size := int64(s.Length())
 			b.WriteString(s)
 			for _, a := range c.Arguments {
-				p := a.ToString().(goja.String)
+				p := sb.str(a)
 				size += int64(p.Length())
 				sb.checkStringLength(size)
 				b.WriteString(p)
@@ -59,12 +59,12 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 				if i&1023 == 0 {
 					sb.checkAbort()
 				}
-				p := raw.Get(strconv.FormatInt(i, 10)).ToString().(goja.String)
+				p := sb.str(raw.Get(strconv.FormatInt(i, 10)))
 				size += int64(p.Length())
 				sb.checkStringLength(size)
 				b.WriteString(p)
 				if i+1 < n && int(i+1) < len(c.Arguments) {
-					p = c.Arguments[i+1].ToString().(goja.String)
+					p = sb.str(c.Arguments[i+1])
 					size += int64(p.Length())
 					sb.checkStringLength(size)
 					b.WriteString(p)
@@ -80,7 +80,7 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 					return orig(c) // RegExp.prototype[Symbol.replace] is guarded itself
 				}
 				s := sb.thisString(c, name)
-				search := c.Argument(0).ToString()
+				search := sb.str(c.Argument(0))
 				return orig(goja.FunctionCall{This: s, Arguments: []goja.Value{search, sb.meteredReplacer(s, c.Argument(1))}})
 			}
 		}
@@ -98,9 +98,9 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 				limit = sb.rt.ToValue(toUint32(l))
 			}
 			if sepV := c.Argument(0); !goja.IsUndefined(sepV) {
-				sep := sepV.ToString()
+				sep := sb.str(sepV)
 				parts := int64(s.Length())
-				if sep.(goja.String).Length() > 0 {
+				if sep.Length() > 0 {
 					parts = int64(strings.Count(s.String(), sep.String())) + 1
 				}
 				sb.checkArrayLength(min(parts, limit.ToInteger()), "a split result")
@@ -112,13 +112,13 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 
 	add(regexpProto, methodKey{sym: goja.SymReplace}, func(orig nativeFunc) nativeFunc {
 		return func(c goja.FunctionCall) goja.Value {
-			s := c.Argument(0).ToString().(goja.String)
+			s := sb.str(c.Argument(0))
 			return orig(goja.FunctionCall{This: c.This, Arguments: []goja.Value{s, sb.meteredReplacer(s, c.Argument(1))}})
 		}
 	})
 	add(regexpProto, methodKey{sym: goja.SymSplit}, func(orig nativeFunc) nativeFunc {
 		return func(c goja.FunctionCall) goja.Value {
-			s := c.Argument(0).ToString().(goja.String)
+			s := sb.str(c.Argument(0))
 			limit := int64(math.MaxUint32)
 			if l := c.Argument(1); !goja.IsUndefined(l) {
 				limit = int64(toUint32(l))
@@ -129,7 +129,7 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 	})
 	add(regexpProto, methodKey{sym: goja.SymMatch}, func(orig nativeFunc) nativeFunc {
 		return func(c goja.FunctionCall) goja.Value {
-			s := c.Argument(0).ToString().(goja.String)
+			s := sb.str(c.Argument(0))
 			if rx, ok := c.This.(*goja.Object); ok && rx.Get("global").ToBoolean() {
 				sb.checkArrayLength(int64(s.Length())+1, "a global match result")
 			}
@@ -174,10 +174,10 @@ func (sb *sandbox) meteredReplacer(s goja.String, replaceValue goja.Value) goja.
 			if err != nil {
 				panic(err)
 			}
-			return meter(r.ToString().(goja.String))
+			return meter(sb.str(r))
 		})
 	}
-	template := replaceValue.ToString().(goja.String)
+	template := sb.str(replaceValue)
 	return rt.ToValue(func(c goja.FunctionCall) goja.Value {
 		return meter(sb.substitute(template, c.Arguments))
 	})
@@ -200,9 +200,9 @@ func (sb *sandbox) substitute(template goja.String, args []goja.Value) goja.Stri
 	if n < 3 {
 		return template
 	}
-	matched := args[0].ToString().(goja.String)
+	matched := sb.str(args[0])
 	position := int(args[n-2].ToInteger())
-	str := args[n-1].ToString().(goja.String)
+	str := sb.str(args[n-1])
 	captures := args[1 : n-2]
 	tail := min(position+matched.Length(), str.Length())
 	position = min(max(position, 0), str.Length())
@@ -243,7 +243,7 @@ func (sb *sandbox) substitute(template goja.String, args []goja.Value) goja.Stri
 				continue
 			}
 			if c := captures[index-1]; !goja.IsUndefined(c) {
-				b.WriteString(c.ToString().(goja.String))
+				b.WriteString(sb.str(c))
 			}
 			i += digits
 		case next == '<':
@@ -260,7 +260,7 @@ func (sb *sandbox) substitute(template goja.String, args []goja.Value) goja.Stri
 			}
 			name := template.Substring(i+2, end).String()
 			if v := groups.ToObject(rt).Get(name); v != nil && !goja.IsUndefined(v) {
-				b.WriteString(v.ToString().(goja.String))
+				b.WriteString(sb.str(v))
 			}
 			i = end
 		default:

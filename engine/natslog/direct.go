@@ -20,6 +20,9 @@ const (
 	directQuiet = 5 * time.Second
 	// directBackoffMax caps the pause while the answering replica lags.
 	directBackoffMax = 250 * time.Millisecond
+	// directStall is how long Range waits without progress before it gives
+	// up (e.g. no replica serves direct gets).
+	directStall = 30 * time.Second
 )
 
 type directGetRequest struct {
@@ -75,6 +78,7 @@ func (r *Reader) directRange(ctx context.Context, from, end uint64, fn EntryFunc
 	subject := "$JS.API.DIRECT.GET." + LedgerStream
 	next := from
 	backoff := time.Duration(0)
+	progressed := time.Now()
 	quiet := time.NewTimer(directQuiet)
 	defer quiet.Stop()
 	for attempt := 0; next <= end; attempt++ {
@@ -102,6 +106,11 @@ func (r *Reader) directRange(ctx context.Context, from, end uint64, fn EntryFunc
 			backoff = 0
 		default: // lagging or no replica, or a lost batch: pause, ask again
 			backoff = min(max(2*backoff, 10*time.Millisecond), directBackoffMax)
+		}
+		if next > before {
+			progressed = time.Now()
+		} else if time.Since(progressed) > r.stall {
+			return engine.Errorf(engine.KindUnavailable, "LedgerUnavailable", "no replica served entry %d for %s", next, r.stall)
 		}
 	}
 	return nil

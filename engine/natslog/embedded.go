@@ -207,7 +207,7 @@ func (e *Embedded) ConnectReplica(opts ...nats.Option) (*nats.Conn, error) {
 		return nil, err
 	}
 	all := append([]nats.Option{nats.InProcessServer(e.srv), auth, nats.Name("gavel-replica")}, opts...)
-	nc, err := nats.Connect(e.srv.ClientURL(), all...)
+	nc, err := nats.Connect(e.ClientURL(), all...)
 	if err != nil {
 		return nil, unavailable(err, "cannot connect to the embedded NATS server")
 	}

@@ -323,3 +323,30 @@ func TestClassifyDirectReply(t *testing.T) {
 		}
 	}
 }
+
+// Without direct gets on the stream nobody answers them: Range gives up
+// with a typed error instead of waiting forever.
+func TestRangeGivesUpWithoutDirectGets(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, nc, js := startStandalone(t)
+	cfg := LedgerStreamConfig(1)
+	cfg.AllowDirect = false
+	if _, err := js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPublisher(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.PublishBatch(ctx, statements(3, 8), 0); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(js)
+	r.stall = 200 * time.Millisecond
+	calls := 0
+	err = r.Range(ctx, 1, func(uint64, string, []byte) error { calls++; return nil })
+	if e := engine.AsError(err); e.Kind != engine.KindUnavailable || e.Code != "LedgerUnavailable" || calls != 0 {
+		t.Fatalf("Range = %v after %d calls, want LedgerUnavailable", err, calls)
+	}
+}

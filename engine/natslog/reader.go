@@ -22,17 +22,19 @@ const (
 // permissions suffice): direct gets for ranges and single entries, an
 // ordered consumer to follow the tail.
 type Reader struct {
-	js jetstream.JetStream
+	js    jetstream.JetStream
+	stall time.Duration // Range gives up after this long without progress
 
 	mu     sync.Mutex
 	stream jetstream.Stream // cached for Get; fetched on first use
 }
 
 // NewReader reads the ledger through js.
-func NewReader(js jetstream.JetStream) *Reader { return &Reader{js: js} }
+func NewReader(js jetstream.JetStream) *Reader { return &Reader{js: js, stall: directStall} }
 
-// EntryFunc receives one ledger entry: seq is the stream sequence (the ledger seqno); fn may keep
-// data. An error from fn stops the read and is returned as is.
+// EntryFunc receives one ledger entry: seq is the stream sequence (the
+// ledger seqno). It may keep data. An error from it stops the read and is
+// returned as is.
 type EntryFunc func(seq uint64, subject string, data []byte) error
 
 // LastSequence is the ledger stream's last sequence (0 when empty).

@@ -65,10 +65,12 @@ func (r *request) reply(res result) {
 	}
 }
 
-// rejection is a command whose execution refused it.
-type rejection struct {
+// settled is a request answered without an entry of its own: execution
+// refused it, or the ledger already holds it. It is answered once its
+// round is decided, since a retried round may settle it differently.
+type settled struct {
 	req *request
-	err error
+	res result
 }
 
 type result struct {
@@ -249,9 +251,9 @@ func (s *Sequencer) unsigned() uint64 {
 func (s *Sequencer) round(ctx context.Context, batch []*request) error {
 	var lastErr error
 	for attempt := 0; attempt < s.cfg.MaxAttempts; attempt++ {
-		entries, owners, rejected := s.execute(batch)
+		entries, owners, answered := s.execute(batch)
 		if len(entries) == 0 {
-			s.reject(rejected)
+			s.settle(answered)
 			return nil
 		}
 		meta := s.store.Meta()
@@ -274,12 +276,12 @@ func (s *Sequencer) round(ctx context.Context, batch []*request) error {
 					// Durable all the same: answer, and let the next round's
 					// expected-last-sequence check force another catch-up.
 					s.answer(entries, owners)
-					s.reject(rejected)
+					s.settle(answered)
 					return cerr
 				}
 			}
 			s.answer(entries, owners)
-			s.reject(rejected)
+			s.settle(answered)
 			return nil
 		}
 		lastErr = err
@@ -290,7 +292,7 @@ func (s *Sequencer) round(ctx context.Context, batch []*request) error {
 		}
 		if s.landed(entries) {
 			s.answer(entries, owners)
-			s.reject(rejected)
+			s.settle(answered)
 			return nil
 		}
 		if m := s.store.Meta(); m.View > s.view {
@@ -311,7 +313,7 @@ func (s *Sequencer) round(ctx context.Context, batch []*request) error {
 // execute runs the batch's commands in order against the state as it will
 // be after each one, and appends a signature entry when one is due.
 // owners[i] is the request that entries[i] answers (nil for signatures).
-func (s *Sequencer) execute(batch []*request) ([]*engine.Entry, []*request, []rejection) {
+func (s *Sequencer) execute(batch []*request) ([]*engine.Entry, []*request, []settled) {
 	meta := s.store.Meta()
 	now := s.now().UnixMilli()
 	if now < meta.TimeMillis {
@@ -320,13 +322,17 @@ func (s *Sequencer) execute(batch []*request) ([]*engine.Entry, []*request, []re
 	overlay := newOverlay(s.store)
 	entries := make([]*engine.Entry, 0, len(batch)+1)
 	owners := make([]*request, 0, len(batch)+1)
-	var rejected []rejection
+	var done []settled
 	next := meta.Seqno + 1
 	for _, req := range batch {
 		tx := engine.TxID{View: s.view, Seqno: next}
 		eff, err := req.cmd.Execute(overlay, engine.Facts{TxID: tx, Time: time.UnixMilli(now).UTC()})
 		if err != nil {
-			rejected = append(rejected, rejection{req, err})
+			done = append(done, settled{req, result{err: err}})
+			continue
+		}
+		if eff.Replayed {
+			done = append(done, settled{req, result{out: Outcome{Result: eff.Result}}})
 			continue
 		}
 		e := &engine.Entry{Kind: req.cmd.Kind(), View: s.view, Seqno: next, TimeMillis: now,
@@ -349,7 +355,7 @@ func (s *Sequencer) execute(batch []*request) ([]*engine.Entry, []*request, []re
 			owners = append(owners, nil)
 		}
 	}
-	return entries, owners, rejected
+	return entries, owners, done
 }
 
 // signatureEntry signs the root of the tree that ends just before seqno.
@@ -389,9 +395,9 @@ func (s *Sequencer) answer(entries []*engine.Entry, owners []*request) {
 	}
 }
 
-func (s *Sequencer) reject(rejected []rejection) {
-	for _, r := range rejected {
-		r.req.reply(result{err: r.err})
+func (s *Sequencer) settle(done []settled) {
+	for _, d := range done {
+		d.req.reply(d.res)
 	}
 }
 

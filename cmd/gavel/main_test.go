@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// run calls the CLI in-process, as the binary would be called.
+func run(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = dispatch(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// writeFile writes data under dir and returns its path.
+func writeFile(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestUsageErrors checks that every command refuses malformed command
+// lines with exit code 2 and a message, before doing any work.
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	f := writeFile(t, dir, "f", []byte("x"))
+	g := writeFile(t, dir, "g", []byte("y"))
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"unknown command", []string{"frobnicate"}},
+		{"unknown subcommand", []string{"audit", "frobnicate"}},
+		{"group without subcommand", []string{"statement"}},
+
+		{"sign without flags", []string{"statement", "sign", f}},
+		{"sign without key", []string{"statement", "sign", "--chain", f, "--issuer", "did:x509:x", "--subject", "s", f}},
+		{"sign without chain", []string{"statement", "sign", "--key", f, "--issuer", "did:x509:x", "--subject", "s", f}},
+		{"sign without issuer", []string{"statement", "sign", "--key", f, "--chain", f, "--subject", "s", f}},
+		{"sign without subject", []string{"statement", "sign", "--key", f, "--chain", f, "--issuer", "did:x509:x", f}},
+		{"sign without payload", []string{"statement", "sign", "--key", f, "--chain", f, "--issuer", "did:x509:x", "--subject", "s"}},
+		{"sign with two payloads", []string{"statement", "sign", "--key", f, "--chain", f, "--issuer", "did:x509:x", "--subject", "s", f, g}},
+		{"sign with unknown flag", []string{"statement", "sign", "--key", f, "--chain", f, "--issuer", "did:x509:x", "--subject", "s", "--bogus", f}},
+		{"sign with flag missing its value", []string{"statement", "sign", "--key"}},
+
+		{"register without file", []string{"statement", "register", "--url", "http://127.0.0.1:1"}},
+		{"register with two files", []string{"statement", "register", "--url", "http://127.0.0.1:1", f, g}},
+		{"register with unknown flag", []string{"statement", "register", "--bogus", f}},
+
+		{"receipt without txid", []string{"receipt", "--url", "http://127.0.0.1:1"}},
+		{"receipt with extra argument", []string{"receipt", "--url", "http://127.0.0.1:1", "--txid", "2.3", f}},
+		{"receipt with unknown flag", []string{"receipt", "--txid", "2.3", "--bogus"}},
+		{"receipt with bad duration", []string{"receipt", "--txid", "2.3", "--wait", "soon"}},
+
+		{"verify-receipt without cert", []string{"audit", "verify-receipt", f}},
+		{"verify-receipt without receipt", []string{"audit", "verify-receipt", "--service-cert", f}},
+		{"verify-receipt with two receipts", []string{"audit", "verify-receipt", "--service-cert", f, f, g}},
+		{"verify-receipt with unknown flag", []string{"audit", "verify-receipt", "--service-cert", f, "--bogus", f}},
+
+		{"verify-statement without keys", []string{"audit", "verify-statement", f}},
+		{"verify-statement with both keys", []string{"audit", "verify-statement", "--service-cert", f, "--service-params", g, f}},
+		{"verify-statement without file", []string{"audit", "verify-statement", "--service-cert", f}},
+		{"verify-statement with two files", []string{"audit", "verify-statement", "--service-cert", f, f, g}},
+		{"verify-statement with unknown flag", []string{"audit", "verify-statement", "--service-cert", f, "--bogus", f}},
+
+		{"replay without source", []string{"audit", "replay"}},
+		{"replay with both sources", []string{"audit", "replay", "--data", dir, "--nats", "nats://127.0.0.1:1", "--creds", f}},
+		{"replay nats without creds", []string{"audit", "replay", "--nats", "nats://127.0.0.1:1"}},
+		{"replay with extra argument", []string{"audit", "replay", "--data", dir, f}},
+		{"replay with unknown flag", []string{"audit", "replay", "--data", dir, "--bogus"}},
+
+		{"issuer with argument", []string{"statement", "issuer", "--out", dir, f}},
+		{"issuer with unknown algorithm", []string{"statement", "issuer", "--out", dir, "--alg", "ROT13"}},
+		{"issuer with unknown flag", []string{"statement", "issuer", "--bogus"}},
+
+		{"bench commit with argument", []string{"bench", "commit", f}},
+		{"bench commit with zero requests", []string{"bench", "commit", "-n", "0"}},
+		{"bench commit with unknown flag", []string{"bench", "commit", "--bogus"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(tc.args...)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d (stdout %q, stderr %q)", code, exitUsage, out, errOut)
+			}
+			if !strings.Contains(strings.ToLower(errOut), "usage") {
+				t.Fatalf("no usage on stderr: %q", errOut)
+			}
+			if out != "" {
+				t.Fatalf("a usage error wrote to stdout: %q", out)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	// No command at all is a usage error that still lists the commands.
+	if code, out, _ := run(); code != exitUsage || !strings.Contains(out, "audit replay") {
+		t.Fatalf("no command: exit %d, %q", code, out)
+	}
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+		code, out, _ := run(args...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d", args, code)
+		}
+		for _, name := range []string{"statement sign", "statement register", "receipt", "audit verify-receipt", "audit verify-statement", "audit replay"} {
+			if !strings.Contains(out, name) {
+				t.Fatalf("%v: help does not list %q:\n%s", args, name, out)
+			}
+		}
+	}
+	// A command's own -h is help, not a usage error.
+	if code, _, errOut := run("audit", "verify-receipt", "-h"); code != exitOK || !strings.Contains(errOut, "--service-cert") {
+		t.Fatalf("verify-receipt -h: exit %d, %q", code, errOut)
+	}
+}
