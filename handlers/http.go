@@ -31,6 +31,7 @@ func NewHTTP(svc Service, limits Limits, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /entries/{txid}/statement", h.getEntryStatement)
 	mux.HandleFunc("GET /receipt", h.getReceipt)
 	mux.HandleFunc("GET /node/network", h.getNetwork)
+	h.govRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, engine.Errorf(engine.KindNotFound, "ResourceNotFound", "no route %s %s", r.Method, r.URL.Path))
 	})

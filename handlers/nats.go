@@ -7,13 +7,18 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/gavelhq/gavel/engine/govreq"
 )
 
 // Subjects served over NATS request/reply, with the same bodies and answers
 // as their HTTP routes.
 const (
-	SubjectStatement = "gavel.submit.statement"
-	queueGroup       = "gavel-replicas"
+	SubjectStatement     = "gavel.submit.statement"
+	SubjectGovProposal   = "gavel.submit.gov.proposal"
+	SubjectGovBallot     = "gavel.submit.gov.ballot"
+	SubjectGovWithdrawal = "gavel.submit.gov.withdrawal"
+	queueGroup           = "gavel-replicas"
 	// StatusHeader carries the HTTP status of a NATS reply.
 	StatusHeader = "Gavel-Status"
 )
@@ -33,15 +38,35 @@ type NATS struct {
 // inFlight at once: enough to fill a group commit, bounded for memory.
 func ServeNATS(nc *nats.Conn, svc Service, limits Limits, inFlight int, logger *slog.Logger) (*NATS, error) {
 	h := &NATS{svc: svc, limits: limits, logger: logger, timeout: 30 * time.Second, sem: make(chan struct{}, max(inFlight, 1))}
-	sub, err := nc.QueueSubscribe(SubjectStatement, queueGroup, h.onStatement)
-	if err != nil {
-		return nil, err
+	routes := map[string]func(context.Context, []byte) ([]byte, error){
+		SubjectStatement: svc.RegisterStatement,
+		SubjectGovProposal: func(ctx context.Context, b []byte) ([]byte, error) {
+			return svc.SubmitGov(ctx, govreq.MsgProposal, "", "", b)
+		},
+		SubjectGovBallot: func(ctx context.Context, b []byte) ([]byte, error) {
+			return svc.SubmitGov(ctx, govreq.MsgBallot, "", "", b)
+		},
+		SubjectGovWithdrawal: func(ctx context.Context, b []byte) ([]byte, error) {
+			return svc.SubmitGov(ctx, govreq.MsgWithdrawal, "", "", b)
+		},
 	}
-	// Deep pending limits: bursts wait here rather than being dropped.
-	if err := sub.SetPendingLimits(1<<20, 1<<30); err != nil {
-		return nil, err
+	for subject, call := range routes {
+		limit := limits.MaxGovBytes
+		if subject == SubjectStatement {
+			limit = limits.MaxStatementBytes
+		}
+		sub, err := nc.QueueSubscribe(subject, queueGroup, h.serve(limit, call))
+		if err != nil {
+			h.Stop()
+			return nil, err
+		}
+		// Deep pending limits: bursts wait here rather than being dropped.
+		if err := sub.SetPendingLimits(1<<20, 1<<30); err != nil {
+			h.Stop()
+			return nil, err
+		}
+		h.subs = append(h.subs, sub)
 	}
-	h.subs = append(h.subs, sub)
 	return h, nil
 }
 
@@ -52,23 +77,30 @@ func (h *NATS) Stop() {
 	}
 }
 
-func (h *NATS) onStatement(m *nats.Msg) {
-	h.sem <- struct{}{}
-	go func() {
-		defer func() { <-h.sem }()
-		if len(m.Data) > int(h.limits.MaxStatementBytes) {
-			h.reply(m, 0, nil, errTooLarge(len(m.Data), h.limits.MaxStatementBytes))
-			return
-		}
-		if len(m.Data) == 0 {
-			h.reply(m, 0, nil, errEmpty())
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
-		defer cancel()
-		res, err := h.svc.RegisterStatement(ctx, m.Data)
-		h.reply(m, 201, res, err)
-	}()
+// serve answers one subject: size checks, then call, in a goroutine.
+func (h *NATS) serve(limit int64, call func(context.Context, []byte) ([]byte, error)) nats.MsgHandler {
+	return func(m *nats.Msg) {
+		h.sem <- struct{}{}
+		go func() {
+			defer func() { <-h.sem }()
+			if len(m.Data) > int(limit) {
+				h.reply(m, 0, nil, errTooLarge(len(m.Data), limit))
+				return
+			}
+			if len(m.Data) == 0 {
+				h.reply(m, 0, nil, errEmpty())
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+			defer cancel()
+			res, err := call(ctx, m.Data)
+			status := 200
+			if m.Subject == SubjectStatement {
+				status = 201
+			}
+			h.reply(m, status, res, err)
+		}()
+	}
 }
 
 func (h *NATS) reply(m *nats.Msg, status int, body []byte, err error) {

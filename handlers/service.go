@@ -3,6 +3,9 @@ package handlers
 import (
 	"context"
 
+	"github.com/gavelhq/gavel/engine/gov"
+	"github.com/gavelhq/gavel/engine/govreq"
+
 	"github.com/gavelhq/gavel/engine"
 )
 
@@ -18,6 +21,15 @@ type Service interface {
 	TransparentStatement(ctx context.Context, tx engine.TxID) ([]byte, error)
 	// Network describes the service (certificate, view, last txid).
 	Network(ctx context.Context) (NetworkInfo, error)
+
+	// SubmitGov checks and commits a member's signed proposal, ballot or
+	// withdrawal; proposalID and memberID are the route's ("" over NATS).
+	SubmitGov(ctx context.Context, typ govreq.MsgType, proposalID, memberID string, raw []byte) ([]byte, error)
+	Proposals(ctx context.Context, state string) ([]*gov.Proposal, error)
+	Proposal(ctx context.Context, id string) (*gov.Proposal, error)
+	Members(ctx context.Context) ([]*gov.Member, error)
+	ConstitutionSource(ctx context.Context) (string, error)
+	ServiceInfo(ctx context.Context) (map[string]any, error)
 }
 
 // NetworkInfo is the answer of GET /node/network.
@@ -33,6 +45,7 @@ type NetworkInfo struct {
 // Limits are the handlers' named size limits.
 type Limits struct {
 	MaxStatementBytes int64 // POST /entries and gavel.submit.statement bodies
+	MaxGovBytes       int64 // governance requests
 }
 
 // DefaultInFlight is how many NATS requests are served at once: enough
@@ -40,4 +53,6 @@ type Limits struct {
 const DefaultInFlight = 4096
 
 // DefaultLimits returns the default limits.
-func DefaultLimits() Limits { return Limits{MaxStatementBytes: 1 << 20} }
+func DefaultLimits() Limits {
+	return Limits{MaxStatementBytes: 1 << 20, MaxGovBytes: govreq.DefaultMaxSize}
+}

@@ -13,9 +13,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/gavelhq/gavel/engine/constitution"
+	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/engine/sequencer"
 	"github.com/gavelhq/gavel/handlers"
@@ -30,7 +33,16 @@ type serveFlags struct {
 	data, natsListen, httpListen, logLevel string
 	seq                                    sequencer.Config
 	limits                                 handlers.Limits
+	memberCerts                            stringList
+	constitutionDir                        string
+	scripts                                constitution.Limits
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.seq = sequencer.DefaultConfig()
@@ -45,6 +57,48 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.seq.Linger, "linger", f.seq.Linger, "how long a round waits for more requests")
 	fs.IntVar(&f.seq.QueueSize, "queue", f.seq.QueueSize, "pending requests before the service pushes back (503)")
 	fs.Int64Var(&f.limits.MaxStatementBytes, "max-statement-bytes", f.limits.MaxStatementBytes, "largest signed statement accepted")
+	fs.Int64Var(&f.limits.MaxGovBytes, "max-gov-bytes", f.limits.MaxGovBytes, "largest signed governance request accepted")
+	fs.Var(&f.memberCerts, "member-cert", "initial member certificate (PEM), repeatable; none: member0 is created in --data")
+	fs.StringVar(&f.constitutionDir, "constitution", "", "folder of constitution modules (*.js); default: the embedded scripts/constitution")
+	f.scripts = constitution.DefaultLimits()
+	fs.DurationVar(&f.scripts.Timeout, "script-timeout", f.scripts.Timeout, "wall-clock budget of one constitution or ballot call")
+	fs.IntVar(&f.scripts.MaxCallStackSize, "script-stack", f.scripts.MaxCallStackSize, "deepest JavaScript call nesting")
+	fs.Uint64Var(&f.scripts.MaxHeapGrowth, "script-heap", f.scripts.MaxHeapGrowth, "bytes the heap may grow during one script call")
+}
+
+// genesis reads the initial members and the constitution named by flags.
+func (f *serveFlags) genesis() ([]gov.InitialMember, string, error) {
+	var members []gov.InitialMember
+	for _, path := range f.memberCerts {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, "", err
+		}
+		members = append(members, gov.InitialMember{CertPEM: b})
+	}
+	if f.constitutionDir == "" {
+		return members, "", nil
+	}
+	files := map[string]string{}
+	entries, err := os.ReadDir(f.constitutionDir)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".js") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(f.constitutionDir, e.Name()))
+		if err != nil {
+			return nil, "", err
+		}
+		files[e.Name()] = string(b)
+	}
+	module, err := constitution.Bundle(files)
+	if err != nil {
+		return nil, "", fmt.Errorf("constitution %s: %w", f.constitutionDir, err)
+	}
+	return members, module, nil
 }
 
 func runServe(args []string, out, errOut io.Writer) int {
@@ -86,7 +140,12 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	}
 	defer ln.Close()
 	logger.Info("http listening", slog.String("http", "http://"+ln.Addr().String()))
-	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, Sequencer: f.seq, Logger: logger})
+	members, module, err := f.genesis()
+	if err != nil {
+		return err
+	}
+	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, Sequencer: f.seq, Logger: logger,
+		Members: members, ConstitutionModule: module, MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts})
 	if err != nil {
 		return err
 	}

@@ -67,6 +67,24 @@ func (sb *sandbox) stateFailed(err error) {
 	panic(abortPanic{engine.Wrap(engine.KindInternal, CodeStateReadFailed, err, "reading governance state failed")})
 }
 
+func (sb *sandbox) read(table, key string) (v []byte, ok bool) {
+	var err error
+	sb.inHost(func() { v, ok, err = sb.cur.overlay.get(table, key) })
+	if err != nil {
+		sb.stateFailed(err)
+	}
+	return v, ok
+}
+
+func (sb *sandbox) list(table string) (entries []entry) {
+	var err error
+	sb.inHost(func() { entries, err = sb.cur.overlay.entries(table) })
+	if err != nil {
+		sb.stateFailed(err)
+	}
+	return entries
+}
+
 // parseStored turns a stored JSON value into a fresh JavaScript value.
 func (sb *sandbox) parseStored(table, key string, raw []byte) goja.Value {
 	return sb.parseJSONText(string(raw), sb.limits().MaxDepth)
@@ -75,10 +93,7 @@ func (sb *sandbox) parseStored(table, key string, raw []byte) goja.Value {
 func (sb *sandbox) kvGet(c goja.FunctionCall) goja.Value {
 	table := sb.stringArg(c, 0, "gavel.kv.get", "table")
 	key := sb.stringArg(c, 1, "gavel.kv.get", "key")
-	v, ok, err := sb.cur.overlay.get(table, key)
-	if err != nil {
-		sb.stateFailed(err)
-	}
+	v, ok := sb.read(table, key)
 	if !ok {
 		return goja.Undefined()
 	}
@@ -88,19 +103,13 @@ func (sb *sandbox) kvGet(c goja.FunctionCall) goja.Value {
 func (sb *sandbox) kvHas(c goja.FunctionCall) goja.Value {
 	table := sb.stringArg(c, 0, "gavel.kv.has", "table")
 	key := sb.stringArg(c, 1, "gavel.kv.has", "key")
-	_, ok, err := sb.cur.overlay.get(table, key)
-	if err != nil {
-		sb.stateFailed(err)
-	}
+	_, ok := sb.read(table, key)
 	return sb.rt.ToValue(ok)
 }
 
 func (sb *sandbox) kvKeys(c goja.FunctionCall) goja.Value {
 	table := sb.stringArg(c, 0, "gavel.kv.keys", "table")
-	entries, err := sb.cur.overlay.entries(table)
-	if err != nil {
-		sb.stateFailed(err)
-	}
+	entries := sb.list(table)
 	keys := make([]any, len(entries))
 	for i, e := range entries {
 		keys[i] = e.key
@@ -110,10 +119,7 @@ func (sb *sandbox) kvKeys(c goja.FunctionCall) goja.Value {
 
 func (sb *sandbox) kvEntries(c goja.FunctionCall) goja.Value {
 	table := sb.stringArg(c, 0, "gavel.kv.entries", "table")
-	entries, err := sb.cur.overlay.entries(table)
-	if err != nil {
-		sb.stateFailed(err)
-	}
+	entries := sb.list(table)
 	out := make([]any, len(entries))
 	for i, e := range entries {
 		out[i] = sb.rt.NewArray(e.key, sb.parseStored(table, e.key, e.value))
@@ -201,7 +207,9 @@ func CertDER(pemText string) ([]byte, error) {
 // module, else the compiler's message.
 func (sb *sandbox) checkConstitution(c goja.FunctionCall) goja.Value {
 	src := sb.stringArg(c, 0, "gavel.constitution.check", "source")
-	if _, err := CompileModule(src); err != nil {
+	var err error
+	sb.inHost(func() { _, err = CompileModule(src) })
+	if err != nil {
 		return sb.rt.ToValue(err.Error())
 	}
 	return goja.Null()

@@ -48,6 +48,11 @@ type sandbox struct {
 	cur   *call                        // the running call; nil between calls
 	abort atomic.Pointer[engine.Error] // set by the watchdog: stop at the next host check
 
+	// Time in host work (state reads, compiling) does not count against the
+	// call's budget: storage latency must not decide a script's fate.
+	hostNanos atomic.Int64 // finished host work in this call
+	hostSince atomic.Int64 // start (UnixNano) of host work in progress, or 0
+
 	exportHook goja.Value    // handed to every bundle factory
 	freezeHook goja.Value    // likewise: deep-freezes the bundle's top-level values
 	exports    *goja.Object  // what the last instantiated bundle exported
@@ -161,6 +166,27 @@ func (sb *sandbox) now() time.Time {
 	return time.Unix(0, 0)
 }
 
+// inHost runs host work whose duration is not charged to the script.
+func (sb *sandbox) inHost(f func()) {
+	start := time.Now().UnixNano()
+	sb.hostSince.Store(start)
+	defer func() {
+		sb.hostNanos.Add(time.Now().UnixNano() - start)
+		sb.hostSince.Store(0)
+	}()
+	f()
+}
+
+// scriptTime is how long the call started at start has run script code by
+// now: wall time minus host work.
+func (sb *sandbox) scriptTime(start, now time.Time) time.Duration {
+	used := now.Sub(start) - time.Duration(sb.hostNanos.Load())
+	if since := sb.hostSince.Load(); since != 0 {
+		used -= time.Duration(now.UnixNano() - since)
+	}
+	return used
+}
+
 // checkAbort stops the script from inside a host function once the watchdog
 // has given up on it; goja itself only checks between instructions.
 func (sb *sandbox) checkAbort() {
@@ -232,7 +258,9 @@ func run(env Env, inv invocation) (ov *overlay, err error) {
 	sb.exports = nil
 	sb.joinStack = sb.joinStack[:0]
 	sb.rt.SetMaxCallStackSize(limits.MaxCallStackSize)
-	watch.add(sb, time.Now().Add(limits.Timeout), limits)
+	sb.hostNanos.Store(0)
+	sb.hostSince.Store(0)
+	watch.add(sb, time.Now(), limits)
 
 	clean := false
 	defer func() {

@@ -17,6 +17,15 @@ const (
 	TableServiceConfig     = "gov.service.config"             // "" → {recovery_threshold, max_actions_per_proposal, …}
 )
 
+// Service configuration defaults, used while TableServiceConfig does not
+// name a setting (scripts/constitution/tables.js has the same values).
+const (
+	DefaultRecoveryThreshold     = 1
+	DefaultMaxActionsPerProposal = 32
+	DefaultMaxOpenProposals      = 1000
+	DefaultReplayWindowSeconds   = 300
+)
+
 // WritablePrefix is the prefix of every table gavel.kv.set may write.
 const WritablePrefix = "gov."
 

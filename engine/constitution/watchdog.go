@@ -26,9 +26,9 @@ type watchdog struct {
 }
 
 type watched struct {
-	deadline time.Time
-	limits   Limits
-	base     heapSample
+	start  time.Time
+	limits Limits
+	base   heapSample
 }
 
 type heapSample struct {
@@ -45,7 +45,7 @@ func readHeap() heapSample {
 	return heapSample{at: time.Now(), objects: s[0].Value.Uint64(), live: s[1].Value.Uint64()}
 }
 
-func (w *watchdog) add(sb *sandbox, deadline time.Time, limits Limits) {
+func (w *watchdog) add(sb *sandbox, start time.Time, limits Limits) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.started || w.sleeping {
@@ -55,7 +55,7 @@ func (w *watchdog) add(sb *sandbox, deadline time.Time, limits Limits) {
 	// Otherwise the watchdog's last sample (at most a tick old) is the
 	// baseline: a slightly early baseline only makes a call look heavier,
 	// and a suspect is confirmed by a GC before it is stopped.
-	w.calls[sb] = watched{deadline: deadline, limits: limits, base: w.sample}
+	w.calls[sb] = watched{start: start, limits: limits, base: w.sample}
 	if !w.started {
 		w.started = true
 		go w.loop()
@@ -103,7 +103,7 @@ func (w *watchdog) check() {
 	w.sample = sample
 	for sb, c := range w.calls {
 		switch {
-		case sample.at.After(c.deadline):
+		case sb.scriptTime(c.start, sample.at) > c.limits.Timeout:
 			w.interrupt(sb, errTimeout(c.limits))
 		case sample.objects > c.base.objects+c.limits.MaxHeapGrowth:
 			suspects = append(suspects, sb)

@@ -6,11 +6,13 @@ import (
 	"github.com/gavelhq/gavel/engine"
 )
 
-// Genesis creates the service: its identity certificate and settings. It is
+// Genesis creates the service: its identity certificate, its ledger
+// settings and its governance (members, constitution, configuration). It is
 // the first entry of every ledger and is refused once the service exists.
 type Genesis struct {
 	ServiceCertPEM []byte
 	Settings       ServiceSettings
+	Governance     engine.WriteSet
 }
 
 // ServiceSettings are the service's ledger settings, recorded at genesis so
@@ -41,11 +43,9 @@ func (g Genesis) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 		return engine.Effect{}, err
 	}
 	result, _ := json.Marshal(map[string]string{"txid": f.TxID.String()})
-	return engine.Effect{
-		Writes: engine.WriteSet{
-			{Table: engine.TableService, Key: KeyServiceCertificate, Value: g.ServiceCertPEM},
-			{Table: engine.TableService, Key: KeyServiceSettings, Value: settings},
-		},
-		Result: result,
-	}, nil
+	writes := append(engine.WriteSet{
+		{Table: engine.TableService, Key: KeyServiceCertificate, Value: g.ServiceCertPEM},
+		{Table: engine.TableService, Key: KeyServiceSettings, Value: settings},
+	}, g.Governance...)
+	return engine.Effect{Writes: writes, Result: result}, nil
 }

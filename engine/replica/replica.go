@@ -15,7 +15,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/exec"
+	"github.com/gavelhq/gavel/engine/gov"
+	"github.com/gavelhq/gavel/engine/govreq"
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/sequencer"
 	"github.com/gavelhq/gavel/engine/state"
@@ -31,6 +34,16 @@ type Config struct {
 	NATSListen string // embedded NATS client listener, e.g. 127.0.0.1:4222 (":0" picks a port)
 	Sequencer  sequencer.Config
 	Logger     *slog.Logger
+
+	// Genesis: the first members (none: a member0 key and certificate are
+	// made in DataDir, named as CCF names them), the constitution module
+	// (empty: the default one) and the service configuration.
+	Members            []gov.InitialMember
+	ConstitutionModule string
+	Governance         gov.Config
+
+	MaxGovRequestBytes int64               // largest signed governance request
+	ScriptLimits       constitution.Limits // per constitution or ballot call
 	Now        func() time.Time // the clock; time.Now by default
 }
 
@@ -61,6 +74,9 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxGovRequestBytes <= 0 {
+		cfg.MaxGovRequestBytes = govreq.DefaultMaxSize
 	}
 	if cfg.NATSListen == "" {
 		cfg.NATSListen = "127.0.0.1:4222"
@@ -127,11 +143,15 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		}
 	}()
 	if meta.Seqno == 0 {
+		govWrites, err := r.genesisGovernance()
+		if err != nil {
+			return nil, err
+		}
 		out, err := r.seq.Submit(ctx, exec.Genesis{ServiceCertPEM: r.identity.CertPEM, Settings: exec.ServiceSettings{
 			SignatureEvery:      cfg.Sequencer.SignEvery,
 			SignatureIntervalMs: cfg.Sequencer.SignInterval.Milliseconds(),
 			Virtual:             true,
-		}})
+		}, Governance: govWrites})
 		if err != nil {
 			return nil, fmt.Errorf("genesis: %w", err)
 		}
@@ -140,6 +160,54 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// genesisGovernance builds the governance tables of a new service.
+func (r *Replica) genesisGovernance() (engine.WriteSet, error) {
+	members := r.cfg.Members
+	if len(members) == 0 {
+		certPEM, err := r.createMember0()
+		if err != nil {
+			return nil, err
+		}
+		members = []gov.InitialMember{{CertPEM: certPEM}}
+	}
+	module := r.cfg.ConstitutionModule
+	if module == "" {
+		var err error
+		if module, err = constitution.DefaultModule(); err != nil {
+			return nil, fmt.Errorf("default constitution: %w", err)
+		}
+	}
+	cfg := r.cfg.Governance
+	if cfg == (gov.Config{}) {
+		cfg = gov.DefaultConfig()
+	}
+	return gov.GenesisWrites(members, module, cfg)
+}
+
+// Member0 file names, as CCF names a member's files.
+const (
+	Member0CertFile = "member0_cert.pem"
+	Member0KeyFile  = "member0_privk.pem"
+)
+
+// createMember0 makes the first member's key and certificate in the data
+// folder, for a service started without --member-cert.
+func (r *Replica) createMember0() ([]byte, error) {
+	certPEM, keyPEM, err := govreq.Keygen("ES384", "member0")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(r.cfg.DataDir, Member0KeyFile), keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(r.cfg.DataDir, Member0CertFile), certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	r.logger.Info("first member created", slog.String("cert", filepath.Join(r.cfg.DataDir, Member0CertFile)),
+		slog.String("key", filepath.Join(r.cfg.DataDir, Member0KeyFile)))
+	return certPEM, nil
 }
 
 // checkIdentity refuses to serve a ledger created by another identity.

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gavelhq/gavel/engine/govreq"
+)
+
+func init() {
+	register("member keygen", "make a member key and certificate (NAME_cert.pem, NAME_privk.pem)", runMemberKeygen)
+	register("member propose", "sign and submit a proposal", runMemberPropose)
+	register("member vote", "sign and submit a ballot on a proposal", runMemberVote)
+	register("member withdraw", "withdraw a proposal you made", runMemberWithdraw)
+	register("member proposals", "list proposals", runMemberProposals)
+	register("member sign", "sign a governance request (COSE to stdout) for other clients", runMemberSign)
+}
+
+// Ballots the CLI writes when no --ballot file is given.
+const (
+	acceptBallot = "export function vote(proposal, proposerId) { return true; }"
+	rejectBallot = "export function vote(proposal, proposerId) { return false; }"
+)
+
+func runMemberKeygen(args []string, out, errOut io.Writer) int {
+	fs := newFlags("member keygen", errOut)
+	dir := fs.String("out", ".", "folder for NAME_cert.pem and NAME_privk.pem")
+	name := fs.String("name", "", "member name (the certificate's CN and the file prefix)")
+	alg := fs.String("alg", "ES384", "ES256, ES384 or EdDSA")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if *name == "" || len(pos) != 0 || strings.ContainsAny(*name, `/\`) {
+		return usageError(errOut, fs, "--name (a plain file name) is required and no arguments are taken")
+	}
+	certPEM, keyPEM, err := govreq.Keygen(*alg, *name)
+	if err != nil {
+		return usageError(errOut, fs, "%v", err)
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return failf(errOut, "%v", err)
+	}
+	certPath, keyPath := filepath.Join(*dir, *name+"_cert.pem"), filepath.Join(*dir, *name+"_privk.pem")
+	for _, p := range []string{certPath, keyPath} {
+		if _, err := os.Stat(p); err == nil {
+			return failf(errOut, "%s exists; not overwriting a key", p)
+		}
+	}
+	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+		return failf(errOut, "%v", err)
+	}
+	if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
+		return failf(errOut, "%v", err)
+	}
+	cert, _ := govreq.ParseCertificatePEM(certPEM)
+	fmt.Fprintf(out, "%s\n", govreq.MemberID(cert))
+	return exitOK
+}
+
+// memberFlags are the flags every signing member command takes.
+type memberFlags struct {
+	url, cert, key string
+	asJSON         bool
+}
+
+func (m *memberFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	BoolVar(*bool, string, bool, string)
+}, withURL bool) {
+	if withURL {
+		fs.StringVar(&m.url, "url", "http://127.0.0.1:8080", "the service's HTTP address")
+		fs.BoolVar(&m.asJSON, "json", false, "print JSON instead of a table")
+	}
+	fs.StringVar(&m.cert, "cert", "", "the member's certificate (PEM)")
+	fs.StringVar(&m.key, "key", "", "the member's private key (PEM)")
+}
+
+func (m *memberFlags) load() (*govreq.Member, error) {
+	if m.cert == "" || m.key == "" {
+		return nil, fmt.Errorf("--cert and --key are required")
+	}
+	certPEM, err := os.ReadFile(m.cert)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(m.key)
+	if err != nil {
+		return nil, err
+	}
+	return govreq.LoadMember(certPEM, keyPEM)
+}
+
+func runMemberPropose(args []string, out, errOut io.Writer) int {
+	fs := newFlags("member propose", errOut)
+	var m memberFlags
+	m.register(fs, true)
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return usageError(errOut, fs, "one PROPOSAL.json file is required")
+	}
+	member, err := m.load()
+	if err != nil {
+		return usageError(errOut, fs, "%v", err)
+	}
+	body, err := readInput(pos[0])
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	if !json.Valid(body) {
+		return failf(errOut, "%s is not JSON", pos[0])
+	}
+	env, err := member.Sign(govreq.MsgProposal, "", time.Now(), body)
+	if err != nil {
+		return failf(errOut, "sign: %v", err)
+	}
+	return m.post(out, errOut, "/gov/members/proposals:create", env)
+}
+
+func runMemberVote(args []string, out, errOut io.Writer) int {
+	fs := newFlags("member vote", errOut)
+	var m memberFlags
+	m.register(fs, true)
+	proposal := fs.String("proposal", "", "the proposal id")
+	ballotFile := fs.String("ballot", "", "a ballot script (export function vote(proposal, proposerId) {…}); default: accept")
+	reject := fs.Bool("reject", false, "vote against")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if *proposal == "" || len(pos) != 0 || (*ballotFile != "" && *reject) {
+		return usageError(errOut, fs, "--proposal is required; --ballot and --reject exclude each other")
+	}
+	member, err := m.load()
+	if err != nil {
+		return usageError(errOut, fs, "%v", err)
+	}
+	src := acceptBallot
+	if *reject {
+		src = rejectBallot
+	}
+	if *ballotFile != "" {
+		b, err := readInput(*ballotFile)
+		if err != nil {
+			return failf(errOut, "%v", err)
+		}
+		src = string(b)
+	}
+	payload, _ := json.Marshal(map[string]string{"ballot": src})
+	env, err := member.Sign(govreq.MsgBallot, *proposal, time.Now(), payload)
+	if err != nil {
+		return failf(errOut, "sign: %v", err)
+	}
+	return m.post(out, errOut, "/gov/members/proposals/"+*proposal+"/ballots/"+member.ID+":submit", env)
+}
+
+func runMemberWithdraw(args []string, out, errOut io.Writer) int {
+	fs := newFlags("member withdraw", errOut)
+	var m memberFlags
+	m.register(fs, true)
+	proposal := fs.String("proposal", "", "the proposal id")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if *proposal == "" || len(pos) != 0 {
+		return usageError(errOut, fs, "--proposal is required")
+	}
+	member, err := m.load()
+	if err != nil {
+		return usageError(errOut, fs, "%v", err)
+	}
+	env, err := member.Sign(govreq.MsgWithdrawal, *proposal, time.Now(), nil)
+	if err != nil {
+		return failf(errOut, "sign: %v", err)
+	}
+	return m.post(out, errOut, "/gov/members/proposals/"+*proposal+":withdraw", env)
+}
+
+func runMemberSign(args []string, out, errOut io.Writer) int {
+	fs := newFlags("member sign", errOut)
+	var m memberFlags
+	m.register(fs, false)
+	typ := fs.String("type", "", "proposal, ballot or withdrawal")
+	proposal := fs.String("proposal-id", "", "the proposal id (ballot, withdrawal)")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	t := govreq.MsgType(*typ)
+	if t != govreq.MsgProposal && t != govreq.MsgBallot && t != govreq.MsgWithdrawal {
+		return usageError(errOut, fs, "--type must be proposal, ballot or withdrawal")
+	}
+	if (t == govreq.MsgProposal) != (*proposal == "") || len(pos) > 1 || (t != govreq.MsgWithdrawal && len(pos) != 1) {
+		return usageError(errOut, fs, "a proposal takes a FILE and no --proposal-id; a ballot takes both; a withdrawal takes --proposal-id")
+	}
+	member, err := m.load()
+	if err != nil {
+		return usageError(errOut, fs, "%v", err)
+	}
+	var payload []byte
+	if len(pos) == 1 {
+		if payload, err = readInput(pos[0]); err != nil {
+			return failf(errOut, "%v", err)
+		}
+	}
+	env, err := member.Sign(t, *proposal, time.Now(), payload)
+	if err != nil {
+		return failf(errOut, "sign: %v", err)
+	}
+	out.Write(env)
+	return exitOK
+}
+
+func runMemberProposals(args []string, out, errOut io.Writer) int {
+	fs := newFlags("member proposals", errOut)
+	url := fs.String("url", "http://127.0.0.1:8080", "the service's HTTP address")
+	state := fs.String("state", "", "only proposals in this state (Open, Accepted, …)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 {
+		return usageError(errOut, fs, "no arguments are taken")
+	}
+	u := strings.TrimRight(*url, "/") + "/gov/members/proposals"
+	if *state != "" {
+		u += "?state=" + *state
+	}
+	resp, err := httpClient.Get(u)
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode != http.StatusOK {
+		return failf(errOut, "%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	if *asJSON {
+		out.Write(body)
+		return exitOK
+	}
+	var list struct {
+		Proposals []proposalView `json:"proposals"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return failf(errOut, "unexpected answer: %v", err)
+	}
+	printProposals(out, list.Proposals...)
+	return exitOK
+}
+
+// proposalView is the part of a proposal the table shows.
+type proposalView struct {
+	ProposalID   string          `json:"proposal_id"`
+	ProposerID   string          `json:"proposer_id"`
+	State        string          `json:"state"`
+	BallotCount  int             `json:"ballot_count"`
+	FinalVotes   map[string]bool `json:"final_votes"`
+	VoteFailures map[string]any  `json:"vote_failures"`
+	Failure      *struct {
+		Reason string `json:"reason"`
+	} `json:"failure"`
+}
+
+func printProposals(out io.Writer, ps ...proposalView) {
+	tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROPOSAL\tPROPOSER\tSTATE\tBALLOTS\tFOR\tAGAINST\tNOTE")
+	for _, p := range ps {
+		yes, no := 0, 0
+		for _, v := range p.FinalVotes {
+			if v {
+				yes++
+			} else {
+				no++
+			}
+		}
+		note := ""
+		if p.Failure != nil {
+			note = p.Failure.Reason
+		} else if len(p.VoteFailures) > 0 {
+			ids := make([]string, 0, len(p.VoteFailures))
+			for id := range p.VoteFailures {
+				ids = append(ids, short(id))
+			}
+			sort.Strings(ids)
+			note = "ballot failed: " + strings.Join(ids, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", p.ProposalID, short(p.ProposerID), p.State, p.BallotCount, yes, no, note)
+	}
+	tw.Flush()
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12] + "…"
+	}
+	return id
+}
+
+// post sends a signed request and prints the proposal it answers with.
+func (m *memberFlags) post(out, errOut io.Writer, path string, env []byte) int {
+	resp, err := httpClient.Post(strings.TrimRight(m.url, "/")+path, "application/cose", bytes.NewReader(env))
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode != http.StatusOK {
+		return failf(errOut, "refused (%s): %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	if m.asJSON {
+		fmt.Fprintf(out, "%s\n", bytes.TrimSpace(body))
+		return exitOK
+	}
+	var p proposalView
+	if err := json.Unmarshal(body, &p); err != nil {
+		return failf(errOut, "unexpected answer: %v", err)
+	}
+	printProposals(out, p)
+	return exitOK
+}

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/audit"
+	"github.com/gavelhq/gavel/engine/cose"
+	"github.com/gavelhq/gavel/engine/natslog"
+	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/engine/sequencer"
+	"github.com/gavelhq/gavel/engine/state"
+	"github.com/gavelhq/gavel/handlers"
+)
+
+// service is a replica with its HTTP handlers, as `gavel serve` runs it.
+type service struct {
+	r       *replica.Replica
+	dataDir string
+	url     string
+	cert    string // service_cert.pem
+}
+
+func startService(t *testing.T) *service {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	seq := sequencer.DefaultConfig()
+	seq.SignInterval = 5 * time.Millisecond
+	dataDir := t.TempDir()
+	r, err := replica.Open(context.Background(), replica.Config{DataDir: dataDir, NATSListen: "127.0.0.1:0", Sequencer: seq, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	srv := httptest.NewServer(handlers.NewHTTP(r, handlers.DefaultLimits(), logger))
+	t.Cleanup(srv.Close)
+	return &service{r: r, dataDir: dataDir, url: srv.URL, cert: filepath.Join(dataDir, replica.ServiceCertFile)}
+}
+
+// settled waits until every entry is covered by a signature entry, after
+// which the ledger stays still until the next request.
+func (s *service) settled(t *testing.T) state.Meta {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := s.r.Store().Meta()
+		if m.LastSignature == m.Seqno {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no signature covers the ledger: %+v", m)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// mustRun runs a command that must exit 0 and returns its stdout.
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := run(args...)
+	if code != exitOK {
+		t.Fatalf("gavel %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+	}
+	return out
+}
+
+// TestRoundTrip drives a live replica with the CLI only: make an issuer,
+// sign, register, fetch the receipt, verify it, and replay the ledger.
+func TestRoundTrip(t *testing.T) {
+	svc := startService(t)
+	dir := t.TempDir()
+	issDir := filepath.Join(dir, "issuer")
+
+	did := strings.TrimSpace(mustRun(t, "statement", "issuer", "--out", issDir))
+	if !strings.HasPrefix(did, "did:x509:") {
+		t.Fatalf("issuer printed %q", did)
+	}
+	if b, err := os.ReadFile(filepath.Join(issDir, "did.txt")); err != nil || strings.TrimSpace(string(b)) != did {
+		t.Fatalf("did.txt: %q %v", b, err)
+	}
+	key, chain := filepath.Join(issDir, "key.pem"), filepath.Join(issDir, "chain.pem")
+	payload := writeFile(t, dir, "payload.txt", []byte("released build 1.2.3\n"))
+	sign := func(subject string) string {
+		st := mustRun(t, "statement", "sign", "--key", key, "--chain", chain, "--issuer", did,
+			"--subject", subject, "--content-type", "text/plain", payload)
+		parsed, err := cose.ParseStatement([]byte(st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if parsed.Issuer != did || parsed.Subject != subject {
+			t.Fatalf("signed statement says issuer %q subject %q", parsed.Issuer, parsed.Subject)
+		}
+		return writeFile(t, dir, strings.ReplaceAll(subject, "/", "_")+".cose", []byte(st))
+	}
+	stFile, otherFile := sign("release/1.2.3"), sign("release/other")
+
+	var reg struct {
+		TxID string `json:"txid"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, "statement", "register", "--url", svc.url, stFile)), &reg); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := engine.ParseTxID(reg.TxID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcpt := writeFile(t, dir, "receipt.cose", []byte(mustRun(t, "receipt", "--url", svc.url, "--txid", reg.TxID)))
+
+	var ver struct {
+		Verified bool   `json:"verified"`
+		TxID     string `json:"txid"`
+		Root     string `json:"root"`
+	}
+	out := mustRun(t, "audit", "verify-receipt", "--service-cert", svc.cert, rcpt, "--statement", stFile)
+	if err := json.Unmarshal([]byte(out), &ver); err != nil || !ver.Verified || len(ver.Root) != 64 {
+		t.Fatalf("verify-receipt printed %s", out)
+	}
+	if sig, err := engine.ParseTxID(ver.TxID); err != nil || sig.Seqno <= tx.Seqno {
+		t.Fatalf("receipt signed at %s for %s", ver.TxID, tx)
+	}
+	mustRun(t, "audit", "verify-receipt", "--service-cert", svc.cert, rcpt)
+
+	// The transparent statement the service serves verifies with its cert.
+	resp, err := http.Get(svc.url + "/entries/" + reg.TxID + "/statement")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("transparent statement: %d %s", resp.StatusCode, ts)
+	}
+	mustRun(t, "audit", "verify-statement", "--service-cert", svc.cert, writeFile(t, dir, "transparent.cose", ts))
+
+	otherDID := strings.TrimSpace(mustRun(t, "statement", "issuer", "--out", filepath.Join(dir, "other")))
+	otherKey := filepath.Join(dir, "other", "key.pem")
+	// sign does not check the DID against the chain; registration does.
+	wrongIssuerFile := writeFile(t, dir, "wrong-issuer.cose", []byte(mustRun(t, "statement", "sign",
+		"--key", key, "--chain", chain, "--issuer", otherDID, "--subject", "s", payload)))
+	for _, tc := range []struct {
+		name string
+		args []string
+		why  string
+	}{
+		{"receipt for another statement", []string{"audit", "verify-receipt", "--service-cert", svc.cert, rcpt, "--statement", otherFile}, "ClaimsDigestMismatch"},
+		{"receipt against another service", []string{"audit", "verify-receipt", "--service-cert", writeServiceCert(t, dir), rcpt}, "not a key of this service"},
+		{"transparent statement against another service", []string{"audit", "verify-statement", "--service-cert", writeServiceCert(t, dir), filepath.Join(dir, "transparent.cose")}, "UnknownServiceKey"},
+		{"register a receipt", []string{"statement", "register", "--url", svc.url, rcpt}, "registration refused"},
+		{"register text", []string{"statement", "register", "--url", svc.url, payload}, "InvalidStatement"},
+		{"receipt of an unknown txid", []string{"receipt", "--url", svc.url, "--txid", "1.999999", "--wait", "0s"}, "TransactionNotFound"},
+		{"receipt of a malformed txid", []string{"receipt", "--url", svc.url, "--txid", "one.two"}, "InvalidTransactionId"},
+		{"sign with a key that is not PEM", []string{"statement", "sign", "--key", payload, "--chain", chain, "--issuer", did, "--subject", "s", payload}, "no PEM private key"},
+		{"sign with a chain that is not PEM", []string{"statement", "sign", "--key", key, "--chain", payload, "--issuer", did, "--subject", "s", payload}, "no PEM certificate"},
+		{"sign with another issuer's key", []string{"statement", "sign", "--key", otherKey, "--chain", chain, "--issuer", did, "--subject", "s", payload}, "sign:"},
+		{"register a statement whose chain is not its issuer's", []string{"statement", "register", "--url", svc.url, wrongIssuerFile}, "InvalidIssuer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(tc.args...)
+			t.Logf("stderr: %s", strings.TrimSpace(errOut))
+			if code != exitFailed || !strings.Contains(errOut, tc.why) {
+				t.Fatalf("exit %d, stdout %q, stderr %q (want 1 and %q)", code, out, errOut, tc.why)
+			}
+		})
+	}
+
+	// Replay over NATS with the client credentials: the summary is the
+	// replica's own position and root.
+	meta := svc.settled(t)
+	want := audit.Summary{Entries: meta.Seqno, LastTxID: engine.TxID{View: meta.View, Seqno: meta.Seqno}.String()}
+	root := svc.r.Store().Tree().Root()
+	want.Root = hex.EncodeToString(root[:])
+	got := replaySummary(t, mustRun(t, "audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile()))
+	if got.Entries != want.Entries || got.LastTxID != want.LastTxID || got.Root != want.Root ||
+		got.Statements != 1 || got.Signatures == 0 || got.Unsigned != 0 || got.LastSignedTxID != want.LastTxID {
+		t.Fatalf("replay over NATS: %+v, want %+v", got, want)
+	}
+	if code, _, errOut := run("audit", "replay", "--nats", svc.r.NATSURL(), "--creds", payload); code != exitFailed || errOut == "" {
+		t.Fatalf("replay with bad credentials: exit %d, %q", code, errOut)
+	}
+
+	// Replay of the stopped replica's folder gives the same summary.
+	svc.r.Close()
+	if again := replaySummary(t, mustRun(t, "audit", "replay", "--data", svc.dataDir)); again != got {
+		t.Fatalf("replay of the data folder %+v, over NATS %+v", again, got)
+	}
+
+	// A forged entry appended behind the service's back is named.
+	appendToLedger(t, svc.dataDir, "gavel.ledger.statement", []byte("forged entry"))
+	code, out, errOut := run("audit", "replay", "--data", svc.dataDir)
+	var div struct {
+		Verified     bool          `json:"verified"`
+		FirstBadTxID string        `json:"first_bad_txid"`
+		Reason       string        `json:"reason"`
+		Checked      audit.Summary `json:"checked"`
+	}
+	if code != exitFailed || json.Unmarshal([]byte(out), &div) != nil {
+		t.Fatalf("replay of a forged ledger: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	wantBad := "seq " + strconv.FormatUint(meta.Seqno+1, 10)
+	if div.Verified || div.FirstBadTxID != wantBad || div.Checked.Entries != meta.Seqno || !strings.Contains(errOut, wantBad) {
+		t.Fatalf("divergence %+v (stderr %q), want first bad %q after %d entries", div, errOut, wantBad, meta.Seqno)
+	}
+}
+
+// TestReplayEmptyOrMissingLedger checks the replay refusals that need no
+// service.
+func TestReplayEmptyOrMissingLedger(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := run("audit", "replay", "--data", dir); code != exitFailed || !strings.Contains(errOut, "no ledger") {
+		t.Fatalf("folder without a ledger: exit %d, %q", code, errOut)
+	}
+	running := t.TempDir()
+	writeFile(t, running, "endpoints.json", []byte("{}"))
+	if err := os.MkdirAll(filepath.Join(running, "nats"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := run("audit", "replay", "--data", running); code != exitFailed || !strings.Contains(errOut, "running replica") {
+		t.Fatalf("folder of a running replica: exit %d, %q", code, errOut)
+	}
+	// A ledger stream with no entry is not a verified ledger.
+	empty := t.TempDir()
+	appendToLedger(t, empty, "", nil)
+	if code, _, errOut := run("audit", "replay", "--data", empty); code != exitFailed || !strings.Contains(errOut, "empty") {
+		t.Fatalf("empty ledger: exit %d, %q", code, errOut)
+	}
+}
+
+// appendToLedger opens a stopped replica's NATS store as the replica user
+// and publishes data on subject (nothing when subject is ""), creating the
+// streams if needed.
+func appendToLedger(t *testing.T, dataDir, subject string, data []byte) {
+	t.Helper()
+	emb, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: filepath.Join(dataDir, "nats"), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Shutdown()
+	nc, err := emb.ConnectReplica()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := natslog.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	if subject == "" {
+		return
+	}
+	if _, err := js.Publish(ctx, subject, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func replaySummary(t *testing.T, out string) audit.Summary {
+	t.Helper()
+	var s audit.Summary
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return s
+}

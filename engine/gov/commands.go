@@ -1,0 +1,327 @@
+package gov
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/constitution"
+	"github.com/gavelhq/gavel/engine/govreq"
+)
+
+// VerifiedRequest is a governance request whose envelope parsed and whose
+// signature verified against the certificate of the member its kid names.
+type VerifiedRequest struct{ *govreq.Request }
+
+// Verify is the stateless half of a governance request: parse, check the
+// message type, find the member's certificate and check the signature.
+// members is the current state; Execute re-checks membership in order.
+func Verify(members engine.StateReader, raw []byte, want govreq.MsgType, maxSize int) (VerifiedRequest, error) {
+	req, err := govreq.Parse(raw, maxSize)
+	if err != nil {
+		return VerifiedRequest{}, err
+	}
+	if req.Type != want {
+		return VerifiedRequest{}, engine.Errorf(engine.KindInvalid, "InvalidHeader",
+			"ccf.gov.msg.type is %q; this endpoint takes %q", req.Type, want)
+	}
+	m, ok, err := LoadMember(members, req.KeyID)
+	if err != nil {
+		return VerifiedRequest{}, err
+	}
+	if !ok {
+		return VerifiedRequest{}, engine.Errorf(engine.KindUnauthorized, "UnknownMember", "no member has id %s", req.KeyID)
+	}
+	cert, err := parseCert(m.Cert)
+	if err != nil {
+		return VerifiedRequest{}, engine.Wrap(engine.KindInternal, "InternalError", err, "member %s certificate", req.KeyID)
+	}
+	if err := req.Verify(cert); err != nil {
+		return VerifiedRequest{}, err
+	}
+	return VerifiedRequest{req}, nil
+}
+
+func parseCert(p string) (*x509.Certificate, error) {
+	b, _ := pem.Decode([]byte(p))
+	if b == nil {
+		return nil, errors.New("no PEM certificate")
+	}
+	return x509.ParseCertificate(b.Bytes)
+}
+
+// Propose creates a proposal.
+type Propose struct {
+	Req    VerifiedRequest
+	Limits constitution.Limits
+}
+
+// Vote submits a member's ballot.
+type Vote struct {
+	Req    VerifiedRequest
+	Limits constitution.Limits
+}
+
+// Withdraw withdraws an open proposal; only its proposer may.
+type Withdraw struct {
+	Req    VerifiedRequest
+	Limits constitution.Limits
+}
+
+func (c Propose) Kind() engine.EntryKind  { return engine.KindGovProposal }
+func (c Vote) Kind() engine.EntryKind     { return engine.KindGovBallot }
+func (c Withdraw) Kind() engine.EntryKind { return engine.KindGovWithdrawal }
+func (c Propose) Input() []byte           { return c.Req.Raw }
+func (c Vote) Input() []byte              { return c.Req.Raw }
+func (c Withdraw) Input() []byte          { return c.Req.Raw }
+
+// run is one execution: the state, the facts and the writes so far.
+type run struct {
+	st     engine.StateReader
+	facts  engine.Facts
+	limits constitution.Limits
+	writes engine.WriteSet
+}
+
+// begin does what every request does first. A request whose signed
+// content the ledger already holds gets its first answer (replayed); then
+// the signer must be an active member and created_at inside the window.
+func (r *run) begin(req VerifiedRequest) (replayed []byte, err error) {
+	if prev, ok, err := r.st.Get(TableRequests, req.ContentID()); err != nil || ok {
+		return prev, err
+	}
+	m, ok, err := LoadMember(r.st, req.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, engine.Errorf(engine.KindUnauthorized, "UnknownMember", "no member has id %s", req.KeyID)
+	}
+	if m.Status != constitution.MemberActive {
+		return nil, engine.Errorf(engine.KindForbidden, "MemberNotActive", "member %s is %s", req.KeyID, m.Status)
+	}
+	cfg, err := loadConfig(r.st)
+	if err != nil {
+		return nil, err
+	}
+	window := time.Duration(cfg.ReplayWindowSeconds) * time.Second
+	return nil, govreq.CheckCreatedAt(req.CreatedAt, r.facts.Time, window)
+}
+
+func (r *run) env() constitution.Env {
+	return constitution.Env{Time: r.facts.Time, State: r.st, Limits: r.limits}
+}
+
+// finish records the answer under the request's content id.
+func (r *run) finish(req VerifiedRequest, p *Proposal) (engine.Effect, error) {
+	res, err := json.Marshal(p)
+	if err != nil {
+		return engine.Effect{}, err
+	}
+	r.writes = append(r.writes, engine.Write{Table: TableRequests, Key: req.ContentID(), Value: res})
+	return engine.Effect{Writes: r.writes, Result: res}, nil
+}
+
+func (c Propose) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, error) {
+	r := &run{st: st, facts: f, limits: c.Limits}
+	if prev, err := r.begin(c.Req); err != nil || prev != nil {
+		return engine.Effect{Replayed: prev != nil, Result: prev}, err
+	}
+	cfg, err := loadConfig(st)
+	if err != nil {
+		return engine.Effect{}, err
+	}
+	open := 0
+	if err := st.Range(TableOpenProposals, func(string, []byte) bool { open++; return true }); err != nil {
+		return engine.Effect{}, err
+	}
+	if open >= cfg.MaxOpenProposals {
+		return engine.Effect{}, engine.Errorf(engine.KindConflict, "TooManyOpenProposals",
+			"%d proposals are open, the most the service configuration allows", open)
+	}
+	con, err := Constitution(st)
+	if err != nil {
+		return engine.Effect{}, err
+	}
+	body := string(c.Req.Payload)
+	v, err := con.Validate(r.env(), body)
+	if err != nil {
+		return engine.Effect{}, engine.Wrap(engine.KindInvalid, "ProposalFailedToValidate", err, "validate failed")
+	}
+	if !v.Valid {
+		return engine.Effect{}, engine.Errorf(engine.KindInvalid, "ProposalFailedToValidate", "%s", v.Description)
+	}
+	p := &Proposal{
+		ProposalID: govreq.ProposalID(c.Req.Raw), ProposerID: c.Req.KeyID, State: StateOpen,
+		CreatedTxID: f.TxID.String(), Body: body, Ballots: map[string]string{},
+	}
+	r.progress(con, p)
+	return r.finish(c.Req, p)
+}
+
+func (c Vote) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, error) {
+	r := &run{st: st, facts: f, limits: c.Limits}
+	if prev, err := r.begin(c.Req); err != nil || prev != nil {
+		return engine.Effect{Replayed: prev != nil, Result: prev}, err
+	}
+	p, err := openProposal(st, c.Req.ProposalID)
+	if err != nil {
+		return engine.Effect{}, err
+	}
+	if _, ok := p.Ballots[c.Req.KeyID]; ok {
+		return engine.Effect{}, engine.Errorf(engine.KindConflict, "VoteAlreadyExists",
+			"member %s has already voted on proposal %s", c.Req.KeyID, p.ProposalID)
+	}
+	src, err := ballotSource(c.Req.Payload)
+	if err != nil {
+		return engine.Effect{}, err
+	}
+	if _, err := constitution.CompileBallot(src); err != nil {
+		return engine.Effect{}, engine.Wrap(engine.KindInvalid, "InvalidBallot", err, "the ballot does not compile")
+	}
+	con, err := Constitution(st)
+	if err != nil {
+		return engine.Effect{}, err
+	}
+	p.Ballots[c.Req.KeyID] = src
+	r.progress(con, p)
+	return r.finish(c.Req, p)
+}
+
+func (c Withdraw) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, error) {
+	r := &run{st: st, facts: f, limits: c.Limits}
+	if prev, err := r.begin(c.Req); err != nil || prev != nil {
+		return engine.Effect{Replayed: prev != nil, Result: prev}, err
+	}
+	p, err := openProposal(st, c.Req.ProposalID)
+	if err != nil {
+		return engine.Effect{}, err
+	}
+	if p.ProposerID != c.Req.KeyID {
+		return engine.Effect{}, engine.Errorf(engine.KindForbidden, "NotProposer",
+			"only the proposer may withdraw proposal %s", p.ProposalID)
+	}
+	p.State = StateWithdrawn
+	r.record(p)
+	return r.finish(c.Req, p)
+}
+
+func openProposal(st engine.StateReader, id string) (*Proposal, error) {
+	p, ok, err := loadProposal(st, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, engine.Errorf(engine.KindNotFound, "ProposalNotFound", "no proposal %s", id)
+	}
+	if p.State != StateOpen {
+		return nil, engine.Errorf(engine.KindConflict, "ProposalNotOpen", "proposal %s is %s", id, p.State)
+	}
+	return p, nil
+}
+
+// ballotSource reads a ballot payload: {"ballot": "<ES module source>"}.
+func ballotSource(payload []byte) (string, error) {
+	var b struct {
+		Ballot *string `json:"ballot"`
+	}
+	dec := json.NewDecoder(bytesReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil || b.Ballot == nil || *b.Ballot == "" || dec.More() {
+		return "", engine.Errorf(engine.KindInvalid, "InvalidBallot", `a ballot payload is {"ballot": "<script>"}`)
+	}
+	return *b.Ballot, nil
+}
+
+// progress re-runs every ballot, resolves, and applies an accepted
+// proposal: CCF's order. A throwing or misbehaving script fails the
+// proposal; it never fails the request.
+func (r *run) progress(con *constitution.Constitution, p *Proposal) {
+	env := r.env()
+	votes, failures := runBallots(env, p)
+	p.BallotCount = len(p.Ballots)
+	p.FinalVotes = map[string]bool{}
+	for _, v := range votes {
+		p.FinalVotes[v.MemberID] = v.Vote
+	}
+	p.VoteFailures = failures
+	state, err := con.Resolve(env, p.Body, p.ProposerID, votes, p.ProposalID)
+	switch {
+	case err != nil:
+		p.State, p.Failure = StateFailed, &Failure{Reason: "resolve: " + err.Error()}
+	case state == constitution.ProposalState(StateAccepted):
+		ws, err := con.Apply(env, p.Body, p.ProposalID)
+		if err != nil {
+			p.State, p.Failure = StateFailed, &Failure{Reason: "apply: " + err.Error()}
+			break
+		}
+		p.State = StateAccepted
+		r.writes = append(r.writes, ws...)
+		if constitution.ChangesCodeIdentity(ws) {
+			r.dropOthers(p.ProposalID)
+		}
+	case state == constitution.ProposalState(StateRejected):
+		p.State = StateRejected
+	default:
+		p.State = StateOpen
+	}
+	r.record(p)
+}
+
+func runBallots(env constitution.Env, p *Proposal) ([]constitution.Vote, map[string]VoteFailure) {
+	ids := make([]string, 0, len(p.Ballots))
+	for id := range p.Ballots {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	votes := make([]constitution.Vote, 0, len(ids))
+	failures := map[string]VoteFailure{}
+	for _, id := range ids {
+		b, err := constitution.CompileBallot(p.Ballots[id])
+		if err == nil {
+			var v bool
+			if v, err = b.Vote(env, p.Body, p.ProposerID); err == nil {
+				votes = append(votes, constitution.Vote{MemberID: id, Vote: v})
+				continue
+			}
+		}
+		failures[id] = VoteFailure{Reason: err.Error()}
+	}
+	return votes, failures
+}
+
+// record writes the proposal and its place in the open index.
+func (r *run) record(p *Proposal) {
+	r.writes = append(r.writes, engine.Write{Table: TableProposals, Key: p.ProposalID, Value: p.encode()})
+	if p.State == StateOpen {
+		r.writes = append(r.writes, engine.Write{Table: TableOpenProposals, Key: p.ProposalID, Value: []byte{}})
+	} else {
+		r.writes = append(r.writes, engine.Write{Table: TableOpenProposals, Key: p.ProposalID, Delete: true})
+	}
+}
+
+// dropOthers drops every other open proposal: the code identity or the
+// constitution they were made under has changed (CCF's Dropped).
+func (r *run) dropOthers(except string) {
+	var ids []string
+	r.st.Range(TableOpenProposals, func(id string, _ []byte) bool {
+		if id != except {
+			ids = append(ids, id)
+		}
+		return true
+	})
+	slices.Sort(ids)
+	for _, id := range ids {
+		p, ok, err := loadProposal(r.st, id)
+		if err != nil || !ok {
+			continue
+		}
+		p.State = StateDropped
+		r.record(p)
+	}
+}

@@ -1,0 +1,139 @@
+package gov
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/constitution"
+)
+
+// Tables the engine itself keeps. They sit outside "gov." so that no
+// constitution can write them.
+const (
+	TableProposals     = "gavel.gov.proposals"      // proposal id → Proposal (JSON)
+	TableOpenProposals = "gavel.gov.proposals.open" // proposal id → "" while Open
+	TableRequests      = "gavel.gov.requests"       // content id → first answer (JSON)
+)
+
+// Proposal states, with CCF's meaning.
+const (
+	StateOpen      = "Open"
+	StateAccepted  = "Accepted"
+	StateRejected  = "Rejected"
+	StateWithdrawn = "Withdrawn"
+	StateFailed    = "Failed"
+	StateDropped   = "Dropped"
+)
+
+// Proposal is a proposal's record and the answer to every request about it.
+type Proposal struct {
+	ProposalID   string                 `json:"proposal_id"`
+	ProposerID   string                 `json:"proposer_id"`
+	State        string                 `json:"state"`
+	BallotCount  int                    `json:"ballot_count"`
+	FinalVotes   map[string]bool        `json:"final_votes"`
+	VoteFailures map[string]VoteFailure `json:"vote_failures"`
+	Failure      *Failure               `json:"failure"`
+	// CreatedTxID is where the proposal entered the ledger.
+	CreatedTxID string `json:"created_txid"`
+	// Body is the proposal's payload ({"actions":[…]}), verbatim.
+	Body string `json:"-"`
+	// Ballots are the members' ballot scripts, re-run at every vote.
+	Ballots map[string]string `json:"-"`
+}
+
+// VoteFailure is a ballot that threw or did not return a boolean.
+type VoteFailure struct {
+	Reason string `json:"reason"`
+}
+
+// Failure says why a proposal Failed.
+type Failure struct {
+	Reason string `json:"reason"`
+}
+
+// record is the stored form: the answer plus what only the engine reads.
+type record struct {
+	Proposal
+	Body    string            `json:"body"`
+	Ballots map[string]string `json:"ballots"`
+}
+
+func (p *Proposal) encode() []byte {
+	b, err := json.Marshal(record{Proposal: *p, Body: p.Body, Ballots: p.Ballots})
+	if err != nil {
+		panic("gov: proposal does not encode: " + err.Error())
+	}
+	return b
+}
+
+func loadProposal(st engine.StateReader, id string) (*Proposal, bool, error) {
+	b, ok, err := st.Get(TableProposals, id)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, false, fmt.Errorf("gov: proposal %s: %w", id, err)
+	}
+	p := r.Proposal
+	p.Body, p.Ballots = r.Body, r.Ballots
+	if p.Ballots == nil {
+		p.Ballots = map[string]string{}
+	}
+	return &p, true, nil
+}
+
+// LoadProposal reads a proposal's record (for the read endpoints).
+func LoadProposal(st engine.StateReader, id string) (*Proposal, bool, error) {
+	return loadProposal(st, id)
+}
+
+// Member is a member's record in the constitution's members table.
+type Member struct {
+	MemberID   string          `json:"member_id"`
+	Cert       string          `json:"cert"`
+	Status     string          `json:"status"`
+	MemberData json.RawMessage `json:"member_data,omitempty"`
+}
+
+// LoadMember reads a member's record.
+func LoadMember(st engine.StateReader, id string) (*Member, bool, error) {
+	b, ok, err := st.Get(constitution.TableMembers, id)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	var m Member
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, false, fmt.Errorf("gov: member %s: %w", id, err)
+	}
+	m.MemberID = id
+	return &m, true, nil
+}
+
+// Config is the service configuration the engine reads (written at genesis
+// and by set_service_configuration).
+type Config struct {
+	RecoveryThreshold     int `json:"recovery_threshold"`
+	MaxActionsPerProposal int `json:"max_actions_per_proposal"`
+	MaxOpenProposals      int `json:"max_open_proposals"`
+	ReplayWindowSeconds   int `json:"replay_window_seconds"`
+}
+
+// DefaultConfig is the service configuration of a new service.
+func DefaultConfig() Config {
+	return Config{RecoveryThreshold: 1, MaxActionsPerProposal: 32, MaxOpenProposals: 1000, ReplayWindowSeconds: 300}
+}
+
+func loadConfig(st engine.StateReader) (Config, error) {
+	c := DefaultConfig()
+	b, ok, err := st.Get(constitution.TableServiceConfig, "")
+	if err != nil || !ok {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("gov: service configuration: %w", err)
+	}
+	return c, nil
+}

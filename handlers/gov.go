@@ -1,0 +1,137 @@
+package handlers
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/gov"
+	"github.com/gavelhq/gavel/engine/govreq"
+)
+
+// govRoutes adds CCF's governance routes. CCF's action suffixes (":create",
+// ":withdraw", ":submit") sit inside path segments, which the standard mux
+// cannot match around a wildcard, so the POST routes under a proposal are
+// parsed here.
+func (h *HTTP) govRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /gov/members/proposals:create", func(w http.ResponseWriter, r *http.Request) {
+		h.submitGov(w, r, govreq.MsgProposal, "", "")
+	})
+	mux.HandleFunc("POST /gov/members/proposals/{rest...}", h.postUnderProposal)
+	mux.HandleFunc("GET /gov/members/proposals", h.getProposals)
+	mux.HandleFunc("GET /gov/members/proposals/{id}", h.getProposal)
+	mux.HandleFunc("GET /gov/members/proposals/{id}/actions", h.getProposalActions)
+	mux.HandleFunc("GET /gov/service/members", h.getMembers)
+	mux.HandleFunc("GET /gov/service/constitution", h.getConstitution)
+	mux.HandleFunc("GET /gov/service/info", h.getServiceInfo)
+}
+
+// postUnderProposal routes "{id}:withdraw" and "{id}/ballots/{member}:submit".
+func (h *HTTP) postUnderProposal(w http.ResponseWriter, r *http.Request) {
+	rest := r.PathValue("rest")
+	if id, ok := strings.CutSuffix(rest, ":withdraw"); ok && !strings.Contains(id, "/") {
+		h.submitGov(w, r, govreq.MsgWithdrawal, id, "")
+		return
+	}
+	if head, ok := strings.CutSuffix(rest, ":submit"); ok {
+		if id, member, ok := strings.Cut(head, "/ballots/"); ok && !strings.Contains(id, "/") && !strings.Contains(member, "/") {
+			h.submitGov(w, r, govreq.MsgBallot, id, member)
+			return
+		}
+	}
+	h.fail(w, engine.Errorf(engine.KindNotFound, "ResourceNotFound", "no route POST %s", r.URL.Path))
+}
+
+func (h *HTTP) submitGov(w http.ResponseWriter, r *http.Request, typ govreq.MsgType, proposalID, memberID string) {
+	if err := requireContentType(r, contentTypeCOSE); err != nil {
+		h.fail(w, err)
+		return
+	}
+	body, err := readBody(w, r, h.limits.MaxGovBytes)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	res, err := h.svc.SubmitGov(r.Context(), typ, proposalID, memberID, body)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSONBytes(w, http.StatusOK, res)
+}
+
+func (h *HTTP) getProposals(w http.ResponseWriter, r *http.Request) {
+	state := r.URL.Query().Get("state")
+	switch state {
+	case "", gov.StateOpen, gov.StateAccepted, gov.StateRejected, gov.StateWithdrawn, gov.StateFailed, gov.StateDropped:
+	default:
+		h.fail(w, engine.Errorf(engine.KindInvalid, "InvalidState", "no proposal state %q", state))
+		return
+	}
+	ps, err := h.svc.Proposals(r.Context(), state)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if ps == nil {
+		ps = []*gov.Proposal{}
+	}
+	h.writeJSON(w, map[string]any{"proposals": ps})
+}
+
+func (h *HTTP) getProposal(w http.ResponseWriter, r *http.Request) {
+	p, err := h.svc.Proposal(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.writeJSON(w, p)
+}
+
+func (h *HTTP) getProposalActions(w http.ResponseWriter, r *http.Request) {
+	p, err := h.svc.Proposal(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSONBytes(w, http.StatusOK, []byte(p.Body))
+}
+
+func (h *HTTP) getMembers(w http.ResponseWriter, r *http.Request) {
+	ms, err := h.svc.Members(r.Context())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.writeJSON(w, map[string]any{"members": ms})
+}
+
+func (h *HTTP) getConstitution(w http.ResponseWriter, r *http.Request) {
+	src, err := h.svc.ConstitutionSource(r.Context())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/javascript")
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte(src))
+}
+
+func (h *HTTP) getServiceInfo(w http.ResponseWriter, r *http.Request) {
+	info, err := h.svc.ServiceInfo(r.Context())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.writeJSON(w, info)
+}
+
+func (h *HTTP) writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSONBytes(w, http.StatusOK, b)
+}
