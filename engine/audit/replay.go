@@ -7,7 +7,10 @@ import (
 	"fmt"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/exec"
+	"github.com/gavelhq/gavel/engine/gov"
+	"github.com/gavelhq/gavel/engine/govreq"
 	"github.com/gavelhq/gavel/engine/merkle"
 	"github.com/gavelhq/gavel/engine/receipt"
 )
@@ -27,6 +30,7 @@ type Summary struct {
 	Root       string `json:"root"`
 	Signatures uint64 `json:"signatures"`
 	Statements uint64 `json:"statements"`
+	Governance uint64 `json:"governance"`
 	// LastSignedTxID is the last signature entry; entries after it are
 	// verified but not yet covered by a signature.
 	LastSignedTxID string `json:"last_signed_txid,omitempty"`
@@ -45,13 +49,66 @@ type Replayer struct {
 	serviceKey      crypto.PublicKey
 	last            *engine.Entry
 	sum             Summary
+	// state holds every table but the statements index, which nothing
+	// executed reads: governance is re-executed against it.
+	state  constitution.MemState
+	limits constitution.Limits
 }
 
 // NewReplayer returns a replayer for a log starting at seqno 1.
 func NewReplayer(verifyStatement StatementVerifier) *Replayer {
 	tree := merkle.New()
 	tree.Append(engine.Digest{}, nil) // CCF's zero leaf 0: leaf index = seqno
-	return &Replayer{verifyStatement: verifyStatement, tree: tree}
+	return &Replayer{verifyStatement: verifyStatement, tree: tree, state: constitution.MemState{}}
+}
+
+// SetScriptLimits sets the limits for re-executed constitution calls (the
+// service's own, by default DefaultLimits).
+func (r *Replayer) SetScriptLimits(l constitution.Limits) { r.limits = l }
+
+func (r *Replayer) apply(ws engine.WriteSet) {
+	for _, w := range ws {
+		if w.Table == engine.TableStatements {
+			continue
+		}
+		r.state.Apply(engine.WriteSet{w})
+	}
+}
+
+// governance re-executes a member's request against the state before it,
+// with the constitution then in force, and compares the write sets.
+func (r *Replayer) governance(e *engine.Entry) error {
+	typ := map[engine.EntryKind]govreq.MsgType{
+		engine.KindGovProposal: govreq.MsgProposal, engine.KindGovBallot: govreq.MsgBallot, engine.KindGovWithdrawal: govreq.MsgWithdrawal,
+	}[e.Kind]
+	req, err := gov.Verify(r.state, e.Input, typ, len(e.Input))
+	if err != nil {
+		return fmt.Errorf("request does not verify: %w", err)
+	}
+	var cmd engine.Command
+	switch typ {
+	case govreq.MsgProposal:
+		cmd = gov.Propose{Req: req, Limits: r.limits}
+	case govreq.MsgBallot:
+		cmd = gov.Vote{Req: req, Limits: r.limits}
+	default:
+		cmd = gov.Withdraw{Req: req, Limits: r.limits}
+	}
+	facts := engine.Facts{TxID: e.TxID(), Time: e.Time()}
+	eff, err := cmd.Execute(r.state, facts)
+	if err != nil {
+		return fmt.Errorf("re-execution refuses the request: %w", err)
+	}
+	if eff.Replayed {
+		return fmt.Errorf("the ledger already held this request")
+	}
+	if got := eff.Writes.Canonical(); !got.Equal(e.Writes) {
+		return fmt.Errorf("write set differs from re-execution: %s", diffWrites(e.Writes, got))
+	}
+	if !bytes.Equal(eff.Result, e.Result) {
+		return fmt.Errorf("recorded answer %s, re-executed %s", e.Result, eff.Result)
+	}
+	return nil
 }
 
 // Add checks the entry at stream sequence seq.
@@ -106,10 +163,19 @@ func (r *Replayer) Add(seq uint64, subject string, data []byte) error {
 			return bad("%v", err)
 		}
 		r.sum.Statements++
+	case engine.KindGovProposal, engine.KindGovBallot, engine.KindGovWithdrawal:
+		if r.serviceKey == nil {
+			return bad("governance before genesis")
+		}
+		if err := r.governance(e); err != nil {
+			return bad("%v", err)
+		}
+		r.sum.Governance++
 	default:
 		return bad("unknown entry kind %q", e.Kind)
 	}
 	r.tree.Append(e.Leaf(), nil)
+	r.apply(e.Writes)
 	r.last = e
 	r.sum.Entries++
 	r.sum.LastTxID = tx

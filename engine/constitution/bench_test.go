@@ -100,3 +100,14 @@ func BenchmarkCompileBallotCached(b *testing.B) {
 	}
 	reportCPU(b, start)
 }
+
+// BenchmarkNewSandbox is the one-off cost of a pooled runtime: goja setup,
+// guards and freezing the realm.
+func BenchmarkNewSandbox(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := newSandbox(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -41,8 +41,9 @@ const maxFactories = 512
 type nativeFunc = func(goja.FunctionCall) goja.Value
 
 // sandbox is one sealed goja runtime. It runs one call at a time; between
-// calls it holds no script state (modules are instantiated per call and the
-// realm is frozen), so any sandbox can serve any call.
+// calls it holds no state a script can observe or change (the realm is
+// frozen; a module is either instantiated per call or, when analyzeBundle
+// proves it stateless, once and frozen), so any sandbox can serve any call.
 type sandbox struct {
 	rt    *goja.Runtime
 	cur   *call                        // the running call; nil between calls
@@ -63,7 +64,6 @@ type sandbox struct {
 
 	freeze, isFrozen, ownKeys, ownDescriptor nativeFunc // Object.freeze etc., as found at setup
 
-	parseJSON     nativeFunc // the original JSON.parse
 	stringifyJSON nativeFunc // the original JSON.stringify
 	rangeError    *goja.Object
 	joinStack     []*goja.Object // arrays being joined, for cycles and depth
@@ -90,7 +90,6 @@ func newSandbox() (sb *sandbox, err error) {
 	rt.SetRandSource(sb.random)
 	rt.SetTimeSource(sb.now)
 	json := rt.Get("JSON").ToObject(rt)
-	sb.parseJSON = json.Get("parse").Export().(nativeFunc)
 	sb.stringifyJSON = json.Get("stringify").Export().(nativeFunc)
 	sb.rangeError = rt.Get("RangeError").ToObject(rt)
 	sb.exportHook = rt.ToValue(func(c goja.FunctionCall) goja.Value {
@@ -310,13 +309,19 @@ func (sb *sandbox) reusedInstance(mod *module) (map[string]goja.Callable, bool) 
 	if fns, ok := sb.instances[mod]; ok {
 		return fns, true
 	}
-	factory, err := sb.rt.RunProgram(mod.program)
-	if err != nil {
-		panic(classify(err))
-	}
-	instantiate, _ := goja.AssertFunction(factory)
+	// Loading a reusable module runs no script code (analyzeBundle), only
+	// work bounded by its size: it is not charged to the call's budget.
+	var err error
 	sb.exports, sb.frozeClean = nil, false
-	if _, err := instantiate(goja.Undefined(), sb.exportHook, sb.freezeHook); err != nil {
+	sb.inHost(func() {
+		var factory goja.Value
+		if factory, err = sb.rt.RunProgram(mod.program); err != nil {
+			return
+		}
+		instantiate, _ := goja.AssertFunction(factory)
+		_, err = instantiate(goja.Undefined(), sb.exportHook, sb.freezeHook)
+	})
+	if err != nil {
 		panic(classify(err))
 	}
 	if !sb.frozeClean || sb.exports == nil {

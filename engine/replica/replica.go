@@ -44,7 +44,7 @@ type Config struct {
 
 	MaxGovRequestBytes int64               // largest signed governance request
 	ScriptLimits       constitution.Limits // per constitution or ballot call
-	Now        func() time.Time // the clock; time.Now by default
+	Now                func() time.Time    // the clock; time.Now by default
 }
 
 // Replica is one running gavel replica.
