@@ -1,6 +1,3 @@
-// Package scripts owns gavel's JavaScript: the default constitution in
-// constitution/ (actions.js, validate.js, resolve.js, apply.js; see its
-// README.md) and, later, example join policies and demo scripts.
 package scripts
 
 import (

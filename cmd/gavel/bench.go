@@ -39,16 +39,10 @@ func runBenchCommit(args []string, out, errOut io.Writer) int {
 		return usageError(errOut, fs, "flags must be positive and no arguments are taken")
 	}
 	fmt.Fprintf(errOut, "bench commit: %d registrations, %d clients, SyncAlways store in %s\n", cfg.Requests, cfg.Clients, dir)
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return failf(errOut, "%v", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return failf(errOut, "%v", err)
-		}
-		defer pprof.StopCPUProfile()
+	if stop, err := startProfile(*cpuProfile); err != nil {
+		return failf(errOut, "%v", err)
+	} else {
+		defer stop()
 	}
 	rep, err := perf.RunCommit(context.Background(), cfg)
 	if err != nil {
@@ -66,4 +60,64 @@ func runBenchCommit(args []string, out, errOut io.Writer) int {
 	fmt.Fprintf(out, "    at half of peak (%.0f/s)     latency p50 %s  p99 %s\n", rep.HalfLoadPerSec, ms(rep.HalfLoadLatency.P50), ms(rep.HalfLoadLatency.P99))
 	fmt.Fprintf(out, "(c)/(a) = %.1f× (target ≥ 10×)   (c)/(b) = %.0f%% (target ≥ 50%%)   errors %d\n", rep.VsRawOne, 100*rep.VsRawBatch, rep.Errors)
 	return exitOK
+}
+
+func init() {
+	register("bench gov", "measure signed ballots committed per second against the ES256 verify ceiling", runBenchGov)
+}
+
+func runBenchGov(args []string, out, errOut io.Writer) int {
+	fs := newFlags("bench gov", errOut)
+	dir, err := os.MkdirTemp("", "gavel-bench-gov-")
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := perf.DefaultGovConfig(dir)
+	fs.IntVar(&cfg.Proposals, "proposals", cfg.Proposals, "proposals; each gets two ballots")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent requesters")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 || cfg.Proposals <= 0 || cfg.Clients <= 0 {
+		return usageError(errOut, fs, "flags must be positive and no arguments are taken")
+	}
+	if stop, err := startProfile(*cpuProfile); err != nil {
+		return failf(errOut, "%v", err)
+	} else {
+		defer stop()
+	}
+	rep, err := perf.RunGov(context.Background(), cfg)
+	if err != nil {
+		return failf(errOut, "bench: %v", err)
+	}
+	if *asJSON {
+		return printJSON(out, rep)
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+	fmt.Fprintf(out, "members %d, proposals %d (accepted %d)\n", rep.Members, cfg.Proposals, rep.Accepted)
+	fmt.Fprintf(out, "proposals committed              %9.0f /s\n", rep.ProposalsPerSec)
+	fmt.Fprintf(out, "ballots committed                %9.0f /s  p50 %s  p99 %s\n", rep.BallotsPerSec, ms(rep.BallotLatency.P50), ms(rep.BallotLatency.P99))
+	fmt.Fprintf(out, "ES256 verify ceiling, all cores  %9.0f /s\n", rep.VerifyCeiling)
+	fmt.Fprintf(out, "ballots / ceiling = %.0f%% (target ≥ 60%%)\n", 100*rep.VsVerifyCeiling)
+	return exitOK
+}
+
+// startProfile starts a CPU profile into path ("" does nothing).
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -61,6 +61,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.memberCerts, "member-cert", "initial member certificate (PEM), repeatable; none: member0 is created in --data")
 	fs.StringVar(&f.constitutionDir, "constitution", "", "folder of constitution modules (*.js); default: the embedded scripts/constitution")
 	f.scripts = constitution.DefaultLimits()
+	f.scripts.Timeout = replica.DefaultScriptTimeout
 	fs.DurationVar(&f.scripts.Timeout, "script-timeout", f.scripts.Timeout, "wall-clock budget of one constitution or ballot call")
 	fs.IntVar(&f.scripts.MaxCallStackSize, "script-stack", f.scripts.MaxCallStackSize, "deepest JavaScript call nesting")
 	fs.Uint64Var(&f.scripts.MaxHeapGrowth, "script-heap", f.scripts.MaxHeapGrowth, "bytes the heap may grow during one script call")

@@ -44,6 +44,9 @@ func analyzeBundle(iife string) (bundleShape, error) {
 		return bundleShape{}, err
 	}
 	shape := bundleShape{insertAt: int(body.RightBrace) - 1, reusable: true}
+	if shape.insertAt < 0 || shape.insertAt >= len(iife) || iife[shape.insertAt] != '}' {
+		return bundleShape{}, fmt.Errorf("cannot locate the end of the bundle")
+	}
 	notReusable := func(format string, args ...any) {
 		if shape.reusable {
 			shape.reusable = false

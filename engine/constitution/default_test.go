@@ -82,7 +82,7 @@ func TestDefaultActionsWriteSets(t *testing.T) {
 			engine.WriteSet{{Table: TableNodes, Key: nodeID, Value: []byte(`{"role":"participant","status":"Trusted","valid_from":"2026-03-04T00:00:00Z"}`)}}},
 		{"remove_node", map[string]any{"node_id": nodeID},
 			engine.WriteSet{{Table: TableNodes, Key: nodeID, Value: []byte(`{"role":"participant","status":"Retired","retired_committed":false}`)}}},
-		{"remove_node", map[string]any{"node_id": hex64}, nil}, // unknown node: nothing to do
+		{"remove_node", map[string]any{"node_id": hex64}, engine.WriteSet{}}, // unknown node: nothing to do
 		{"set_node_join_policy", map[string]any{"policy": "export function apply() { return false }"},
 			engine.WriteSet{{Table: TableJoinPolicy, Key: "", Value: jsonOf(t, "export function apply() { return false }")}}},
 		{"remove_node_join_policy", nil,

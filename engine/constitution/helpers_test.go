@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,11 @@ import (
 )
 
 var entryTime = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+
+var (
+	hex64 = strings.Repeat("0123456789abcdef", 4)
+	hex96 = strings.Repeat("0123456789abcdef", 6)
+)
 
 // member is a test member: a fresh self-signed P-256 certificate.
 type member struct {

@@ -345,6 +345,45 @@ func TestModuleStateDoesNotLeak(t *testing.T) {
 	}
 }
 
+func TestReuseAnalysis(t *testing.T) {
+	tests := []struct {
+		src      string
+		reusable bool
+	}{
+		{`export function vote() { return true; }`, true},
+		{"// héllo 😀\nconst GREETING = \"grüß 😀\"; export function vote() { return GREETING.length === 7; }", true},
+		{`const T = { a: [1, "x", null, -2, /re/], f() {}, get g() { return 1; } }; class A extends Object { m() {} static s() {} }
+			export function vote() { let x = 0; x++; const o = {}; o.y = 1; return T.a.length === 5 && x === 1; }`, true},
+		{`let n; export function vote() { n = 1; return true; }`, false},
+		{`let n = 0; export function vote() { [n] = [1]; return true; }`, false},
+		{`let n = 0; export function vote() { for (n of [1]); return true; }`, false},
+		{`const t = Date.now(); export function vote() { return t > 0; }`, false},
+		{"const s = `${1}`; export function vote() { return s === \"1\"; }", false},
+		{`const o = { ...{ a: 1 } }; export function vote() { return o.a === 1; }`, false},
+		{`const o = { [Symbol.iterator]: 1 }; export function vote() { return o[Symbol.iterator] === 1; }`, false},
+		{`class A { static x = 1; } export function vote() { return A.x === 1; }`, false},
+		{`let log = []; class A { static { log = [1]; } } export function vote() { return new A() !== null && log.length === 1; }`, false},
+		{`import * as ns from "./x.js"; export function vote() { return true; }`, true}, // the bad import fails compile first
+		{`export function vote() { return true; } if (true) {}`, false},
+	}
+	for _, tc := range tests {
+		out, err := bundle(map[string]string{fileBallot: tc.src}, []string{"vote"}, false)
+		if err != nil {
+			continue // not a ballot at all
+		}
+		shape, err := analyzeBundle(out)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.src, err)
+		}
+		if shape.reusable != tc.reusable {
+			t.Errorf("%s: reusable = %v (%s), want %v", tc.src, shape.reusable, shape.reason, tc.reusable)
+		}
+		if ok, err := ballot(t, tc.src).Vote(env(MemState{}), "{}", "m"); err != nil || !ok {
+			t.Errorf("%s: vote %v %v", tc.src, ok, err)
+		}
+	}
+}
+
 func TestDefaultConstitutionIsReused(t *testing.T) {
 	c := defaultConstitution(t)
 	if _, err := c.Resolve(env(MemState{}), "{}", "m", nil, "p"); err != nil {

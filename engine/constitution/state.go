@@ -129,9 +129,10 @@ func (o *overlay) record(w engine.Write) {
 	o.writes[w.Table][w.Key] = &w
 }
 
-// writeSet is the canonical write set of everything recorded.
+// writeSet is the canonical write set of everything recorded; never nil,
+// so "no writes" always encodes as an empty CBOR array.
 func (o *overlay) writeSet() engine.WriteSet {
-	var ws engine.WriteSet
+	ws := engine.WriteSet{}
 	for _, t := range o.writes {
 		for _, w := range t {
 			ws = append(ws, *w)

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
@@ -86,6 +88,9 @@ type run struct {
 	facts  engine.Facts
 	limits constitution.Limits
 	writes engine.WriteSet
+	// openDelta is how the number of open proposals changes; the count is
+	// kept so that creating a proposal does not scan them.
+	openDelta int
 }
 
 // begin does what every request does first. A request whose signed
@@ -117,11 +122,19 @@ func (r *run) env() constitution.Env {
 	return constitution.Env{Time: r.facts.Time, State: r.st, Limits: r.limits}
 }
 
-// finish records the answer under the request's content id.
+// finish records the answer under the request's content id, and the new
+// count of open proposals.
 func (r *run) finish(req VerifiedRequest, p *Proposal) (engine.Effect, error) {
 	res, err := json.Marshal(p)
 	if err != nil {
 		return engine.Effect{}, err
+	}
+	if r.openDelta != 0 {
+		n, err := openCount(r.st)
+		if err != nil {
+			return engine.Effect{}, err
+		}
+		r.writes = append(r.writes, engine.Write{Table: TableCounters, Key: "open", Value: []byte(strconv.Itoa(n + r.openDelta))})
 	}
 	r.writes = append(r.writes, engine.Write{Table: TableRequests, Key: req.ContentID(), Value: res})
 	return engine.Effect{Writes: r.writes, Result: res}, nil
@@ -136,8 +149,8 @@ func (c Propose) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 	if err != nil {
 		return engine.Effect{}, err
 	}
-	open := 0
-	if err := st.Range(TableOpenProposals, func(string, []byte) bool { open++; return true }); err != nil {
+	open, err := openCount(st)
+	if err != nil {
 		return engine.Effect{}, err
 	}
 	if open >= cfg.MaxOpenProposals {
@@ -160,7 +173,7 @@ func (c Propose) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 		ProposalID: govreq.ProposalID(c.Req.Raw), ProposerID: c.Req.KeyID, State: StateOpen,
 		CreatedTxID: f.TxID.String(), Body: body, Ballots: map[string]string{},
 	}
-	r.progress(con, p)
+	r.progress(con, p, false)
 	return r.finish(c.Req, p)
 }
 
@@ -189,7 +202,7 @@ func (c Vote) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, err
 		return engine.Effect{}, err
 	}
 	p.Ballots[c.Req.KeyID] = src
-	r.progress(con, p)
+	r.progress(con, p, true)
 	return r.finish(c.Req, p)
 }
 
@@ -207,7 +220,7 @@ func (c Withdraw) Execute(st engine.StateReader, f engine.Facts) (engine.Effect,
 			"only the proposer may withdraw proposal %s", p.ProposalID)
 	}
 	p.State = StateWithdrawn
-	r.record(p)
+	r.record(p, true)
 	return r.finish(c.Req, p)
 }
 
@@ -241,7 +254,7 @@ func ballotSource(payload []byte) (string, error) {
 // progress re-runs every ballot, resolves, and applies an accepted
 // proposal: CCF's order. A throwing or misbehaving script fails the
 // proposal; it never fails the request.
-func (r *run) progress(con *constitution.Constitution, p *Proposal) {
+func (r *run) progress(con *constitution.Constitution, p *Proposal, wasOpen bool) {
 	env := r.env()
 	votes, failures := runBallots(env, p)
 	p.BallotCount = len(p.Ballots)
@@ -262,6 +275,7 @@ func (r *run) progress(con *constitution.Constitution, p *Proposal) {
 		}
 		p.State = StateAccepted
 		r.writes = append(r.writes, ws...)
+		r.writes = append(r.writes, constitutionDigestWrites(ws)...)
 		if constitution.ChangesCodeIdentity(ws) {
 			r.dropOthers(p.ProposalID)
 		}
@@ -270,7 +284,7 @@ func (r *run) progress(con *constitution.Constitution, p *Proposal) {
 	default:
 		p.State = StateOpen
 	}
-	r.record(p)
+	r.record(p, wasOpen)
 }
 
 func runBallots(env constitution.Env, p *Proposal) ([]constitution.Vote, map[string]VoteFailure) {
@@ -295,14 +309,30 @@ func runBallots(env constitution.Env, p *Proposal) ([]constitution.Vote, map[str
 	return votes, failures
 }
 
-// record writes the proposal and its place in the open index.
-func (r *run) record(p *Proposal) {
+// record writes the proposal and its place in the open index; wasOpen
+// says whether it was recorded as Open before.
+func (r *run) record(p *Proposal, wasOpen bool) {
 	r.writes = append(r.writes, engine.Write{Table: TableProposals, Key: p.ProposalID, Value: p.encode()})
-	if p.State == StateOpen {
+	switch isOpen := p.State == StateOpen; {
+	case isOpen && !wasOpen:
+		r.openDelta++
 		r.writes = append(r.writes, engine.Write{Table: TableOpenProposals, Key: p.ProposalID, Value: []byte{}})
-	} else {
+	case !isOpen && wasOpen:
+		r.openDelta--
 		r.writes = append(r.writes, engine.Write{Table: TableOpenProposals, Key: p.ProposalID, Delete: true})
 	}
+}
+
+func openCount(st engine.StateReader) (int, error) {
+	b, ok, err := st.Get(TableCounters, "open")
+	if err != nil || !ok {
+		return 0, err
+	}
+	n, err := strconv.Atoi(string(b))
+	if err != nil {
+		return 0, fmt.Errorf("gov: open proposal count %q: %w", b, err)
+	}
+	return n, nil
 }
 
 // dropOthers drops every other open proposal: the code identity or the
@@ -322,6 +352,6 @@ func (r *run) dropOthers(except string) {
 			continue
 		}
 		p.State = StateDropped
-		r.record(p)
+		r.record(p, true)
 	}
 }

@@ -54,5 +54,6 @@ func GenesisWrites(members []InitialMember, constitutionModule string, cfg Confi
 		engine.Write{Table: constitution.TableConstitution, Key: "", Value: src},
 		engine.Write{Table: constitution.TableServiceConfig, Key: "", Value: conf},
 	)
+	ws = append(ws, constitutionDigestWrites(ws)...)
 	return ws.Canonical(), nil
 }

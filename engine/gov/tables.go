@@ -14,6 +14,11 @@ const (
 	TableProposals     = "gavel.gov.proposals"      // proposal id → Proposal (JSON)
 	TableOpenProposals = "gavel.gov.proposals.open" // proposal id → "" while Open
 	TableRequests      = "gavel.gov.requests"       // content id → first answer (JSON)
+	TableCounters      = "gavel.gov.counters"       // "open" → number of open proposals (decimal)
+	// TableConstitutionDigest holds "" → SHA-256 of the constitution record,
+	// written whenever the constitution is, so that finding the compiled
+	// constitution costs a 32-byte read, not a parse of its source.
+	TableConstitutionDigest = "gavel.gov.constitution_digest"
 )
 
 // Proposal states, with CCF's meaning.

@@ -24,6 +24,11 @@ import (
 	"github.com/gavelhq/gavel/engine/state"
 )
 
+// DefaultScriptTimeout is the service's budget for one constitution or
+// ballot call: generous, because a wall-clock budget that a loaded machine
+// can overrun fails proposals that a quiet one accepts.
+const DefaultScriptTimeout = time.Second
+
 // MaxEntryBytes is the NATS payload limit of the embedded server: room for
 // the largest request the handlers accept and the entry around it.
 const MaxEntryBytes = 8 << 20
@@ -74,6 +79,10 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	cfg.Sequencer = cfg.Sequencer.WithDefaults()
+	if cfg.ScriptLimits.Timeout <= 0 {
+		cfg.ScriptLimits.Timeout = DefaultScriptTimeout
 	}
 	if cfg.MaxGovRequestBytes <= 0 {
 		cfg.MaxGovRequestBytes = govreq.DefaultMaxSize

@@ -30,7 +30,7 @@ type RootSigner interface {
 	SignRoot(root engine.Digest, tx engine.TxID, iat time.Time) ([]byte, error)
 }
 
-// Config holds the sequencer's settings.
+// Config holds the sequencer's settings; a zero field takes its default.
 type Config struct {
 	MaxBatch      int           // entries per atomic batch, signature included (≤ 1000)
 	MaxBatchBytes int           // request bytes per atomic batch (one larger request goes alone)
@@ -44,6 +44,31 @@ type Config struct {
 // DefaultConfig returns the defaults of DESIGN.md.
 func DefaultConfig() Config {
 	return Config{MaxBatch: 1000, MaxBatchBytes: 8 << 20, QueueSize: 20000, SignEvery: 1000, SignInterval: 100 * time.Millisecond, MaxAttempts: 5}
+}
+
+// WithDefaults returns c with every zero (or out of range) field set to
+// its default.
+func (cfg Config) WithDefaults() Config {
+	d := DefaultConfig()
+	if cfg.MaxBatch <= 1 || cfg.MaxBatch > 1000 {
+		cfg.MaxBatch = d.MaxBatch
+	}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = d.MaxBatchBytes
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = d.MaxAttempts
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = d.QueueSize
+	}
+	if cfg.SignEvery <= 0 {
+		cfg.SignEvery = d.SignEvery
+	}
+	if cfg.SignInterval <= 0 {
+		cfg.SignInterval = d.SignInterval
+	}
+	return cfg
 }
 
 // Outcome is the answer to a committed command.
@@ -98,21 +123,13 @@ type Sequencer struct {
 
 // New builds a sequencer for view. The store must be caught up with the log.
 func New(cfg Config, view uint64, store *state.Store, log Log, signer RootSigner, logger *slog.Logger) *Sequencer {
-	if cfg.MaxBatch <= 1 || cfg.MaxBatch > 1000 {
-		cfg.MaxBatch = 1000
-	}
-	if cfg.MaxBatchBytes <= 0 {
-		cfg.MaxBatchBytes = 8 << 20
-	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 5
-	}
+	cfg = cfg.WithDefaults()
 	if logger == nil {
 		logger = slog.Default()
 	}
 	return &Sequencer{
 		cfg: cfg, store: store, log: log, signer: signer, now: time.Now, logger: logger, view: view,
-		queue: make(chan *request, max(cfg.QueueSize, 1)), stopped: make(chan struct{}),
+		queue: make(chan *request, cfg.QueueSize), stopped: make(chan struct{}),
 	}
 }
 

@@ -1,0 +1,202 @@
+package perf
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/gavelhq/gavel/engine/gov"
+	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/engine/natslog"
+	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/handlers"
+)
+
+// GovConfig sets a governance benchmark's size.
+type GovConfig struct {
+	Dir       string
+	Proposals int // each gets two ballots: the second accepts it
+	Clients   int
+	Logger    *slog.Logger
+}
+
+// DefaultGovConfig is what `gavel bench gov` runs.
+func DefaultGovConfig(dir string) GovConfig {
+	return GovConfig{Dir: dir, Proposals: 5000, Clients: 256}
+}
+
+// GovReport is the result of a governance benchmark.
+type GovReport struct {
+	Members          int     `json:"members"`
+	ProposalsPerSec  float64 `json:"proposals_per_sec"`
+	BallotsPerSec    float64 `json:"ballots_per_sec"`
+	BallotLatency    Latency `json:"ballot_latency"`
+	VerifyCeiling    float64 `json:"es256_verifies_per_sec_all_cores"`
+	VsVerifyCeiling  float64 `json:"ratio_vs_verify_ceiling"` // target ≥ 0.6
+	Accepted         int     `json:"accepted"`
+	Errors           int64   `json:"errors"`
+	ConstitutionHash string  `json:"constitution"`
+}
+
+// RunGov measures ballots committed per second through NATS against the
+// ES256 verification ceiling of the same machine.
+func RunGov(ctx context.Context, cfg GovConfig) (*GovReport, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	members := make([]*govreq.Member, 3)
+	initial := make([]gov.InitialMember, 3)
+	for i := range members {
+		certPEM, keyPEM, err := govreq.Keygen("ES256", fmt.Sprintf("bench%d", i))
+		if err != nil {
+			return nil, err
+		}
+		if members[i], err = govreq.LoadMember(certPEM, keyPEM); err != nil {
+			return nil, err
+		}
+		initial[i] = gov.InitialMember{CertPEM: certPEM}
+	}
+	govCfg := gov.DefaultConfig()
+	govCfg.MaxOpenProposals = cfg.Proposals + 1
+	r, err := replica.Open(ctx, replica.Config{DataDir: filepath.Join(cfg.Dir, "gavel"), NATSListen: "127.0.0.1:0",
+		Logger: cfg.Logger, Members: initial, Governance: govCfg})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	srv, err := handlers.ServeNATS(r.Conn(), r, handlers.DefaultLimits(), handlers.DefaultInFlight, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Stop()
+	opt, err := natslog.ConnectOptions(r.ClientCredsFile())
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(r.NATSURL(), opt, nats.Name("gavel-bench-gov"))
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	rep := &GovReport{Members: len(members)}
+
+	// Proposals, signed ahead, then submitted (timed separately).
+	now := time.Now()
+	props := make([][]byte, cfg.Proposals)
+	for i := range props {
+		body := fmt.Sprintf(`{"actions":[{"name":"set_node_join_policy","args":{"policy":"export function apply() { return true; } // %d"}}]}`, i)
+		if props[i], err = members[0].Sign(govreq.MsgProposal, "", now, []byte(body)); err != nil {
+			return nil, err
+		}
+	}
+	rate, _, errs, err := requestLoop(ctx, nc, handlers.SubjectGovProposal, props, cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
+	rep.ProposalsPerSec, rep.Errors = rate, errs
+
+	// Two ballots per proposal, by the two other members; the second
+	// accepts it (2 of 3), so it also runs apply.
+	yes, _ := json.Marshal(map[string]string{"ballot": "export function vote(proposal, proposerId) { return true; }"})
+	ballots := make([][]byte, 0, 2*len(props))
+	for _, m := range members[1:] {
+		for _, p := range props {
+			b, err := m.Sign(govreq.MsgBallot, govreq.ProposalID(p), now, yes)
+			if err != nil {
+				return nil, err
+			}
+			ballots = append(ballots, b)
+		}
+	}
+	rate, lat, errs, err := requestLoop(ctx, nc, handlers.SubjectGovBallot, ballots, cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
+	rep.BallotsPerSec, rep.BallotLatency, rep.Errors = rate, lat, rep.Errors+errs
+	accepted, err := r.Proposals(ctx, gov.StateAccepted)
+	if err != nil {
+		return nil, err
+	}
+	rep.Accepted = len(accepted)
+	src, _ := r.ConstitutionSource(ctx)
+	rep.ConstitutionHash = fmt.Sprintf("%x", sha256.Sum256([]byte(src)))[:16]
+
+	rep.VerifyCeiling = VerifyCeiling(2 * time.Second)
+	rep.VsVerifyCeiling = rep.BallotsPerSec / rep.VerifyCeiling
+	return rep, nil
+}
+
+// VerifyCeiling is how many ES256 signatures all cores verify per second.
+func VerifyCeiling(d time.Duration) float64 {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	digest := sha256.Sum256([]byte("gavel"))
+	sig, _ := ecdsa.SignASN1(rand.Reader, key, digest[:])
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if ecdsa.VerifyASN1(&key.PublicKey, digest[:], sig) {
+					n.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds()
+}
+
+// requestLoop sends every body on subject with clients concurrent
+// requesters and expects a 200 for each.
+func requestLoop(ctx context.Context, nc *nats.Conn, subject string, bodies [][]byte, clients int) (float64, Latency, int64, error) {
+	lats := make([]time.Duration, len(bodies))
+	var next, errs atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(bodies)) || ctx.Err() != nil {
+					return
+				}
+				t := time.Now()
+				msg, err := nc.Request(subject, bodies[i], 30*time.Second)
+				if err == nil && msg.Header.Get(handlers.StatusHeader) != "200" {
+					err = fmt.Errorf("status %s: %s", msg.Header.Get(handlers.StatusHeader), msg.Data)
+				}
+				if err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+				lats[i] = time.Since(t)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if e := errs.Load(); e > 0 {
+		return 0, Latency{}, e, fmt.Errorf("%d of %d requests on %s failed, first: %v", e, len(bodies), subject, firstErr.Load())
+	}
+	return float64(len(bodies)) / elapsed.Seconds(), summarise(lats), 0, nil
+}
