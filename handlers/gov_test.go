@@ -126,6 +126,10 @@ func TestGovernanceOverHTTP(t *testing.T) {
 	if status != 200 || strings.Count(string(ms), `"status":"Active"`) != 3 {
 		t.Fatalf("members %d %s", status, ms)
 	}
+	status, _, schema := f.do("GET", "/schemas/actions/set_member.json", "", nil)
+	if status != 200 || !strings.Contains(string(schema), `"cert"`) {
+		t.Fatalf("schema %d %s", status, schema)
+	}
 	status, h, src := f.do("GET", "/gov/service/constitution", "", nil)
 	if status != 200 || h.Get("Content-Type") != "text/javascript" || !strings.Contains(string(src), "export") {
 		t.Fatalf("constitution %d %s", status, src)

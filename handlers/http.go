@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/schemas"
 )
 
 const contentTypeCOSE = "application/cose"
@@ -32,6 +33,7 @@ func NewHTTP(svc Service, limits Limits, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /receipt", h.getReceipt)
 	mux.HandleFunc("GET /node/network", h.getNetwork)
 	h.govRoutes(mux)
+	mux.Handle("GET /schemas/", http.StripPrefix("/schemas/", http.FileServerFS(schemas.FS)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, engine.Errorf(engine.KindNotFound, "ResourceNotFound", "no route %s %s", r.Method, r.URL.Path))
 	})

@@ -186,6 +186,7 @@ func (s *Sequencer) Run(ctx context.Context) error {
 			}
 			select {
 			case <-ctx.Done():
+				s.signTail()
 				return ctx.Err()
 			case req := <-s.queue:
 				batch = append(batch, req)
@@ -204,6 +205,19 @@ func (s *Sequencer) Run(ctx context.Context) error {
 			}
 			s.logger.Warn("round failed", slog.Any("err", err))
 		}
+	}
+}
+
+// signTail signs entries not yet covered by a signature when the sequencer
+// stops cleanly, so that every entry of a stopped service has a receipt.
+func (s *Sequencer) signTail() {
+	if s.unsigned() == 0 || s.signer == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.round(ctx, nil); err != nil {
+		s.logger.Warn("final signature", slog.Any("err", err))
 	}
 }
 
