@@ -78,8 +78,11 @@ func DecodeEntry(b []byte) (*Entry, error) {
 	if err := CBORDecode.Unmarshal(b, &e); err != nil {
 		return nil, Wrap(KindInvalid, "InvalidEntry", err, "entry does not decode")
 	}
-	if e.Kind == "" || e.Seqno == 0 || e.View == 0 {
-		return nil, Errorf(KindInvalid, "InvalidEntry", "entry lacks kind, view or seqno")
+	if e.Seqno == 0 || e.View == 0 {
+		return nil, Errorf(KindInvalid, "InvalidEntry", "entry lacks view or seqno")
+	}
+	if err := e.Kind.Validate(); err != nil {
+		return nil, Wrap(KindInvalid, "InvalidEntry", err, "entry %s", e.TxID())
 	}
 	if got := sha256.Sum256(e.Writes.Encode()); got != e.WriteSetDigest {
 		return nil, Errorf(KindInvalid, "WriteSetDigestMismatch",
@@ -109,8 +112,8 @@ type StatementRecord struct {
 
 func (k EntryKind) String() string { return string(k) }
 
-// Validate checks that a kind is one gavel writes (used on decode paths that
-// take a subject from the wire).
+// Validate checks that a kind is one gavel writes: a log holding another
+// kind was written by other software, and nothing here can fold it.
 func (k EntryKind) Validate() error {
 	switch k {
 	case KindGenesis, KindStatement, KindSignature, KindGovProposal, KindGovBallot, KindGovWithdrawal:
