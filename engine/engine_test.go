@@ -163,5 +163,8 @@ func FuzzDecodeEntry(f *testing.F) {
 		if d.WriteSetDigest != d.Writes.Digest() {
 			t.Fatal("accepted an entry whose digest does not match")
 		}
+		if d.Kind.Validate() != nil || !d.Writes.Equal(d.Writes.Canonical()) || len(d.Writes) != len(d.Writes.Canonical()) {
+			t.Fatalf("accepted an entry of kind %q with a non-canonical write set", d.Kind)
+		}
 	})
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"time"
@@ -71,11 +72,12 @@ func (e *Entry) Encode() ([]byte, error) { return CBOR.Marshal(e) }
 // Subject is the ledger stream subject the entry is published on.
 func (e *Entry) Subject() string { return "gavel.ledger." + string(e.Kind) }
 
-// DecodeEntry parses an entry and checks its self-consistency: the write set
-// is canonical and matches its digest. It does not check its place in the log.
+// DecodeEntry parses an entry and checks its self-consistency: no unknown
+// fields, a known kind, a write set in canonical form that matches its
+// digest. It does not check its place in the log.
 func DecodeEntry(b []byte) (*Entry, error) {
 	var e Entry
-	if err := CBORDecode.Unmarshal(b, &e); err != nil {
+	if err := entryDecode.Unmarshal(b, &e); err != nil {
 		return nil, Wrap(KindInvalid, "InvalidEntry", err, "entry does not decode")
 	}
 	if e.Seqno == 0 || e.View == 0 {
@@ -84,7 +86,11 @@ func DecodeEntry(b []byte) (*Entry, error) {
 	if err := e.Kind.Validate(); err != nil {
 		return nil, Wrap(KindInvalid, "InvalidEntry", err, "entry %s", e.TxID())
 	}
-	if got := sha256.Sum256(e.Writes.Encode()); got != e.WriteSetDigest {
+	canonical := e.Writes.Encode()
+	if recorded, err := CBOR.Marshal(e.Writes); err != nil || !bytes.Equal(recorded, canonical) {
+		return nil, Errorf(KindInvalid, "InvalidEntry", "entry %s: write set is not in canonical order", e.TxID())
+	}
+	if got := sha256.Sum256(canonical); got != e.WriteSetDigest {
 		return nil, Errorf(KindInvalid, "WriteSetDigestMismatch",
 			"entry %s: write set digest %x, recorded %x", e.TxID(), got, e.WriteSetDigest)
 	}

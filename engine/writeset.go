@@ -67,6 +67,9 @@ var CBOR cbor.EncMode
 // no duplicate map keys, no indefinite lengths, bounded nesting.
 var CBORDecode cbor.DecMode
 
+// entryDecode is CBORDecode that also refuses fields an Entry does not have.
+var entryDecode cbor.DecMode
+
 func init() {
 	var err error
 	CBOR, err = cbor.CoreDetEncOptions().EncMode()
@@ -81,6 +84,11 @@ func init() {
 		MaxMapPairs:      1 << 16,
 	}.DecMode()
 	if err != nil {
+		panic(err)
+	}
+	opts := CBORDecode.DecOptions()
+	opts.ExtraReturnErrors = cbor.ExtraDecErrorUnknownField
+	if entryDecode, err = opts.DecMode(); err != nil {
 		panic(err)
 	}
 }

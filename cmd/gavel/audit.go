@@ -124,7 +124,7 @@ func verifyReceipt(keys receipt.KeySet, rcpt []byte, want *engine.Digest) (*rece
 	}
 	key, ok := keys.Lookup(parsed.KeyID)
 	if !ok {
-		return nil, fmt.Errorf("receipt kid %x is not a key of this service", parsed.KeyID)
+		return nil, engine.Errorf(engine.KindInvalid, receipt.CodeUnknownServiceKey, "receipt kid %q is not a key of this service", parsed.KeyID)
 	}
 	if want != nil {
 		return receipt.VerifyWithClaimsDigest(rcpt, key, *want)

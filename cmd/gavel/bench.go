@@ -121,3 +121,42 @@ func startProfile(path string) (stop func(), err error) {
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
+
+func init() {
+	register("bench scale", "measure cost per entry from the first window to the last (default a million entries)", runBenchScale)
+}
+
+func runBenchScale(args []string, out, errOut io.Writer) int {
+	fs := newFlags("bench scale", errOut)
+	dir, err := os.MkdirTemp("", "gavel-bench-scale-")
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := perf.DefaultScaleConfig(dir)
+	fs.IntVar(&cfg.Entries, "entries", cfg.Entries, "statements registered in all")
+	fs.IntVar(&cfg.Window, "window", cfg.Window, "statements per measured window")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent requesters")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 || cfg.Entries <= 0 || cfg.Window <= 0 || cfg.Window > cfg.Entries || cfg.Clients <= 0 {
+		return usageError(errOut, fs, "flags must be positive, --window at most --entries, and no arguments are taken")
+	}
+	cfg.Progress = func(w perf.ScaleWindow) {
+		fmt.Fprintf(errOut, "window %3d  seqno %9d  %8.0f entries/s  p99 %7.2f ms\n", w.Index, w.LedgerSeqno, w.PerSec, float64(w.Latency.P99.Microseconds())/1000)
+	}
+	rep, err := perf.RunScale(context.Background(), cfg)
+	if err != nil {
+		return failf(errOut, "bench: %v", err)
+	}
+	if *asJSON {
+		return printJSON(out, rep)
+	}
+	fmt.Fprintf(out, "%d entries in %s: last window / first window = %.2f× throughput, %.2f× p99\n",
+		rep.Entries, rep.Elapsed.Round(time.Second), rep.LastVsFirst, rep.P99LastVsFirst)
+	fmt.Fprintf(out, "tree size %d, pebble %d MB, JetStream %d MB, errors %d\n", rep.TreeSize, rep.StateBytes>>20, rep.LogBytes>>20, rep.Errors)
+	return exitOK
+}

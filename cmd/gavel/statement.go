@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gavelhq/gavel/engine/cose"
+	"github.com/gavelhq/gavel/engine/didx509"
 )
 
 func init() {
@@ -47,6 +48,11 @@ func runStatementSign(args []string, out, errOut io.Writer) int {
 	payload, err := readInput(pos[0])
 	if err != nil {
 		return failf(errOut, "%v", err)
+	}
+	// Refuse here what the service would refuse: a chain that does not
+	// satisfy the issuer DID.
+	if _, err := didx509.Resolve(*issuer, certs, time.Now()); err != nil {
+		return failf(errOut, "the chain does not satisfy %s: %v", *issuer, err)
 	}
 	st, err := cose.SignStatement(signer, certs, *issuer, *subject, *contentType, payload, time.Now())
 	if err != nil {

@@ -1,8 +1,11 @@
 // Package perf owns gavel's performance measurements: the baselines (raw
 // JetStream publish, one message at a time and in atomic batches, on a
-// throwaway SyncAlways server) and the end-to-end commit run (signed
-// statements registered through NATS into a real replica), measured in one
-// process on one machine so that results are ratios, not absolute claims.
+// throwaway SyncAlways server), the end-to-end commit run (signed
+// statements registered through NATS into a real replica), the scale run
+// (cost per entry from the first window to the millionth entry) and the
+// governance run (ballots against the signature-verification ceiling),
+// measured in one process on one machine so that results are ratios, not
+// absolute claims.
 package perf
 
 import (
