@@ -24,7 +24,13 @@ type WriteSet []Write
 
 // Canonical returns the write set sorted by (Table, Key) with duplicates
 // collapsed to the last write, so equal effects have equal digests.
+//
+// An empty write set is always the empty (non-nil) set, so that "wrote
+// nothing" has one encoding, [].
 func (ws WriteSet) Canonical() WriteSet {
+	if len(ws) == 0 {
+		return WriteSet{}
+	}
 	out := slices.Clone(ws)
 	slices.SortStableFunc(out, func(a, b Write) int {
 		if c := cmp.Compare(a.Table, b.Table); c != 0 {

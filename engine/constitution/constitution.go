@@ -1,6 +1,7 @@
 package constitution
 
 import (
+	"reflect"
 	"strconv"
 	"time"
 
@@ -74,7 +75,7 @@ func (c *Constitution) Validate(env Env, proposalJSON string) (ValidateResult, e
 					return badResult("validate must return {valid, description}, not %s", describe(v))
 				}
 				valid := o.Get("valid")
-				if valid == nil || valid.ExportType() == nil || !isBool(valid) {
+				if !isBool(valid) {
 					return badResult("validate's result.valid must be a boolean, not %s", describe(valid))
 				}
 				out.Valid = valid.ToBoolean()
@@ -169,12 +170,15 @@ func (b *Ballot) Vote(env Env, proposalJSON, proposerID string) (bool, error) {
 	return out, err
 }
 
+var boolType = reflect.TypeOf(true)
+
+// isBool reports whether v is a primitive boolean (not a Boolean object),
+// without running any script code.
 func isBool(v goja.Value) bool {
-	if v == nil {
+	if v == nil || isObject(v) {
 		return false
 	}
-	_, ok := v.Export().(bool)
-	return ok
+	return v.ExportType() == boolType
 }
 
 // describe names a result's type for an error message without running any

@@ -158,6 +158,8 @@ func TestHostileScripts(t *testing.T) {
 		{"returns a number", `return 1`, CodeScriptBadResult, nil},
 		{"returns an object", `return {}`, CodeScriptBadResult, nil},
 		{"returns undefined", `return`, CodeScriptBadResult, nil},
+		{"returns a Boolean object", `return new Boolean(false)`, CodeScriptBadResult, nil},
+		{"returns an object whose getter loops", `return { get x() { for (;;) {} } }`, CodeScriptBadResult, nil},
 		{"allocates objects without bound", `const a = []; for (;;) a.push({ n: a.length, list: [1, 2, 3] });`, CodeScriptMemoryLimit, memory},
 		{"allocates strings without bound", `const a = []; for (;;) a.push("x".repeat(1 << 10).repeat(1 << 10) + a.length);`, CodeScriptMemoryLimit, memory},
 		{"doubles a string", `let s = "x"; for (;;) s += s;`, CodeScriptMemoryLimit, memory},

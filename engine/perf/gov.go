@@ -40,15 +40,26 @@ func DefaultGovConfig(dir string) GovConfig {
 
 // GovReport is the result of a governance benchmark.
 type GovReport struct {
-	Members          int     `json:"members"`
-	ProposalsPerSec  float64 `json:"proposals_per_sec"`
-	BallotsPerSec    float64 `json:"ballots_per_sec"`
-	BallotLatency    Latency `json:"ballot_latency"`
-	VerifyCeiling    float64 `json:"es256_verifies_per_sec_all_cores"`
-	VsVerifyCeiling  float64 `json:"ratio_vs_verify_ceiling"` // target ≥ 0.6
-	Accepted         int     `json:"accepted"`
-	Errors           int64   `json:"errors"`
-	ConstitutionHash string  `json:"constitution"`
+	Members         int     `json:"members"`
+	ProposalsPerSec float64 `json:"proposals_per_sec"`
+	BallotsPerSec   float64 `json:"ballots_per_sec"`
+	BallotLatency   Latency `json:"ballot_latency"`
+	VerifyCeiling   float64 `json:"es256_verifies_per_sec_all_cores"`
+	VsVerifyCeiling float64 `json:"ratio_vs_verify_ceiling"` // target ≥ 0.6
+	Accepted        int     `json:"accepted"`
+	BatchSize       float64 `json:"ballots_per_round"`
+	// SequencerBusy is the share of the ballot run's wall time the
+	// sequencer spent executing, appending (until the ack) and applying.
+	SequencerBusy    SequencerShare `json:"sequencer_busy"`
+	Errors           int64          `json:"errors"`
+	ConstitutionHash string         `json:"constitution"`
+}
+
+// SequencerShare splits the sequencer's time.
+type SequencerShare struct {
+	Execute float64 `json:"execute"`
+	Append  float64 `json:"append"`
+	Apply   float64 `json:"apply"`
 }
 
 // RunGov measures ballots committed per second through NATS against the
@@ -121,9 +132,23 @@ func RunGov(ctx context.Context, cfg GovConfig) (*GovReport, error) {
 			ballots = append(ballots, b)
 		}
 	}
+	r0, e0 := r.Sequencer().Stats()
+	t0 := r.Sequencer().Timing()
+	start := time.Now()
 	rate, lat, errs, err := requestLoop(ctx, nc, handlers.SubjectGovBallot, ballots, cfg.Clients)
 	if err != nil {
 		return nil, err
+	}
+	wall := time.Since(start)
+	r1, e1 := r.Sequencer().Stats()
+	t1 := r.Sequencer().Timing()
+	if r1 > r0 {
+		rep.BatchSize = float64(e1-e0) / float64(r1-r0)
+	}
+	rep.SequencerBusy = SequencerShare{
+		Execute: (t1.Execute - t0.Execute).Seconds() / wall.Seconds(),
+		Append:  (t1.Append - t0.Append).Seconds() / wall.Seconds(),
+		Apply:   (t1.Apply - t0.Apply).Seconds() / wall.Seconds(),
 	}
 	rep.BallotsPerSec, rep.BallotLatency, rep.Errors = rate, lat, rep.Errors+errs
 	accepted, err := r.Proposals(ctx, gov.StateAccepted)

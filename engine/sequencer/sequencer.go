@@ -117,8 +117,10 @@ type Sequencer struct {
 	stopped chan struct{} // closed when Run returns
 	carry   *request      // taken from the queue but left for the next round
 
-	// Stats, for benchmarks: rounds committed and entries in them.
+	// Stats, for benchmarks: rounds committed, entries in them, and where
+	// the sequencer's time went.
 	rounds, entries atomic.Uint64
+	timing          struct{ execute, append, apply atomic.Int64 }
 }
 
 // New builds a sequencer for view. The store must be caught up with the log.
@@ -168,6 +170,17 @@ func (s *Sequencer) Submit(ctx context.Context, cmd engine.Command) (Outcome, er
 
 // Stats reports rounds and entries committed so far.
 func (s *Sequencer) Stats() (rounds, entries uint64) { return s.rounds.Load(), s.entries.Load() }
+
+// Timing is where the sequencer goroutine spent its time.
+type Timing struct {
+	Execute, Append, Apply time.Duration
+}
+
+// Timing reports the sequencer's cumulative time executing, appending to
+// the log (until the ack) and applying to the state.
+func (s *Sequencer) Timing() Timing {
+	return Timing{time.Duration(s.timing.execute.Load()), time.Duration(s.timing.append.Load()), time.Duration(s.timing.apply.Load())}
+}
 
 // Run sequences until ctx ends. Requests still queued are refused.
 func (s *Sequencer) Run(ctx context.Context) error {
@@ -282,7 +295,9 @@ func (s *Sequencer) unsigned() uint64 {
 func (s *Sequencer) round(ctx context.Context, batch []*request) error {
 	var lastErr error
 	for attempt := 0; attempt < s.cfg.MaxAttempts; attempt++ {
+		t0 := time.Now()
 		entries, owners, answered := s.execute(batch)
+		s.timing.execute.Add(int64(time.Since(t0)))
 		if len(entries) == 0 {
 			s.settle(answered)
 			return nil
@@ -298,9 +313,14 @@ func (s *Sequencer) round(ctx context.Context, batch []*request) error {
 			}
 			subjects[i], data[i] = e.Subject(), b
 		}
+		t1 := time.Now()
 		_, err := s.log.AppendBatch(ctx, subjects, data, meta.Seqno)
+		t2 := time.Now()
+		s.timing.append.Add(int64(t2.Sub(t1)))
 		if err == nil {
-			if err := s.store.Apply(entries); err != nil {
+			err := s.store.Apply(entries)
+			s.timing.apply.Add(int64(time.Since(t2)))
+			if err != nil {
 				// The batch is durable; the state is behind. Catch up from the log.
 				s.logger.Error("apply after commit", slog.Any("err", err))
 				if cerr := state.CatchUp(ctx, s.store, s.log); cerr != nil {

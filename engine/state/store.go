@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/gavelhq/gavel/engine"
@@ -41,6 +42,10 @@ type SignatureRecord struct {
 	COSE  []byte `cbor:"3,keyasint"`
 }
 
+// CacheBytes is the block cache of the state store: the working set of
+// governance tables and recent Merkle nodes stays decompressed in memory.
+const CacheBytes = 256 << 20
+
 // ErrGap is returned by Apply when entries do not follow the last applied one.
 var ErrGap = errors.New("state: entries do not follow the last applied seqno")
 
@@ -57,7 +62,15 @@ type Store struct {
 // Open opens (or creates) the store in dir and restores the Merkle tree's
 // right border from its stored nodes.
 func Open(dir string) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	cache := pebble.NewCache(CacheBytes)
+	defer cache.Unref() // the DB holds its own reference
+	opts := &pebble.Options{Logger: quietLogger{}, Cache: cache, MemTableSize: 64 << 20}
+	// Execution reads keys that are often absent (a request's replay
+	// record): bloom filters answer those without reading blocks.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
