@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/merkle"
 	"github.com/gavelhq/gavel/engine/state"
 )
 
@@ -183,24 +184,55 @@ func (s *Sequencer) Timing() Timing {
 }
 
 // Run sequences until ctx ends. Requests still queued are refused.
+//
+// Rounds are pipelined: while one round's batch waits for its ack, the
+// next round executes on top of the state it will leave. If the round in
+// flight does not land, both are executed again from the log's state.
 func (s *Sequencer) Run(ctx context.Context) error {
 	defer close(s.stopped)
 	defer s.drain()
 	batch := make([]*request, 0, s.cfg.MaxBatch)
 	signTimer := time.NewTimer(time.Hour)
 	signTimer.Stop()
+	var inflight *flight
 	for {
+		if ctx.Err() != nil {
+			if inflight != nil {
+				if ok, _ := s.land(inflight); !ok {
+					s.failAll(inflight.batch, errStopped)
+				}
+			}
+			s.signTail()
+			return ctx.Err()
+		}
 		batch = batch[:0]
-		if s.carry != nil {
+		switch {
+		case s.carry != nil:
 			batch, s.carry = append(batch, s.carry), nil
-		} else {
+		case inflight != nil:
+			// Never wait for requests while a round is in flight: land it
+			// when nothing else is queued.
+			select {
+			case req := <-s.queue:
+				batch = append(batch, req)
+			default:
+				if ok, err := s.land(inflight); !ok {
+					failed := inflight.batch
+					inflight = nil
+					if err := s.recover(ctx, failed, err); err != nil {
+						return err
+					}
+				}
+				inflight = nil
+				continue
+			}
+		default:
 			if s.unsigned() > 0 {
 				signTimer.Reset(s.cfg.SignInterval)
 			}
 			select {
 			case <-ctx.Done():
-				s.signTail()
-				return ctx.Err()
+				continue
 			case req := <-s.queue:
 				batch = append(batch, req)
 			case <-signTimer.C:
@@ -208,17 +240,55 @@ func (s *Sequencer) Run(ctx context.Context) error {
 			signTimer.Stop()
 		}
 		batch = s.gather(ctx, batch)
-		if err := s.round(ctx, batch); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var ee *engine.Error
-			if errors.As(err, &ee) && ee.Code == "NotPrimary" {
-				return err
-			}
-			s.logger.Warn("round failed", slog.Any("err", err))
+		own := slices.Clone(batch) // batch is reused; a round keeps its own
+		b := s.storeBase()
+		if inflight != nil {
+			b = inflight.after
 		}
+		p, err := s.execute(own, b)
+		if err != nil {
+			s.failAll(own, err)
+			continue
+		}
+		if inflight != nil {
+			ok, err := s.land(inflight)
+			if !ok {
+				failed := append(inflight.batch, own...)
+				inflight = nil
+				if err := s.recover(ctx, failed, err); err != nil {
+					return err
+				}
+				continue
+			}
+			// p was built on the round just landed; read the store now.
+			p.overlay.base = s.store
+			inflight = nil
+		}
+		if len(p.entries) == 0 {
+			s.settle(p.answered)
+			continue
+		}
+		inflight = s.launch(p)
 	}
+}
+
+// recover re-runs requests whose round did not land, synchronously, from
+// the state the log holds. It returns an error only when the sequencer must
+// stop (another sequencer has taken over).
+func (s *Sequencer) recover(ctx context.Context, batch []*request, cause error) error {
+	if isNotPrimary(cause) {
+		s.failAll(batch, cause)
+		return cause
+	}
+	s.logger.Info("re-executing after a refused round", slog.Int("requests", len(batch)), slog.Any("err", cause))
+	err := s.round(ctx, batch)
+	if isNotPrimary(err) {
+		return err
+	}
+	if err != nil {
+		s.logger.Warn("round failed", slog.Any("err", err))
+	}
+	return nil
 }
 
 // signTail signs entries not yet covered by a signature when the sequencer
@@ -290,66 +360,134 @@ func (s *Sequencer) unsigned() uint64 {
 	return m.Seqno - m.LastSignature
 }
 
-// round commits one batch: execute, publish, apply, answer. Every request
-// in batch is answered before it returns.
+// base is the ledger a round executes on top of: the store, or the store
+// and the round in flight.
+type base struct {
+	reader  engine.StateReader
+	seqno   uint64       // last seqno
+	time    int64        // engine time of the last entry (ms)
+	lastSig uint64       // seqno of the last signature entry
+	tree    *merkle.Tree // leaves 0..seqno
+}
+
+func (s *Sequencer) storeBase() base {
+	m := s.store.Meta()
+	return base{reader: s.store, seqno: m.Seqno, time: m.TimeMillis, lastSig: m.LastSignature, tree: s.store.Tree()}
+}
+
+// prepared is an executed round, ready to append.
+type prepared struct {
+	batch    []*request
+	entries  []*engine.Entry
+	owners   []*request // owners[i] is answered by entries[i]; nil for signatures
+	answered []settled  // refused or replayed: answered once the round lands
+	expected uint64     // the log's last sequence before these entries
+	after    base       // the ledger once they are in
+	overlay  *overlay   // after.reader
+	subjects []string
+	data     [][]byte
+}
+
+// flight is a prepared round whose append has been sent.
+type flight struct {
+	*prepared
+	done chan error
+}
+
+// appendTimeout bounds one append, which outlives Run's context so that a
+// round in flight at shutdown still lands.
+const appendTimeout = 30 * time.Second
+
+func (s *Sequencer) launch(p *prepared) *flight {
+	f := &flight{prepared: p, done: make(chan error, 1)}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+		defer cancel()
+		_, err := s.log.AppendBatch(ctx, p.subjects, p.data, p.expected)
+		f.done <- err
+	}()
+	return f
+}
+
+// land waits for a flight's ack and folds it into the state, answering its
+// requests. It reports false when its entries are not in the log; those
+// requests are then still unanswered.
+func (s *Sequencer) land(f *flight) (bool, error) {
+	t0 := time.Now()
+	err := <-f.done
+	t1 := time.Now()
+	s.timing.append.Add(int64(t1.Sub(t0)))
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
+	if err == nil {
+		aerr := s.store.Apply(f.entries)
+		s.timing.apply.Add(int64(time.Since(t1)))
+		if aerr != nil {
+			// Durable all the same: answer, and catch up from the log.
+			s.logger.Error("apply after commit", slog.Any("err", aerr))
+			if cerr := state.CatchUp(ctx, s.store, s.log); cerr != nil {
+				s.logger.Error("catch up after commit", slog.Any("err", cerr))
+			}
+		}
+		s.answer(f.entries, f.owners)
+		s.settle(f.answered)
+		return true, nil
+	}
+	// Refused or ambiguous: learn what the log holds now.
+	if cerr := state.CatchUp(ctx, s.store, s.log); cerr != nil {
+		return false, engine.Wrap(engine.KindUnavailable, "LogUnavailable", cerr, "the ledger stream is unavailable (append: %v)", err)
+	}
+	if s.landed(f.entries) {
+		s.answer(f.entries, f.owners)
+		s.settle(f.answered)
+		return true, nil
+	}
+	if verr := s.checkView(); verr != nil {
+		return false, verr
+	}
+	return false, err
+}
+
+// checkView refuses to go on once a sequencer of a newer view has written.
+func (s *Sequencer) checkView() error {
+	if m := s.store.Meta(); m.View > s.view {
+		return engine.Errorf(engine.KindUnavailable, "NotPrimary", "a sequencer in view %d has written; this one (view %d) steps down", m.View, s.view)
+	}
+	return nil
+}
+
+func isNotPrimary(err error) bool {
+	var ee *engine.Error
+	return errors.As(err, &ee) && ee.Code == "NotPrimary"
+}
+
+// round commits one batch synchronously from the store's state, executing
+// it again after each refusal. Every request in batch is answered before
+// it returns.
 func (s *Sequencer) round(ctx context.Context, batch []*request) error {
 	var lastErr error
 	for attempt := 0; attempt < s.cfg.MaxAttempts; attempt++ {
-		t0 := time.Now()
-		entries, owners, answered := s.execute(batch)
-		s.timing.execute.Add(int64(time.Since(t0)))
-		if len(entries) == 0 {
-			s.settle(answered)
+		if err := s.checkView(); err != nil {
+			s.failAll(batch, err)
+			return err
+		}
+		p, err := s.execute(batch, s.storeBase())
+		if err != nil {
+			s.failAll(batch, err)
+			return err
+		}
+		if len(p.entries) == 0 {
+			s.settle(p.answered)
 			return nil
 		}
-		meta := s.store.Meta()
-		subjects := make([]string, len(entries))
-		data := make([][]byte, len(entries))
-		for i, e := range entries {
-			b, err := e.Encode()
-			if err != nil {
-				s.failAll(batch, engine.Wrap(engine.KindInternal, "InternalError", err, "entry does not encode"))
-				return err
-			}
-			subjects[i], data[i] = e.Subject(), b
-		}
-		t1 := time.Now()
-		_, err := s.log.AppendBatch(ctx, subjects, data, meta.Seqno)
-		t2 := time.Now()
-		s.timing.append.Add(int64(t2.Sub(t1)))
-		if err == nil {
-			err := s.store.Apply(entries)
-			s.timing.apply.Add(int64(time.Since(t2)))
-			if err != nil {
-				// The batch is durable; the state is behind. Catch up from the log.
-				s.logger.Error("apply after commit", slog.Any("err", err))
-				if cerr := state.CatchUp(ctx, s.store, s.log); cerr != nil {
-					// Durable all the same: answer, and let the next round's
-					// expected-last-sequence check force another catch-up.
-					s.answer(entries, owners)
-					s.settle(answered)
-					return cerr
-				}
-			}
-			s.answer(entries, owners)
-			s.settle(answered)
+		ok, err := s.land(s.launch(p))
+		if ok {
 			return nil
 		}
 		lastErr = err
-		// Refused or ambiguous: learn what the log holds now.
-		if cerr := state.CatchUp(ctx, s.store, s.log); cerr != nil {
-			s.failAll(batch, engine.Wrap(engine.KindUnavailable, "LogUnavailable", cerr, "the ledger stream is unavailable"))
-			return fmt.Errorf("append: %w; catch-up: %v", err, cerr)
-		}
-		if s.landed(entries) {
-			s.answer(entries, owners)
-			s.settle(answered)
-			return nil
-		}
-		if m := s.store.Meta(); m.View > s.view {
-			e := engine.Errorf(engine.KindUnavailable, "NotPrimary", "a sequencer in view %d has written; this one (view %d) steps down", m.View, s.view)
-			s.failAll(batch, e)
-			return e
+		if code := engine.AsError(err).Code; code == "NotPrimary" || code == "LogUnavailable" {
+			s.failAll(batch, err)
+			return err
 		}
 		if ctx.Err() != nil {
 			break
@@ -361,72 +499,67 @@ func (s *Sequencer) round(ctx context.Context, batch []*request) error {
 	return e
 }
 
-// execute runs the batch's commands in order against the state as it will
-// be after each one, and appends a signature entry when one is due.
-// owners[i] is the request that entries[i] answers (nil for signatures).
-func (s *Sequencer) execute(batch []*request) ([]*engine.Entry, []*request, []settled) {
-	meta := s.store.Meta()
-	now := s.now().UnixMilli()
-	if now < meta.TimeMillis {
-		now = meta.TimeMillis
+// execute runs the batch's commands in order on top of b, each seeing the
+// writes of those before it, and appends a signature entry when one is due.
+func (s *Sequencer) execute(batch []*request, b base) (*prepared, error) {
+	t0 := time.Now()
+	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
+	now := max(s.now().UnixMilli(), b.time)
+	facts := func(seqno uint64) engine.Facts {
+		return engine.Facts{TxID: engine.TxID{View: s.view, Seqno: seqno}, Time: time.UnixMilli(now).UTC()}
 	}
-	overlay := newOverlay(s.store)
-	entries := make([]*engine.Entry, 0, len(batch)+1)
-	owners := make([]*request, 0, len(batch)+1)
-	var done []settled
-	next := meta.Seqno + 1
+	p := &prepared{batch: batch, expected: b.seqno, overlay: newOverlay(b.reader)}
+	tree := b.tree.Clone()
+	next := b.seqno + 1
 	for _, req := range batch {
-		tx := engine.TxID{View: s.view, Seqno: next}
-		eff, err := req.cmd.Execute(overlay, engine.Facts{TxID: tx, Time: time.UnixMilli(now).UTC()})
+		eff, err := req.cmd.Execute(p.overlay, facts(next))
 		if err != nil {
-			done = append(done, settled{req, result{err: err}})
+			p.answered = append(p.answered, settled{req, result{err: err}})
 			continue
 		}
 		if eff.Replayed {
-			done = append(done, settled{req, result{out: Outcome{Result: eff.Result}}})
+			p.answered = append(p.answered, settled{req, result{out: Outcome{Result: eff.Result}}})
 			continue
 		}
 		e := &engine.Entry{Kind: req.cmd.Kind(), View: s.view, Seqno: next, TimeMillis: now,
 			Nonce: newNonce(), Input: req.cmd.Input(), Writes: eff.Writes, ClaimsDigest: eff.ClaimsDigest, Result: eff.Result}
 		e.Seal()
-		overlay.apply(e.Writes)
-		entries = append(entries, e)
-		owners = append(owners, req)
+		p.overlay.apply(e.Writes)
+		tree.Append(e.Leaf(), nil)
+		p.entries = append(p.entries, e)
+		p.owners = append(p.owners, req)
 		next++
 	}
-	unsigned := meta.Seqno - meta.LastSignature + uint64(len(entries))
-	due := unsigned >= uint64(max(s.cfg.SignEvery, 1)) ||
-		(unsigned > 0 && len(batch) == 0) // the sign timer fired
+	lastSig := b.lastSig
+	unsigned := next - 1 - b.lastSig
+	due := unsigned >= uint64(s.cfg.SignEvery) || (unsigned > 0 && len(batch) == 0) // or the sign timer fired
 	if due && s.signer != nil {
-		sig, err := s.signatureEntry(meta, entries, next, now)
+		// Leaf 0 is CCF's zero leaf: the tree has next leaves before seqno next.
+		cose, err := s.signer.SignRoot(tree.Root(), facts(next).TxID, time.UnixMilli(now))
 		if err != nil {
 			s.logger.Error("signature entry", slog.Any("err", err))
 		} else {
-			entries = append(entries, sig)
-			owners = append(owners, nil)
+			e := &engine.Entry{Kind: engine.KindSignature, View: s.view, Seqno: next, TimeMillis: now, Nonce: newNonce(),
+				Writes: engine.WriteSet{{Table: engine.TableSignatures, Key: "", Value: cose}}}
+			e.Seal()
+			tree.Append(e.Leaf(), nil)
+			p.entries = append(p.entries, e)
+			p.owners = append(p.owners, nil)
+			lastSig = next
+			next++
 		}
 	}
-	return entries, owners, done
-}
-
-// signatureEntry signs the root of the tree that ends just before seqno.
-func (s *Sequencer) signatureEntry(meta state.Meta, pending []*engine.Entry, seqno uint64, now int64) (*engine.Entry, error) {
-	tree := s.store.Tree()
-	for _, e := range pending {
-		tree.Append(e.Leaf(), nil)
+	p.after = base{reader: p.overlay, seqno: next - 1, time: now, lastSig: lastSig, tree: tree}
+	p.subjects = make([]string, len(p.entries))
+	p.data = make([][]byte, len(p.entries))
+	for i, e := range p.entries {
+		b, err := e.Encode()
+		if err != nil {
+			return nil, engine.Wrap(engine.KindInternal, "InternalError", err, "entry does not encode")
+		}
+		p.subjects[i], p.data[i] = e.Subject(), b
 	}
-	if tree.Size() != seqno { // leaf 0 is CCF's zero leaf
-		return nil, fmt.Errorf("tree has %d leaves before seqno %d", tree.Size(), seqno)
-	}
-	tx := engine.TxID{View: s.view, Seqno: seqno}
-	cose, err := s.signer.SignRoot(tree.Root(), tx, time.UnixMilli(now))
-	if err != nil {
-		return nil, err
-	}
-	e := &engine.Entry{Kind: engine.KindSignature, View: s.view, Seqno: seqno, TimeMillis: now, Nonce: newNonce(),
-		Writes: engine.WriteSet{{Table: engine.TableSignatures, Key: "", Value: cose}}}
-	e.Seal()
-	return e, nil
+	return p, nil
 }
 
 // landed reports whether the log holds exactly these entries (their nonces

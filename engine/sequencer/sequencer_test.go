@@ -245,3 +245,70 @@ func TestSignatureTimerSignsIdleTail(t *testing.T) {
 		t.Fatal("path does not reach the signed root")
 	}
 }
+
+// Foreign writes land while rounds are in flight: the round built on the
+// refused one is executed again too, and every request is answered once,
+// with what the log really holds.
+func TestForeignWritesDuringPipelinedRounds(t *testing.T) {
+	cfg := sequencer.DefaultConfig()
+	cfg.SignEvery = 50
+	h := start(t, cfg, 5)
+	const n = 2000
+	type answer struct {
+		tx  engine.TxID
+		err error
+	}
+	answers := make([]answer, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := h.seq.Submit(context.Background(), put{fmt.Sprintf("k%d", i), "mine"})
+			answers[i] = answer{out.TxID, err}
+		}()
+		if i%400 == 200 {
+			// A foreign writer takes a key someone is about to ask for.
+			for {
+				last := h.store.Meta().Seqno
+				e := &engine.Entry{Kind: engine.KindStatement, View: 5, Seqno: last + 1, TimeMillis: time.Now().UnixMilli(),
+					Input: []byte("foreign"), Writes: engine.WriteSet{{Table: "test", Key: fmt.Sprintf("k%d", i+100), Value: []byte("foreign")}}}
+				e.Seal()
+				b, _ := e.Encode()
+				if _, err := h.log.AppendBatch(context.Background(), []string{e.Subject()}, [][]byte{b}, last); err == nil {
+					break
+				}
+			}
+		}
+	}
+	wg.Wait()
+	fresh, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := state.CatchUp(context.Background(), fresh, h.log); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	for i, a := range answers {
+		key := fmt.Sprintf("k%d", i)
+		v, ok, _ := fresh.Get("test", key)
+		switch {
+		case a.err == nil:
+			if seen[a.tx.Seqno] {
+				t.Fatalf("%s answered with a txid already given", key)
+			}
+			seen[a.tx.Seqno] = true
+			if !ok || string(v) != "mine" {
+				t.Fatalf("%s acknowledged at %v but the log holds %q", key, a.tx, v)
+			}
+		case engine.AsError(a.err).Code == "KeyExists":
+			if !ok || string(v) != "foreign" {
+				t.Fatalf("%s refused as existing, but the log holds %q", key, v)
+			}
+		default:
+			t.Fatalf("%s: %v", key, a.err)
+		}
+	}
+}
