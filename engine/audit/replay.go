@@ -85,17 +85,8 @@ func (r *Replayer) governance(e *engine.Entry) error {
 	if err != nil {
 		return fmt.Errorf("request does not verify: %w", err)
 	}
-	var cmd engine.Command
-	switch typ {
-	case govreq.MsgProposal:
-		cmd = gov.Propose{Req: req, Limits: r.limits}
-	case govreq.MsgBallot:
-		cmd = gov.Vote{Req: req, Limits: r.limits}
-	default:
-		cmd = gov.Withdraw{Req: req, Limits: r.limits}
-	}
 	facts := engine.Facts{TxID: e.TxID(), Time: e.Time()}
-	eff, err := cmd.Execute(r.state, facts)
+	eff, err := gov.Command(req, r.limits).Execute(r.state, facts)
 	if err != nil {
 		return fmt.Errorf("re-execution refuses the request: %w", err)
 	}

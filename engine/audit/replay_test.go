@@ -15,7 +15,6 @@ import (
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/audit"
-	"github.com/gavelhq/gavel/engine/cose"
 	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/issuer"
 	"github.com/gavelhq/gavel/engine/replica"
@@ -28,20 +27,7 @@ type msg struct {
 	data    []byte
 }
 
-func verifyAt(raw []byte, f engine.Facts) (engine.Command, error) {
-	st, err := cose.ParseStatement(raw)
-	if err != nil {
-		return nil, err
-	}
-	if err := cose.VerifyStatement(st, f.Time); err != nil {
-		return nil, err
-	}
-	cd, err := cose.ClaimsDigest(raw)
-	if err != nil {
-		return nil, err
-	}
-	return exec.RegisterStatement{Statement: exec.VerifiedStatement{Raw: raw, ClaimsDigest: cd, Issuer: st.Issuer, Subject: st.Subject}}, nil
-}
+func verifyAt(raw []byte, f engine.Facts) (engine.Command, error) { return exec.VerifyStatement(raw, f.Time) }
 
 // recordLog runs a replica, registers statements, and returns its log.
 func recordLog(t *testing.T) ([]msg, engine.Digest) {

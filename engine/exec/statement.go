@@ -3,8 +3,10 @@ package exec
 import (
 	"encoding/hex"
 	"encoding/json"
+	"time"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/cose"
 )
 
 // VerifiedStatement is a signed statement whose structure, did:x509 issuer
@@ -14,6 +16,25 @@ type VerifiedStatement struct {
 	ClaimsDigest engine.Digest
 	Issuer       string
 	Subject      string
+}
+
+// VerifyStatement parses and checks a signed statement — structure, did:x509
+// issuer at its iat (or at now), signature — and returns its registration.
+// The service runs it before sequencing; auditors run it again at each
+// entry's time.
+func VerifyStatement(raw []byte, now time.Time) (RegisterStatement, error) {
+	st, err := cose.ParseStatement(raw)
+	if err != nil {
+		return RegisterStatement{}, err
+	}
+	if err := cose.VerifyStatement(st, now); err != nil {
+		return RegisterStatement{}, err
+	}
+	cd, err := cose.ClaimsDigest(raw)
+	if err != nil {
+		return RegisterStatement{}, err
+	}
+	return RegisterStatement{Statement: VerifiedStatement{Raw: raw, ClaimsDigest: cd, Issuer: st.Issuer, Subject: st.Subject}}, nil
 }
 
 // RegisterStatement registers a verified statement. It writes the issuer

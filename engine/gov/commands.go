@@ -57,6 +57,18 @@ func parseCert(p string) (*x509.Certificate, error) {
 	return x509.ParseCertificate(b.Bytes)
 }
 
+// Command is the command a verified request asks for.
+func Command(req VerifiedRequest, limits constitution.Limits) engine.Command {
+	switch req.Type {
+	case govreq.MsgProposal:
+		return Propose{Req: req, Limits: limits}
+	case govreq.MsgBallot:
+		return Vote{Req: req, Limits: limits}
+	default:
+		return Withdraw{Req: req, Limits: limits}
+	}
+}
+
 // Propose creates a proposal.
 type Propose struct {
 	Req    VerifiedRequest

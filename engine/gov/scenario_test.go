@@ -384,15 +384,7 @@ func (s *scenario) submit(raw []byte, typ govreq.MsgType) string {
 			s.t.Logf("%v", err)
 			return "error " + engine.AsError(err).Code
 		}
-		var cmd engine.Command
-		switch typ {
-		case govreq.MsgProposal:
-			cmd = gov.Propose{Req: req, Limits: s.limits}
-		case govreq.MsgBallot:
-			cmd = gov.Vote{Req: req, Limits: s.limits}
-		default:
-			cmd = gov.Withdraw{Req: req, Limits: s.limits}
-		}
+		cmd := gov.Command(req, s.limits)
 		eff, err := cmd.Execute(s.state, s.facts())
 		if err != nil {
 			s.t.Logf("%v", err)

@@ -20,7 +20,6 @@ import (
 
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
-	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/handlers"
 )
@@ -82,26 +81,12 @@ func RunGov(ctx context.Context, cfg GovConfig) (*GovReport, error) {
 	}
 	govCfg := gov.DefaultConfig()
 	govCfg.MaxOpenProposals = cfg.Proposals + 1
-	r, err := replica.Open(ctx, replica.Config{DataDir: filepath.Join(cfg.Dir, "gavel"), NATSListen: "127.0.0.1:0",
-		Logger: cfg.Logger, Members: initial, Governance: govCfg})
+	r, nc, stop, err := serve(ctx, replica.Config{DataDir: filepath.Join(cfg.Dir, "gavel"), Logger: cfg.Logger,
+		Members: initial, Governance: govCfg})
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	srv, err := handlers.ServeNATS(r.Conn(), r, handlers.DefaultLimits(), handlers.DefaultInFlight, cfg.Logger)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.Stop()
-	opt, err := natslog.ConnectOptions(r.ClientCredsFile())
-	if err != nil {
-		return nil, err
-	}
-	nc, err := nats.Connect(r.NATSURL(), opt, nats.Name("gavel-bench-gov"))
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
+	defer stop()
 	rep := &GovReport{Members: len(members)}
 
 	// Proposals, signed ahead, then submitted (timed separately).

@@ -81,26 +81,11 @@ func RunCommit(ctx context.Context, cfg Config) (*CommitReport, error) {
 
 	// The replica under test, reached over real loopback TCP with the
 	// client credentials a submitter would hold.
-	r, err := replica.Open(ctx, replica.Config{DataDir: filepath.Join(cfg.Dir, "gavel"), NATSListen: "127.0.0.1:0",
-		Sequencer: cfg.Sequencer, Logger: cfg.Logger})
+	r, client, stop, err := serve(ctx, replica.Config{DataDir: filepath.Join(cfg.Dir, "gavel"), Sequencer: cfg.Sequencer, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	srv, err := handlers.ServeNATS(r.Conn(), r, handlers.DefaultLimits(), handlers.DefaultInFlight, cfg.Logger)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.Stop()
-	opt, err := natslog.ConnectOptions(r.ClientCredsFile())
-	if err != nil {
-		return nil, err
-	}
-	client, err := nats.Connect(r.NATSURL(), opt, nats.Name("gavel-bench"))
-	if err != nil {
-		return nil, err
-	}
-	defer client.Close()
+	defer stop()
 
 	statements, err := signStatements(cfg.Statements, cfg.PayloadBytes)
 	if err != nil {
@@ -141,6 +126,32 @@ func RunCommit(ctx context.Context, cfg Config) (*CommitReport, error) {
 	rep.VsRawOne = rep.GavelPerSec / rep.RawOnePerSec
 	rep.VsRawBatch = rep.GavelPerSec / rep.RawBatchPerSec
 	return rep, nil
+}
+
+// serve starts a replica serving NATS on a loopback port, and connects a
+// client with the client credentials a submitter would hold.
+func serve(ctx context.Context, cfg replica.Config) (*replica.Replica, *nats.Conn, func(), error) {
+	cfg.NATSListen = "127.0.0.1:0"
+	r, err := replica.Open(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	srv, err := handlers.ServeNATS(r.Conn(), r, handlers.DefaultLimits(), handlers.DefaultInFlight, cfg.Logger)
+	if err != nil {
+		r.Close()
+		return nil, nil, nil, err
+	}
+	opt, err := natslog.ConnectOptions(r.ClientCredsFile())
+	var client *nats.Conn
+	if err == nil {
+		client, err = nats.Connect(r.NATSURL(), opt, nats.Name("gavel-bench"))
+	}
+	if err != nil {
+		srv.Stop()
+		r.Close()
+		return nil, nil, nil, err
+	}
+	return r, client, func() { client.Close(); srv.Stop(); r.Close() }, nil
 }
 
 func baselines(ctx context.Context, dir string, cfg Config, payload []byte, rep *CommitReport) error {

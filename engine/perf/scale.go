@@ -11,13 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/gavelhq/gavel/engine"
-	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/engine/sequencer"
-	"github.com/gavelhq/gavel/handlers"
 )
 
 // ScaleConfig sets a scale run's size.
@@ -92,26 +88,11 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		cfg.Sequencer = sequencer.DefaultConfig()
 	}
 	dataDir := filepath.Join(cfg.Dir, "gavel")
-	r, err := replica.Open(ctx, replica.Config{DataDir: dataDir, NATSListen: "127.0.0.1:0",
-		Sequencer: cfg.Sequencer, Logger: cfg.Logger})
+	r, client, stop, err := serve(ctx, replica.Config{DataDir: dataDir, Sequencer: cfg.Sequencer, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	srv, err := handlers.ServeNATS(r.Conn(), r, handlers.DefaultLimits(), handlers.DefaultInFlight, cfg.Logger)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.Stop()
-	opt, err := natslog.ConnectOptions(r.ClientCredsFile())
-	if err != nil {
-		return nil, err
-	}
-	client, err := nats.Connect(r.NATSURL(), opt, nats.Name("gavel-bench-scale"))
-	if err != nil {
-		return nil, err
-	}
-	defer client.Close()
+	defer stop()
 
 	rep := &ScaleReport{Entries: cfg.Entries, Window: cfg.Window, Clients: cfg.Clients}
 	for done := 0; done < cfg.Entries; {

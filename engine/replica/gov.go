@@ -32,16 +32,7 @@ func (r *Replica) SubmitGov(ctx context.Context, typ govreq.MsgType, proposalID,
 	if memberID != "" && req.KeyID != memberID {
 		return nil, engine.Errorf(engine.KindInvalid, "MemberIdMismatch", "the route names member %s, the envelope is signed by %s", memberID, req.KeyID)
 	}
-	var cmd engine.Command
-	switch typ {
-	case govreq.MsgProposal:
-		cmd = gov.Propose{Req: req, Limits: r.cfg.ScriptLimits}
-	case govreq.MsgBallot:
-		cmd = gov.Vote{Req: req, Limits: r.cfg.ScriptLimits}
-	default:
-		cmd = gov.Withdraw{Req: req, Limits: r.cfg.ScriptLimits}
-	}
-	out, err := r.seq.Submit(ctx, cmd)
+	out, err := r.seq.Submit(ctx, gov.Command(req, r.cfg.ScriptLimits))
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/gavelhq/gavel/engine"
-	"github.com/gavelhq/gavel/engine/cose"
 	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/receipt"
 	"github.com/gavelhq/gavel/engine/state"
@@ -35,20 +34,7 @@ func (r *Replica) RegisterStatement(ctx context.Context, raw []byte) ([]byte, er
 
 // VerifyStatement is the stateless half of a registration.
 func (r *Replica) VerifyStatement(raw []byte) (exec.RegisterStatement, error) {
-	st, err := cose.ParseStatement(raw)
-	if err != nil {
-		return exec.RegisterStatement{}, err
-	}
-	if err := cose.VerifyStatement(st, r.cfg.Now()); err != nil {
-		return exec.RegisterStatement{}, err
-	}
-	cd, err := cose.ClaimsDigest(raw)
-	if err != nil {
-		return exec.RegisterStatement{}, err
-	}
-	return exec.RegisterStatement{Statement: exec.VerifiedStatement{
-		Raw: raw, ClaimsDigest: cd, Issuer: st.Issuer, Subject: st.Subject,
-	}}, nil
+	return exec.VerifyStatement(raw, r.cfg.Now())
 }
 
 // Receipt builds the receipt of a committed entry from the first signature
