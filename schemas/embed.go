@@ -17,7 +17,7 @@ import (
 
 // FS holds the schema files, for serving at /schemas/.
 //
-//go:embed *.json actions/*.json
+//go:embed *.json actions/*.json *.cddl
 var FS embed.FS
 
 // CodeSchemaViolation is the error code of a value its schema rejects.
