@@ -27,7 +27,9 @@ type msg struct {
 	data    []byte
 }
 
-func verifyAt(raw []byte, f engine.Facts) (engine.Command, error) { return exec.VerifyStatement(raw, f.Time) }
+func verifyAt(raw []byte, f engine.Facts) (engine.Command, error) {
+	return exec.VerifyStatement(raw, f.Time)
+}
 
 // recordLog runs a replica, registers statements, and returns its log.
 func recordLog(t *testing.T) ([]msg, engine.Digest) {

@@ -281,14 +281,34 @@ func (s *Sequencer) recover(ctx context.Context, batch []*request, cause error) 
 		return cause
 	}
 	s.logger.Info("re-executing after a refused round", slog.Int("requests", len(batch)), slog.Any("err", cause))
-	err := s.round(ctx, batch)
-	if isNotPrimary(err) {
-		return err
-	}
-	if err != nil {
-		s.logger.Warn("round failed", slog.Any("err", err))
+	// Two rounds' requests may not fit one batch: commit them in order,
+	// in rounds within the batch limits.
+	for len(batch) > 0 {
+		n := s.fit(batch)
+		err := s.round(ctx, batch[:n])
+		if isNotPrimary(err) {
+			s.failAll(batch[n:], err)
+			return err
+		}
+		if err != nil {
+			s.logger.Warn("round failed", slog.Any("err", err))
+		}
+		batch = batch[n:]
 	}
 	return nil
+}
+
+// fit is how many of the requests one round takes: at most MaxBatch-1 (room
+// for a signature entry) and MaxBatchBytes of input, and at least one.
+func (s *Sequencer) fit(batch []*request) int {
+	size := 0
+	for i, r := range batch {
+		size += len(r.cmd.Input())
+		if i > 0 && (i == s.cfg.MaxBatch-1 || size > s.cfg.MaxBatchBytes) {
+			return i
+		}
+	}
+	return len(batch)
 }
 
 // signTail signs entries not yet covered by a signature when the sequencer
