@@ -117,6 +117,8 @@ type Sequencer struct {
 	queue   chan *request
 	stopped chan struct{} // closed when Run returns
 	carry   *request      // taken from the queue but left for the next round
+	// lastSigAt is when the sequencer last made a signature entry.
+	lastSigAt time.Time
 
 	// Stats, for benchmarks: rounds committed, entries in them, and where
 	// the sequencer's time went.
@@ -132,7 +134,7 @@ func New(cfg Config, view uint64, store *state.Store, log Log, signer RootSigner
 	}
 	return &Sequencer{
 		cfg: cfg, store: store, log: log, signer: signer, now: time.Now, logger: logger, view: view,
-		queue: make(chan *request, cfg.QueueSize), stopped: make(chan struct{}),
+		queue: make(chan *request, cfg.QueueSize), stopped: make(chan struct{}), lastSigAt: time.Now(),
 	}
 }
 
@@ -552,7 +554,11 @@ func (s *Sequencer) execute(batch []*request, b base) (*prepared, error) {
 	}
 	lastSig := b.lastSig
 	unsigned := next - 1 - b.lastSig
-	due := unsigned >= uint64(s.cfg.SignEvery) || (unsigned > 0 && len(batch) == 0) // or the sign timer fired
+	// Sign every SignEvery entries, and no later than SignInterval after
+	// the last signature while entries wait (the sign timer covers an idle
+	// sequencer, this covers a busy one).
+	due := unsigned >= uint64(s.cfg.SignEvery) ||
+		(unsigned > 0 && (len(batch) == 0 || time.Since(s.lastSigAt) >= s.cfg.SignInterval))
 	if due && s.signer != nil {
 		// Leaf 0 is CCF's zero leaf: the tree has next leaves before seqno next.
 		cose, err := s.signer.SignRoot(tree.Root(), facts(next).TxID, time.UnixMilli(now))
@@ -566,6 +572,7 @@ func (s *Sequencer) execute(batch []*request, b base) (*prepared, error) {
 			p.entries = append(p.entries, e)
 			p.owners = append(p.owners, nil)
 			lastSig = next
+			s.lastSigAt = time.Now()
 			next++
 		}
 	}

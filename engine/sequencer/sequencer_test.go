@@ -312,3 +312,35 @@ func TestForeignWritesDuringPipelinedRounds(t *testing.T) {
 		}
 	}
 }
+
+// Under steady load the interval still bounds how long an entry waits for
+// a signature, even when SignEvery is never reached.
+func TestSignatureIntervalUnderLoad(t *testing.T) {
+	cfg := sequencer.DefaultConfig()
+	cfg.SignEvery, cfg.SignInterval = 1_000_000, 20*time.Millisecond
+	h := start(t, cfg, 1)
+	deadline := time.Now().Add(400 * time.Millisecond)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				if _, err := h.seq.Submit(context.Background(), put{fmt.Sprintf("w%d-%d", w, i), "v"}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sigs := 0
+	for s := uint64(1); s <= h.store.Meta().Seqno; s++ {
+		if rec, _, _ := h.store.Leaf(s); rec.Kind == engine.KindSignature {
+			sigs++
+		}
+	}
+	if sigs < 5 {
+		t.Fatalf("%d signature entries in 400 ms of load with a 20 ms interval", sigs)
+	}
+}
