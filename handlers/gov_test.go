@@ -26,7 +26,7 @@ type govFixture struct {
 	members []*govreq.Member
 }
 
-func newGovFixture(t *testing.T, n int) *govFixture {
+func newGovFixture(t testing.TB, n int) *govFixture {
 	var initial []gov.InitialMember
 	var members []*govreq.Member
 	for i := range n {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gavelhq/gavel/engine/govreq"
 )
 
 // run calls the CLI in-process, as the binary would be called.
@@ -79,6 +81,25 @@ func TestUsageErrors(t *testing.T) {
 		{"issuer with unknown algorithm", []string{"statement", "issuer", "--out", dir, "--alg", "ROT13"}},
 		{"issuer with unknown flag", []string{"statement", "issuer", "--bogus"}},
 
+		{"keygen without name", []string{"member", "keygen", "--out", dir}},
+		{"keygen with a path for a name", []string{"member", "keygen", "--out", dir, "--name", "a/b"}},
+		{"keygen with unknown algorithm", []string{"member", "keygen", "--out", dir, "--name", "x", "--alg", "RS256"}},
+		{"propose without key", []string{"member", "propose", "--cert", f, f}},
+		{"propose without file", []string{"member", "propose", "--cert", f, "--key", g}},
+		{"propose with two files", []string{"member", "propose", "--cert", f, "--key", g, f, g}},
+		{"vote without proposal", []string{"member", "vote", "--cert", f, "--key", g}},
+		{"vote with ballot and reject", []string{"member", "vote", "--cert", f, "--key", g, "--proposal", "p", "--ballot", f, "--reject"}},
+		{"withdraw without proposal", []string{"member", "withdraw", "--cert", f, "--key", g}},
+		{"proposals with argument", []string{"member", "proposals", f}},
+		{"sign with unknown type", []string{"member", "sign", "--type", "ack", "--cert", f, "--key", g, f}},
+		{"sign a ballot without proposal id", []string{"member", "sign", "--type", "ballot", "--cert", f, "--key", g, f}},
+		{"sign a proposal with a proposal id", []string{"member", "sign", "--type", "proposal", "--proposal-id", "p", "--cert", f, "--key", g, f}},
+		{"serve with argument", []string{"serve", f}},
+		{"serve with bad log level", []string{"serve", "--log-level", "chatty"}},
+		{"serve with unknown flag", []string{"serve", "--bogus"}},
+		{"bench gov with zero proposals", []string{"bench", "gov", "--proposals", "0"}},
+		{"bench scale with window over entries", []string{"bench", "scale", "--entries", "10", "--window", "20"}},
+
 		{"bench commit with argument", []string{"bench", "commit", f}},
 		{"bench commit with zero requests", []string{"bench", "commit", "-n", "0"}},
 		{"bench commit with unknown flag", []string{"bench", "commit", "--bogus"}},
@@ -117,5 +138,48 @@ func TestHelp(t *testing.T) {
 	// A command's own -h is help, not a usage error.
 	if code, _, errOut := run("audit", "verify-receipt", "-h"); code != exitOK || !strings.Contains(errOut, "--service-cert") {
 		t.Fatalf("verify-receipt -h: exit %d, %q", code, errOut)
+	}
+}
+
+// TestMemberFiles checks the member commands that work on files alone.
+func TestMemberFiles(t *testing.T) {
+	dir := t.TempDir()
+	code, id, errOut := run("member", "keygen", "--out", dir, "--name", "alice", "--alg", "EdDSA")
+	if code != exitOK || len(strings.TrimSpace(id)) != 64 {
+		t.Fatalf("keygen: exit %d %q %q", code, id, errOut)
+	}
+	if code, _, errOut := run("member", "keygen", "--out", dir, "--name", "alice"); code != exitFailed || !strings.Contains(errOut, "exists") {
+		t.Fatalf("keygen over an existing key: exit %d %q", code, errOut)
+	}
+	cert, key := filepath.Join(dir, "alice_cert.pem"), filepath.Join(dir, "alice_privk.pem")
+	body := writeFile(t, dir, "p.json", []byte(`{"actions":[]}`))
+	code, env, errOut := run("member", "sign", "--type", "proposal", "--cert", cert, "--key", key, body)
+	if code != exitOK {
+		t.Fatalf("sign: exit %d %q", code, errOut)
+	}
+	req, err := govreq.Parse([]byte(env), 0)
+	if err != nil || req.Type != govreq.MsgProposal || req.KeyID != strings.TrimSpace(id) || string(req.Payload) != `{"actions":[]}` {
+		t.Fatalf("signed envelope %+v: %v", req, err)
+	}
+	certPEM, _ := os.ReadFile(cert)
+	c, _ := govreq.ParseCertificatePEM(certPEM)
+	if err := req.Verify(c); err != nil {
+		t.Fatal(err)
+	}
+	code, env, _ = run("member", "sign", "--type", "withdrawal", "--proposal-id", strings.Repeat("a", 64), "--cert", cert, "--key", key)
+	if req, err := govreq.Parse([]byte(env), 0); code != exitOK || err != nil || req.ProposalID != strings.Repeat("a", 64) {
+		t.Fatalf("withdrawal: exit %d %v", code, err)
+	}
+	// A key that is not the certificate's, and files that are not keys.
+	other := t.TempDir()
+	run("member", "keygen", "--out", other, "--name", "bob")
+	for _, args := range [][]string{
+		{"member", "sign", "--type", "proposal", "--cert", cert, "--key", filepath.Join(other, "bob_privk.pem"), body},
+		{"member", "sign", "--type", "proposal", "--cert", body, "--key", key, body},
+		{"member", "propose", "--url", "http://127.0.0.1:1", "--cert", cert, "--key", key, writeFile(t, dir, "bad.json", []byte("{not json"))},
+	} {
+		if code, _, errOut := run(args...); code == exitOK || errOut == "" {
+			t.Fatalf("%v: exit %d, stderr %q", args, code, errOut)
+		}
 	}
 }

@@ -1,0 +1,50 @@
+package handlers_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/handlers"
+)
+
+// FuzzGovRequests sends arbitrary bodies to every governance write route.
+// Only a request signed by a member can change anything; everything else
+// must get a 4xx JSON error and leave the ledger as it was.
+func FuzzGovRequests(f *testing.F) {
+	fx := newGovFixture(f, 1)
+	m := fx.members[0]
+	p := fx.proposal(fx.do("POST", "/gov/members/proposals:create", "application/cose",
+		fx.sign(m, govreq.MsgProposal, "", []byte(`{"actions":[{"name":"remove_node_join_policy","args":{}}]}`))))
+	routes := []string{
+		"/gov/members/proposals:create",
+		"/gov/members/proposals/" + p.ProposalID + "/ballots/" + m.ID + ":submit",
+		"/gov/members/proposals/" + p.ProposalID + ":withdraw",
+	}
+	f.Add(uint8(0), []byte{})
+	f.Add(uint8(0), []byte(`{"actions":[]}`))
+	f.Add(uint8(1), fx.sign(m, govreq.MsgProposal, "", []byte(`{}`))[:40])
+	f.Add(uint8(2), []byte{0xd2, 0x84, 0x40, 0xa0, 0x40, 0x40})
+	f.Add(uint8(1), []byte{0xd2, 0x84, 0x58, 0x02, 0xa1, 0x01, 0xa0, 0xf6, 0x40})
+	store := fx.r.Store()
+	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
+		before := store.Meta().Seqno
+		status, h, resp := fx.do("POST", routes[int(route)%len(routes)], "application/cose", body)
+		var eb handlers.ErrorBody
+		if status < 400 || status >= 500 || h.Get("Content-Type") != "application/json" ||
+			json.Unmarshal(resp, &eb) != nil || eb.Error.Code == "" {
+			t.Fatalf("status %d for %x: %s", status, body, resp)
+		}
+		for s := before + 1; s <= store.Meta().Seqno; s++ {
+			if rec, _, _ := store.Leaf(s); rec.Kind != engine.KindSignature {
+				t.Fatalf("a refused body wrote a %s entry", rec.Kind)
+			}
+		}
+		if status == http.StatusUnauthorized && !strings.Contains("InvalidSignature UnknownMember", eb.Error.Code) {
+			t.Fatalf("401 with code %s", eb.Error.Code)
+		}
+	})
+}
