@@ -135,6 +135,12 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	}
 	meta := r.store.Meta()
 	r.logger.Info("state caught up with the log", slog.Uint64("seqno", meta.Seqno), slog.Duration("took", time.Since(started)))
+	// Before anything is signed: a ledger is only ever signed by its own identity.
+	if meta.Seqno > 0 {
+		if err := r.checkIdentity(); err != nil {
+			return nil, err
+		}
+	}
 
 	signer, err := newRootSigner(r.identity)
 	if err != nil {
@@ -165,8 +171,6 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 			return nil, fmt.Errorf("genesis: %w", err)
 		}
 		r.logger.Info("service created", slog.String("txid", out.TxID.String()))
-	} else if err := r.checkIdentity(); err != nil {
-		return nil, err
 	}
 	return r, nil
 }

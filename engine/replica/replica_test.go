@@ -1,0 +1,82 @@
+package replica_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gavelhq/gavel/engine/replica"
+)
+
+func open(t *testing.T, dir string) (*replica.Replica, error) {
+	return replica.Open(context.Background(), replica.Config{DataDir: dir, NATSListen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
+// A data folder whose service identity is not the one recorded at genesis
+// is refused before anything is signed with it.
+func TestRefusesAForeignIdentity(t *testing.T) {
+	dir := t.TempDir()
+	r, err := open(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := r.Store().Meta().Seqno
+	r.Close()
+	other := t.TempDir()
+	if _, err := replica.LoadOrCreateIdentity(other, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	files := []string{replica.ServiceCertFile, "service_key.pem"}
+	saved := map[string][]byte{}
+	for _, f := range files {
+		saved[f], _ = os.ReadFile(filepath.Join(dir, f))
+		b, _ := os.ReadFile(filepath.Join(other, f))
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := open(t, dir); err == nil || !strings.Contains(err.Error(), "genesis") {
+		t.Fatalf("opened with a foreign identity: %v", err)
+	}
+	// With its own identity back, the ledger is where it was: nothing was
+	// signed with the foreign key.
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), saved[f], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err = open(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := r.Store().Meta().Seqno; got != last {
+		t.Fatalf("the ledger moved from %d to %d", last, got)
+	}
+}
+
+// The first member is created in the data folder when none is given, and
+// the genesis entry makes it the only member.
+func TestGenesisCreatesMember0(t *testing.T) {
+	dir := t.TempDir()
+	r, err := open(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ms, err := r.Members(context.Background())
+	if err != nil || len(ms) != 1 || ms[0].Status != "Active" {
+		t.Fatalf("members %v %v", ms, err)
+	}
+	for _, f := range []string{replica.Member0CertFile, replica.Member0KeyFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
