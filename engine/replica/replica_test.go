@@ -26,6 +26,11 @@ func TestRefusesAForeignIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.Close() // signs the tail
+	r, err = open(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	last := r.Store().Meta().Seqno
 	r.Close()
 	other := t.TempDir()
