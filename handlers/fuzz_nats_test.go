@@ -2,17 +2,12 @@ package handlers_test
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/cose"
-	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/handlers"
 )
 
@@ -22,20 +17,7 @@ import (
 // statement entry.
 func FuzzNATSStatement(f *testing.F) {
 	fx := newFixture(f, fastSignatures())
-	srv, err := handlers.ServeNATS(fx.r.Conn(), fx.r, handlers.DefaultLimits(), 8, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(srv.Stop)
-	opt, err := natslog.ConnectOptions(fx.r.ClientCredsFile())
-	if err != nil {
-		f.Fatal(err)
-	}
-	nc, err := nats.Connect(fx.r.NATSURL(), opt, nats.Name("fuzz"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(nc.Close)
+	nc := fx.natsClient(f)
 
 	good := fx.sign("fuzz/nats", []byte("seed"))
 	f.Add(good)

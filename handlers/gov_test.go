@@ -12,11 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
-	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/handlers"
 )
@@ -210,20 +207,7 @@ func TestGovernanceBadInput(t *testing.T) {
 
 func TestGovernanceOverNATS(t *testing.T) {
 	f := newGovFixture(t, 1)
-	srv, err := handlers.ServeNATS(f.r.Conn(), f.r, handlers.DefaultLimits(), 16, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	opt, err := natslog.ConnectOptions(f.r.ClientCredsFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(f.r.NATSURL(), opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := f.natsClient(t)
 	m := f.members[0]
 	req := func(subject string, body []byte) (string, gov.Proposal) {
 		msg, err := nc.Request(subject, body, 10*time.Second)

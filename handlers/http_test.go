@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/nats-io/nats.go"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/cose"
 	"github.com/gavelhq/gavel/engine/issuer"
+	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/receipt"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/engine/sequencer"
@@ -46,6 +48,27 @@ func newFixture(t testing.TB, seq sequencer.Config) *fixture {
 		t.Fatal(err)
 	}
 	return &fixture{t: t, r: r, url: srv.URL, iss: iss}
+}
+
+// natsClient serves the fixture's replica over NATS and connects a client
+// with the client credentials; both stop with the test.
+func (f *fixture) natsClient(t testing.TB) *nats.Conn {
+	t.Helper()
+	srv, err := handlers.ServeNATS(f.r.Conn(), f.r, handlers.DefaultLimits(), 16, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	opt, err := natslog.ConnectOptions(f.r.ClientCredsFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(f.r.NATSURL(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 func fastSignatures() sequencer.Config {

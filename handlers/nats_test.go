@@ -2,35 +2,17 @@ package handlers_test
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/gavelhq/gavel/engine"
-	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/handlers"
 )
 
 func TestNATSSubmitStatement(t *testing.T) {
 	f := newFixture(t, fastSignatures())
-	srv, err := handlers.ServeNATS(f.r.Conn(), f.r, handlers.DefaultLimits(), 8, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	opt, err := natslog.ConnectOptions(f.r.ClientCredsFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(f.r.NATSURL(), opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := f.natsClient(t)
 
 	request := func(body []byte) (int, []byte) {
 		t.Helper()

@@ -1,19 +1,14 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gavelhq/gavel/engine/cose"
-	"github.com/gavelhq/gavel/engine/issuer"
 	"github.com/gavelhq/gavel/engine/receipt"
 )
 
@@ -24,66 +19,20 @@ import (
 func TestKillDuringRegistrations(t *testing.T) {
 	data := t.TempDir()
 	srv := startServer(t, data, "--sign-interval", "20ms")
-	iss, err := issuer.New("ES256", time.Now().Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	type acked struct {
-		txid string
-		st   []byte
-	}
-	var (
-		mu       sync.Mutex
-		acks     []acked
-		sent     atomic.Int64
-		stopping atomic.Bool
-		wg       sync.WaitGroup
-	)
-	client := &http.Client{Timeout: 10 * time.Second}
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stopping.Load(); i++ {
-				st, err := iss.Sign(fmt.Sprintf("kill/%d/%d", w, i), "text/plain", []byte("x"), time.Now())
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				sent.Add(1)
-				resp, err := client.Post(srv.HTTP+"/entries", "application/cose", bytes.NewReader(st))
-				if err != nil {
-					return // the server died under us: this one was never acknowledged
-				}
-				var res struct{ TxID string }
-				ok := resp.StatusCode == http.StatusCreated && json.NewDecoder(resp.Body).Decode(&res) == nil
-				resp.Body.Close()
-				if ok {
-					mu.Lock()
-					acks = append(acks, acked{res.TxID, st})
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	reg := newRegistrar(t)
+	stop := reg.start(t, srv.HTTP, "kill", 8)
 	// Kill once a good number are acknowledged, while requests are in flight.
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		mu.Lock()
-		n := len(acks)
-		mu.Unlock()
-		if n >= 300 || time.Now().After(deadline) {
-			break
-		}
+	for len(reg.acknowledged()) < 300 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	srv.kill()
-	stopping.Store(true)
-	wg.Wait()
+	stop()
+	acks := reg.acknowledged()
 	if len(acks) < 50 {
 		t.Fatalf("only %d registrations acknowledged before the kill", len(acks))
 	}
-	t.Logf("%d acknowledged of %d sent before SIGKILL", len(acks), sent.Load())
+	t.Logf("%d acknowledged of %d sent before SIGKILL", len(acks), reg.sent.Load())
 
 	srv = startServer(t, data, "--sign-interval", "20ms")
 	certPEM, err := os.ReadFile(filepath.Join(data, "service_cert.pem"))

@@ -9,10 +9,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gavelhq/gavel/engine/cose"
+	"github.com/gavelhq/gavel/engine/issuer"
+	"github.com/gavelhq/gavel/engine/receipt"
 )
 
 var (
@@ -152,5 +158,89 @@ func getCOSE(t testing.TB, url string) []byte {
 			t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// acked is a registration the service acknowledged.
+type acked struct {
+	txid string
+	st   []byte
+}
+
+// registrar registers statements from several clients at once, keeping
+// what the service acknowledged (201 with a txid).
+type registrar struct {
+	iss  *issuer.Issuer
+	mu   sync.Mutex
+	acks []acked
+	sent atomic.Int64
+}
+
+func newRegistrar(t testing.TB) *registrar {
+	iss, err := issuer.New("ES256", time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &registrar{iss: iss}
+}
+
+// start sends from workers clients to url until the returned stop is
+// called (stop waits for them). A request the server died under was never
+// acknowledged and is not kept.
+func (r *registrar) start(t testing.TB, url, label string, workers int) (stop func()) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	var stopping atomic.Bool
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stopping.Load(); i++ {
+				st, err := r.iss.Sign(fmt.Sprintf("%s/%d/%d", label, w, i), "text/plain", []byte("x"), time.Now())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				r.sent.Add(1)
+				resp, err := client.Post(url+"/entries", "application/cose", bytes.NewReader(st))
+				if err != nil {
+					return
+				}
+				var res struct{ TxID string }
+				ok := resp.StatusCode == http.StatusCreated && json.NewDecoder(resp.Body).Decode(&res) == nil
+				resp.Body.Close()
+				if ok {
+					r.mu.Lock()
+					r.acks = append(r.acks, acked{res.TxID, st})
+					r.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return func() { stopping.Store(true); wg.Wait() }
+}
+
+func (r *registrar) acknowledged() []acked {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.acks)
+}
+
+// checkReceipts checks that every acknowledged txid is distinct and has a
+// receipt that verifies, under the service key, for the statement sent.
+func checkReceipts(t testing.TB, url string, certPEM []byte, acks []acked) {
+	t.Helper()
+	key := mustKey(t, certPEM)
+	seen := map[string]bool{}
+	for _, a := range acks {
+		if seen[a.txid] {
+			t.Fatalf("txid %s acknowledged twice", a.txid)
+		}
+		seen[a.txid] = true
+		rc := getCOSE(t, url+"/receipt?transaction_id="+a.txid)
+		want, _ := cose.ClaimsDigest(a.st)
+		if _, err := receipt.VerifyWithClaimsDigest(rc, key, want); err != nil {
+			t.Fatalf("%s: %v", a.txid, err)
+		}
 	}
 }
