@@ -2,14 +2,11 @@ package replica
 
 import (
 	"context"
-	"encoding/json"
-	"sort"
 
 	"github.com/gavelhq/gavel/engine"
-	"github.com/gavelhq/gavel/engine/constitution"
-	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/projections"
 )
 
 // SubmitGov verifies a member's signed request (type typ) against the
@@ -41,58 +38,16 @@ func (r *Replica) SubmitGov(ctx context.Context, typ govreq.MsgType, proposalID,
 
 // Proposals lists proposals, optionally only those in one state.
 func (r *Replica) Proposals(ctx context.Context, state string) ([]*gov.Proposal, error) {
-	var out []*gov.Proposal
-	var loadErr error
-	err := r.store.Range(gov.TableProposals, func(id string, _ []byte) bool {
-		p, ok, err := gov.LoadProposal(r.store, id)
-		if err != nil {
-			loadErr = err
-			return false
-		}
-		if ok && (state == "" || p.State == state) {
-			out = append(out, p)
-		}
-		return true
-	})
-	if err == nil {
-		err = loadErr
-	}
-	return out, err
+	return r.reads().Proposals(state)
 }
 
 // Proposal returns one proposal.
 func (r *Replica) Proposal(ctx context.Context, id string) (*gov.Proposal, error) {
-	p, ok, err := gov.LoadProposal(r.store, id)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, engine.Errorf(engine.KindNotFound, "ProposalNotFound", "no proposal %s", id)
-	}
-	return p, nil
+	return r.reads().Proposal(id)
 }
 
 // Members lists the members.
-func (r *Replica) Members(ctx context.Context) ([]*gov.Member, error) {
-	var out []*gov.Member
-	var loadErr error
-	err := r.store.Range(constitution.TableMembers, func(id string, _ []byte) bool {
-		m, ok, err := gov.LoadMember(r.store, id)
-		if err != nil {
-			loadErr = err
-			return false
-		}
-		if ok {
-			out = append(out, m)
-		}
-		return true
-	})
-	if err == nil {
-		err = loadErr
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].MemberID < out[j].MemberID })
-	return out, err
-}
+func (r *Replica) Members(ctx context.Context) ([]*gov.Member, error) { return r.reads().Members() }
 
 // ConstitutionSource is the constitution module in force.
 func (r *Replica) ConstitutionSource(ctx context.Context) (string, error) {
@@ -101,22 +56,16 @@ func (r *Replica) ConstitutionSource(ctx context.Context) (string, error) {
 
 // ServiceInfo describes the service's governance.
 func (r *Replica) ServiceInfo(ctx context.Context) (map[string]any, error) {
-	info := map[string]any{
-		"status":              "Open",
-		"service_certificate": string(r.identity.CertPEM),
-	}
-	if b, ok, err := r.store.Get(constitution.TableServiceConfig, ""); err != nil {
+	info, err := r.reads().ServiceInfo()
+	if err != nil {
 		return nil, err
-	} else if ok {
-		info["configuration"] = json.RawMessage(b)
 	}
-	if b, ok, err := r.store.Get(engine.TableService, exec.KeyServiceSettings); err != nil {
-		return nil, err
-	} else if ok {
-		info["ledger"] = json.RawMessage(b)
-	}
+	info["status"] = "Open"
+	info["service_certificate"] = string(r.identity.CertPEM)
 	if g, ok, _ := r.store.Leaf(1); ok {
 		info["creation_txid"] = engine.TxID{View: g.View, Seqno: 1}.String()
 	}
 	return info, nil
 }
+
+func (r *Replica) reads() projections.Governance { return projections.Governance{State: r.store} }
