@@ -146,7 +146,7 @@ func TestGovernanceBadInput(t *testing.T) {
 	a, b := f.members[0], f.members[1]
 	p := f.proposal(f.do("POST", "/gov/members/proposals:create", "application/cose",
 		f.sign(a, govreq.MsgProposal, "", []byte(`{"actions":[{"name":"remove_node_join_policy","args":{}}]}`))))
-	time.Sleep(50 * time.Millisecond)
+	f.waitSigned()
 	before := f.r.Store().Meta()
 	stranger, err := func() (*govreq.Member, error) {
 		c, k, err := govreq.Keygen("ES256", "stranger")

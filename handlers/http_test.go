@@ -111,6 +111,18 @@ func (f *fixture) register(st []byte) string {
 	return res.TxID
 }
 
+// waitSigned waits until every entry is covered by a signature, so that
+// the ledger stays still unless a request moves it.
+func (f *fixture) waitSigned() {
+	deadline := time.Now().Add(10 * time.Second)
+	for m := f.r.Store().Meta(); m.LastSignature != m.Seqno; m = f.r.Store().Meta() {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("entries after %d are still unsigned", m.LastSignature)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // waitCOSE polls a COSE route through 202s.
 func (f *fixture) waitCOSE(path string) []byte {
 	deadline := time.Now().Add(10 * time.Second)
@@ -191,7 +203,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	f := newFixture(t, fastSignatures())
 	good := f.sign("ok", []byte("payload"))
 	f.register(good)
-	time.Sleep(50 * time.Millisecond) // let the signature entry land
+	f.waitSigned()
 	before := f.r.Store().Meta()
 
 	other, err := issuer.New("ES256", time.Now().Add(-time.Hour))
