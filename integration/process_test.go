@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,6 +33,13 @@ var (
 func gavelBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		// The binary is built from the module's sources by a child process,
+		// which go test's result cache cannot see: read them here so that a
+		// change to any of them re-runs these tests.
+		if err := readSources(".."); err != nil {
+			buildErr = err
+			return
+		}
 		dir, err := os.MkdirTemp("", "gavel-bin-")
 		if err != nil {
 			buildErr = err
@@ -46,6 +55,22 @@ func gavelBinary(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// readSources reads every Go source and module file under root.
+func readSources(root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != root {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && (strings.HasSuffix(path, ".go") || strings.HasSuffix(path, ".js") || d.Name() == "go.mod" || d.Name() == "go.sum") {
+			_, err = os.ReadFile(path)
+		}
+		return err
+	})
 }
 
 // server is a gavel serve process.

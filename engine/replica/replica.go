@@ -19,6 +19,7 @@ import (
 	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/engine/internal/bounded"
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/sequencer"
 	"github.com/gavelhq/gavel/engine/state"
@@ -63,7 +64,8 @@ type Replica struct {
 	store    *state.Store
 	seq      *sequencer.Sequencer
 
-	verifySlots chan struct{} // bounds concurrent signature checks to the cores
+	verifySlots chan struct{}                         // bounds concurrent signature checks to the cores
+	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -93,7 +95,8 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	r := &Replica{cfg: cfg, logger: cfg.Logger, verifySlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	r := &Replica{cfg: cfg, logger: cfg.Logger, verifySlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		signedRoots: bounded.New[uint64, engine.Digest](4096)}
 	defer func() {
 		if err != nil {
 			r.Close()

@@ -65,15 +65,39 @@ func (r *Replica) Receipt(ctx context.Context, tx engine.TxID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Never hand out a receipt that does not verify against the signed root.
-	v, err := receipt.Verify(rcpt, r.identity.Cert.PublicKey)
+	// Never hand out a receipt that does not verify: its signature is the
+	// signature entry's, checked once against the service key, and its
+	// proof must lead to the root that signature signs.
+	root, err := r.signedRoot(sig)
 	if err != nil {
-		return nil, engine.Wrap(engine.KindInternal, "ReceiptSelfCheckFailed", err, "receipt for %s does not verify", tx)
+		return nil, err
 	}
-	if v.TxID != (engine.TxID{View: sig.View, Seqno: sig.Seqno}) {
-		return nil, engine.Errorf(engine.KindInternal, "ReceiptSelfCheckFailed", "receipt for %s names signature %s", tx, v.TxID)
+	parsed, err := receipt.Parse(rcpt)
+	if err != nil || parsed.ProvenRoot() != root || parsed.TxID != (engine.TxID{View: sig.View, Seqno: sig.Seqno}) {
+		return nil, engine.Errorf(engine.KindInternal, "ReceiptSelfCheckFailed", "receipt for %s does not lead to the root signed at %d.%d (%v)", tx, sig.View, sig.Seqno, err)
 	}
 	return rcpt, nil
+}
+
+// signedRoot is the Merkle root a signature entry signs, its signature
+// verified against the service key once and then remembered.
+func (r *Replica) signedRoot(sig state.SignatureRecord) (engine.Digest, error) {
+	if root, ok := r.signedRoots.Get(sig.Seqno); ok {
+		return root, nil
+	}
+	root, err := r.store.RootAt(sig.Seqno)
+	if err != nil {
+		return root, err
+	}
+	signed, err := receipt.VerifySignature(sig.COSE, root, r.identity.Cert.PublicKey)
+	if err != nil {
+		return root, engine.Wrap(engine.KindInternal, "ReceiptSelfCheckFailed", err, "signature %d.%d does not verify over the stored root", sig.View, sig.Seqno)
+	}
+	if signed != (engine.TxID{View: sig.View, Seqno: sig.Seqno}) {
+		return root, engine.Errorf(engine.KindInternal, "ReceiptSelfCheckFailed", "signature at %d names %s", sig.Seqno, signed)
+	}
+	r.signedRoots.Put(sig.Seqno, root)
+	return root, nil
 }
 
 // TransparentStatement returns a registered statement with its receipt.
