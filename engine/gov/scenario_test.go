@@ -2,6 +2,7 @@ package gov_test
 
 import (
 	"bufio"
+	"errors"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -445,6 +446,46 @@ func (s *scenario) audit() {
 	}
 	if sum := r.Summary(); sum.Entries != uint64(len(s.entries)) {
 		s.t.Fatalf("audit saw %d of %d entries", sum.Entries, len(s.entries))
+	}
+	s.auditCatchesForgery()
+}
+
+// auditCatchesForgery changes one value in the last governance entry's
+// write set (resealing its digest, as a forger would) and checks that the
+// auditor names that transaction and the table and key.
+func (s *scenario) auditCatchesForgery() {
+	last := -1
+	for i, e := range s.entries {
+		if e.Kind != engine.KindGenesis && len(e.Writes) > 0 {
+			last = i
+		}
+	}
+	if last < 0 {
+		return
+	}
+	forged := *s.entries[last]
+	forged.Writes = slices.Clone(forged.Writes)
+	w := &forged.Writes[0]
+	w.Value = append(slices.Clone(w.Value), ' ')
+	forged.Seal()
+	r := audit.NewReplayer(nil)
+	r.SetScriptLimits(s.limits)
+	for i, e := range s.entries {
+		if i == last {
+			e = &forged
+		}
+		b, _ := e.Encode()
+		err := r.Add(e.Seqno, e.Subject(), b)
+		if i < last && err != nil {
+			s.t.Fatalf("%s: audit of the honest prefix: %v", s.file, err)
+		}
+		if i == last {
+			var div *audit.Divergence
+			if !errors.As(err, &div) || div.TxID != e.TxID().String() || !strings.Contains(div.Reason, w.Table) {
+				s.t.Fatalf("%s: a forged write to %s/%s at %s was not named: %v", s.file, w.Table, w.Key, e.TxID(), err)
+			}
+			return
+		}
 	}
 }
 
