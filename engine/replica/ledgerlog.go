@@ -2,14 +2,12 @@ package replica
 
 import (
 	"context"
-	"errors"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/natslog"
-	"github.com/gavelhq/gavel/engine/sequencer"
 )
 
 // LedgerLog adapts the JetStream ledger stream to the sequencer's Log.
@@ -31,21 +29,14 @@ func NewLedgerLog(nc *nats.Conn, js jetstream.JetStream) (*LedgerLog, error) {
 // publish, which costs a fraction of an atomic batch's fixed staging, and
 // more than one as an atomic batch.
 func (l *LedgerLog) AppendBatch(ctx context.Context, subjects []string, data [][]byte, expectedLast uint64) (uint64, error) {
-	var last uint64
-	var err error
 	if len(subjects) == 1 {
-		last, err = l.pub.PublishOne(ctx, subjects[0], data[0], expectedLast)
-	} else {
-		l.msgs = l.msgs[:0]
-		for i := range subjects {
-			l.msgs = append(l.msgs, natslog.Msg{Subject: subjects[i], Data: data[i]})
-		}
-		last, err = l.pub.PublishBatch(ctx, l.msgs, expectedLast)
+		return l.pub.PublishOne(ctx, subjects[0], data[0], expectedLast)
 	}
-	if errors.Is(err, natslog.ErrWrongLastSequence) {
-		return last, errors.Join(sequencer.ErrWrongLastSequence, err)
+	l.msgs = l.msgs[:0]
+	for i := range subjects {
+		l.msgs = append(l.msgs, natslog.Msg{Subject: subjects[i], Data: data[i]})
 	}
-	return last, err
+	return l.pub.PublishBatch(ctx, l.msgs, expectedLast)
 }
 
 // Range adapts the reader's callback type.

@@ -17,14 +17,12 @@ import (
 // Log is the ledger stream as the sequencer uses it.
 type Log interface {
 	// AppendBatch appends entries atomically after expectedLast and returns
-	// the sequence of the last one. ErrWrongLastSequence (wrapped) means the
-	// log had moved on; any other error may or may not have appended.
+	// the sequence of the last one. On any error the entries may or may not
+	// be in the log (a refused expected-last-sequence means not); the
+	// sequencer catches up from the log to find out.
 	AppendBatch(ctx context.Context, subjects []string, data [][]byte, expectedLast uint64) (uint64, error)
 	state.LogReader
 }
-
-// ErrWrongLastSequence is what a Log returns when expectedLast was stale.
-var ErrWrongLastSequence = errors.New("sequencer: log has moved past the expected last sequence")
 
 // RootSigner signs Merkle roots for signature entries.
 type RootSigner interface {
