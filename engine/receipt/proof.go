@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/merkle"
 )
 
 // Leaf is the CCF Merkle leaf a receipt proves: its hash is
@@ -34,22 +35,11 @@ func (l Leaf) TxID() (engine.TxID, error) {
 	return engine.ParseTxID(tx)
 }
 
-// PathElem is one step of an inclusion proof. Left means the sibling Hash is
-// the left child: the parent is H(Hash ‖ h); otherwise H(h ‖ Hash).
-type PathElem struct {
-	Left bool
-	Hash engine.Digest
-}
+// PathElem is one step of an inclusion proof, the Merkle tree's own: Left
+// means the sibling Hash is the left child.
+type PathElem = merkle.PathElem
 
-// ComputeRoot folds the path over the leaf hash, from the leaf upward.
+// ComputeRoot folds the path over the leaf's hash, from the leaf upward.
 func ComputeRoot(leaf Leaf, path []PathElem) engine.Digest {
-	h := leaf.Hash()
-	for _, p := range path {
-		if p.Left {
-			h = engine.HashChildren(p.Hash[:], h[:])
-		} else {
-			h = engine.HashChildren(h[:], p.Hash[:])
-		}
-	}
-	return h
+	return merkle.ComputeRoot(leaf.Hash(), path)
 }

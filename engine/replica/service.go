@@ -57,11 +57,7 @@ func (r *Replica) Receipt(ctx context.Context, tx engine.TxID) ([]byte, error) {
 		return nil, err
 	}
 	parts := receipt.Leaf{WriteSetDigest: leaf.WriteSetDigest, CommitEvidence: engine.CommitEvidence(tx, leaf.Nonce), ClaimsDigest: leaf.ClaimsDigest}
-	elems := make([]receipt.PathElem, len(path))
-	for i, p := range path {
-		elems[i] = receipt.PathElem{Left: p.Left, Hash: p.Hash}
-	}
-	rcpt, err := receipt.Build(sig.COSE, parts, elems)
+	rcpt, err := receipt.Build(sig.COSE, parts, path)
 	if err != nil {
 		return nil, err
 	}
