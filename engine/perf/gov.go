@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
 	"github.com/gavelhq/gavel/engine/replica"
@@ -98,7 +96,7 @@ func RunGov(ctx context.Context, cfg GovConfig) (*GovReport, error) {
 			return nil, err
 		}
 	}
-	rate, _, errs, err := requestLoop(ctx, nc, handlers.SubjectGovProposal, props, cfg.Clients)
+	rate, _, errs, err := requestLoop(ctx, nc, handlers.SubjectGovProposal, "200", props, len(props), cfg.Clients)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +118,7 @@ func RunGov(ctx context.Context, cfg GovConfig) (*GovReport, error) {
 	r0, e0 := r.Sequencer().Stats()
 	t0 := r.Sequencer().Timing()
 	start := time.Now()
-	rate, lat, errs, err := requestLoop(ctx, nc, handlers.SubjectGovBallot, ballots, cfg.Clients)
+	rate, lat, errs, err := requestLoop(ctx, nc, handlers.SubjectGovBallot, "200", ballots, len(ballots), cfg.Clients)
 	if err != nil {
 		return nil, err
 	}
@@ -171,42 +169,4 @@ func VerifyCeiling(d time.Duration) float64 {
 	}
 	wg.Wait()
 	return float64(n.Load()) / time.Since(start).Seconds()
-}
-
-// requestLoop sends every body on subject with clients concurrent
-// requesters and expects a 200 for each.
-func requestLoop(ctx context.Context, nc *nats.Conn, subject string, bodies [][]byte, clients int) (float64, Latency, int64, error) {
-	lats := make([]time.Duration, len(bodies))
-	var next, errs atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(len(bodies)) || ctx.Err() != nil {
-					return
-				}
-				t := time.Now()
-				msg, err := nc.Request(subject, bodies[i], 30*time.Second)
-				if err == nil && msg.Header.Get(handlers.StatusHeader) != "200" {
-					err = fmt.Errorf("status %s: %s", msg.Header.Get(handlers.StatusHeader), msg.Data)
-				}
-				if err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				}
-				lats[i] = time.Since(t)
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if e := errs.Load(); e > 0 {
-		return 0, Latency{}, e, fmt.Errorf("%d of %d requests on %s failed, first: %v", e, len(bodies), subject, firstErr.Load())
-	}
-	return float64(len(bodies)) / elapsed.Seconds(), summarise(lats), 0, nil
 }

@@ -217,18 +217,32 @@ func entrySize(r *replica.Replica, st []byte) (int, error) {
 	return len(b), err
 }
 
-func register(nc *nats.Conn, st []byte) error {
-	msg, err := nc.Request(handlers.SubjectStatement, st, 30*time.Second)
+// call sends one request on subject and expects the status want.
+func call(nc *nats.Conn, subject, want string, body []byte) error {
+	msg, err := nc.Request(subject, body, 30*time.Second)
 	if err != nil {
 		return err
 	}
-	if s := msg.Header.Get(handlers.StatusHeader); s != "201" {
+	if s := msg.Header.Get(handlers.StatusHeader); s != want {
 		return fmt.Errorf("status %s: %s", s, msg.Data)
 	}
 	return nil
 }
 
+func register(nc *nats.Conn, st []byte) error {
+	return call(nc, handlers.SubjectStatement, "201", st)
+}
+
+// closedLoop registers total statements (cycling through sts) from clients
+// concurrent requesters.
 func closedLoop(ctx context.Context, nc *nats.Conn, sts [][]byte, total, clients int) (float64, Latency, int64, error) {
+	return requestLoop(ctx, nc, handlers.SubjectStatement, "201", sts, total, clients)
+}
+
+// requestLoop sends total requests on subject, cycling through bodies,
+// from clients concurrent requesters, each expecting the status want. More
+// than 1% failures fail the run.
+func requestLoop(ctx context.Context, nc *nats.Conn, subject, want string, bodies [][]byte, total, clients int) (float64, Latency, int64, error) {
 	lats := make([]time.Duration, total)
 	var next, errs atomic.Int64
 	var firstErr atomic.Value
@@ -244,7 +258,7 @@ func closedLoop(ctx context.Context, nc *nats.Conn, sts [][]byte, total, clients
 					return
 				}
 				t := time.Now()
-				if err := register(nc, sts[i%int64(len(sts))]); err != nil {
+				if err := call(nc, subject, want, bodies[i%int64(len(bodies))]); err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err)
 				}
@@ -255,7 +269,7 @@ func closedLoop(ctx context.Context, nc *nats.Conn, sts [][]byte, total, clients
 	wg.Wait()
 	elapsed := time.Since(start)
 	if e := errs.Load(); e > int64(total)/100 {
-		return 0, Latency{}, e, fmt.Errorf("%d of %d registrations failed, first: %v", e, total, firstErr.Load())
+		return 0, Latency{}, e, fmt.Errorf("%d of %d requests on %s failed, first: %v", e, total, subject, firstErr.Load())
 	}
 	return float64(total) / elapsed.Seconds(), summarise(lats), errs.Load(), nil
 }
