@@ -99,6 +99,7 @@ type run struct {
 	st     engine.StateReader
 	facts  engine.Facts
 	limits constitution.Limits
+	cfg    Config // the service configuration, read by begin
 	writes engine.WriteSet
 	// openDelta is how the number of open proposals changes; the count is
 	// kept so that creating a proposal does not scan them.
@@ -107,7 +108,8 @@ type run struct {
 
 // begin does what every request does first. A request whose signed
 // content the ledger already holds gets its first answer (replayed); then
-// the signer must be an active member and created_at inside the window.
+// the signer must be an active member and created_at inside the window of
+// the service configuration, which it keeps for the command.
 func (r *run) begin(req VerifiedRequest) (replayed []byte, err error) {
 	if prev, ok, err := r.st.Get(TableRequests, req.ContentID()); err != nil || ok {
 		return prev, err
@@ -122,11 +124,10 @@ func (r *run) begin(req VerifiedRequest) (replayed []byte, err error) {
 	if m.Status != constitution.MemberActive {
 		return nil, engine.Errorf(engine.KindForbidden, "MemberNotActive", "member %s is %s", req.KeyID, m.Status)
 	}
-	cfg, err := loadConfig(r.st)
-	if err != nil {
+	if r.cfg, err = loadConfig(r.st); err != nil {
 		return nil, err
 	}
-	window := time.Duration(cfg.ReplayWindowSeconds) * time.Second
+	window := time.Duration(r.cfg.ReplayWindowSeconds) * time.Second
 	return nil, govreq.CheckCreatedAt(req.CreatedAt, r.facts.Time, window)
 }
 
@@ -157,15 +158,11 @@ func (c Propose) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 	if prev, err := r.begin(c.Req); err != nil || prev != nil {
 		return engine.Effect{Replayed: prev != nil, Result: prev}, err
 	}
-	cfg, err := loadConfig(st)
-	if err != nil {
-		return engine.Effect{}, err
-	}
 	open, err := openCount(st)
 	if err != nil {
 		return engine.Effect{}, err
 	}
-	if open >= cfg.MaxOpenProposals {
+	if open >= r.cfg.MaxOpenProposals {
 		return engine.Effect{}, engine.Errorf(engine.KindConflict, "TooManyOpenProposals",
 			"%d proposals are open, the most the service configuration allows", open)
 	}

@@ -140,16 +140,23 @@ func TestGroupCommitAnswersEveryRequestOnce(t *testing.T) {
 	}
 }
 
-// appendForeign writes an entry as another sequencer would.
+// appendForeign writes an entry as another sequencer would, after the
+// store's last seqno.
 func appendForeign(t *testing.T, h *harness, view uint64, key string) {
+	if err := tryForeign(h, view, key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryForeign is appendForeign that may lose a race with the sequencer.
+func tryForeign(h *harness, view uint64, key string) error {
 	last := h.store.Meta().Seqno
 	e := &engine.Entry{Kind: engine.KindStatement, View: view, Seqno: last + 1, TimeMillis: time.Now().UnixMilli(),
 		Input: []byte("foreign"), Writes: engine.WriteSet{{Table: "test", Key: key, Value: []byte("foreign")}}}
 	e.Seal()
 	b, _ := e.Encode()
-	if _, err := h.log.AppendBatch(context.Background(), []string{e.Subject()}, [][]byte{b}, last); err != nil {
-		t.Fatal(err)
-	}
+	_, err := h.log.AppendBatch(context.Background(), []string{e.Subject()}, [][]byte{b}, last)
+	return err
 }
 
 func TestWrongLastSequenceCatchesUpAndReexecutes(t *testing.T) {
@@ -268,16 +275,9 @@ func TestForeignWritesDuringPipelinedRounds(t *testing.T) {
 			answers[i] = answer{out.TxID, err}
 		}()
 		if i%400 == 200 {
-			// A foreign writer takes a key someone is about to ask for.
-			for {
-				last := h.store.Meta().Seqno
-				e := &engine.Entry{Kind: engine.KindStatement, View: 5, Seqno: last + 1, TimeMillis: time.Now().UnixMilli(),
-					Input: []byte("foreign"), Writes: engine.WriteSet{{Table: "test", Key: fmt.Sprintf("k%d", i+100), Value: []byte("foreign")}}}
-				e.Seal()
-				b, _ := e.Encode()
-				if _, err := h.log.AppendBatch(context.Background(), []string{e.Subject()}, [][]byte{b}, last); err == nil {
-					break
-				}
+			// A foreign writer takes a key someone is about to ask for,
+			// retrying while it loses races with the sequencer.
+			for tryForeign(h, 5, fmt.Sprintf("k%d", i+100)) != nil {
 			}
 		}
 	}
