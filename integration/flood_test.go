@@ -245,8 +245,9 @@ func (a *answerTally) snapshot() (created, busy, refusedNew, other int, others [
 // floodCase is one descriptor-flood run against a child gavel serve.
 type floodCase struct {
 	fdLimit         int // the child's soft descriptor limit
+	perAddressConns int // the child's per-address cap (derived from fdLimit)
 	sources         int // flood client addresses
-	conns           int // trickling flood connections
+	conns           int // trickling flood connections from them
 	pause           time.Duration
 	duringFlood     int // registrations acknowledged while the flood runs
 	registerWorkers int
@@ -275,18 +276,24 @@ func runDescriptorFlood(t *testing.T, c floodCase) {
 	waitFor(t, "first registrations", func() bool { n, _, _, _, _ := tally.snapshot(); return n >= c.registerWorkers })
 	created0, _, _, _, _ := tally.snapshot()
 
-	fl := startFlood(addr, loopbackSources(c.sources), c.conns, c.pause)
+	// First one address past its share, then many past the total.
+	sources := loopbackSources(c.sources + 1)
+	one := startFlood(addr, sources[:1], 4*c.perAddressConns, c.pause)
 	maxFDs := 0
+	waitFor(t, "the per-address cap", func() bool { maxFDs = max(maxFDs, fdCount(pid)); return one.perAddress.Load() })
+	fl := startFlood(addr, sources[1:], c.conns, c.pause)
 	waitFor(t, "the flood refused by both caps while registrations are answered", func() bool {
 		maxFDs = max(maxFDs, fdCount(pid))
 		created, _, _, _, _ := tally.snapshot()
-		return fl.perAddress.Load() && fl.overall.Load() && created-created0 >= c.duringFlood
+		return fl.overall.Load() && created-created0 >= c.duringFlood
 	})
 	stopRegs()
 	created, busy, refusedNew, other, others := tally.snapshot()
+	one.stop()
 	fl.stop()
-	t.Logf("flood: %d connections from %d addresses, %d answered 503, %d cut off by read deadlines, %d dials failed; "+
-		"child fds at most %d of %d", c.conns, c.sources, fl.refused.Load(), fl.otherAnswer.Load(), fl.dialFailed.Load(), maxFDs, c.fdLimit)
+	t.Logf("flood: %d connections from %d addresses and %d from one, %d answered 503, %d cut off by read deadlines, %d dials failed; "+
+		"child fds at most %d of %d", c.conns, c.sources, 4*c.perAddressConns, fl.refused.Load()+one.refused.Load(),
+		fl.otherAnswer.Load()+one.otherAnswer.Load(), fl.dialFailed.Load()+one.dialFailed.Load(), maxFDs, c.fdLimit)
 	t.Logf("registrations during the flood: %d created, %d busy (503), %d refused new connections, %d other",
 		created-created0, busy, refusedNew, other)
 	if other > 0 {
@@ -344,10 +351,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestDescriptorFlood: 480 trickling connections from 12 addresses against
-// a replica limited to 256 descriptors (so 115 HTTP connections, 14 per
-// address), while 4 clients register statements.
+// TestDescriptorFlood: 56 trickling connections from one address, then 480
+// from 12 more, against a replica limited to 256 descriptors (so about 115
+// HTTP connections, 14 per address), while 4 clients register statements.
 func TestDescriptorFlood(t *testing.T) {
-	runDescriptorFlood(t, floodCase{fdLimit: 256, sources: 12, conns: 480, pause: 200 * time.Millisecond,
+	runDescriptorFlood(t, floodCase{fdLimit: 256, perAddressConns: 14, sources: 12, conns: 480, pause: 200 * time.Millisecond,
 		duringFlood: 200, registerWorkers: 4})
 }
