@@ -162,6 +162,30 @@ func (f *flood) stop() {
 	f.wg.Wait()
 }
 
+// floodCounts is what a flood saw.
+type floodCounts struct {
+	Refused, CutOff, DialFailed int64
+	PerAddress, Overall         bool
+}
+
+func (a floodCounts) add(b floodCounts) floodCounts {
+	return floodCounts{a.Refused + b.Refused, a.CutOff + b.CutOff, a.DialFailed + b.DialFailed,
+		a.PerAddress || b.PerAddress, a.Overall || b.Overall}
+}
+
+// floodRun is a running flood, here or in helper processes.
+type floodRun interface {
+	overallSeen() bool
+	finish() floodCounts // stops the flood
+}
+
+func (f *flood) overallSeen() bool { return f.overall.Load() }
+
+func (f *flood) finish() floodCounts {
+	f.stop()
+	return floodCounts{f.refused.Load(), f.otherAnswer.Load(), f.dialFailed.Load(), f.perAddress.Load(), f.overall.Load()}
+}
+
 // fdCount is how many descriptors process pid holds.
 func fdCount(pid int) int {
 	entries, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
@@ -251,6 +275,8 @@ type floodCase struct {
 	pause           time.Duration
 	duringFlood     int // registrations acknowledged while the flood runs
 	registerWorkers int
+	// wide starts the many-address flood; nil: in this process.
+	wide func(t *testing.T, addr string, sources []net.IP, conns int, pause time.Duration) floodRun
 }
 
 // runDescriptorFlood starts gavel serve with a low descriptor limit, floods
@@ -281,19 +307,22 @@ func runDescriptorFlood(t *testing.T, c floodCase) {
 	one := startFlood(addr, sources[:1], 4*c.perAddressConns, c.pause)
 	maxFDs := 0
 	waitFor(t, "the per-address cap", func() bool { maxFDs = max(maxFDs, fdCount(pid)); return one.perAddress.Load() })
-	fl := startFlood(addr, sources[1:], c.conns, c.pause)
+	var fl floodRun
+	if c.wide != nil {
+		fl = c.wide(t, addr, sources[1:], c.conns, c.pause)
+	} else {
+		fl = startFlood(addr, sources[1:], c.conns, c.pause)
+	}
 	waitFor(t, "the flood refused by both caps while registrations are answered", func() bool {
 		maxFDs = max(maxFDs, fdCount(pid))
 		created, _, _, _, _ := tally.snapshot()
-		return fl.overall.Load() && created-created0 >= c.duringFlood
+		return fl.overallSeen() && created-created0 >= c.duringFlood
 	})
 	stopRegs()
 	created, busy, refusedNew, other, others := tally.snapshot()
-	one.stop()
-	fl.stop()
+	n := one.finish().add(fl.finish())
 	t.Logf("flood: %d connections from %d addresses and %d from one, %d answered 503, %d cut off by read deadlines, %d dials failed; "+
-		"child fds at most %d of %d", c.conns, c.sources, 4*c.perAddressConns, fl.refused.Load()+one.refused.Load(),
-		fl.otherAnswer.Load()+one.otherAnswer.Load(), fl.dialFailed.Load()+one.dialFailed.Load(), maxFDs, c.fdLimit)
+		"child fds at most %d of %d", c.conns, c.sources, 4*c.perAddressConns, n.Refused, n.CutOff, n.DialFailed, maxFDs, c.fdLimit)
 	t.Logf("registrations during the flood: %d created, %d busy (503), %d refused new connections, %d other",
 		created-created0, busy, refusedNew, other)
 	if other > 0 {
