@@ -30,6 +30,8 @@ const (
 	KindPending
 	// KindUnavailable means the service cannot take the request now.
 	KindUnavailable
+	// KindMethodNotAllowed is a known path asked with a method it lacks.
+	KindMethodNotAllowed
 )
 
 // Error is gavel's typed error: a stable machine-readable Code (CCF style,

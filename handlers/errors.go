@@ -30,6 +30,8 @@ func Status(err error) int {
 		return http.StatusAccepted
 	case engine.KindUnavailable:
 		return http.StatusServiceUnavailable
+	case engine.KindMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	default:
 		return http.StatusInternalServerError
 	}

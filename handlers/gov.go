@@ -12,13 +12,15 @@ import (
 
 // govRoutes adds CCF's governance routes. CCF's action suffixes (":create",
 // ":withdraw", ":submit") sit inside path segments, which the standard mux
-// cannot match around a wildcard, so the POST routes under a proposal are
-// parsed here.
+// cannot match around a wildcard, so the last segment of the POST routes
+// under a proposal is parsed here. No pattern is a subtree ("/" or
+// "{x...}" at the end), so the mux never redirects to add a slash.
 func (h *HTTP) govRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /gov/members/proposals:create", func(w http.ResponseWriter, r *http.Request) {
 		h.submitGov(w, r, govreq.MsgProposal, "", "")
 	})
-	mux.HandleFunc("POST /gov/members/proposals/{rest...}", h.postUnderProposal)
+	mux.HandleFunc("POST /gov/members/proposals/{id}", h.postWithdrawal)
+	mux.HandleFunc("POST /gov/members/proposals/{id}/ballots/{member}", h.postBallot)
 	mux.HandleFunc("GET /gov/members/proposals", h.getProposals)
 	mux.HandleFunc("GET /gov/members/proposals/{id}", h.getProposal)
 	mux.HandleFunc("GET /gov/members/proposals/{id}/actions", h.getProposalActions)
@@ -27,20 +29,24 @@ func (h *HTTP) govRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /gov/service/info", h.getServiceInfo)
 }
 
-// postUnderProposal routes "{id}:withdraw" and "{id}/ballots/{member}:submit".
-func (h *HTTP) postUnderProposal(w http.ResponseWriter, r *http.Request) {
-	rest := r.PathValue("rest")
-	if id, ok := strings.CutSuffix(rest, ":withdraw"); ok && !strings.Contains(id, "/") {
+// postWithdrawal routes "{id}:withdraw".
+func (h *HTTP) postWithdrawal(w http.ResponseWriter, r *http.Request) {
+	if id, ok := strings.CutSuffix(r.PathValue("id"), ":withdraw"); ok && id != "" && !strings.Contains(id, "/") {
 		h.submitGov(w, r, govreq.MsgWithdrawal, id, "")
 		return
 	}
-	if head, ok := strings.CutSuffix(rest, ":submit"); ok {
-		if id, member, ok := strings.Cut(head, "/ballots/"); ok && !strings.Contains(id, "/") && !strings.Contains(member, "/") {
-			h.submitGov(w, r, govreq.MsgBallot, id, member)
-			return
-		}
+	h.fail(w, errNoRoute(r))
+}
+
+// postBallot routes "{id}/ballots/{member}:submit".
+func (h *HTTP) postBallot(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if member, ok := strings.CutSuffix(r.PathValue("member"), ":submit"); ok && member != "" &&
+		!strings.Contains(id, "/") && !strings.Contains(member, "/") {
+		h.submitGov(w, r, govreq.MsgBallot, id, member)
+		return
 	}
-	h.fail(w, engine.Errorf(engine.KindNotFound, "ResourceNotFound", "no route POST %s", r.URL.Path))
+	h.fail(w, errNoRoute(r))
 }
 
 func (h *HTTP) submitGov(w http.ResponseWriter, r *http.Request, typ govreq.MsgType, proposalID, memberID string) {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,8 +44,7 @@ func newGovFixture(t testing.TB, n int) *govFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	srv := httptest.NewServer(handlers.NewHTTP(r, handlers.DefaultLimits(), logger))
-	t.Cleanup(srv.Close)
+	srv := serveEdge(t, handlers.NewHTTP(r, handlers.DefaultLimits(), logger), handlers.ConnLimits{})
 	return &govFixture{fixture: &fixture{t: t, r: r, url: srv.URL}, members: members}
 }
 

@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
+	"path"
 	"strconv"
+	"strings"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/schemas"
@@ -16,28 +20,151 @@ import (
 
 const contentTypeCOSE = "application/cose"
 
-// HTTP serves gavel's HTTP routes.
+// HTTP serves gavel's HTTP routes. Every answer it writes, the mux's own
+// 404 and 405 included, is JSON; paths are cleaned, never redirected.
 type HTTP struct {
 	svc    Service
 	limits Limits
 	logger *slog.Logger
+	mux    *http.ServeMux
 }
 
 // NewHTTP builds the HTTP handler.
 func NewHTTP(svc Service, limits Limits, logger *slog.Logger) http.Handler {
-	h := &HTTP{svc: svc, limits: limits, logger: logger}
-	mux := http.NewServeMux()
+	h := &HTTP{svc: svc, limits: limits, logger: logger, mux: http.NewServeMux()}
+	mux := h.mux
 	mux.HandleFunc("POST /entries", h.postEntry)
 	mux.HandleFunc("GET /entries/{txid}/receipt", h.getEntryReceipt)
 	mux.HandleFunc("GET /entries/{txid}/statement", h.getEntryStatement)
 	mux.HandleFunc("GET /receipt", h.getReceipt)
 	mux.HandleFunc("GET /node/network", h.getNetwork)
 	h.govRoutes(mux)
-	mux.Handle("GET /schemas/", http.StripPrefix("/schemas/", http.FileServerFS(schemas.FS)))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.fail(w, engine.Errorf(engine.KindNotFound, "ResourceNotFound", "no route %s %s", r.Method, r.URL.Path))
-	})
-	return mux
+	// "/schemas" itself too, or the mux would redirect it to "/schemas/".
+	mux.HandleFunc("GET /schemas", h.getSchema)
+	mux.HandleFunc("GET /schemas/{path...}", h.getSchema)
+	return h
+}
+
+// ServeHTTP cleans the path (the mux would answer "//node/network" with a
+// redirect) and answers in JSON where the mux has no route: 404, or 405
+// with the mux's Allow header.
+func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.RequestURI == "*" {
+		w.Header().Set("Connection", "close")
+		h.fail(w, engine.Errorf(engine.KindInvalid, "MalformedRequest", "the request target * is for OPTIONS only"))
+		return
+	}
+	if r.Method != http.MethodConnect {
+		if esc := r.URL.EscapedPath(); cleanPath(esc) != esc {
+			clean := cleanPath(esc)
+			p, err := url.PathUnescape(clean)
+			if err != nil {
+				h.fail(w, engine.Wrap(engine.KindInvalid, "MalformedRequest", err, "bad path"))
+				return
+			}
+			u := *r.URL
+			u.Path, u.RawPath = p, clean
+			r2 := *r
+			r2.URL = &u
+			r = &r2
+		}
+	}
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		h.noRoute(w, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// noRoute answers what the mux would answer in plain text: 405 with Allow
+// when another method has the path, else 404.
+func (h *HTTP) noRoute(w http.ResponseWriter, r *http.Request) {
+	handler, _ := h.mux.Handler(r)
+	rec := &headerRecorder{header: http.Header{}}
+	handler.ServeHTTP(rec, r)
+	if rec.status == http.StatusMethodNotAllowed {
+		allow := rec.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		h.fail(w, engine.Errorf(engine.KindMethodNotAllowed, "MethodNotAllowed", "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+		return
+	}
+	h.fail(w, errNoRoute(r))
+}
+
+func errNoRoute(r *http.Request) error {
+	return engine.Errorf(engine.KindNotFound, "ResourceNotFound", "no route %s %s", r.Method, r.URL.Path)
+}
+
+// headerRecorder keeps the status and headers of the mux's own error
+// handlers and drops their plain-text body.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *headerRecorder) Header() http.Header { return r.header }
+func (r *headerRecorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+func (r *headerRecorder) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+// cleanPath is net/http's path cleaning: one slash between segments, no
+// dot segments, the trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// getSchema serves a schema file, or the list of them for a folder.
+func (h *HTTP) getSchema(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimSuffix(r.PathValue("path"), "/")
+	if name == "" {
+		name = "."
+	}
+	info, err := fs.Stat(schemas.FS, name)
+	if err != nil {
+		h.fail(w, engine.Errorf(engine.KindNotFound, "ResourceNotFound", "no schema %s", r.URL.Path))
+		return
+	}
+	if info.IsDir() {
+		var names []string
+		fs.WalkDir(schemas.FS, name, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				names = append(names, p)
+			}
+			return err
+		})
+		b, _ := json.Marshal(map[string][]string{"schemas": names})
+		writeJSONBytes(w, http.StatusOK, b)
+		return
+	}
+	b, err := fs.ReadFile(schemas.FS, name)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	ct := "application/json"
+	if !strings.HasSuffix(name, ".json") {
+		ct = "text/plain; charset=utf-8" // the CDDL
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
 }
 
 func (h *HTTP) postEntry(w http.ResponseWriter, r *http.Request) {

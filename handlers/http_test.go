@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -41,8 +40,7 @@ func newFixture(t testing.TB, seq sequencer.Config) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	srv := httptest.NewServer(handlers.NewHTTP(r, handlers.DefaultLimits(), logger))
-	t.Cleanup(srv.Close)
+	srv := serveEdge(t, handlers.NewHTTP(r, handlers.DefaultLimits(), logger), handlers.ConnLimits{})
 	iss, err := issuer.New("ES256", time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)

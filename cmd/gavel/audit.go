@@ -20,6 +20,7 @@ import (
 	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/receipt"
+	"github.com/gavelhq/gavel/engine/replica"
 )
 
 func init() {
@@ -163,12 +164,19 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	ctx := context.Background()
 	var nc *nats.Conn
 	if *data != "" {
-		if _, err := os.Stat(filepath.Join(*data, "endpoints.json")); err == nil {
-			return failf(errOut, "%s belongs to a running replica (endpoints.json exists): stop it, or replay with --nats", *data)
-		}
 		if _, err := os.Stat(filepath.Join(*data, "nats")); err != nil {
 			return failf(errOut, "%s has no ledger: %v", *data, err)
 		}
+		// The folder's lock, not endpoints.json, says whether a replica
+		// runs: a killed one leaves the file behind but not the lock.
+		lock, err := replica.LockDir(*data, "gavel audit replay", false)
+		if errors.Is(err, replica.ErrInUse) {
+			return failf(errOut, "%v: stop it, or replay with --nats", err)
+		}
+		if err != nil {
+			return failf(errOut, "%v", err)
+		}
+		defer lock.Release()
 		emb, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: filepath.Join(*data, "nats"), Listen: "127.0.0.1:0"})
 		if err != nil {
 			return failf(errOut, "open the ledger in %s: %v", *data, err)

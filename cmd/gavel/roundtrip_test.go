@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -221,13 +222,24 @@ func TestReplayEmptyOrMissingLedger(t *testing.T) {
 	if code, _, errOut := run("audit", "replay", "--data", dir); code != exitFailed || !strings.Contains(errOut, "no ledger") {
 		t.Fatalf("folder without a ledger: exit %d, %q", code, errOut)
 	}
+	// A folder whose lock is held is refused, naming the holder; a stale
+	// endpoints.json (a killed replica's) is not a claim.
 	running := t.TempDir()
 	writeFile(t, running, "endpoints.json", []byte("{}"))
 	if err := os.MkdirAll(filepath.Join(running, "nats"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errOut := run("audit", "replay", "--data", running); code != exitFailed || !strings.Contains(errOut, "running replica") {
+	lock, err := replica.LockDir(running, "gavel serve", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%s is in use by another gavel serve (pid %d)", running, os.Getpid())
+	if code, _, errOut := run("audit", "replay", "--data", running); code != exitFailed || !strings.Contains(errOut, want) {
 		t.Fatalf("folder of a running replica: exit %d, %q", code, errOut)
+	}
+	lock.Release()
+	if code, _, errOut := run("audit", "replay", "--data", running); code != exitFailed || strings.Contains(errOut, "in use") {
+		t.Fatalf("folder with a stale endpoints.json: exit %d, %q", code, errOut)
 	}
 	// A ledger stream with no entry is not a verified ledger.
 	empty := t.TempDir()

@@ -36,6 +36,9 @@ type serveFlags struct {
 	memberCerts                            stringList
 	constitutionDir                        string
 	scripts                                constitution.Limits
+
+	fdLimit                 uint64 // soft RLIMIT_NOFILE; 0: the hard limit
+	maxConns, maxConnsPerIP int    // HTTP connection caps; 0: from the descriptor budget
 }
 
 // stringList is a repeatable string flag.
@@ -60,11 +63,79 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.limits.MaxGovBytes, "max-gov-bytes", f.limits.MaxGovBytes, "largest signed governance request accepted")
 	fs.Var(&f.memberCerts, "member-cert", "initial member certificate (PEM), repeatable; none: member0 is created in --data")
 	fs.StringVar(&f.constitutionDir, "constitution", "", "folder of constitution modules (*.js); default: the embedded scripts/constitution")
+	fs.Uint64Var(&f.fdLimit, "fd-limit", 0, "soft limit of open descriptors (0: raised to the hard limit)")
+	fs.IntVar(&f.maxConns, "max-conns", 0, "open HTTP connections in all (0: half the descriptors free at start, at most 16384)")
+	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "open HTTP connections from one client address (0: an eighth of --max-conns)")
 	f.scripts = constitution.DefaultLimits()
 	f.scripts.Timeout = replica.DefaultScriptTimeout
 	fs.DurationVar(&f.scripts.Timeout, "script-timeout", f.scripts.Timeout, "wall-clock budget of one constitution or ballot call")
 	fs.IntVar(&f.scripts.MaxCallStackSize, "script-stack", f.scripts.MaxCallStackSize, "deepest JavaScript call nesting")
 	fs.Uint64Var(&f.scripts.MaxHeapGrowth, "script-heap", f.scripts.MaxHeapGrowth, "bytes the heap may grow during one script call")
+}
+
+// seqFlags names the sequencer settings' flags.
+var seqFlags = map[string]string{
+	"MaxBatch": "--max-batch", "Linger": "--linger", "QueueSize": "--queue",
+	"SignEvery": "--sign-every", "SignInterval": "--sign-interval",
+}
+
+// maxRequestBytes is the largest body limit: a request and the entry
+// around it must fit the embedded server's payload limit.
+const maxRequestBytes = replica.MaxEntryBytes - 1<<20
+
+// validate refuses a setting out of its range, naming the flag and the
+// range; nothing is clamped.
+func (f *serveFlags) validate() error {
+	if err := f.seq.Validate(); err != nil {
+		var re *sequencer.RangeError
+		if errors.As(err, &re) && seqFlags[re.Field] != "" {
+			return fmt.Errorf("%s %v is out of range %v..%v", seqFlags[re.Field], re.Value, re.Min, re.Max)
+		}
+		return err
+	}
+	for _, c := range []struct {
+		flag        string
+		v, min, max int64
+	}{
+		{"--max-statement-bytes", f.limits.MaxStatementBytes, 1 << 10, maxRequestBytes},
+		{"--max-gov-bytes", f.limits.MaxGovBytes, 1 << 10, maxRequestBytes},
+		{"--max-conns", int64(f.maxConns), 0, 1 << 20},
+		{"--max-conns-per-ip", int64(f.maxConnsPerIP), 0, 1 << 20},
+	} {
+		if c.v < c.min || c.v > c.max {
+			return fmt.Errorf("%s %d is out of range %d..%d", c.flag, c.v, c.min, c.max)
+		}
+	}
+	if f.fdLimit != 0 && f.fdLimit < minFDLimit {
+		return fmt.Errorf("--fd-limit %d is below the %d a replica needs (0: the hard limit)", f.fdLimit, minFDLimit)
+	}
+	if f.maxConns > 0 && f.maxConnsPerIP > f.maxConns {
+		return fmt.Errorf("--max-conns-per-ip %d is over --max-conns %d", f.maxConnsPerIP, f.maxConns)
+	}
+	return nil
+}
+
+// connLimits derives the HTTP connection caps from the descriptors free
+// now, or checks the flags' against them.
+func (f *serveFlags) connLimits(soft uint64, open int) (handlers.ConnLimits, error) {
+	budget, refuse := connBudget(soft, open)
+	lim := handlers.ConnLimits{MaxConns: budget, RefuseSlots: refuse}
+	if f.maxConns > 0 {
+		if f.maxConns > budget {
+			return lim, fmt.Errorf("--max-conns %d is over the %d HTTP connections the descriptor limit leaves "+
+				"(soft limit %d, %d open, half kept for NATS, JetStream and pebble): raise the limit or lower the flag",
+				f.maxConns, budget, soft, open)
+		}
+		lim.MaxConns = f.maxConns
+	}
+	lim.MaxConnsPerIP = defaultPerIP(lim.MaxConns)
+	if f.maxConnsPerIP > 0 {
+		if f.maxConnsPerIP > lim.MaxConns {
+			return lim, fmt.Errorf("--max-conns-per-ip %d is over the %d HTTP connections in all", f.maxConnsPerIP, lim.MaxConns)
+		}
+		lim.MaxConnsPerIP = f.maxConnsPerIP
+	}
+	return lim, nil
 }
 
 // genesis reads the initial members and the constitution named by flags.
@@ -117,6 +188,9 @@ func runServe(args []string, out, errOut io.Writer) int {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError(errOut, fs, "bad --log-level %q", f.logLevel)
 	}
+	if err := f.validate(); err != nil {
+		return usageError(errOut, fs, "%v", err)
+	}
 	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -133,20 +207,42 @@ type endpoints struct {
 	NATS string `json:"nats"`
 }
 
+// serve starts a replica. Before anything in the data folder is written:
+// the descriptor limit, the folder's lock, the HTTP listener and (in
+// replica.Open) a check of the NATS port, so a busy folder or port fails at
+// once with its name.
 func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
-	// Listen for HTTP first so a busy port fails before anything is created.
+	soft, hard, err := setFDLimit(f.fdLimit)
+	if err != nil {
+		return err
+	}
+	lock, err := replica.LockDir(f.data, "gavel serve", true)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	ln, err := net.Listen("tcp", f.httpListen)
 	if err != nil {
-		return fmt.Errorf("http listen: %w", err)
+		return fmt.Errorf("http listener %s: %w", f.httpListen, err)
 	}
 	defer ln.Close()
+	open := openFDs()
+	connLimits, err := f.connLimits(soft, open)
+	if err != nil {
+		return err
+	}
+	logger.Info("descriptors", slog.Uint64("soft_limit", soft), slog.Uint64("hard_limit", hard),
+		slog.Int("open", open), slog.Int("headroom", int(soft)-open),
+		slog.Int("http_max_conns", connLimits.MaxConns), slog.Int("http_max_conns_per_ip", connLimits.MaxConnsPerIP),
+		slog.Int("reserved_for_nats_and_pebble", int(soft)-open-connLimits.MaxConns-connLimits.RefuseSlots))
 	logger.Info("http listening", slog.String("http", "http://"+ln.Addr().String()))
 	members, module, err := f.genesis()
 	if err != nil {
 		return err
 	}
 	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, Sequencer: f.seq, Logger: logger,
-		Members: members, ConstitutionModule: module, MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts})
+		Members: members, ConstitutionModule: module, MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts,
+		Lock: lock})
 	if err != nil {
 		return err
 	}
@@ -160,16 +256,9 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		return err
 	}
 	defer natsSrv.Stop()
-	httpSrv := &http.Server{
-		Handler:           handlers.NewHTTP(r, f.limits, logger),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	httpSrv := handlers.NewServer(handlers.NewHTTP(r, f.limits, logger), logger)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(ln) }()
+	go func() { serveErr <- httpSrv.Serve(handlers.NewListener(ln, connLimits, logger)) }()
 
 	epPath := filepath.Join(f.data, "endpoints.json")
 	b, _ := json.Marshal(ep)

@@ -10,13 +10,10 @@ import (
 	"github.com/gavelhq/gavel/engine/didx509"
 )
 
-const fieldStatement = "../../../shared/testdata/field/azure-uvm-0.2.10.transparent-statement.cose"
+const fieldStatement = "../../testdata/field/azure-uvm-0.2.10.transparent-statement.cose"
 
 func loadFieldStatement(t testing.TB) []byte {
 	t.Helper()
-	if _, err := os.Stat("../../../shared"); errors.Is(err, os.ErrNotExist) {
-		t.Skip("shared field data absent")
-	}
 	raw, err := os.ReadFile(fieldStatement)
 	if err != nil {
 		t.Fatal(err)

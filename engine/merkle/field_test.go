@@ -14,7 +14,7 @@ import (
 )
 
 // A receipt issued by a real Azure CCF service (esrp-cts-db.confidential-ledger
-// .azure.com), copied from shared/testdata/field/azure-uvm-0.2.10
+// .azure.com), copied from testdata/field/azure-uvm-0.2.10
 // .transparent-statement.cose (MIT, see LICENSE.scitt-ccf-ledger.txt there):
 // the leaf of entry 458.12440 and its path under the signature entry at
 // 458.12441, the signature's protected header and ES384 signature, and the

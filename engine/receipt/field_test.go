@@ -3,7 +3,6 @@ package receipt
 import (
 	"bytes"
 	"encoding/hex"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,8 +13,9 @@ import (
 )
 
 // The field data is a real transparent statement issued by an Azure CCF
-// (SCITT) service, with the service's published certificates.
-const fieldDir = "../../../shared/testdata/field"
+// (SCITT) service, with the service's published certificates, copied into
+// the repository with its licence.
+const fieldDir = "../../testdata/field"
 
 type fieldData struct {
 	ts   []byte
@@ -24,9 +24,6 @@ type fieldData struct {
 
 func loadField(t testing.TB) fieldData {
 	t.Helper()
-	if _, err := os.Stat(fieldDir); errors.Is(err, os.ErrNotExist) {
-		t.Skip("shared field data absent")
-	}
 	ts, err := os.ReadFile(filepath.Join(fieldDir, "azure-uvm-0.2.10.transparent-statement.cose"))
 	if err != nil {
 		t.Fatal(err)

@@ -23,13 +23,17 @@ func FuzzVerifyReceipt(f *testing.F) {
 		}
 		f.Add(rc)
 	}
-	// The Azure receipt, when the shared field data is here.
-	if ts, err := os.ReadFile(filepath.Join(fieldDir, "azure-uvm-0.2.10.transparent-statement.cose")); err == nil {
-		if rs, err := Receipts(ts); err == nil {
-			for _, r := range rs {
-				f.Add(r)
-			}
-		}
+	// The Azure receipt.
+	ts, err := os.ReadFile(filepath.Join(fieldDir, "azure-uvm-0.2.10.transparent-statement.cose"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	rs, err := Receipts(ts)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, r := range rs {
+		f.Add(r)
 	}
 	key := svc.Public()
 	f.Fuzz(func(t *testing.T, raw []byte) {

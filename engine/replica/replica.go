@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -48,6 +47,10 @@ type Config struct {
 	ConstitutionModule string
 	Governance         gov.Config
 
+	// Lock is the data folder's lock, when the caller took it (gavel serve
+	// does, before it listens); nil: Open takes it. The replica owns it.
+	Lock *DirLock
+
 	MaxGovRequestBytes int64               // largest signed governance request
 	ScriptLimits       constitution.Limits // per constitution or ballot call
 	Now                func() time.Time    // the clock; time.Now by default
@@ -63,6 +66,7 @@ type Replica struct {
 	log      *LedgerLog
 	store    *state.Store
 	seq      *sequencer.Sequencer
+	lock     *DirLock
 
 	verifySlots chan struct{}                         // bounds concurrent signature checks to the cores
 	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
@@ -92,16 +96,24 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if cfg.NATSListen == "" {
 		cfg.NATSListen = "127.0.0.1:4222"
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, err
+	// One replica per folder, decided before anything in it is opened.
+	lock := cfg.Lock
+	if lock == nil {
+		if lock, err = LockDir(cfg.DataDir, "gavel replica", true); err != nil {
+			return nil, err
+		}
 	}
 	r := &Replica{cfg: cfg, logger: cfg.Logger, verifySlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
-		signedRoots: bounded.New[uint64, engine.Digest](4096)}
+		signedRoots: bounded.New[uint64, engine.Digest](4096), lock: lock}
 	defer func() {
 		if err != nil {
 			r.Close()
 		}
 	}()
+	// A busy NATS port fails before any key is written.
+	if err := CheckListen("nats", cfg.NATSListen); err != nil {
+		return nil, err
+	}
 	if r.identity, err = LoadOrCreateIdentity(cfg.DataDir, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("service identity: %w", err)
 	}
@@ -282,6 +294,7 @@ func (r *Replica) Close() error {
 		if r.store != nil {
 			r.store.Close()
 		}
+		r.lock.Release()
 	})
 	return nil
 }

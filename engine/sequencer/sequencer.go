@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync/atomic"
@@ -68,6 +69,51 @@ func (cfg Config) WithDefaults() Config {
 		cfg.SignInterval = d.SignInterval
 	}
 	return cfg
+}
+
+// RangeError is a setting outside its range.
+type RangeError struct {
+	Field    string // the Config field, e.g. "MaxBatch"
+	Value    any
+	Min, Max any
+}
+
+func (e *RangeError) Error() string {
+	return fmt.Sprintf("%s %v is out of range %v..%v", e.Field, e.Value, e.Min, e.Max)
+}
+
+// Validate reports the first field out of its range as a *RangeError.
+// Unlike WithDefaults it takes every field as given, zero included, so it
+// judges a complete config (DefaultConfig with changes) and clamps nothing.
+func (cfg Config) Validate() error {
+	ints := []struct {
+		field       string
+		v, min, max int
+	}{
+		{"MaxBatch", cfg.MaxBatch, 2, 1000}, // one request and its signature
+		{"MaxBatchBytes", cfg.MaxBatchBytes, 1 << 10, 64 << 20},
+		{"QueueSize", cfg.QueueSize, 1, 1_000_000},
+		{"SignEvery", cfg.SignEvery, 1, 1_000_000},
+		{"MaxAttempts", cfg.MaxAttempts, 1, 100},
+	}
+	for _, c := range ints {
+		if c.v < c.min || c.v > c.max {
+			return &RangeError{Field: c.field, Value: c.v, Min: c.min, Max: c.max}
+		}
+	}
+	durations := []struct {
+		field       string
+		v, min, max time.Duration
+	}{
+		{"Linger", cfg.Linger, 0, time.Second},
+		{"SignInterval", cfg.SignInterval, time.Millisecond, time.Minute},
+	}
+	for _, c := range durations {
+		if c.v < c.min || c.v > c.max {
+			return &RangeError{Field: c.field, Value: c.v, Min: c.min, Max: c.max}
+		}
+	}
+	return nil
 }
 
 // Outcome is the answer to a committed command.
