@@ -7,11 +7,14 @@ import (
 )
 
 // Genesis creates the service: its identity certificate, its ledger
-// settings and its governance (members, constitution, configuration). It is
-// the first entry of every ledger and is refused once the service exists.
+// settings, its first node (the replica that writes it, a Trusted service
+// node whose key authenticates the genesis entry itself) and its
+// governance (members, constitution, configuration). It is the first entry
+// of every ledger and is refused once the service exists.
 type Genesis struct {
 	ServiceCertPEM []byte
 	Settings       ServiceSettings
+	Node           engine.NodeRecord
 	Governance     engine.WriteSet
 }
 
@@ -47,5 +50,8 @@ func (g Genesis) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 		{Table: engine.TableService, Key: KeyServiceCertificate, Value: g.ServiceCertPEM},
 		{Table: engine.TableService, Key: KeyServiceSettings, Value: settings},
 	}, g.Governance...)
+	if g.Node.NodeID != "" {
+		writes = append(writes, g.Node.Write())
+	}
 	return engine.Effect{Writes: writes, Result: result}, nil
 }

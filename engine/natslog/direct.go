@@ -143,7 +143,8 @@ func (r *Reader) receiveBatch(ctx context.Context, replies <-chan *nats.Msg, rep
 				// batch was lost on the way. Ask again from next.
 				return directLost, nil
 			}
-			if err := fn(seq, m.Header.Get("Nats-Subject"), m.Data); err != nil {
+			if err := fn(engine.LedgerMsg{Seq: seq, Subject: m.Header.Get("Nats-Subject"), Data: m.Data,
+				Node: m.Header.Get(engine.HeaderNode), Auth: m.Header.Get(engine.HeaderAuth)}); err != nil {
 				return 0, err
 			}
 			*next = seq + 1

@@ -58,6 +58,7 @@ type Replica struct {
 	cfg      Config
 	logger   *slog.Logger
 	identity *Identity
+	node     *NodeIdentity
 	embedded *natslog.Embedded
 	conn     *nats.Conn
 	log      *LedgerLog
@@ -105,6 +106,9 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if r.identity, err = LoadOrCreateIdentity(cfg.DataDir, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("service identity: %w", err)
 	}
+	if r.node, err = LoadOrCreateNodeIdentity(cfg.DataDir, cfg.Now()); err != nil {
+		return nil, fmt.Errorf("node identity: %w", err)
+	}
 	r.embedded, err = natslog.StartEmbedded(natslog.EmbeddedConfig{
 		DataDir: filepath.Join(cfg.DataDir, "nats"),
 		Listen:  cfg.NATSListen,
@@ -126,12 +130,13 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if err := natslog.EnsureStreams(ctx, js, 1); err != nil {
 		return nil, fmt.Errorf("streams: %w", err)
 	}
-	if r.log, err = NewLedgerLog(r.conn, js); err != nil {
+	if r.log, err = NewLedgerLog(r.conn, js, r.node.Signer()); err != nil {
 		return nil, err
 	}
 	if r.store, err = state.Open(filepath.Join(cfg.DataDir, "state")); err != nil {
 		return nil, err
 	}
+	r.store.SetLogger(r.logger.With("component", "state"))
 	started := time.Now()
 	if err := state.CatchUp(ctx, r.store, r.log); err != nil {
 		return nil, fmt.Errorf("catch up with the log: %w", err)
@@ -169,7 +174,7 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 			SignatureEvery:      cfg.Sequencer.SignEvery,
 			SignatureIntervalMs: cfg.Sequencer.SignInterval.Milliseconds(),
 			Virtual:             true,
-		}, Governance: govWrites})
+		}, Node: r.node.Record(), Governance: govWrites})
 		if err != nil {
 			return nil, fmt.Errorf("genesis: %w", err)
 		}
