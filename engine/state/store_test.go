@@ -163,4 +163,3 @@ func TestApplyCatchUpAndReopen(t *testing.T) {
 		}
 	}
 }
-

@@ -45,7 +45,7 @@ func TestCatchUpFoldsVoidEntries(t *testing.T) {
 	member := engine.Write{Table: "gov.members", Key: "intruder", Value: []byte(`{"status":"Active"}`)}
 
 	void(engine.LedgerMsg{Subject: "gavel.ledger.statement", Data: []byte("garbage")}) // 21
-	replayed := log[4]                                                                  // 22: a genuine entry at another position
+	replayed := log[4]                                                                 // 22: a genuine entry at another position
 	void(replayed)
 	honest("after-void") // 23
 	forged := next(log, "forged", member, engine.ServiceNodeRecord(stranger.Public(), nil).Write())
