@@ -148,6 +148,13 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		if err := r.checkIdentity(); err != nil {
 			return nil, err
 		}
+		if err := r.checkNode(); err != nil {
+			return nil, err
+		}
+	}
+	if n, last := r.store.Voids(); n > 0 {
+		r.logger.Error("the ledger holds void entries: messages that are not authenticated entries, never applied",
+			slog.Uint64("count", n), slog.Uint64("last_seqno", last.Seqno), slog.String("last_reason", last.Reason))
 	}
 
 	signer, err := newRootSigner(r.identity)
@@ -249,6 +256,26 @@ func (r *Replica) checkIdentity() error {
 	}
 	return nil
 }
+
+// checkNode refuses to sequence with a node key the ledger does not trust:
+// every entry it wrote would be void to every other reader.
+func (r *Replica) checkNode() error {
+	trusted, err := engine.LoadTrustedNodes(r.store)
+	if err != nil {
+		return err
+	}
+	if !trusted.Trusts(r.node.ID) {
+		return fmt.Errorf("%s (node %s) is not a Trusted service node of this ledger", NodeCertFile, r.node.ID)
+	}
+	return nil
+}
+
+// Voids reports the void entries the state holds: how many, and the last
+// one's seqno and reason.
+func (r *Replica) Voids() (uint64, state.VoidRecord) { return r.store.Voids() }
+
+// Node is the replica's node identity.
+func (r *Replica) Node() *NodeIdentity { return r.node }
 
 // NATSURL is the embedded server's client URL.
 func (r *Replica) NATSURL() string { return r.embedded.ClientURL() }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/merkle"
 	"github.com/gavelhq/gavel/engine/natslog/natstest"
 	"github.com/gavelhq/gavel/engine/receipt"
@@ -54,7 +55,11 @@ func start(t *testing.T, cfg sequencer.Config, view uint64) *harness {
 	c := natstest.Start(t, 1)
 	c.EnsureStreams()
 	nc := c.ConnectReplica(0)
-	log, err := replica.NewLedgerLog(nc, c.JetStream(nc))
+	node, err := replica.LoadOrCreateNodeIdentity(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := replica.NewLedgerLog(nc, c.JetStream(nc), node.Signer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +83,11 @@ func start(t *testing.T, cfg sequencer.Config, view uint64) *harness {
 	go func() { h.seq.Run(ctx); close(done) }()
 	h.stop = func() { cancel(); <-done }
 	t.Cleanup(h.stop)
+	// The genesis entry trusts the node, so the log's entries are
+	// authenticated when the sequencer catches up.
+	if _, err := h.seq.Submit(context.Background(), exec.Genesis{Node: node.Record()}); err != nil {
+		t.Fatal(err)
+	}
 	return h
 }
 
@@ -178,8 +188,8 @@ func TestWrongLastSequenceCatchesUpAndReexecutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.TxID.Seqno != 4 {
-		t.Fatalf("d landed at %v, want seqno 4 after a, b(foreign), c(foreign)", out.TxID)
+	if out.TxID.Seqno != 5 {
+		t.Fatalf("d landed at %v, want seqno 5 after genesis, a, b(foreign), c(foreign)", out.TxID)
 	}
 	v, ok, _ := h.store.Get("test", "b")
 	if !ok || string(v) != "foreign" {
