@@ -135,8 +135,13 @@ func (r *Reader) receiveBatch(ctx context.Context, replies <-chan *nats.Msg, rep
 				return kind, nil
 			}
 			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
-			if err != nil || seq > end {
+			if err != nil {
 				return 0, engine.Errorf(engine.KindInternal, "LedgerUnreadable", "direct get answered sequence %q, expected %d", m.Header.Get("Nats-Sequence"), *next)
+			}
+			if *next > end {
+				// The stream grew while it was read (a batch need not stop
+				// at up_to_seq): the range ends where it began.
+				return directEndOfBatch, nil
 			}
 			if seq != *next {
 				// The ledger has no gaps (DenyDelete): a message of this

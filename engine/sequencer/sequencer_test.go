@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/merkle"
@@ -39,6 +41,7 @@ func (p put) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, erro
 
 type harness struct {
 	t     *testing.T
+	nc    *nats.Conn // the replica user's connection, for raw publishes
 	log   *replica.LedgerLog
 	store *state.Store
 	seq   *sequencer.Sequencer
@@ -68,6 +71,7 @@ func start(t *testing.T, cfg sequencer.Config, view uint64) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	store.SetLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	id, err := replica.LoadOrCreateIdentity(t.TempDir(), time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +80,7 @@ func start(t *testing.T, cfg sequencer.Config, view uint64) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, log: log, store: store}
+	h := &harness{t: t, nc: nc, log: log, store: store}
 	h.seq = sequencer.New(cfg, view, store, log, signer{rs}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -111,6 +115,9 @@ func TestGroupCommitAnswersEveryRequestOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Stopped, the sequencer signs its tail and appends nothing more while
+	// its log and store are compared.
+	h.stop()
 	seen := map[uint64]bool{}
 	for _, tx := range txids {
 		if tx.View != 1 || seen[tx.Seqno] {
