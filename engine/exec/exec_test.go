@@ -75,4 +75,9 @@ func TestGenesisRecordsTheFirstNode(t *testing.T) {
 	if !trusted.Trusts(engine.NodeID(pub)) {
 		t.Fatal("the genesis node is not trusted")
 	}
+	// Behind a foreign message, a genesis could never authenticate itself.
+	_, err = exec.Genesis{ServiceCertPEM: []byte("cert"), Node: rec}.Execute(constitution.MemState{}, engine.Facts{TxID: engine.TxID{View: 1, Seqno: 2}})
+	if engine.AsError(err).Code != "LedgerNotEmpty" {
+		t.Fatalf("genesis at seqno 2: %v", err)
+	}
 }

@@ -41,6 +41,12 @@ func (g Genesis) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 	} else if ok {
 		return engine.Effect{}, engine.Errorf(engine.KindConflict, "ServiceExists", "the service already has a genesis entry")
 	}
+	// Only the entry at seqno 1 authenticates itself (by the node it
+	// records): a genesis anywhere else could never be read back.
+	if f.TxID.Seqno != 1 {
+		return engine.Effect{}, engine.Errorf(engine.KindConflict, "LedgerNotEmpty",
+			"the ledger stream already holds %d messages but no genesis entry", f.TxID.Seqno-1)
+	}
 	settings, err := json.Marshal(g.Settings)
 	if err != nil {
 		return engine.Effect{}, err
