@@ -155,7 +155,8 @@ func ParseAuthHeaders(node, auth string) (string, []byte, error) {
 // A reader folds each accepted entry's write set into it (Observe), so it
 // is always the set as of the entry before the one checked.
 type TrustedNodes struct {
-	keys map[string]ed25519.PublicKey
+	keys    map[string]ed25519.PublicKey
+	version uint64
 }
 
 // NewTrustedNodes is the empty set: a reader starting at seqno 1.
@@ -180,6 +181,7 @@ func (t *TrustedNodes) Observe(ws WriteSet) {
 		if w.Table != TableNodes {
 			continue
 		}
+		t.version++
 		if w.Delete {
 			delete(t.keys, w.Key)
 			continue
@@ -227,26 +229,64 @@ func serviceNodeKey(id string, v []byte) (ed25519.PublicKey, error) {
 // entry, checked against the service node it records itself. Any error
 // means m is not an authenticated entry: fold it as VoidEntry.
 func (t *TrustedNodes) OpenEntry(m LedgerMsg) (*Entry, error) {
-	node, sig, err := ParseAuthHeaders(m.Node, m.Auth)
+	if m.Seq == 1 {
+		node, sig, err := ParseAuthHeaders(m.Node, m.Auth)
+		if err != nil {
+			return nil, err
+		}
+		return openGenesis(m, node, sig)
+	}
+	a, err := t.Authenticate(m)
 	if err != nil {
 		return nil, err
 	}
-	if m.Seq == 1 {
-		return openGenesis(m, node, sig)
+	return a.Open()
+}
+
+// AuthenticatedMsg is a ledger message whose signature is a trusted
+// node's; only Authenticate makes one.
+type AuthenticatedMsg struct {
+	m  LedgerMsg
+	ok bool
+}
+
+// Authenticate checks m's headers and signature against the trusted nodes:
+// the part of OpenEntry that readers may run ahead, in parallel, while
+// the set does not change (Version). The message at sequence 1 is the
+// genesis entry's, which only OpenEntry checks.
+func (t *TrustedNodes) Authenticate(m LedgerMsg) (AuthenticatedMsg, error) {
+	node, sig, err := ParseAuthHeaders(m.Node, m.Auth)
+	if err != nil {
+		return AuthenticatedMsg{}, err
+	}
+	if m.Seq <= 1 {
+		return AuthenticatedMsg{}, fmt.Errorf("%w: the genesis entry authenticates by the node it records", ErrMisplaced)
 	}
 	key, ok := t.keys[node]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownNode, node)
+		return AuthenticatedMsg{}, fmt.Errorf("%w: %s", ErrUnknownNode, node)
 	}
 	if !ed25519.Verify(key, AuthMessage(m.Seq, m.Subject, m.Data), sig) {
-		return nil, fmt.Errorf("%w: node %s", ErrBadSignature, node)
+		return AuthenticatedMsg{}, fmt.Errorf("%w: node %s", ErrBadSignature, node)
 	}
-	e, err := DecodeEntry(m.Data)
+	return AuthenticatedMsg{m: m, ok: true}, nil
+}
+
+// Open decodes an authenticated message and checks that the entry claims
+// its own place.
+func (a AuthenticatedMsg) Open() (*Entry, error) {
+	if !a.ok {
+		return nil, ErrAuthMissing
+	}
+	e, err := DecodeEntry(a.m.Data)
 	if err != nil {
 		return nil, err
 	}
-	return e, checkPlace(e, m)
+	return e, checkPlace(e, a.m)
 }
+
+// Version changes whenever Observe changes the set.
+func (t *TrustedNodes) Version() uint64 { return t.version }
 
 // openGenesis decodes the first message before its check, since the key
 // that signs it is the one it records.

@@ -131,3 +131,23 @@ func TestCatchUpWithoutAnAuthenticatedGenesis(t *testing.T) {
 		t.Fatalf("last void: %q", last.Reason)
 	}
 }
+
+// BenchmarkCatchUp is a rebuild's cost per entry, authentication included.
+func BenchmarkCatchUp(b *testing.B) {
+	_, log := makeEntries(b, 4096)
+	for b.Loop() {
+		b.StopTimer()
+		s, err := Open(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := CatchUp(context.Background(), s, log); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(log)), "ns/entry")
+}
