@@ -282,7 +282,10 @@ func (a AuthenticatedMsg) Open() (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e, checkPlace(e, a.m)
+	if err := checkPlace(e, a.m); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // Version changes whenever Observe changes the set.
