@@ -161,3 +161,25 @@ func BenchmarkEntryVerify(b *testing.B) {
 		}
 	}
 }
+
+// Whatever a message holds, opening it never panics, and what it accepts
+// claims the message's own place.
+func FuzzOpenEntry(f *testing.F) {
+	node := testSigner(1)
+	trusted := NewTrustedNodes()
+	trusted.Observe(WriteSet{ServiceNodeRecord(node.Public(), nil).Write()})
+	good := authEntry(f, node, KindStatement, 5, Write{Table: "t", Key: "k", Value: []byte("v")})
+	f.Add(good.Seq, good.Subject, good.Data, good.Node, good.Auth)
+	f.Add(uint64(1), "gavel.ledger.genesis", good.Data, good.Node, good.Auth)
+	f.Add(uint64(5), "gavel.ledger.statement", []byte("garbage"), "", "")
+	f.Fuzz(func(t *testing.T, seq uint64, subject string, data []byte, nodeID, auth string) {
+		m := LedgerMsg{Seq: seq, Subject: subject, Data: data, Node: nodeID, Auth: auth}
+		e, err := trusted.OpenEntry(m)
+		if err == nil && (e == nil || e.Seqno != seq || e.Subject() != subject) {
+			t.Fatalf("accepted %+v as %+v", m, e)
+		}
+		if err != nil && e != nil {
+			t.Fatalf("an entry with an error: %v", err)
+		}
+	})
+}

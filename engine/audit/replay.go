@@ -26,7 +26,7 @@ func (d *Divergence) Error() string { return fmt.Sprintf("divergence at %s: %s",
 
 // Summary is the result of a replay.
 type Summary struct {
-	Entries    uint64 `json:"entries"`
+	Entries    uint64 `json:"entries"` // every message checked, void entries included
 	LastTxID   string `json:"last_txid"`
 	Root       string `json:"root"`
 	Signatures uint64 `json:"signatures"`
