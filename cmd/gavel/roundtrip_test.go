@@ -187,6 +187,17 @@ func TestRoundTrip(t *testing.T) {
 		got.Statements != 1 || got.Signatures == 0 || got.Unsigned != 0 || got.LastSignedTxID != want.LastTxID {
 		t.Fatalf("replay over NATS: %+v, want %+v", got, want)
 	}
+	// Given the service certificate, genesis must record it.
+	mustRun(t, "audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile(),
+		"--service-cert", filepath.Join(svc.dataDir, replica.ServiceCertFile))
+	other := t.TempDir()
+	if _, err := replica.LoadOrCreateIdentity(other, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := run("audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile(),
+		"--service-cert", filepath.Join(other, replica.ServiceCertFile)); code != exitFailed || !strings.Contains(errOut, "another service certificate") {
+		t.Fatalf("replay against another service certificate: exit %d, %q", code, errOut)
+	}
 	if code, _, errOut := run("audit", "replay", "--nats", svc.r.NATSURL(), "--creds", payload); code != exitFailed || errOut == "" {
 		t.Fatalf("replay with bad credentials: exit %d, %q", code, errOut)
 	}
