@@ -45,6 +45,9 @@ type Entry struct {
 	// Result is the engine's answer to the request (JSON), kept so that an
 	// identical request sent again gets the first answer without a new entry.
 	Result []byte `cbor:"10,keyasint,omitempty"`
+	// VoidReason says why a void entry (KindVoid) is void. It is never
+	// encoded: a void entry exists only in readers' folds.
+	VoidReason string `cbor:"-"`
 }
 
 // TxID is the entry's transaction id.
@@ -56,8 +59,13 @@ func (e *Entry) Time() time.Time { return time.UnixMilli(e.TimeMillis).UTC() }
 // CommitEvidence is the entry's CCF commit evidence string.
 func (e *Entry) CommitEvidence() string { return CommitEvidence(e.TxID(), e.Nonce) }
 
-// Leaf is the entry's Merkle leaf hash.
-func (e *Entry) Leaf() Digest { return LeafHash(e.WriteSetDigest, e.CommitEvidence(), e.ClaimsDigest) }
+// Leaf is the entry's Merkle leaf hash; a void entry's is VoidLeaf.
+func (e *Entry) Leaf() Digest {
+	if e.Kind == KindVoid {
+		return VoidLeaf
+	}
+	return LeafHash(e.WriteSetDigest, e.CommitEvidence(), e.ClaimsDigest)
+}
 
 // Seal fixes the canonical write set and its digest; call it once the write
 // set is final and before encoding.

@@ -150,8 +150,9 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	data := fs.String("data", "", "a stopped replica's data folder")
 	natsURL := fs.String("nats", "", "a running service's NATS URL")
 	creds := fs.String("creds", "", "NATS credentials (nkey seed or .creds file) for --nats")
+	serviceCert := fs.String("service-cert", "", "the service certificate genesis must record (optional)")
 	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: gavel audit replay (--data DIR | --nats URL --creds F)")
+		fmt.Fprintln(errOut, "usage: gavel audit replay (--data DIR | --nats URL --creds F) [--service-cert F]")
 		fs.PrintDefaults()
 	}
 	pos, code, ok := parseFlags(fs, args)
@@ -205,13 +206,27 @@ func runReplay(args []string, out, errOut io.Writer) int {
 		return failf(errOut, "read the ledger: %v", err)
 	}
 	r := audit.NewReplayer(verifyStatementAt)
+	if *serviceCert != "" {
+		b, err := os.ReadFile(*serviceCert)
+		if err != nil {
+			return failf(errOut, "%v", err)
+		}
+		if err := r.ExpectServiceCertificate(b); err != nil {
+			return failf(errOut, "%s: %v", *serviceCert, err)
+		}
+	}
 	progress := newProgress(errOut, "replay", last)
-	err = reader.Range(ctx, 1, func(seq uint64, subject string, data []byte) error {
-		progress.set(seq)
-		return r.Add(seq, subject, data)
+	err = reader.Range(ctx, 1, func(m engine.LedgerMsg) error {
+		progress.set(m.Seq)
+		return r.Add(m)
 	})
 	progress.done()
 	sum := r.Summary()
+	// Void entries are foreign writes, never applied: the history around
+	// them still verifies, so they are findings on stderr, not a failure.
+	for _, v := range sum.VoidEntries {
+		fmt.Fprintf(errOut, "gavel: void entry at seqno %d (not an authenticated entry, not applied): %s\n", v.Seqno, v.Reason)
+	}
 	var div *audit.Divergence
 	if errors.As(err, &div) {
 		printJSON(out, map[string]any{"verified": false, "first_bad_txid": div.TxID, "reason": div.Reason, "checked": sum})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 
 	"github.com/gavelhq/gavel/engine"
@@ -25,7 +26,7 @@ func (d *Divergence) Error() string { return fmt.Sprintf("divergence at %s: %s",
 
 // Summary is the result of a replay.
 type Summary struct {
-	Entries    uint64 `json:"entries"`
+	Entries    uint64 `json:"entries"` // every message checked, void entries included
 	LastTxID   string `json:"last_txid"`
 	Root       string `json:"root"`
 	Signatures uint64 `json:"signatures"`
@@ -35,6 +36,16 @@ type Summary struct {
 	// verified but not yet covered by a signature.
 	LastSignedTxID string `json:"last_signed_txid,omitempty"`
 	Unsigned       uint64 `json:"unsigned_entries"`
+	// VoidEntries are the messages that are not authenticated entries:
+	// foreign writes, folded as engine.VoidLeaf and never applied. They
+	// are findings, not divergences: the history around them is whole.
+	VoidEntries []VoidEntry `json:"void_entries"`
+}
+
+// VoidEntry is a void entry the replay found.
+type VoidEntry struct {
+	Seqno  uint64 `json:"seqno"`
+	Reason string `json:"reason"`
 }
 
 // StatementVerifier re-runs a registration's stateless checks: it returns
@@ -47,6 +58,8 @@ type Replayer struct {
 	verifyStatement StatementVerifier
 	tree            *merkle.Tree
 	serviceKey      crypto.PublicKey
+	serviceCert     []byte // DER the genesis certificate must be, when set
+	trusted         *engine.TrustedNodes
 	last            *engine.Entry
 	sum             Summary
 	// state holds every table but the statements index, which nothing
@@ -59,7 +72,19 @@ type Replayer struct {
 func NewReplayer(verifyStatement StatementVerifier) *Replayer {
 	tree := merkle.New()
 	tree.Append(engine.Digest{}, nil) // CCF's zero leaf 0: leaf index = seqno
-	return &Replayer{verifyStatement: verifyStatement, tree: tree, state: constitution.MemState{}}
+	return &Replayer{verifyStatement: verifyStatement, tree: tree, state: constitution.MemState{}, trusted: engine.NewTrustedNodes(),
+		sum: Summary{VoidEntries: []VoidEntry{}}}
+}
+
+// ExpectServiceCertificate makes the replay refuse a genesis entry whose
+// service certificate is not certPEM.
+func (r *Replayer) ExpectServiceCertificate(certPEM []byte) error {
+	blk, _ := pem.Decode(certPEM)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return fmt.Errorf("service certificate is not a PEM certificate")
+	}
+	r.serviceCert = blk.Bytes
+	return nil
 }
 
 // SetScriptLimits sets the limits for re-executed constitution calls (the
@@ -102,12 +127,41 @@ func (r *Replayer) governance(e *engine.Entry) error {
 	return nil
 }
 
-// Add checks the entry at stream sequence seq.
-func (r *Replayer) Add(seq uint64, subject string, data []byte) error {
+// Add checks the message at stream sequence m.Seq. It authenticates it
+// first (engine.TrustedNodes.OpenEntry, against the service nodes Trusted
+// as of the entry before); a message that is not an authenticated entry
+// is a void entry: its leaf is engine.VoidLeaf, it is listed in
+// Summary.VoidEntries, and nothing of it is applied.
+func (r *Replayer) Add(m engine.LedgerMsg) error {
+	if want := r.tree.Size(); m.Seq != want {
+		return &Divergence{TxID: fmt.Sprintf("seq %d", m.Seq), Reason: fmt.Sprintf("expected seqno %d", want)}
+	}
+	e, err := r.trusted.OpenEntry(m)
+	if err != nil {
+		r.tree.Append(engine.VoidLeaf, nil)
+		r.sum.VoidEntries = append(r.sum.VoidEntries, VoidEntry{Seqno: m.Seq, Reason: err.Error()})
+		r.sum.Entries++
+		r.sum.Unsigned++
+		return nil
+	}
+	if err := r.check(m.Seq, m.Subject, e); err != nil {
+		return err
+	}
+	r.trusted.Observe(e.Writes)
+	return nil
+}
+
+// AddAuthenticated checks an entry whose authentication the caller vouches
+// for (tests that build ledgers without a node key).
+func (r *Replayer) AddAuthenticated(seq uint64, subject string, data []byte) error {
 	e, err := engine.DecodeEntry(data)
 	if err != nil {
 		return &Divergence{TxID: fmt.Sprintf("seq %d", seq), Reason: err.Error()}
 	}
+	return r.check(seq, subject, e)
+}
+
+func (r *Replayer) check(seq uint64, subject string, e *engine.Entry) error {
 	tx := e.TxID().String()
 	bad := func(format string, args ...any) error {
 		return &Divergence{TxID: tx, Reason: fmt.Sprintf(format, args...)}
@@ -193,6 +247,11 @@ func (r *Replayer) genesis(e *engine.Entry) error {
 	pemBytes, ok := e.Writes.Value(engine.TableService, exec.KeyServiceCertificate)
 	if !ok {
 		return fmt.Errorf("genesis has no service certificate")
+	}
+	if r.serviceCert != nil {
+		if blk, _ := pem.Decode(pemBytes); blk == nil || !bytes.Equal(blk.Bytes, r.serviceCert) {
+			return fmt.Errorf("genesis records another service certificate than the one given")
+		}
 	}
 	key, err := publicKeyFromPEM(pemBytes)
 	if err != nil {

@@ -10,7 +10,7 @@ const (
 	TableConstitution      = "gov.constitution"               // "" → constitution module source (JSON string)
 	TableSNPHostData       = "gov.nodes.snp.host_data"        // host data hex → {security_policy}
 	TableSNPMeasurements   = "gov.nodes.snp.measurements"     // measurement hex → "AllowedToJoin"
-	TableNodes             = "gov.nodes.info"                 // node id → {status, …}
+	TableNodes             = engine.TableNodes                // node id → {node_id, status, role, public_key, cert}
 	TableJoinPolicy        = "gov.nodes.join_policy"          // "" → policy source (JSON string)
 	TableJSApp             = "gov.js_app"                     // "" → {metadata, modules}
 	TableNetworkParameters = "gov.network_parameters.pending" // "" → {parameters, description, update_deadline, hash}

@@ -1,6 +1,7 @@
 package exec_test
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"testing"
 	"time"
@@ -50,5 +51,33 @@ func TestVerifyAndRegisterStatement(t *testing.T) {
 	}
 	if _, err := exec.VerifyStatement(raw[:len(raw)-1], time.Now()); err == nil {
 		t.Fatal("a truncated statement verified")
+	}
+}
+
+// Genesis records the replica's node as the service's first, Trusted
+// service node, under its node id, so that the genesis entry authenticates
+// itself and every later entry of that node.
+func TestGenesisRecordsTheFirstNode(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(nil)
+	rec := engine.ServiceNodeRecord(pub, []byte("node cert"))
+	eff, err := exec.Genesis{ServiceCertPEM: []byte("cert"), Node: rec}.Execute(constitution.MemState{}, engine.Facts{TxID: engine.TxID{View: 1, Seqno: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := eff.Writes.Value(engine.TableNodes, engine.NodeID(pub))
+	var got map[string]any
+	if !ok || json.Unmarshal(v, &got) != nil || got["node_id"] != engine.NodeID(pub) || got["status"] != "Trusted" ||
+		got["role"] != "service" || got["cert"] != "node cert" || got["public_key"] == "" {
+		t.Fatalf("node record %s", v)
+	}
+	trusted := engine.NewTrustedNodes()
+	trusted.Observe(eff.Writes)
+	if !trusted.Trusts(engine.NodeID(pub)) {
+		t.Fatal("the genesis node is not trusted")
+	}
+	// Behind a foreign message, a genesis could never authenticate itself.
+	_, err = exec.Genesis{ServiceCertPEM: []byte("cert"), Node: rec}.Execute(constitution.MemState{}, engine.Facts{TxID: engine.TxID{View: 1, Seqno: 2}})
+	if engine.AsError(err).Code != "LedgerNotEmpty" {
+		t.Fatalf("genesis at seqno 2: %v", err)
 	}
 }

@@ -7,11 +7,14 @@ import (
 )
 
 // Genesis creates the service: its identity certificate, its ledger
-// settings and its governance (members, constitution, configuration). It is
-// the first entry of every ledger and is refused once the service exists.
+// settings, its first node (the replica that writes it, a Trusted service
+// node whose key authenticates the genesis entry itself) and its
+// governance (members, constitution, configuration). It is the first entry
+// of every ledger and is refused once the service exists.
 type Genesis struct {
 	ServiceCertPEM []byte
 	Settings       ServiceSettings
+	Node           engine.NodeRecord
 	Governance     engine.WriteSet
 }
 
@@ -38,6 +41,12 @@ func (g Genesis) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 	} else if ok {
 		return engine.Effect{}, engine.Errorf(engine.KindConflict, "ServiceExists", "the service already has a genesis entry")
 	}
+	// Only the entry at seqno 1 authenticates itself (by the node it
+	// records): a genesis anywhere else could never be read back.
+	if f.TxID.Seqno != 1 {
+		return engine.Effect{}, engine.Errorf(engine.KindConflict, "LedgerNotEmpty",
+			"the ledger stream already holds %d messages but no genesis entry", f.TxID.Seqno-1)
+	}
 	settings, err := json.Marshal(g.Settings)
 	if err != nil {
 		return engine.Effect{}, err
@@ -47,5 +56,8 @@ func (g Genesis) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 		{Table: engine.TableService, Key: KeyServiceCertificate, Value: g.ServiceCertPEM},
 		{Table: engine.TableService, Key: KeyServiceSettings, Value: settings},
 	}, g.Governance...)
+	if g.Node.NodeID != "" {
+		writes = append(writes, g.Node.Write())
+	}
 	return engine.Effect{Writes: writes, Result: result}, nil
 }

@@ -440,7 +440,7 @@ func (s *scenario) audit() {
 		if err != nil {
 			s.t.Fatal(err)
 		}
-		if err := r.Add(e.Seqno, e.Subject(), b); err != nil {
+		if err := r.AddAuthenticated(e.Seqno, e.Subject(), b); err != nil {
 			s.t.Fatalf("%s: audit replay: %v", s.file, err)
 		}
 	}
@@ -475,7 +475,7 @@ func (s *scenario) auditCatchesForgery() {
 			e = &forged
 		}
 		b, _ := e.Encode()
-		err := r.Add(e.Seqno, e.Subject(), b)
+		err := r.AddAuthenticated(e.Seqno, e.Subject(), b)
 		if i < last && err != nil {
 			s.t.Fatalf("%s: audit of the honest prefix: %v", s.file, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/natslog/natstest"
 )
@@ -99,7 +100,7 @@ func BenchmarkRange(b *testing.B) {
 	r := natslog.NewReader(c.JetStream(c.ConnectClient(0)))
 	for b.Loop() {
 		n := 0
-		if err := r.Range(ctx, 1, func(uint64, string, []byte) error { n++; return nil }); err != nil || n != entries {
+		if err := r.Range(ctx, 1, func(engine.LedgerMsg) error { n++; return nil }); err != nil || n != entries {
 			b.Fatalf("Range: %d entries, %v", n, err)
 		}
 	}

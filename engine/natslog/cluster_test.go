@@ -53,7 +53,8 @@ func TestClusterR3AtomicBatch(t *testing.T) {
 		checkLedger(t, ctx, r, stored)
 		followCtx, stop := context.WithCancel(ctx)
 		followed := 0
-		err := r.Follow(followCtx, 1, func(seq uint64, _ string, data []byte) error {
+		err := r.Follow(followCtx, 1, func(m engine.LedgerMsg) error {
+			seq, data := m.Seq, m.Data
 			if followed++; seq != uint64(followed) || string(data) != string(stored[seq-1].Data) {
 				return fmt.Errorf("followed %d: seq %d %q", followed, seq, data)
 			}

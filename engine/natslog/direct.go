@@ -135,15 +135,21 @@ func (r *Reader) receiveBatch(ctx context.Context, replies <-chan *nats.Msg, rep
 				return kind, nil
 			}
 			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
-			if err != nil || seq > end {
+			if err != nil {
 				return 0, engine.Errorf(engine.KindInternal, "LedgerUnreadable", "direct get answered sequence %q, expected %d", m.Header.Get("Nats-Sequence"), *next)
+			}
+			if *next > end {
+				// The stream grew while it was read (a batch need not stop
+				// at up_to_seq): the range ends where it began.
+				return directEndOfBatch, nil
 			}
 			if seq != *next {
 				// The ledger has no gaps (DenyDelete): a message of this
 				// batch was lost on the way. Ask again from next.
 				return directLost, nil
 			}
-			if err := fn(seq, m.Header.Get("Nats-Subject"), m.Data); err != nil {
+			if err := fn(engine.LedgerMsg{Seq: seq, Subject: m.Header.Get("Nats-Subject"), Data: m.Data,
+				Node: m.Header.Get(engine.HeaderNode), Auth: m.Header.Get(engine.HeaderAuth)}); err != nil {
 				return 0, err
 			}
 			*next = seq + 1

@@ -345,7 +345,7 @@ func TestRangeGivesUpWithoutDirectGets(t *testing.T) {
 	r := NewReader(js)
 	r.stall = 200 * time.Millisecond
 	calls := 0
-	err = r.Range(ctx, 1, func(uint64, string, []byte) error { calls++; return nil })
+	err = r.Range(ctx, 1, func(engine.LedgerMsg) error { calls++; return nil })
 	if e := engine.AsError(err); e.Kind != engine.KindUnavailable || e.Code != "LedgerUnavailable" || calls != 0 {
 		t.Fatalf("Range = %v after %d calls, want LedgerUnavailable", err, calls)
 	}

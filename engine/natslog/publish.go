@@ -223,10 +223,15 @@ func parseBatchAck(data []byte) (batchAck, error) {
 // PublishOne appends a single entry after expectedLastSeq and returns its
 // sequence, expectedLastSeq+1.
 func (p *Publisher) PublishOne(ctx context.Context, subject string, data []byte, expectedLastSeq uint64) (uint64, error) {
-	if _, ok := KindOfSubject(subject); !ok {
-		return 0, engine.Errorf(engine.KindInvalid, "InvalidSubject", "%q is not a ledger subject", subject)
+	return p.PublishOneMsg(ctx, Msg{Subject: subject, Data: data}, expectedLastSeq)
+}
+
+// PublishOneMsg is PublishOne with the message's own headers.
+func (p *Publisher) PublishOneMsg(ctx context.Context, m Msg, expectedLastSeq uint64) (uint64, error) {
+	if _, ok := KindOfSubject(m.Subject); !ok {
+		return 0, engine.Errorf(engine.KindInvalid, "InvalidSubject", "%q is not a ledger subject", m.Subject)
 	}
-	ack, err := p.js.Publish(ctx, subject, data,
+	ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header},
 		jetstream.WithExpectStream(LedgerStream), jetstream.WithExpectLastSequence(expectedLastSeq))
 	if err != nil {
 		return 0, p.publishError(ctx, err, expectedLastSeq)

@@ -40,8 +40,8 @@ type entry struct {
 func readAll(t *testing.T, ctx context.Context, r *natslog.Reader, from uint64) []entry {
 	t.Helper()
 	var got []entry
-	err := r.Range(ctx, from, func(seq uint64, subject string, data []byte) error {
-		got = append(got, entry{seq, subject, string(data)})
+	err := r.Range(ctx, from, func(m engine.LedgerMsg) error {
+		got = append(got, entry{m.Seq, m.Subject, string(m.Data)})
 		return nil
 	})
 	if err != nil {
@@ -317,8 +317,8 @@ func TestFollowTailsNewEntries(t *testing.T) {
 	seen := make(chan uint64, 100)
 	done := make(chan error, 1)
 	go func() {
-		done <- natslog.NewReader(c.JetStream(c.ConnectClient(0))).Follow(followCtx, 2, func(seq uint64, _ string, _ []byte) error {
-			seen <- seq
+		done <- natslog.NewReader(c.JetStream(c.ConnectClient(0))).Follow(followCtx, 2, func(m engine.LedgerMsg) error {
+			seen <- m.Seq
 			return nil
 		})
 	}()
@@ -354,9 +354,9 @@ func TestRangeStopsOnCallbackError(t *testing.T) {
 	r := natslog.NewReader(c.JetStream(nc))
 	stopErr := errors.New("stop here")
 	calls := 0
-	err := r.Range(ctx, 1, func(seq uint64, _ string, _ []byte) error {
+	err := r.Range(ctx, 1, func(m engine.LedgerMsg) error {
 		calls++
-		if seq == 4 {
+		if m.Seq == 4 {
 			return stopErr
 		}
 		return nil

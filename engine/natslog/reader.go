@@ -32,10 +32,10 @@ type Reader struct {
 // NewReader reads the ledger through js.
 func NewReader(js jetstream.JetStream) *Reader { return &Reader{js: js, stall: directStall} }
 
-// EntryFunc receives one ledger entry: seq is the stream sequence (the
-// ledger seqno). It may keep data. An error from it stops the read and is
-// returned as is.
-type EntryFunc func(seq uint64, subject string, data []byte) error
+// EntryFunc receives one message of the ledger, with its stream sequence
+// (the ledger seqno) and its authentication headers, not yet checked. It
+// may keep m.Data. An error from it stops the read and is returned as is.
+type EntryFunc func(m engine.LedgerMsg) error
 
 // LastSequence is the ledger stream's last sequence (0 when empty).
 func (r *Reader) LastSequence(ctx context.Context) (uint64, error) {
@@ -86,7 +86,9 @@ func (r *Reader) Follow(ctx context.Context, from uint64, fn EntryFunc) error {
 		if err != nil {
 			return engine.Wrap(engine.KindInternal, "LedgerUnreadable", err, "message without JetStream metadata")
 		}
-		if err := fn(meta.Sequence.Stream, msg.Subject(), msg.Data()); err != nil {
+		h := msg.Headers()
+		if err := fn(engine.LedgerMsg{Seq: meta.Sequence.Stream, Subject: msg.Subject(), Data: msg.Data(),
+			Node: h.Get(engine.HeaderNode), Auth: h.Get(engine.HeaderAuth)}); err != nil {
 			return err
 		}
 	}
@@ -99,25 +101,32 @@ func readError(ctx context.Context, err error) error {
 	return unavailable(err, "cannot read stream %s", LedgerStream)
 }
 
-// Get returns the entry at seq, with a direct get. In a cluster a direct
-// get may be answered by a replica that has not yet stored a just-acked
-// entry: NotFound then means "not there yet, or never".
+// Get returns the subject and data at seq (see GetMsg).
 func (r *Reader) Get(ctx context.Context, seq uint64) (subject string, data []byte, err error) {
+	m, err := r.GetMsg(ctx, seq)
+	return m.Subject, m.Data, err
+}
+
+// GetMsg returns the message at seq, with a direct get. In a cluster a
+// direct get may be answered by a replica that has not yet stored a
+// just-acked entry: NotFound then means "not there yet, or never".
+func (r *Reader) GetMsg(ctx context.Context, seq uint64) (engine.LedgerMsg, error) {
 	if seq == 0 {
-		return "", nil, engine.Errorf(engine.KindInvalid, "InvalidSequence", "ledger sequences start at 1")
+		return engine.LedgerMsg{}, engine.Errorf(engine.KindInvalid, "InvalidSequence", "ledger sequences start at 1")
 	}
 	stream, err := r.ledger(ctx)
 	if err != nil {
-		return "", nil, err
+		return engine.LedgerMsg{}, err
 	}
 	msg, err := stream.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return "", nil, engine.Errorf(engine.KindNotFound, "EntryNotFound", "no ledger entry %d", seq)
+		return engine.LedgerMsg{}, engine.Errorf(engine.KindNotFound, "EntryNotFound", "no ledger entry %d", seq)
 	}
 	if err != nil {
-		return "", nil, readError(ctx, err)
+		return engine.LedgerMsg{}, readError(ctx, err)
 	}
-	return msg.Subject, msg.Data, nil
+	return engine.LedgerMsg{Seq: seq, Subject: msg.Subject, Data: msg.Data,
+		Node: msg.Header.Get(engine.HeaderNode), Auth: msg.Header.Get(engine.HeaderAuth)}, nil
 }
 
 func (r *Reader) ledger(ctx context.Context) (jetstream.Stream, error) {

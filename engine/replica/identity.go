@@ -3,6 +3,7 @@ package replica
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
@@ -15,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/gavelhq/gavel/engine"
 )
 
 // Identity is the service identity: the key that signs Merkle roots and the
@@ -150,3 +153,105 @@ func parseIdentityCert(certPEM []byte) (*x509.Certificate, error) {
 	}
 	return cert, nil
 }
+
+// NodeIdentity is this replica's node key: it authenticates every entry
+// the replica appends (engine.NodeSigner). Its id is DESIGN.md's node id.
+type NodeIdentity struct {
+	Key     ed25519.PrivateKey
+	Cert    *x509.Certificate
+	CertPEM []byte
+	ID      string
+}
+
+// Node key file names in the data folder, as CCF names them.
+const (
+	NodeCertFile = "node_cert.pem"
+	nodeKeyFile  = "node_privk.pem"
+)
+
+// LoadOrCreateNodeIdentity reads the node key from dir, creating an
+// Ed25519 key and a self-signed certificate on first start. Ed25519, not
+// CCF's P-384: it is signed once per entry (26 µs against 227 µs here).
+func LoadOrCreateNodeIdentity(dir string, now time.Time) (*NodeIdentity, error) {
+	certPath, keyPath := filepath.Join(dir, NodeCertFile), filepath.Join(dir, nodeKeyFile)
+	certPEM, err := os.ReadFile(certPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return createNodeIdentity(certPath, keyPath, now)
+	}
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	return parseNodeIdentity(certPEM, keyPEM)
+}
+
+func createNodeIdentity(certPath, keyPath string, now time.Time) (*NodeIdentity, error) {
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "gavel node " + engine.NodeID(pub)[:16]},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(10, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return parseNodeIdentity(certPEM, keyPEM)
+}
+
+func parseNodeIdentity(certPEM, keyPEM []byte) (*NodeIdentity, error) {
+	cb, _ := pem.Decode(certPEM)
+	if cb == nil || cb.Type != "CERTIFICATE" {
+		return nil, errors.New("node certificate: no PEM certificate")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("node certificate: %w", err)
+	}
+	kb, _ := pem.Decode(keyPEM)
+	if kb == nil {
+		return nil, errors.New("node key: no PEM block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	key, ok := k.(ed25519.PrivateKey)
+	if !ok || !key.Public().(ed25519.PublicKey).Equal(cert.PublicKey) {
+		return nil, errors.New("node key is not the Ed25519 key of the node certificate")
+	}
+	return &NodeIdentity{Key: key, Cert: cert, CertPEM: certPEM, ID: engine.NodeID(key.Public().(ed25519.PublicKey))}, nil
+}
+
+// Record is the node's entry in the nodes table as genesis writes it: the
+// service's first node, Trusted.
+func (n *NodeIdentity) Record() engine.NodeRecord {
+	return engine.ServiceNodeRecord(n.Key.Public().(ed25519.PublicKey), n.CertPEM)
+}
+
+// Signer authenticates ledger messages with the node key.
+func (n *NodeIdentity) Signer() *engine.NodeSigner { return engine.NewNodeSigner(n.Key) }

@@ -61,6 +61,7 @@ type Replica struct {
 	cfg      Config
 	logger   *slog.Logger
 	identity *Identity
+	node     *NodeIdentity
 	embedded *natslog.Embedded
 	conn     *nats.Conn
 	log      *LedgerLog
@@ -117,6 +118,9 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if r.identity, err = LoadOrCreateIdentity(cfg.DataDir, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("service identity: %w", err)
 	}
+	if r.node, err = LoadOrCreateNodeIdentity(cfg.DataDir, cfg.Now()); err != nil {
+		return nil, fmt.Errorf("node identity: %w", err)
+	}
 	r.embedded, err = natslog.StartEmbedded(natslog.EmbeddedConfig{
 		DataDir: filepath.Join(cfg.DataDir, "nats"),
 		Listen:  cfg.NATSListen,
@@ -138,12 +142,13 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if err := natslog.EnsureStreams(ctx, js, 1); err != nil {
 		return nil, fmt.Errorf("streams: %w", err)
 	}
-	if r.log, err = NewLedgerLog(r.conn, js); err != nil {
+	if r.log, err = NewLedgerLog(r.conn, js, r.node.Signer()); err != nil {
 		return nil, err
 	}
 	if r.store, err = state.Open(filepath.Join(cfg.DataDir, "state")); err != nil {
 		return nil, err
 	}
+	r.store.SetLogger(r.logger.With("component", "state"))
 	started := time.Now()
 	if err := state.CatchUp(ctx, r.store, r.log); err != nil {
 		return nil, fmt.Errorf("catch up with the log: %w", err)
@@ -155,6 +160,13 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		if err := r.checkIdentity(); err != nil {
 			return nil, err
 		}
+		if err := r.checkNode(); err != nil {
+			return nil, err
+		}
+	}
+	if n, last := r.store.Voids(); n > 0 {
+		r.logger.Error("the ledger holds void entries: messages that are not authenticated entries, never applied",
+			slog.Uint64("count", n), slog.Uint64("last_seqno", last.Seqno), slog.String("last_reason", last.Reason))
 	}
 
 	signer, err := newRootSigner(r.identity)
@@ -181,7 +193,7 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 			SignatureEvery:      cfg.Sequencer.SignEvery,
 			SignatureIntervalMs: cfg.Sequencer.SignInterval.Milliseconds(),
 			Virtual:             true,
-		}, Governance: govWrites})
+		}, Node: r.node.Record(), Governance: govWrites})
 		if err != nil {
 			return nil, fmt.Errorf("genesis: %w", err)
 		}
@@ -256,6 +268,26 @@ func (r *Replica) checkIdentity() error {
 	}
 	return nil
 }
+
+// checkNode refuses to sequence with a node key the ledger does not trust:
+// every entry it wrote would be void to every other reader.
+func (r *Replica) checkNode() error {
+	trusted, err := engine.LoadTrustedNodes(r.store)
+	if err != nil {
+		return err
+	}
+	if !trusted.Trusts(r.node.ID) {
+		return fmt.Errorf("%s (node %s) is not a Trusted service node of this ledger", NodeCertFile, r.node.ID)
+	}
+	return nil
+}
+
+// Voids reports the void entries the state holds: how many, and the last
+// one's seqno and reason.
+func (r *Replica) Voids() (uint64, state.VoidRecord) { return r.store.Voids() }
+
+// Node is the replica's node identity.
+func (r *Replica) Node() *NodeIdentity { return r.node }
 
 // NATSURL is the embedded server's client URL.
 func (r *Replica) NATSURL() string { return r.embedded.ClientURL() }

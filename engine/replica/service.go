@@ -126,6 +126,10 @@ func (r *Replica) leaf(tx engine.TxID) (state.LeafRecord, error) {
 	if !ok || rec.View != tx.View {
 		return rec, engine.Errorf(engine.KindNotFound, "TransactionNotFound", "no committed transaction %s", tx)
 	}
+	if rec.Kind == engine.KindVoid {
+		return rec, engine.Errorf(engine.KindNotFound, "TransactionVoid",
+			"%s is a void entry, a message in the log that is not an authenticated entry (%s): it has no receipt", tx, rec.VoidReason)
+	}
 	return rec, nil
 }
 

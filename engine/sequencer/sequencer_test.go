@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/merkle"
 	"github.com/gavelhq/gavel/engine/natslog/natstest"
 	"github.com/gavelhq/gavel/engine/receipt"
@@ -38,6 +41,7 @@ func (p put) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, erro
 
 type harness struct {
 	t     *testing.T
+	nc    *nats.Conn // the replica user's connection, for raw publishes
 	log   *replica.LedgerLog
 	store *state.Store
 	seq   *sequencer.Sequencer
@@ -54,7 +58,11 @@ func start(t *testing.T, cfg sequencer.Config, view uint64) *harness {
 	c := natstest.Start(t, 1)
 	c.EnsureStreams()
 	nc := c.ConnectReplica(0)
-	log, err := replica.NewLedgerLog(nc, c.JetStream(nc))
+	node, err := replica.LoadOrCreateNodeIdentity(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := replica.NewLedgerLog(nc, c.JetStream(nc), node.Signer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +71,7 @@ func start(t *testing.T, cfg sequencer.Config, view uint64) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	store.SetLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	id, err := replica.LoadOrCreateIdentity(t.TempDir(), time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -71,13 +80,18 @@ func start(t *testing.T, cfg sequencer.Config, view uint64) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, log: log, store: store}
+	h := &harness{t: t, nc: nc, log: log, store: store}
 	h.seq = sequencer.New(cfg, view, store, log, signer{rs}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.seq.Run(ctx); close(done) }()
 	h.stop = func() { cancel(); <-done }
 	t.Cleanup(h.stop)
+	// The genesis entry trusts the node, so the log's entries are
+	// authenticated when the sequencer catches up.
+	if _, err := h.seq.Submit(context.Background(), exec.Genesis{Node: node.Record()}); err != nil {
+		t.Fatal(err)
+	}
 	return h
 }
 
@@ -101,6 +115,9 @@ func TestGroupCommitAnswersEveryRequestOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Stopped, the sequencer signs its tail and appends nothing more while
+	// its log and store are compared.
+	h.stop()
 	seen := map[uint64]bool{}
 	for _, tx := range txids {
 		if tx.View != 1 || seen[tx.Seqno] {
@@ -178,8 +195,8 @@ func TestWrongLastSequenceCatchesUpAndReexecutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.TxID.Seqno != 4 {
-		t.Fatalf("d landed at %v, want seqno 4 after a, b(foreign), c(foreign)", out.TxID)
+	if out.TxID.Seqno != 5 {
+		t.Fatalf("d landed at %v, want seqno 5 after genesis, a, b(foreign), c(foreign)", out.TxID)
 	}
 	v, ok, _ := h.store.Get("test", "b")
 	if !ok || string(v) != "foreign" {

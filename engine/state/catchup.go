@@ -2,39 +2,63 @@ package state
 
 import (
 	"context"
-	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
 
 	"github.com/gavelhq/gavel/engine"
 )
 
 // LogReader streams the ledger from a sequence to its current end.
 type LogReader interface {
-	Range(ctx context.Context, from uint64, fn func(seq uint64, subject string, data []byte) error) error
+	Range(ctx context.Context, from uint64, fn func(m engine.LedgerMsg) error) error
 }
 
 // catchUpChunk bounds the entries applied per pebble batch during replay.
 const catchUpChunk = 1024
 
-// CatchUp applies every entry the log holds past the store's last seqno.
-// It checks that each entry's seqno is its stream sequence and that its
-// write set matches its digest.
+// CatchUp applies every message the log holds past the store's last
+// seqno. Each is authenticated against the service nodes Trusted as of
+// the entry before it (engine.TrustedNodes.OpenEntry) before it is decoded;
+// one that is not an authenticated entry claiming its own place is folded
+// as a void entry, logged at Error and counted (Store.Voids), and catch-up
+// goes on after it. Signatures are checked ahead on every core, a chunk at
+// a time, and again in order after an entry that changes the nodes.
 func CatchUp(ctx context.Context, s *Store, log LogReader) error {
-	var chunk []*engine.Entry
-	flush := func() error {
-		err := s.Apply(chunk)
-		chunk = chunk[:0]
+	trusted, err := engine.LoadTrustedNodes(s)
+	if err != nil {
 		return err
 	}
-	err := log.Range(ctx, s.Meta().Seqno+1, func(seq uint64, subject string, data []byte) error {
-		e, err := engine.DecodeEntry(data)
-		if err != nil {
-			return fmt.Errorf("state: entry at stream sequence %d: %w", seq, err)
+	meta := s.Meta()
+	var msgs []engine.LedgerMsg
+	entries := make([]*engine.Entry, 0, catchUpChunk)
+	flush := func() error {
+		ahead, version := authenticateAll(trusted, msgs)
+		for i, m := range msgs {
+			var e *engine.Entry
+			var err error
+			if m.Seq == 1 || trusted.Version() != version {
+				e, err = trusted.OpenEntry(m)
+			} else if err = ahead[i].err; err == nil {
+				e, err = ahead[i].msg.Open()
+			}
+			if err != nil {
+				e = engine.VoidEntry(m.Seq, meta.View, meta.TimeMillis, err)
+				s.logger.Error("void entry: the ledger holds a message that is not an authenticated entry; it is not applied",
+					slog.Uint64("seq", m.Seq), slog.String("subject", m.Subject), slog.String("reason", e.VoidReason))
+			} else {
+				trusted.Observe(e.Writes)
+				meta.View, meta.TimeMillis = e.View, e.TimeMillis
+			}
+			entries = append(entries, e)
 		}
-		if e.Seqno != seq || subject != e.Subject() {
-			return fmt.Errorf("state: stream sequence %d (%s) holds entry %s (%s)", seq, subject, e.TxID(), e.Subject())
-		}
-		chunk = append(chunk, e)
-		if len(chunk) == catchUpChunk {
+		err := s.Apply(entries)
+		msgs, entries = msgs[:0], entries[:0]
+		return err
+	}
+	err = log.Range(ctx, meta.Seqno+1, func(m engine.LedgerMsg) error {
+		msgs = append(msgs, m)
+		if len(msgs) == catchUpChunk {
 			return flush()
 		}
 		return nil
@@ -43,4 +67,28 @@ func CatchUp(ctx context.Context, s *Store, log LogReader) error {
 		return err
 	}
 	return flush()
+}
+
+type authResult struct {
+	msg engine.AuthenticatedMsg
+	err error
+}
+
+// authenticateAll checks msgs' signatures against trusted as it is now, on
+// every core, and returns the results with the set's version.
+func authenticateAll(trusted *engine.TrustedNodes, msgs []engine.LedgerMsg) ([]authResult, uint64) {
+	out := make([]authResult, len(msgs))
+	workers := min(runtime.GOMAXPROCS(0), len(msgs)/64+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(msgs); i += workers {
+				out[i].msg, out[i].err = trusted.Authenticate(msgs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return out, trusted.Version()
 }

@@ -3,7 +3,9 @@
 // and of signature entries, and the last applied seqno — all written in one
 // pebble batch per applied run of entries, so the state always equals a fold
 // of a prefix of the log. Nothing here is the truth: every byte can be
-// rebuilt from the ledger stream.
+// rebuilt from the ledger stream. Catch-up applies only authenticated
+// entries; any other message is a void entry (engine.VoidLeaf, no writes),
+// counted and reported.
 //
 // The Merkle tree is CCF's: leaf 0 is 32 zero bytes and the leaf of the
 // entry at seqno s is leaf s, so a signature entry at seqno S signs the

@@ -22,6 +22,16 @@ type Meta struct {
 	TimeMillis int64  `cbor:"3,keyasint"` // engine time of that entry
 	// LastSignature is the seqno of the last signature entry applied.
 	LastSignature uint64 `cbor:"4,keyasint"`
+	// Voids counts the void entries applied; LastVoid is the last one.
+	Voids    uint64     `cbor:"5,keyasint,omitempty"`
+	LastVoid VoidRecord `cbor:"6,keyasint,omitempty"`
+}
+
+// VoidRecord is a void entry: a message of the log that is not an
+// authenticated entry, folded as engine.VoidLeaf and never applied.
+type VoidRecord struct {
+	Seqno  uint64 `cbor:"1,keyasint,omitempty" json:"seqno"`
+	Reason string `cbor:"2,keyasint,omitempty" json:"reason"`
 }
 
 // LeafRecord keeps what a receipt needs of an entry, so receipts do not
@@ -33,6 +43,7 @@ type LeafRecord struct {
 	WriteSetDigest engine.Digest    `cbor:"4,keyasint"`
 	ClaimsDigest   engine.Digest    `cbor:"5,keyasint"`
 	TimeMillis     int64            `cbor:"6,keyasint"`
+	VoidReason     string           `cbor:"7,keyasint,omitempty"` // Kind is engine.KindVoid
 }
 
 // SignatureRecord is an applied signature entry: the COSE_Sign1 over the
@@ -53,7 +64,8 @@ var ErrGap = errors.New("state: entries do not follow the last applied seqno")
 // Store is the pebble-backed state. Apply is called by one goroutine (the
 // sequencer or the follower); reads may come from any goroutine.
 type Store struct {
-	db *pebble.DB
+	db     *pebble.DB
+	logger *slog.Logger
 
 	mu   sync.RWMutex // guards meta and tree
 	meta Meta
@@ -75,7 +87,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, logger: slog.Default()}
 	if v, closer, err := db.Get([]byte(keyMeta)); err == nil {
 		err = engine.CBORDecode.Unmarshal(v, &s.meta)
 		closer.Close()
@@ -100,6 +112,16 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("state: restore tree at %d: %w", s.meta.Seqno, err)
 	}
 	return s, nil
+}
+
+// SetLogger sets where catch-up reports void entries (slog.Default by
+// default). Call it before the store is used.
+func (s *Store) SetLogger(l *slog.Logger) { s.logger = l }
+
+// Voids reports how many void entries the state holds and the last one.
+func (s *Store) Voids() (uint64, VoidRecord) {
+	m := s.Meta()
+	return m.Voids, m.LastVoid
 }
 
 // Close closes the database.
@@ -158,7 +180,11 @@ func (s *Store) Apply(entries []*engine.Entry) error {
 			}
 		}
 		leaf := LeafRecord{Kind: e.Kind, View: e.View, Nonce: e.Nonce, WriteSetDigest: e.WriteSetDigest,
-			ClaimsDigest: e.ClaimsDigest, TimeMillis: e.TimeMillis}
+			ClaimsDigest: e.ClaimsDigest, TimeMillis: e.TimeMillis, VoidReason: e.VoidReason}
+		if e.Kind == engine.KindVoid {
+			meta.Voids++
+			meta.LastVoid = VoidRecord{Seqno: e.Seqno, Reason: e.VoidReason}
+		}
 		if err := b.Set(seqKey(prefixEntry, e.Seqno), mustCBOR(&leaf), nil); err != nil {
 			return err
 		}
