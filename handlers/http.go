@@ -27,49 +27,16 @@ type HTTP struct {
 func NewHTTP(svc Service, limits Limits, logger *slog.Logger) http.Handler {
 	h := &HTTP{svc: svc, limits: limits, logger: logger}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /entries", h.postEntry)
-	mux.HandleFunc("GET /entries/{txid}/receipt", h.getEntryReceipt)
-	mux.HandleFunc("GET /entries/{txid}/statement", h.getEntryStatement)
+	h.entryRoutes(mux)
 	mux.HandleFunc("GET /receipt", h.getReceipt)
 	mux.HandleFunc("GET /node/network", h.getNetwork)
+	h.nodeRoutes(mux)
 	h.govRoutes(mux)
 	mux.Handle("GET /schemas/", http.StripPrefix("/schemas/", http.FileServerFS(schemas.FS)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, engine.Errorf(engine.KindNotFound, "ResourceNotFound", "no route %s %s", r.Method, r.URL.Path))
 	})
-	return mux
-}
-
-func (h *HTTP) postEntry(w http.ResponseWriter, r *http.Request) {
-	if err := requireContentType(r, contentTypeCOSE); err != nil {
-		h.fail(w, err)
-		return
-	}
-	body, err := readBody(w, r, h.limits.MaxStatementBytes)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	res, err := h.svc.RegisterStatement(r.Context(), body)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	var reg struct {
-		TxID string `json:"txid"`
-	}
-	if json.Unmarshal(res, &reg) == nil && reg.TxID != "" {
-		w.Header().Set("Location", "/entries/"+reg.TxID)
-	}
-	writeJSONBytes(w, http.StatusCreated, res)
-}
-
-func (h *HTTP) getEntryReceipt(w http.ResponseWriter, r *http.Request) {
-	h.serveCOSE(w, r, r.PathValue("txid"), h.svc.Receipt)
-}
-
-func (h *HTTP) getEntryStatement(w http.ResponseWriter, r *http.Request) {
-	h.serveCOSE(w, r, r.PathValue("txid"), h.svc.TransparentStatement)
+	return h.withTxID(mux)
 }
 
 func (h *HTTP) getReceipt(w http.ResponseWriter, r *http.Request) {
@@ -117,6 +84,11 @@ func (h *HTTP) fail(w http.ResponseWriter, err error) {
 	status, body := errorBody(err, h.logger)
 	if status == http.StatusAccepted || status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
+	}
+	// CCF's error header, and its challenge on authentication failures.
+	w.Header().Set("x-ms-error-code", engine.AsError(err).Code)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `COSE-SIGN1 realm="Signed request access"`)
 	}
 	writeJSONBytes(w, status, body)
 }
