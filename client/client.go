@@ -188,11 +188,15 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) (engine.TxID, 
 	return a.TxID, nil
 }
 
-// wait pauses before the next poll, honouring Retry-After.
-func (c *Client) wait(ctx context.Context, a Answer) error {
+// waitUntil pauses before the next poll (Poll, or a shorter Retry-After),
+// or reports that the deadline has passed.
+func (c *Client) waitUntil(ctx context.Context, a Answer, deadline time.Time) error {
 	d := c.Poll
-	if a.RetryAfter > 0 && a.RetryAfter < d*10 {
+	if a.RetryAfter > 0 && a.RetryAfter < d {
 		d = a.RetryAfter
+	}
+	if time.Now().Add(d).After(deadline) {
+		return engine.Errorf(engine.KindPending, "StillPending", "still pending after the time allowed (%s)", a.Location)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

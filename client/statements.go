@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/handlers"
@@ -36,9 +37,10 @@ func (c *Client) Operation(ctx context.Context, id string) (Operation, Answer, e
 	return op, a, err
 }
 
-// WaitOperation polls an operation until it succeeds and returns the
-// entry's transaction id.
-func (c *Client) WaitOperation(ctx context.Context, id string) (string, error) {
+// WaitOperation polls an operation until it succeeds, for at most wait,
+// and returns the entry's transaction id.
+func (c *Client) WaitOperation(ctx context.Context, id string, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
 	for {
 		op, a, err := c.Operation(ctx, id)
 		if err != nil {
@@ -48,7 +50,7 @@ func (c *Client) WaitOperation(ctx context.Context, id string) (string, error) {
 		case handlers.OperationSucceeded:
 			return op.EntryID, nil
 		case handlers.OperationRunning:
-			if err := c.wait(ctx, a); err != nil {
+			if err := c.waitUntil(ctx, a, deadline); err != nil {
 				return "", err
 			}
 		default:
@@ -57,29 +59,30 @@ func (c *Client) WaitOperation(ctx context.Context, id string) (string, error) {
 	}
 }
 
-// RegisterAndWait registers a statement and waits until its receipt can
-// be had; it returns the entry's transaction id.
-func (c *Client) RegisterAndWait(ctx context.Context, statement []byte) (string, error) {
+// RegisterAndWait registers a statement and waits, at most wait, until
+// its receipt can be had; it returns the entry's transaction id.
+func (c *Client) RegisterAndWait(ctx context.Context, statement []byte, wait time.Duration) (string, error) {
 	op, err := c.Register(ctx, statement)
 	if err != nil {
 		return "", err
 	}
-	return c.WaitOperation(ctx, op.OperationID)
+	return c.WaitOperation(ctx, op.OperationID, wait)
 }
 
-// Receipt is the CCF COSE receipt of a transaction; it waits while the
-// service answers that its signature is pending.
-func (c *Client) Receipt(ctx context.Context, tx string) ([]byte, error) {
-	return c.cose(ctx, "/entries/"+tx)
+// Receipt is the CCF COSE receipt of a transaction; it waits, at most
+// wait, while the service answers that its signature is pending.
+func (c *Client) Receipt(ctx context.Context, tx string, wait time.Duration) ([]byte, error) {
+	return c.cose(ctx, "/entries/"+tx, wait)
 }
 
 // TransparentStatement is a registered statement with its receipt
 // embedded (header 394); it waits like Receipt.
-func (c *Client) TransparentStatement(ctx context.Context, tx string) ([]byte, error) {
-	return c.cose(ctx, "/entries/"+tx+"/statement")
+func (c *Client) TransparentStatement(ctx context.Context, tx string, wait time.Duration) ([]byte, error) {
+	return c.cose(ctx, "/entries/"+tx+"/statement", wait)
 }
 
-func (c *Client) cose(ctx context.Context, path string) ([]byte, error) {
+func (c *Client) cose(ctx context.Context, path string, wait time.Duration) ([]byte, error) {
+	deadline := time.Now().Add(wait)
 	for {
 		a, err := c.Do(ctx, http.MethodGet, path, "", nil)
 		if err != nil {
@@ -88,7 +91,7 @@ func (c *Client) cose(ctx context.Context, path string) ([]byte, error) {
 		if a.Status == http.StatusOK {
 			return a.Body, nil
 		}
-		if err := c.wait(ctx, a); err != nil {
+		if err := c.waitUntil(ctx, a, deadline); err != nil {
 			return nil, err
 		}
 	}
