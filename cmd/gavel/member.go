@@ -219,18 +219,23 @@ func runMemberSign(args []string, out, errOut io.Writer) int {
 	fs := newFlags("member sign", errOut)
 	var m memberFlags
 	m.register(fs, false)
-	typ := fs.String("type", "", "proposal, ballot or withdrawal")
+	typ := fs.String("type", "", "proposal, ballot, withdrawal, state_digest or ack")
 	proposal := fs.String("proposal-id", "", "the proposal id (ballot, withdrawal)")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
 	}
 	t := govreq.MsgType(*typ)
-	if t != govreq.MsgProposal && t != govreq.MsgBallot && t != govreq.MsgWithdrawal {
-		return usageError(errOut, fs, "--type must be proposal, ballot or withdrawal")
+	switch t {
+	case govreq.MsgProposal, govreq.MsgBallot, govreq.MsgWithdrawal, govreq.MsgStateDigest, govreq.MsgAck:
+	default:
+		return usageError(errOut, fs, "--type must be proposal, ballot, withdrawal, state_digest or ack")
 	}
-	if (t == govreq.MsgProposal) != (*proposal == "") || len(pos) > 1 || (t != govreq.MsgWithdrawal && len(pos) != 1) {
-		return usageError(errOut, fs, "a proposal takes a FILE and no --proposal-id; a ballot takes both; a withdrawal takes --proposal-id")
+	// A FILE is the payload: required for a proposal, a ballot and an ack,
+	// refused for a withdrawal and a state_digest request (both empty).
+	needsFile := t == govreq.MsgProposal || t == govreq.MsgBallot || t == govreq.MsgAck
+	if t.NeedsProposalID() == (*proposal == "") || len(pos) > 1 || needsFile != (len(pos) == 1) {
+		return usageError(errOut, fs, "a proposal takes a FILE; a ballot a FILE and --proposal-id; a withdrawal --proposal-id; a state_digest nothing; an ack a FILE (the :update answer)")
 	}
 	member, err := m.load()
 	if err != nil {
