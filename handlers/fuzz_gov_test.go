@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/gavelhq/gavel/engine"
@@ -49,6 +50,36 @@ func FuzzGovRequests(f *testing.F) {
 		}
 		if status == http.StatusUnauthorized && eb.Error.Code != "InvalidAuthenticationInfo" {
 			t.Fatalf("401 with code %s", eb.Error.Code)
+		}
+	})
+}
+
+// FuzzPageToken sends arbitrary skipTokens to the paged lists: the
+// service answers a page or 400 InvalidQueryParameterValue, never more.
+func FuzzPageToken(f *testing.F) {
+	fx := newGovFixture(f, 3)
+	ctx := context.Background()
+	for _, m := range fx.members {
+		if _, _, err := fx.c.Propose(ctx, m, []byte(`{"actions":[{"name":"remove_node_join_policy","args":{}}]}`)); err != nil {
+			f.Fatal(err)
+		}
+	}
+	page, err := fx.c.ListPage(ctx, gov_("/gov/members/proposals?maxpagesize=1"))
+	if err != nil || page.NextLink == "" {
+		f.Fatalf("first page %+v %v", page, err)
+	}
+	u, _ := url.Parse(page.NextLink)
+	f.Add(u.Query().Get("skipToken"))
+	f.Fuzz(func(t *testing.T, token string) {
+		for _, path := range []string{"/gov/members/proposals", "/gov/service/members"} {
+			status, _, body := fx.do("GET", gov_(path+"?maxpagesize=1&skipToken="+url.QueryEscape(token)), "", nil)
+			var eb handlers.ErrorBody
+			if status == http.StatusOK {
+				continue
+			}
+			if status != http.StatusBadRequest || json.Unmarshal(body, &eb) != nil || eb.Error.Code != "InvalidQueryParameterValue" {
+				t.Fatalf("%s token %q: %d %s", path, token, status, body)
+			}
 		}
 	})
 }
