@@ -37,25 +37,25 @@ const (
 // which the standard mux cannot match around a wildcard, so the POST
 // routes under a proposal or a member are parsed here.
 func (h *HTTP) govRoutes(mux *http.ServeMux) {
-	gov := func(pattern string, fn http.HandlerFunc) { mux.HandleFunc(pattern, h.requireAPIVersion(fn)) }
-	gov("POST /gov/members/proposals:create", func(w http.ResponseWriter, r *http.Request) {
+	route := func(pattern string, fn http.HandlerFunc) { mux.HandleFunc(pattern, h.requireAPIVersion(fn)) }
+	route("POST /gov/members/proposals:create", func(w http.ResponseWriter, r *http.Request) {
 		h.submitGov(w, r, govreq.MsgProposal, "", "")
 	})
-	gov("POST /gov/members/proposals/{rest...}", h.postUnderProposal)
-	gov("POST /gov/members/state-digests/{rest...}", h.postStateDigest)
-	gov("GET /gov/members/state-digests/{memberId}", h.getStateDigest)
-	gov("GET /gov/members/proposals", h.getProposals)
-	gov("GET /gov/members/proposals/{proposalId}", h.getProposal)
-	gov("GET /gov/members/proposals/{proposalId}/actions", h.getProposalActions)
-	gov("GET /gov/members/proposals/{proposalId}/ballots/{memberId}", h.getBallot)
-	gov("GET /gov/service/members", h.getMembers)
-	gov("GET /gov/service/members/{memberId}", h.getMember)
-	gov("GET /gov/service/constitution", h.getConstitution)
-	gov("GET /gov/service/info", h.getServiceInfo)
-	gov("GET /gov/service/javascript-app", h.getJSApp)
-	gov("GET /gov/service/join-policy", h.getJoinPolicy)
-	gov("GET /gov/service/transactions/commit", h.getCommitGov)
-	gov("GET /gov/service/transactions/{transactionId}", h.getTransactionGov)
+	route("POST /gov/members/proposals/{rest...}", h.postUnderProposal)
+	route("POST /gov/members/state-digests/{rest...}", h.postStateDigest)
+	route("GET /gov/members/state-digests/{memberId}", h.getStateDigest)
+	route("GET /gov/members/proposals", h.getProposals)
+	route("GET /gov/members/proposals/{proposalId}", h.getProposal)
+	route("GET /gov/members/proposals/{proposalId}/actions", h.getProposalActions)
+	route("GET /gov/members/proposals/{proposalId}/ballots/{memberId}", h.getBallot)
+	route("GET /gov/service/members", h.getMembers)
+	route("GET /gov/service/members/{memberId}", h.getMember)
+	route("GET /gov/service/constitution", h.getConstitution)
+	route("GET /gov/service/info", h.getServiceInfo)
+	route("GET /gov/service/javascript-app", h.getJSApp)
+	route("GET /gov/service/join-policy", h.getJoinPolicy)
+	route("GET /gov/service/transactions/commit", h.getCommitGov)
+	route("GET /gov/service/transactions/{transactionId}", h.getTransactionGov)
 }
 
 // requireAPIVersion refuses a /gov/ request without a served api-version,
