@@ -20,6 +20,10 @@ const (
 	KindGovProposal   EntryKind = "proposal"   // a member's signed proposal
 	KindGovBallot     EntryKind = "ballot"     // a member's signed ballot
 	KindGovWithdrawal EntryKind = "withdrawal" // a proposer's signed withdrawal
+	// A member's signed request for a fresh state digest, and its signed
+	// acknowledgement of it (CCF's member activation).
+	KindGovStateDigest EntryKind = "state_digest"
+	KindGovAck         EntryKind = "ack"
 )
 
 // Tables written by the ledger spine itself.
@@ -130,7 +134,8 @@ func (k EntryKind) String() string { return string(k) }
 // kind was written by other software, and nothing here can fold it.
 func (k EntryKind) Validate() error {
 	switch k {
-	case KindGenesis, KindStatement, KindSignature, KindGovProposal, KindGovBallot, KindGovWithdrawal:
+	case KindGenesis, KindStatement, KindSignature, KindGovProposal, KindGovBallot, KindGovWithdrawal,
+		KindGovStateDigest, KindGovAck:
 		return nil
 	}
 	return fmt.Errorf("unknown entry kind %q", string(k))

@@ -1,9 +1,10 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
-	"strings"
+	"net/url"
 	"testing"
 
 	"github.com/gavelhq/gavel/engine"
@@ -17,12 +18,16 @@ import (
 func FuzzGovRequests(f *testing.F) {
 	fx := newGovFixture(f, 1)
 	m := fx.members[0]
-	p := fx.proposal(fx.do("POST", "/gov/members/proposals:create", "application/cose",
-		fx.sign(m, govreq.MsgProposal, "", []byte(`{"actions":[{"name":"remove_node_join_policy","args":{}}]}`))))
+	p, _, err := fx.c.Propose(context.Background(), m, []byte(`{"actions":[{"name":"remove_node_join_policy","args":{}}]}`))
+	if err != nil {
+		f.Fatal(err)
+	}
 	routes := []string{
-		"/gov/members/proposals:create",
-		"/gov/members/proposals/" + p.ProposalID + "/ballots/" + m.ID + ":submit",
-		"/gov/members/proposals/" + p.ProposalID + ":withdraw",
+		gov_("/gov/members/proposals:create"),
+		gov_("/gov/members/proposals/" + p.ProposalID + "/ballots/" + m.ID + ":submit"),
+		gov_("/gov/members/proposals/" + p.ProposalID + ":withdraw"),
+		gov_("/gov/members/state-digests/" + m.ID + ":update"),
+		gov_("/gov/members/state-digests/" + m.ID + ":ack"),
 	}
 	f.Add(uint8(0), []byte{})
 	f.Add(uint8(0), []byte(`{"actions":[]}`))
@@ -43,8 +48,38 @@ func FuzzGovRequests(f *testing.F) {
 				t.Fatalf("a refused body wrote a %s entry", rec.Kind)
 			}
 		}
-		if status == http.StatusUnauthorized && !strings.Contains("InvalidSignature UnknownMember", eb.Error.Code) {
+		if status == http.StatusUnauthorized && eb.Error.Code != "InvalidAuthenticationInfo" {
 			t.Fatalf("401 with code %s", eb.Error.Code)
+		}
+	})
+}
+
+// FuzzPageToken sends arbitrary skipTokens to the paged lists: the
+// service answers a page or 400 InvalidQueryParameterValue, never more.
+func FuzzPageToken(f *testing.F) {
+	fx := newGovFixture(f, 3)
+	ctx := context.Background()
+	for _, m := range fx.members {
+		if _, _, err := fx.c.Propose(ctx, m, []byte(`{"actions":[{"name":"remove_node_join_policy","args":{}}]}`)); err != nil {
+			f.Fatal(err)
+		}
+	}
+	page, err := fx.c.ListPage(ctx, gov_("/gov/members/proposals?maxpagesize=1"))
+	if err != nil || page.NextLink == "" {
+		f.Fatalf("first page %+v %v", page, err)
+	}
+	u, _ := url.Parse(page.NextLink)
+	f.Add(u.Query().Get("skipToken"))
+	f.Fuzz(func(t *testing.T, token string) {
+		for _, path := range []string{"/gov/members/proposals", "/gov/service/members"} {
+			status, _, body := fx.do("GET", gov_(path+"?maxpagesize=1&skipToken="+url.QueryEscape(token)), "", nil)
+			var eb handlers.ErrorBody
+			if status == http.StatusOK {
+				continue
+			}
+			if status != http.StatusBadRequest || json.Unmarshal(body, &eb) != nil || eb.Error.Code != "InvalidQueryParameterValue" {
+				t.Fatalf("%s token %q: %d %s", path, token, status, body)
+			}
 		}
 	})
 }

@@ -33,16 +33,15 @@ type HTTP struct {
 func NewHTTP(svc Service, limits Limits, logger *slog.Logger) http.Handler {
 	h := &HTTP{svc: svc, limits: limits, logger: logger, mux: http.NewServeMux()}
 	mux := h.mux
-	mux.HandleFunc("POST /entries", h.postEntry)
-	mux.HandleFunc("GET /entries/{txid}/receipt", h.getEntryReceipt)
-	mux.HandleFunc("GET /entries/{txid}/statement", h.getEntryStatement)
+	h.entryRoutes(mux)
 	mux.HandleFunc("GET /receipt", h.getReceipt)
 	mux.HandleFunc("GET /node/network", h.getNetwork)
+	h.nodeRoutes(mux)
 	h.govRoutes(mux)
 	// "/schemas" itself too, or the mux would redirect it to "/schemas/".
 	mux.HandleFunc("GET /schemas", h.getSchema)
 	mux.HandleFunc("GET /schemas/{path...}", h.getSchema)
-	return h
+	return h.withTxID(h)
 }
 
 // ServeHTTP cleans the path (the mux would answer "//node/network" with a
@@ -167,38 +166,6 @@ func (h *HTTP) getSchema(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-func (h *HTTP) postEntry(w http.ResponseWriter, r *http.Request) {
-	if err := requireContentType(r, contentTypeCOSE); err != nil {
-		h.fail(w, err)
-		return
-	}
-	body, err := readBody(w, r, h.limits.MaxStatementBytes)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	res, err := h.svc.RegisterStatement(r.Context(), body)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	var reg struct {
-		TxID string `json:"txid"`
-	}
-	if json.Unmarshal(res, &reg) == nil && reg.TxID != "" {
-		w.Header().Set("Location", "/entries/"+reg.TxID)
-	}
-	writeJSONBytes(w, http.StatusCreated, res)
-}
-
-func (h *HTTP) getEntryReceipt(w http.ResponseWriter, r *http.Request) {
-	h.serveCOSE(w, r, r.PathValue("txid"), h.svc.Receipt)
-}
-
-func (h *HTTP) getEntryStatement(w http.ResponseWriter, r *http.Request) {
-	h.serveCOSE(w, r, r.PathValue("txid"), h.svc.TransparentStatement)
-}
-
 func (h *HTTP) getReceipt(w http.ResponseWriter, r *http.Request) {
 	h.serveCOSE(w, r, r.URL.Query().Get("transaction_id"), h.svc.Receipt)
 }
@@ -244,6 +211,11 @@ func (h *HTTP) fail(w http.ResponseWriter, err error) {
 	status, body := errorBody(err, h.logger)
 	if status == http.StatusAccepted || status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
+	}
+	// CCF's error header, and its challenge on authentication failures.
+	w.Header().Set("x-ms-error-code", engine.AsError(err).Code)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `COSE-SIGN1 realm="Signed request access"`)
 	}
 	writeJSONBytes(w, status, body)
 }

@@ -26,10 +26,11 @@ import (
 )
 
 type fixture struct {
-	t   testing.TB
-	r   *replica.Replica
-	url string
-	iss *issuer.Issuer
+	t    testing.TB
+	r    *replica.Replica
+	url  string
+	iss  *issuer.Issuer
+	conf *conformance
 }
 
 func newFixture(t testing.TB, seq sequencer.Config) *fixture {
@@ -40,12 +41,13 @@ func newFixture(t testing.TB, seq sequencer.Config) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	srv := serveEdge(t, handlers.NewHTTP(r, handlers.DefaultLimits(), logger), handlers.ConnLimits{})
+	conf := newConformance(t, handlers.NewHTTP(r, handlers.DefaultLimits(), logger))
+	srv := serveEdge(t, conf, handlers.ConnLimits{})
 	iss, err := issuer.New("ES256", time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, r: r, url: srv.URL, iss: iss}
+	return &fixture{t: t, r: r, url: srv.URL, iss: iss, conf: conf}
 }
 
 // natsClient serves the fixture's replica over NATS and connects a client
@@ -97,16 +99,18 @@ func (f *fixture) do(method, path, contentType string, body []byte) (int, http.H
 	return resp.StatusCode, resp.Header, b
 }
 
+// register registers a statement as scitt-ccf-ledger's clients do: 202
+// with a running operation whose id is the entry's txid.
 func (f *fixture) register(st []byte) string {
-	status, _, body := f.do("POST", "/entries", "application/cose", st)
-	if status != http.StatusCreated {
-		f.t.Fatalf("register: %d %s", status, body)
+	status, h, body := f.do("POST", "/entries", "application/cose", st)
+	var op handlers.Operation
+	if status != http.StatusAccepted || h.Get("Content-Type") != "application/cbor" || engine.CBORDecode.Unmarshal(body, &op) != nil {
+		f.t.Fatalf("register: %d %x", status, body)
 	}
-	var res struct{ TxID string }
-	if err := json.Unmarshal(body, &res); err != nil {
-		f.t.Fatal(err)
+	if op.Status != handlers.OperationRunning || h.Get("Location") != "/operations/"+op.OperationID || h.Get("x-ms-ccf-transaction-id") != op.OperationID {
+		f.t.Fatalf("register: %+v %v", op, h)
 	}
-	return res.TxID
+	return op.OperationID
 }
 
 // waitSigned waits until every entry is covered by a signature, so that
@@ -301,7 +305,7 @@ func FuzzPostEntries(f *testing.F) {
 			return // the one valid statement; registering it is not a fuzz finding
 		}
 		status, _, resp := fx.do("POST", "/entries", "application/cose", body)
-		if status == http.StatusCreated {
+		if status == http.StatusAccepted {
 			// Only a statement that really verifies may land.
 			st, err := cose.ParseStatement(body)
 			if err != nil || cose.VerifyStatement(st, time.Now()) != nil {

@@ -41,13 +41,16 @@ func ServeNATS(nc *nats.Conn, svc Service, limits Limits, inFlight int, logger *
 	routes := map[string]func(context.Context, []byte) ([]byte, error){
 		SubjectStatement: svc.RegisterStatement,
 		SubjectGovProposal: func(ctx context.Context, b []byte) ([]byte, error) {
-			return svc.SubmitGov(ctx, govreq.MsgProposal, "", "", b)
+			res, err := svc.SubmitGov(ctx, govreq.MsgProposal, "", "", b)
+			return res.Body, err
 		},
 		SubjectGovBallot: func(ctx context.Context, b []byte) ([]byte, error) {
-			return svc.SubmitGov(ctx, govreq.MsgBallot, "", "", b)
+			res, err := svc.SubmitGov(ctx, govreq.MsgBallot, "", "", b)
+			return res.Body, err
 		},
 		SubjectGovWithdrawal: func(ctx context.Context, b []byte) ([]byte, error) {
-			return svc.SubmitGov(ctx, govreq.MsgWithdrawal, "", "", b)
+			res, err := svc.SubmitGov(ctx, govreq.MsgWithdrawal, "", "", b)
+			return res.Body, err
 		},
 	}
 	for subject, call := range routes {

@@ -53,28 +53,37 @@ func TestGovernanceThroughTheCLI(t *testing.T) {
 
 	// 2 of 3 accept dave.
 	p := member("alice", "propose", write("add-dave.json", `{"actions":[{"name":"set_member","args":{"cert":`+string(pemJSON)+`}}]}`))
-	id := p["proposal_id"].(string)
-	if p["state"] != "Open" {
+	id := p["proposalId"].(string)
+	if p["proposalState"] != "Open" {
 		t.Fatalf("%v", p)
 	}
-	if p = member("bob", "vote", "--proposal", id); p["state"] != "Open" {
+	if p = member("bob", "vote", "--proposal", id); p["proposalState"] != "Open" {
 		t.Fatalf("%v", p)
 	}
-	if p = member("carol", "vote", "--proposal", id); p["state"] != "Accepted" {
+	if p = member("carol", "vote", "--proposal", id); p["proposalState"] != "Accepted" {
 		t.Fatalf("%v", p)
+	}
+	// dave is Accepted: it may not propose until it acknowledges the state
+	// digest (gavel member ack), then it is Active.
+	if _, errOut, code := runGavel(t, "member", "propose", "--url", srv.HTTP, "--cert", cert("dave"), "--key", key("dave"),
+		write("early.json", `{"actions":[{"name":"remove_node_join_policy","args":{}}]}`)); code != 1 || !strings.Contains(errOut, "Signer is not an ACTIVE member") {
+		t.Fatalf("an Accepted member proposing: exit %d %s", code, errOut)
+	}
+	if m := member("dave", "ack"); m["status"] != "Active" || m["memberId"] == "" {
+		t.Fatalf("ack: %v", m)
 	}
 	// A withdrawal, and a proposal voted down.
 	p = member("bob", "propose", write("jp.json", `{"actions":[{"name":"set_node_join_policy","args":{"policy":"export function apply() { return true; }"}}]}`))
-	if p = member("bob", "withdraw", "--proposal", p["proposal_id"].(string)); p["state"] != "Withdrawn" {
+	if p = member("bob", "withdraw", "--proposal", p["proposalId"].(string)); p["proposalState"] != "Withdrawn" {
 		t.Fatalf("%v", p)
 	}
 	p = member("carol", "propose", write("cfg.json", `{"actions":[{"name":"set_service_configuration","args":{"max_open_proposals":5}}]}`))
-	cid := p["proposal_id"].(string)
+	cid := p["proposalId"].(string)
 	// Of four members three must agree: two against reject it.
 	for _, who := range []string{"alice", "bob"} {
 		p = member(who, "vote", "--proposal", cid, "--reject")
 	}
-	if p["state"] != "Rejected" {
+	if p["proposalState"] != "Rejected" {
 		t.Fatalf("%v", p)
 	}
 	// A new constitution (unanimity), accepted through conditional ballots;
@@ -85,22 +94,22 @@ func TestGovernanceThroughTheCLI(t *testing.T) {
 	}
 	srcJSON, _ := json.Marshal(string(src))
 	p = member("dave", "propose", write("const.json", `{"actions":[{"name":"set_constitution","args":{"constitution":`+string(srcJSON)+`}}]}`))
-	kid := p["proposal_id"].(string)
+	kid := p["proposalId"].(string)
 	ballot := write("ballot.js", `export function vote(proposal, proposerId) { return JSON.parse(proposal).actions[0].name === "set_constitution"; }`)
 	for _, who := range []string{"alice", "bob", "carol"} {
 		p = member(who, "vote", "--proposal", kid, "--ballot", ballot)
 	}
-	if p["state"] != "Accepted" {
+	if p["proposalState"] != "Accepted" {
 		t.Fatalf("%v", p)
 	}
 	p = member("alice", "propose", write("jp2.json", `{"actions":[{"name":"remove_node_join_policy","args":{}}]}`))
 	for _, who := range []string{"alice", "bob", "carol"} {
-		p = member(who, "vote", "--proposal", p["proposal_id"].(string))
+		p = member(who, "vote", "--proposal", p["proposalId"].(string))
 	}
-	if p["state"] != "Open" { // unanimity: dave has not voted yet
+	if p["proposalState"] != "Open" { // unanimity: dave has not voted yet
 		t.Fatalf("%v", p)
 	}
-	if p = member("dave", "vote", "--proposal", p["proposal_id"].(string)); p["state"] != "Accepted" {
+	if p = member("dave", "vote", "--proposal", p["proposalId"].(string)); p["proposalState"] != "Accepted" {
 		t.Fatalf("%v", p)
 	}
 	out, errOut, code := runGavel(t, "member", "proposals", "--url", srv.HTTP)

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gavelhq/gavel/client"
+	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/cose"
 	"github.com/gavelhq/gavel/engine/issuer"
 	"github.com/gavelhq/gavel/engine/receipt"
@@ -193,7 +196,7 @@ type acked struct {
 }
 
 // registrar registers statements from several clients at once, keeping
-// what the service acknowledged (201 with a txid).
+// what the service acknowledged (202 with an operation: the entry's txid).
 type registrar struct {
 	iss  *issuer.Issuer
 	mu   sync.Mutex
@@ -213,7 +216,7 @@ func newRegistrar(t testing.TB) *registrar {
 // called (stop waits for them). A request the server died under was never
 // acknowledged and is not kept.
 func (r *registrar) start(t testing.TB, url, label string, workers int) (stop func()) {
-	client := &http.Client{Timeout: 10 * time.Second}
+	c := client.New(url, client.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
 	var stopping atomic.Bool
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -227,16 +230,13 @@ func (r *registrar) start(t testing.TB, url, label string, workers int) (stop fu
 					return
 				}
 				r.sent.Add(1)
-				resp, err := client.Post(url+"/entries", "application/cose", bytes.NewReader(st))
-				if err != nil {
+				op, err := c.Register(context.Background(), st)
+				if engine.KindOf(err) == engine.KindUnavailable {
 					return
 				}
-				var res struct{ TxID string }
-				ok := resp.StatusCode == http.StatusCreated && json.NewDecoder(resp.Body).Decode(&res) == nil
-				resp.Body.Close()
-				if ok {
+				if err == nil {
 					r.mu.Lock()
-					r.acks = append(r.acks, acked{res.TxID, st})
+					r.acks = append(r.acks, acked{op.OperationID, st})
 					r.mu.Unlock()
 				}
 			}

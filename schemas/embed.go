@@ -17,13 +17,13 @@ import (
 
 // FS holds the schema files, for serving at /schemas/.
 //
-//go:embed *.json actions/*.json *.cddl
+//go:embed *.json actions/*.json answers/*.json *.cddl
 var FS embed.FS
 
 // CodeSchemaViolation is the error code of a value its schema rejects.
 const CodeSchemaViolation = "SchemaViolation"
 
-const baseURL = "gavel:/schemas/"
+const baseURL = "gavel:///schemas/"
 
 var compiled = sync.OnceValues(compileAll)
 

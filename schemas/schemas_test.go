@@ -105,3 +105,34 @@ func FuzzValidateJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestAnswerSchemas checks that the answer schemas carry CCF's facts: the
+// shapes CCF defines pass, gavel's old snake_case shapes fail.
+func TestAnswerSchemas(t *testing.T) {
+	id := strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		schema, body string
+		ok           bool
+	}{
+		{"answers/Proposal", `{"proposalId":"` + id + `","proposerId":"` + id + `","proposalState":"Open","ballotCount":0,"ballotSubmitters":[]}`, true},
+		{"answers/Proposal", `{"proposalId":"` + id + `","proposerId":"` + id + `","proposalState":"Failed","ballotCount":1,"ballotSubmitters":["` + id + `"],"finalVotes":{"` + id + `":true},"failure":{"reason":"x"}}`, true},
+		{"answers/Proposal", `{"proposal_id":"` + id + `","proposer_id":"` + id + `","state":"Open","ballot_count":0}`, false},
+		{"answers/Proposal", `{"proposalId":"` + id + `","proposerId":"` + id + `","proposalState":"Pending","ballotCount":0,"ballotSubmitters":[]}`, false},
+		{"answers/Proposal", `{"proposalId":"` + id + `","proposerId":"` + id + `","proposalState":"Open","ballotCount":0,"ballotSubmitters":[],"failure":null}`, false},
+		{"answers/PagedProposal", `{"value":[]}`, true},
+		{"answers/PagedProposal", `{"value":[],"nextLink":"http://h/gov/members/proposals?skipToken=x"}`, true},
+		{"answers/PagedProposal", `{"proposals":[]}`, false},
+		{"answers/Member", `{"memberId":"` + id + `","status":"Accepted","certificate":"-----BEGIN CERTIFICATE-----"}`, true},
+		{"answers/Member", `{"memberId":"` + id + `","status":"Retired","certificate":"-----BEGIN CERTIFICATE-----"}`, false},
+		{"answers/StateDigest", `{"memberId":"` + id + `","stateDigest":"` + id + `"}`, true},
+		{"answers/Transaction", `{"status":"Committed"}`, true},
+		{"answers/Transaction", `{"status":"Done"}`, false},
+		{"answers/ErrorResponse", `{"error":{"code":"ProposalNotFound","message":"m"}}`, true},
+		{"answers/ErrorResponse", `{"error":{"message":"m"}}`, false},
+	} {
+		err := ValidateJSON(tc.schema, []byte(tc.body))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s %s: %v, want ok=%v", tc.schema, tc.body, err, tc.ok)
+		}
+	}
+}

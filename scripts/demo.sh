@@ -25,7 +25,7 @@ echo "release 1.2.3 of the demo" >"$work/payload.txt"
 "$g" statement sign --key "$work/issuer/key.pem" --chain "$work/issuer/chain.pem" --issuer "$did" \
   --subject demo/release --content-type text/plain "$work/payload.txt" >"$work/statement.cose"
 
-step "register it and fetch its receipt"
+step "register it (an operation, polled until its receipt exists) and fetch its receipt"
 reg=$("$g" statement register --url "$url" "$work/statement.cose")
 echo "$reg"
 txid=$(echo "$reg" | sed -E 's/.*"txid":"([^"]+)".*/\1/')
@@ -34,14 +34,18 @@ txid=$(echo "$reg" | sed -E 's/.*"txid":"([^"]+)".*/\1/')
 curl -sf "$url/entries/$txid/statement" >"$work/transparent.cose"
 "$g" audit verify-statement --service-cert "$work/data/service_cert.pem" "$work/transparent.cose"
 
-step "govern: member0 adds a second member"
+step "govern: member0 adds a second member (CCF's governance API, api-version 2024-07-01)"
 "$g" member keygen --out "$work/keys" --name alice >/dev/null
 printf '{"actions":[{"name":"set_member","args":{"cert":%s}}]}' \
   "$(sed -e ':a;N;$!ba;s/\n/\\n/g' -e 's/.*/"&\\n"/' "$work/keys/alice_cert.pem")" >"$work/proposal.json"
 m0=(--url "$url" --cert "$work/data/member0_cert.pem" --key "$work/data/member0_privk.pem")
-id=$("$g" member propose "${m0[@]}" --json "$work/proposal.json" | sed -E 's/.*"proposal_id":"([^"]+)".*/\1/')
+id=$("$g" member propose "${m0[@]}" --json "$work/proposal.json" | sed -E 's/.*"proposalId":"([^"]+)".*/\1/')
 "$g" member vote "${m0[@]}" --proposal "$id"
 "$g" member proposals --url "$url"
+curl -sf "$url/gov/service/members?api-version=2024-07-01"; echo
+
+step "alice is Accepted until she acknowledges the state digest; then Active"
+"$g" member ack --url "$url" --cert "$work/keys/alice_cert.pem" --key "$work/keys/alice_privk.pem"
 
 step "stop, and replay the whole ledger as an auditor"
 kill $pid; wait $pid || true

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gavelhq/gavel/client"
 	"github.com/gavelhq/gavel/engine/govreq"
 )
 
@@ -22,14 +22,9 @@ func init() {
 	register("member vote", "sign and submit a ballot on a proposal", runMemberVote)
 	register("member withdraw", "withdraw a proposal you made", runMemberWithdraw)
 	register("member proposals", "list proposals", runMemberProposals)
+	register("member ack", "activate an Accepted member: fetch the state digest and sign it back", runMemberAck)
 	register("member sign", "sign a governance request (COSE to stdout) for other clients", runMemberSign)
 }
-
-// Ballots the CLI writes when no --ballot file is given.
-const (
-	acceptBallot = "export function vote(proposal, proposerId) { return true; }"
-	rejectBallot = "export function vote(proposal, proposerId) { return false; }"
-)
 
 func runMemberKeygen(args []string, out, errOut io.Writer) int {
 	fs := newFlags("member keygen", errOut)
@@ -122,11 +117,8 @@ func runMemberPropose(args []string, out, errOut io.Writer) int {
 	if !json.Valid(body) {
 		return failf(errOut, "%s is not JSON", pos[0])
 	}
-	env, err := member.Sign(govreq.MsgProposal, "", time.Now(), body)
-	if err != nil {
-		return failf(errOut, "sign: %v", err)
-	}
-	return m.post(out, errOut, "/gov/members/proposals:create", env)
+	p, _, err := m.client().Propose(context.Background(), member, body)
+	return m.answer(out, errOut, p, err)
 }
 
 func runMemberVote(args []string, out, errOut io.Writer) int {
@@ -147,9 +139,9 @@ func runMemberVote(args []string, out, errOut io.Writer) int {
 	if err != nil {
 		return usageError(errOut, fs, "%v", err)
 	}
-	src := acceptBallot
+	src := client.AcceptBallot
 	if *reject {
-		src = rejectBallot
+		src = client.RejectBallot
 	}
 	if *ballotFile != "" {
 		b, err := readInput(*ballotFile)
@@ -158,12 +150,8 @@ func runMemberVote(args []string, out, errOut io.Writer) int {
 		}
 		src = string(b)
 	}
-	payload, _ := json.Marshal(map[string]string{"ballot": src})
-	env, err := member.Sign(govreq.MsgBallot, *proposal, time.Now(), payload)
-	if err != nil {
-		return failf(errOut, "sign: %v", err)
-	}
-	return m.post(out, errOut, "/gov/members/proposals/"+*proposal+"/ballots/"+member.ID+":submit", env)
+	p, _, err := m.client().Vote(context.Background(), member, *proposal, src)
+	return m.answer(out, errOut, p, err)
 }
 
 func runMemberWithdraw(args []string, out, errOut io.Writer) int {
@@ -182,29 +170,72 @@ func runMemberWithdraw(args []string, out, errOut io.Writer) int {
 	if err != nil {
 		return usageError(errOut, fs, "%v", err)
 	}
-	env, err := member.Sign(govreq.MsgWithdrawal, *proposal, time.Now(), nil)
-	if err != nil {
-		return failf(errOut, "sign: %v", err)
+	p, _, err := m.client().Withdraw(context.Background(), member, *proposal)
+	if err == nil && p == nil {
+		fmt.Fprintf(errOut, "no proposal %s: nothing to withdraw\n", *proposal)
+		return exitOK
 	}
-	return m.post(out, errOut, "/gov/members/proposals/"+*proposal+":withdraw", env)
+	return m.answer(out, errOut, p, err)
+}
+
+func runMemberAck(args []string, out, errOut io.Writer) int {
+	fs := newFlags("member ack", errOut)
+	var m memberFlags
+	m.register(fs, true)
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 {
+		return usageError(errOut, fs, "no arguments are taken")
+	}
+	member, err := m.load()
+	if err != nil {
+		return usageError(errOut, fs, "%v", err)
+	}
+	ctx := context.Background()
+	c := m.client()
+	d, body, err := c.UpdateStateDigest(ctx, member)
+	if err != nil {
+		return failf(errOut, "refused: %v", err)
+	}
+	if _, err := c.AckStateDigest(ctx, member, body); err != nil {
+		return failf(errOut, "refused: %v", err)
+	}
+	me, err := c.Member(ctx, member.ID)
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	if m.asJSON {
+		b, _ := json.Marshal(me)
+		fmt.Fprintf(out, "%s\n", b)
+		return exitOK
+	}
+	fmt.Fprintf(out, "member %s is %s (acknowledged state digest %s)\n", me.MemberID, me.Status, d.StateDigest)
+	return exitOK
 }
 
 func runMemberSign(args []string, out, errOut io.Writer) int {
 	fs := newFlags("member sign", errOut)
 	var m memberFlags
 	m.register(fs, false)
-	typ := fs.String("type", "", "proposal, ballot or withdrawal")
+	typ := fs.String("type", "", "proposal, ballot, withdrawal, state_digest or ack")
 	proposal := fs.String("proposal-id", "", "the proposal id (ballot, withdrawal)")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
 	}
 	t := govreq.MsgType(*typ)
-	if t != govreq.MsgProposal && t != govreq.MsgBallot && t != govreq.MsgWithdrawal {
-		return usageError(errOut, fs, "--type must be proposal, ballot or withdrawal")
+	switch t {
+	case govreq.MsgProposal, govreq.MsgBallot, govreq.MsgWithdrawal, govreq.MsgStateDigest, govreq.MsgAck:
+	default:
+		return usageError(errOut, fs, "--type must be proposal, ballot, withdrawal, state_digest or ack")
 	}
-	if (t == govreq.MsgProposal) != (*proposal == "") || len(pos) > 1 || (t != govreq.MsgWithdrawal && len(pos) != 1) {
-		return usageError(errOut, fs, "a proposal takes a FILE and no --proposal-id; a ballot takes both; a withdrawal takes --proposal-id")
+	// A FILE is the payload: required for a proposal, a ballot and an ack,
+	// refused for a withdrawal and a state_digest request (both empty).
+	needsFile := t == govreq.MsgProposal || t == govreq.MsgBallot || t == govreq.MsgAck
+	if t.NeedsProposalID() == (*proposal == "") || len(pos) > 1 || needsFile != (len(pos) == 1) {
+		return usageError(errOut, fs, "a proposal takes a FILE; a ballot a FILE and --proposal-id; a withdrawal --proposal-id; a state_digest nothing; an ack a FILE (the :update answer)")
 	}
 	member, err := m.load()
 	if err != nil {
@@ -236,47 +267,23 @@ func runMemberProposals(args []string, out, errOut io.Writer) int {
 	if len(pos) != 0 {
 		return usageError(errOut, fs, "no arguments are taken")
 	}
-	u := strings.TrimRight(*url, "/") + "/gov/members/proposals"
-	if *state != "" {
-		u += "?state=" + *state
-	}
-	resp, err := httpClient.Get(u)
+	ps, err := client.New(*url, client.WithHTTPClient(httpClient)).Proposals(context.Background(), *state)
 	if err != nil {
 		return failf(errOut, "%v", err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if resp.StatusCode != http.StatusOK {
-		return failf(errOut, "%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	if ps == nil {
+		ps = []*client.Proposal{}
 	}
 	if *asJSON {
-		out.Write(body)
+		b, _ := json.Marshal(map[string]any{"value": ps})
+		fmt.Fprintf(out, "%s\n", b)
 		return exitOK
 	}
-	var list struct {
-		Proposals []proposalView `json:"proposals"`
-	}
-	if err := json.Unmarshal(body, &list); err != nil {
-		return failf(errOut, "unexpected answer: %v", err)
-	}
-	printProposals(out, list.Proposals...)
+	printProposals(out, ps...)
 	return exitOK
 }
 
-// proposalView is the part of a proposal the table shows.
-type proposalView struct {
-	ProposalID   string          `json:"proposal_id"`
-	ProposerID   string          `json:"proposer_id"`
-	State        string          `json:"state"`
-	BallotCount  int             `json:"ballot_count"`
-	FinalVotes   map[string]bool `json:"final_votes"`
-	VoteFailures map[string]any  `json:"vote_failures"`
-	Failure      *struct {
-		Reason string `json:"reason"`
-	} `json:"failure"`
-}
-
-func printProposals(out io.Writer, ps ...proposalView) {
+func printProposals(out io.Writer, ps ...*client.Proposal) {
 	tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROPOSAL\tPROPOSER\tSTATE\tBALLOTS\tFOR\tAGAINST\tNOTE")
 	for _, p := range ps {
@@ -311,24 +318,19 @@ func short(id string) string {
 	return id
 }
 
-// post sends a signed request and prints the proposal it answers with.
-func (m *memberFlags) post(out, errOut io.Writer, path string, env []byte) int {
-	resp, err := httpClient.Post(strings.TrimRight(m.url, "/")+path, "application/cose", bytes.NewReader(env))
+func (m *memberFlags) client() *client.Client {
+	return client.New(m.url, client.WithHTTPClient(httpClient))
+}
+
+// answer prints the proposal a governance write answered with.
+func (m *memberFlags) answer(out, errOut io.Writer, p *client.Proposal, err error) int {
 	if err != nil {
-		return failf(errOut, "%v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode != http.StatusOK {
-		return failf(errOut, "refused (%s): %s", resp.Status, strings.TrimSpace(string(body)))
+		return failf(errOut, "refused: %v", err)
 	}
 	if m.asJSON {
-		fmt.Fprintf(out, "%s\n", bytes.TrimSpace(body))
+		b, _ := json.Marshal(p)
+		fmt.Fprintf(out, "%s\n", b)
 		return exitOK
-	}
-	var p proposalView
-	if err := json.Unmarshal(body, &p); err != nil {
-		return failf(errOut, "unexpected answer: %v", err)
 	}
 	printProposals(out, p)
 	return exitOK

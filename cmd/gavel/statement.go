@@ -1,14 +1,15 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
+	"github.com/gavelhq/gavel/client"
+	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/cose"
 	"github.com/gavelhq/gavel/engine/didx509"
 )
@@ -65,8 +66,9 @@ func runStatementSign(args []string, out, errOut io.Writer) int {
 func runStatementRegister(args []string, out, errOut io.Writer) int {
 	fs := newFlags("statement register", errOut)
 	url := fs.String("url", "http://127.0.0.1:8080", "the service's HTTP address")
+	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the operation to succeed")
 	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: gavel statement register --url U FILE")
+		fmt.Fprintln(errOut, "usage: gavel statement register --url U [--wait D] FILE")
 		fs.PrintDefaults()
 	}
 	pos, code, ok := parseFlags(fs, args)
@@ -80,25 +82,14 @@ func runStatementRegister(args []string, out, errOut io.Writer) int {
 	if err != nil {
 		return failf(errOut, "%v", err)
 	}
-	resp, err := httpClient.Post(strings.TrimRight(*url, "/")+"/entries", "application/cose", bytes.NewReader(st))
+	// scitt-ccf-ledger's registration: an operation, polled until the
+	// entry's receipt can be had.
+	tx, err := client.New(*url, client.WithHTTPClient(httpClient)).RegisterAndWait(context.Background(), st, *wait)
 	if err != nil {
-		return failf(errOut, "%v", err)
+		return failf(errOut, "registration refused: %v", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return failf(errOut, "%v", err)
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return failf(errOut, "registration refused (%s): %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	var res struct {
-		TxID string `json:"txid"`
-	}
-	if err := json.Unmarshal(body, &res); err != nil || res.TxID == "" {
-		return failf(errOut, "unexpected answer: %s", body)
-	}
-	fmt.Fprintf(out, "%s\n", bytes.TrimSpace(body))
+	b, _ := json.Marshal(map[string]string{"txid": tx})
+	fmt.Fprintf(out, "%s\n", b)
 	return exitOK
 }
 
@@ -114,7 +105,10 @@ func runReceipt(args []string, out, errOut io.Writer) int {
 	if *txid == "" || len(pos) != 0 {
 		return usageError(errOut, fs, "--txid is required")
 	}
-	b, err := fetchCOSE(strings.TrimRight(*url, "/")+"/receipt?transaction_id="+*txid, *wait)
+	if _, err := engine.ParseTxID(*txid); err != nil {
+		return failf(errOut, "%v", err)
+	}
+	b, err := client.New(*url, client.WithHTTPClient(httpClient)).Receipt(context.Background(), *txid, *wait)
 	if err != nil {
 		return failf(errOut, "%v", err)
 	}
@@ -123,27 +117,3 @@ func runReceipt(args []string, out, errOut io.Writer) int {
 }
 
 var httpClient = &http.Client{Timeout: 60 * time.Second}
-
-// fetchCOSE GETs a COSE document, following 202 + Retry-After until wait.
-func fetchCOSE(u string, wait time.Duration) ([]byte, error) {
-	deadline := time.Now().Add(wait)
-	for {
-		resp, err := httpClient.Get(u)
-		if err != nil {
-			return nil, err
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-		resp.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case resp.StatusCode == http.StatusOK:
-			return body, nil
-		case resp.StatusCode == http.StatusAccepted && time.Now().Before(deadline):
-			time.Sleep(200 * time.Millisecond)
-			continue
-		}
-		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-}

@@ -105,6 +105,7 @@ func (r *Replayer) apply(ws engine.WriteSet) {
 func (r *Replayer) governance(e *engine.Entry) error {
 	typ := map[engine.EntryKind]govreq.MsgType{
 		engine.KindGovProposal: govreq.MsgProposal, engine.KindGovBallot: govreq.MsgBallot, engine.KindGovWithdrawal: govreq.MsgWithdrawal,
+		engine.KindGovStateDigest: govreq.MsgStateDigest, engine.KindGovAck: govreq.MsgAck,
 	}[e.Kind]
 	req, err := gov.Verify(r.state, e.Input, typ, len(e.Input))
 	if err != nil {
@@ -208,7 +209,7 @@ func (r *Replayer) check(seq uint64, subject string, e *engine.Entry) error {
 			return bad("%v", err)
 		}
 		r.sum.Statements++
-	case engine.KindGovProposal, engine.KindGovBallot, engine.KindGovWithdrawal:
+	case engine.KindGovProposal, engine.KindGovBallot, engine.KindGovWithdrawal, engine.KindGovStateDigest, engine.KindGovAck:
 		if r.serviceKey == nil {
 			return bad("governance before genesis")
 		}

@@ -63,7 +63,7 @@ func TestDefaultActionsWriteSets(t *testing.T) {
 				Cert       string         `json:"cert"`
 				Status     string         `json:"status"`
 				MemberData map[string]any `json:"member_data"`
-			}{newcomer.cert, "Active", map[string]any{"name": "dora"}})}}},
+			}{newcomer.cert, "Accepted", map[string]any{"name": "dora"}})}}},
 		{"remove_member", map[string]any{"member_id": ms[2].id},
 			engine.WriteSet{{Table: TableMembers, Key: ms[2].id, Delete: true}}},
 		{"set_constitution", map[string]any{"constitution": constitutionSrc},
@@ -443,7 +443,12 @@ func TestDefaultProposalLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Apply(ws)
-	// Now four members: two yes votes no longer carry a proposal.
+	// The newcomer is Accepted: not counted until it acknowledges.
+	if got, err := c.Resolve(env(st), "{}", ms[0].id, votes, "p2"); err != nil || got != ProposalAccepted {
+		t.Fatalf("after adding an Accepted member: %v %v", got, err)
+	}
+	putJSON(t, st, TableMembers, ms[3].id, map[string]any{"cert": ms[3].cert, "status": "Active"})
+	// Now four active members: two yes votes no longer carry a proposal.
 	got, err := c.Resolve(env(st), "{}", ms[0].id, votes, "p2")
 	if err != nil || got != ProposalOpen {
 		t.Fatalf("after adding a member: %v %v", got, err)

@@ -37,14 +37,15 @@ func Verify(members engine.StateReader, raw []byte, want govreq.MsgType, maxSize
 		return VerifiedRequest{}, err
 	}
 	if !ok {
-		return VerifiedRequest{}, engine.Errorf(engine.KindUnauthorized, "UnknownMember", "no member has id %s", req.KeyID)
+		return VerifiedRequest{}, errUnknownMember(req.KeyID)
 	}
 	cert, err := parseCert(m.Cert)
 	if err != nil {
 		return VerifiedRequest{}, engine.Wrap(engine.KindInternal, "InternalError", err, "member %s certificate", req.KeyID)
 	}
 	if err := req.Verify(cert); err != nil {
-		return VerifiedRequest{}, err
+		// CCF answers every authentication failure alike.
+		return VerifiedRequest{}, engine.Wrap(engine.KindUnauthorized, CodeInvalidAuthenticationInfo, err, "the signature does not verify")
 	}
 	return VerifiedRequest{req}, nil
 }
@@ -64,6 +65,10 @@ func Command(req VerifiedRequest, limits constitution.Limits) engine.Command {
 		return Propose{Req: req, Limits: limits}
 	case govreq.MsgBallot:
 		return Vote{Req: req, Limits: limits}
+	case govreq.MsgStateDigest:
+		return UpdateStateDigest{Req: req}
+	case govreq.MsgAck:
+		return Ack{Req: req}
 	default:
 		return Withdraw{Req: req, Limits: limits}
 	}
@@ -111,7 +116,16 @@ type run struct {
 // the signer must be an active member and created_at inside the window of
 // the service configuration, which it keeps for the command.
 func (r *run) begin(req VerifiedRequest) (replayed []byte, err error) {
+	return r.beginAs(req, true)
+}
+
+// beginAs is begin; activeOnly false also admits an Accepted member (the
+// state-digest requests that activate it).
+func (r *run) beginAs(req VerifiedRequest, activeOnly bool) (replayed []byte, err error) {
 	if prev, ok, err := r.st.Get(TableRequests, req.ContentID()); err != nil || ok {
+		if ok && prev == nil {
+			prev = []byte{}
+		}
 		return prev, err
 	}
 	m, ok, err := LoadMember(r.st, req.KeyID)
@@ -119,10 +133,10 @@ func (r *run) begin(req VerifiedRequest) (replayed []byte, err error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, engine.Errorf(engine.KindUnauthorized, "UnknownMember", "no member has id %s", req.KeyID)
+		return nil, errUnknownMember(req.KeyID)
 	}
-	if m.Status != constitution.MemberActive {
-		return nil, engine.Errorf(engine.KindForbidden, "MemberNotActive", "member %s is %s", req.KeyID, m.Status)
+	if activeOnly && m.Status != constitution.MemberActive {
+		return nil, engine.Errorf(engine.KindUnauthorized, CodeInvalidAuthenticationInfo, "Signer is not an ACTIVE member (member %s is %s)", req.KeyID, m.Status)
 	}
 	if r.cfg, err = loadConfig(r.st); err != nil {
 		return nil, err
@@ -142,6 +156,11 @@ func (r *run) finish(req VerifiedRequest, p *Proposal) (engine.Effect, error) {
 	if err != nil {
 		return engine.Effect{}, err
 	}
+	return r.finishWith(req, res)
+}
+
+// finishWith is finish with any answer.
+func (r *run) finishWith(req VerifiedRequest, res []byte) (engine.Effect, error) {
 	if r.openDelta != 0 {
 		n, err := openCount(r.st)
 		if err != nil {
@@ -195,13 +214,18 @@ func (c Vote) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, err
 	if err != nil {
 		return engine.Effect{}, err
 	}
-	if _, ok := p.Ballots[c.Req.KeyID]; ok {
-		return engine.Effect{}, engine.Errorf(engine.KindConflict, "VoteAlreadyExists",
-			"member %s has already voted on proposal %s", c.Req.KeyID, p.ProposalID)
-	}
 	src, err := ballotSource(c.Req.Payload)
 	if err != nil {
 		return engine.Effect{}, err
+	}
+	if prev, ok := p.Ballots[c.Req.KeyID]; ok {
+		// CCF: the same ballot again is answered as is, another refused.
+		if prev == src {
+			res, err := json.Marshal(p)
+			return engine.Effect{Replayed: true, Result: res}, err
+		}
+		return engine.Effect{}, engine.Errorf(engine.KindInvalid, "VoteAlreadyExists",
+			"Different ballot already submitted by %s for %s.", c.Req.KeyID, p.ProposalID)
 	}
 	if _, err := constitution.CompileBallot(src); err != nil {
 		return engine.Effect{}, engine.Wrap(engine.KindInvalid, "InvalidBallot", err, "the ballot does not compile")
@@ -220,13 +244,27 @@ func (c Withdraw) Execute(st engine.StateReader, f engine.Facts) (engine.Effect,
 	if prev, err := r.begin(c.Req); err != nil || prev != nil {
 		return engine.Effect{Replayed: prev != nil, Result: prev}, err
 	}
-	p, err := openProposal(st, c.Req.ProposalID)
+	// CCF: withdrawing an unknown proposal succeeds with no content, and a
+	// withdrawn one is answered as is; neither writes.
+	p, ok, err := loadProposal(st, c.Req.ProposalID)
 	if err != nil {
 		return engine.Effect{}, err
 	}
+	if !ok {
+		return engine.Effect{Replayed: true}, nil
+	}
 	if p.ProposerID != c.Req.KeyID {
-		return engine.Effect{}, engine.Errorf(engine.KindForbidden, "NotProposer",
-			"only the proposer may withdraw proposal %s", p.ProposalID)
+		return engine.Effect{}, engine.Errorf(engine.KindForbidden, "AuthorizationFailed",
+			"Proposal %s can only be withdrawn by proposer %s, not caller %s.", p.ProposalID, p.ProposerID, c.Req.KeyID)
+	}
+	switch p.State {
+	case StateWithdrawn:
+		res, err := json.Marshal(p)
+		return engine.Effect{Replayed: true, Result: res}, err
+	case StateOpen:
+	default:
+		return engine.Effect{}, engine.Errorf(engine.KindInvalid, "ProposalNotOpen",
+			"Proposal %s is currently in state %s and cannot be withdrawn.", p.ProposalID, p.State)
 	}
 	p.State = StateWithdrawn
 	r.record(p, true)
@@ -239,10 +277,11 @@ func openProposal(st engine.StateReader, id string) (*Proposal, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, engine.Errorf(engine.KindNotFound, "ProposalNotFound", "no proposal %s", id)
+		return nil, engine.Errorf(engine.KindNotFound, "ProposalNotFound", "Could not find proposal %s.", id)
 	}
 	if p.State != StateOpen {
-		return nil, engine.Errorf(engine.KindConflict, "ProposalNotOpen", "proposal %s is %s", id, p.State)
+		return nil, engine.Errorf(engine.KindInvalid, "ProposalNotOpen",
+			"Proposal %s is currently in state %s - only Open proposals can receive votes", id, p.State)
 	}
 	return p, nil
 }
@@ -302,6 +341,7 @@ func runBallots(env constitution.Env, p *Proposal) ([]constitution.Vote, map[str
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	p.BallotSubmitters = ids
 	votes := make([]constitution.Vote, 0, len(ids))
 	failures := map[string]VoteFailure{}
 	for _, id := range ids {

@@ -30,6 +30,8 @@ import (
 	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/engine/merkle"
+	"github.com/gavelhq/gavel/engine/receipt"
 )
 
 // The scenario language, one command per line, each followed by the line
@@ -72,6 +74,7 @@ type scenario struct {
 	last     []byte // previous envelope
 	lastTyp  govreq.MsgType
 	identity []byte
+	signer   *receipt.Signer // the service's, for signature entries
 }
 
 func TestScenarios(t *testing.T) {
@@ -177,6 +180,8 @@ func (s *scenario) do(text string, line int) string {
 		return "ok"
 	case "propose", "vote", "withdraw":
 		return s.request(verb, rest, line)
+	case "ack":
+		return s.ack(rest, line)
 	case "resend":
 		if s.last == nil {
 			s.fatalf(line, "nothing to resend")
@@ -278,7 +283,7 @@ func (s *scenario) genesis(names []string, line int) string {
 	if err != nil {
 		s.fatalf(line, "%v", err)
 	}
-	s.identity = serviceCert(s.t)
+	s.identity, s.signer = serviceCert(s.t)
 	eff, err := exec.Genesis{ServiceCertPEM: s.identity, Governance: ws}.Execute(s.state, s.facts())
 	if err != nil {
 		s.t.Fatal(err)
@@ -409,6 +414,9 @@ func (s *scenario) submit(raw []byte, typ govreq.MsgType) string {
 }
 
 func describe(result []byte, s *scenario) string {
+	if len(result) == 0 {
+		return "no content"
+	}
 	var p gov.Proposal
 	if err := json.Unmarshal(result, &p); err != nil {
 		return "unparsable answer"
@@ -489,7 +497,7 @@ func (s *scenario) auditCatchesForgery() {
 	}
 }
 
-func serviceCert(t *testing.T) []byte {
+func serviceCert(t *testing.T) ([]byte, *receipt.Signer) {
 	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "scenario service"},
 		NotBefore: time.Unix(0, 0), NotAfter: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -497,7 +505,62 @@ func serviceCert(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	cert, _ := x509.ParseCertificate(der)
+	signer, err := receipt.NewSigner(key, cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), signer
+}
+
+// ack has a member activate itself as in CCF: a signature entry first (the
+// digest is taken from it), then the member's state_digest request and its
+// signed ack of the answer. "ack NAME @digest=HEX" acks HEX instead.
+func (s *scenario) ack(rest string, line int) string {
+	name, mod, _ := strings.Cut(rest, " ")
+	m := s.member(name)
+	tree := merkle.New()
+	tree.Append(engine.Digest{}, nil)
+	for _, e := range s.entries {
+		tree.Append(e.Leaf(), nil)
+	}
+	at := s.facts().TxID
+	sig, err := s.signer.SignRoot(tree.Root(), at, s.now, "gavel", "ledger.signature")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.commit(engine.KindSignature, nil, engine.Effect{Writes: engine.WriteSet{{Table: engine.TableSignatures, Key: "", Value: sig}}})
+	step := func(typ govreq.MsgType, payload []byte) ([]byte, string) {
+		raw, err := govreq.Sign(m.Key, m.Cert, typ, "", s.now, payload)
+		if err != nil {
+			s.fatalf(line, "sign: %v", err)
+		}
+		req, err := gov.Verify(s.state, raw, typ, 0)
+		if err != nil {
+			return nil, "error " + engine.AsError(err).Code
+		}
+		cmd := gov.Command(req, s.limits)
+		eff, err := cmd.Execute(s.state, s.facts())
+		if err != nil {
+			s.t.Logf("%v", err)
+			return nil, "error " + engine.AsError(err).Code
+		}
+		if !eff.Replayed {
+			s.commit(cmd.Kind(), raw, eff)
+		}
+		return eff.Result, ""
+	}
+	digest, refused := step(govreq.MsgStateDigest, nil)
+	if refused != "" {
+		return refused
+	}
+	if d, ok := strings.CutPrefix(mod, "@digest="); ok {
+		digest, _ = json.Marshal(map[string]string{"memberId": m.ID, "stateDigest": d})
+	}
+	if _, refused := step(govreq.MsgAck, digest); refused != "" {
+		return refused
+	}
+	return "ok"
 }
 
 // signAs signs with m's key an envelope whose kid names another member, as

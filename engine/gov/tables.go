@@ -31,29 +31,34 @@ const (
 	StateDropped   = "Dropped"
 )
 
-// Proposal is a proposal's record and the answer to every request about it.
+// Proposal is a proposal's record and, as JSON, CCF's answer to every
+// request about it (Proposals.Proposal of api-version 2024-07-01).
+// finalVotes, voteFailures and failure appear only when set.
 type Proposal struct {
-	ProposalID   string                 `json:"proposal_id"`
-	ProposerID   string                 `json:"proposer_id"`
-	State        string                 `json:"state"`
-	BallotCount  int                    `json:"ballot_count"`
-	FinalVotes   map[string]bool        `json:"final_votes"`
-	VoteFailures map[string]VoteFailure `json:"vote_failures"`
-	Failure      *Failure               `json:"failure"`
-	// CreatedTxID is where the proposal entered the ledger.
-	CreatedTxID string `json:"created_txid"`
+	ProposalID       string                 `json:"proposalId"`
+	ProposerID       string                 `json:"proposerId"`
+	State            string                 `json:"proposalState"`
+	BallotCount      int                    `json:"ballotCount"`
+	BallotSubmitters []string               `json:"ballotSubmitters"`
+	FinalVotes       map[string]bool        `json:"finalVotes,omitempty"`
+	VoteFailures     map[string]VoteFailure `json:"voteFailures,omitempty"`
+	Failure          *Failure               `json:"failure,omitempty"`
+	// CreatedTxID is where the proposal entered the ledger (not in CCF's
+	// answer; kept in the record).
+	CreatedTxID string `json:"-"`
 	// Body is the proposal's payload ({"actions":[…]}), verbatim.
 	Body string `json:"-"`
 	// Ballots are the members' ballot scripts, re-run at every vote.
 	Ballots map[string]string `json:"-"`
 }
 
-// VoteFailure is a ballot that threw or did not return a boolean.
+// VoteFailure is a ballot that threw or did not return a boolean
+// (CCF's FailureInfo).
 type VoteFailure struct {
 	Reason string `json:"reason"`
 }
 
-// Failure says why a proposal Failed.
+// Failure says why a proposal Failed (CCF's FailureInfo).
 type Failure struct {
 	Reason string `json:"reason"`
 }
@@ -61,12 +66,13 @@ type Failure struct {
 // record is the stored form: the answer plus what only the engine reads.
 type record struct {
 	Proposal
-	Body    string            `json:"body"`
-	Ballots map[string]string `json:"ballots"`
+	CreatedTxID string            `json:"created_txid"`
+	Body        string            `json:"body"`
+	Ballots     map[string]string `json:"ballots"`
 }
 
 func (p *Proposal) encode() []byte {
-	b, err := json.Marshal(record{Proposal: *p, Body: p.Body, Ballots: p.Ballots})
+	b, err := json.Marshal(record{Proposal: *p, CreatedTxID: p.CreatedTxID, Body: p.Body, Ballots: p.Ballots})
 	if err != nil {
 		panic("gov: proposal does not encode: " + err.Error())
 	}
@@ -83,7 +89,7 @@ func loadProposal(st engine.StateReader, id string) (*Proposal, bool, error) {
 		return nil, false, fmt.Errorf("gov: proposal %s: %w", id, err)
 	}
 	p := r.Proposal
-	p.Body, p.Ballots = r.Body, r.Ballots
+	p.CreatedTxID, p.Body, p.Ballots = r.CreatedTxID, r.Body, r.Ballots
 	if p.Ballots == nil {
 		p.Ballots = map[string]string{}
 	}
@@ -95,12 +101,15 @@ func LoadProposal(st engine.StateReader, id string) (*Proposal, bool, error) {
 	return loadProposal(st, id)
 }
 
-// Member is a member's record in the constitution's members table.
+// Member is a member's record in the constitution's members table, as
+// the default constitution's set_member writes it (CCF's arguments).
 type Member struct {
-	MemberID   string          `json:"member_id"`
-	Cert       string          `json:"cert"`
-	Status     string          `json:"status"`
-	MemberData json.RawMessage `json:"member_data,omitempty"`
+	MemberID         string          `json:"-"`
+	Cert             string          `json:"cert"`
+	Status           string          `json:"status"`
+	MemberData       json.RawMessage `json:"member_data,omitempty"`
+	EncryptionPubKey string          `json:"encryption_pub_key,omitempty"`
+	RecoveryRole     string          `json:"recovery_role,omitempty"`
 }
 
 // LoadMember reads a member's record.

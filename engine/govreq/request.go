@@ -13,19 +13,24 @@ import (
 // MsgType is the ccf.gov.msg.type header: what a governance request does.
 type MsgType string
 
-// The message types gavel accepts. CCF's others ("ack", "state_digest",
-// "recovery_share", "encrypted_recovery_share") are refused: gavel has no
-// recovery shares.
+// The message types gavel accepts. CCF's others ("recovery_share",
+// "encrypted_recovery_share") are refused: gavel has no recovery shares.
 const (
 	MsgProposal   MsgType = "proposal"
 	MsgBallot     MsgType = "ballot"
 	MsgWithdrawal MsgType = "withdrawal"
+	// MsgStateDigest asks for a fresh state digest; MsgAck acknowledges it
+	// (CCF's member activation).
+	MsgStateDigest MsgType = "state_digest"
+	MsgAck         MsgType = "ack"
 )
 
 // NeedsProposalID reports whether a request of this type names a proposal.
 func (t MsgType) NeedsProposalID() bool { return t == MsgBallot || t == MsgWithdrawal }
 
-func (t MsgType) supported() bool { return t == MsgProposal || t.NeedsProposalID() }
+func (t MsgType) supported() bool {
+	return t == MsgProposal || t.NeedsProposalID() || t == MsgStateDigest || t == MsgAck
+}
 
 // CCF's governance header labels (text labels in the protected header).
 const (
@@ -141,7 +146,7 @@ func (r *Request) readHeaders(h, unprotected header) error {
 	}
 	r.Type = MsgType(typ)
 	if !r.Type.supported() {
-		return invalidHeader("%s %q is not one of proposal, ballot, withdrawal", HeaderMsgType, truncate([]byte(typ)))
+		return invalidHeader("%s %q is not one of proposal, ballot, withdrawal, state_digest, ack", HeaderMsgType, truncate([]byte(typ)))
 	}
 
 	if v, err = protectedOnly(HeaderCreatedAt, HeaderCreatedAt); err != nil {

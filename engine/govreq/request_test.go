@@ -215,7 +215,6 @@ func TestParseRefuses(t *testing.T) {
 
 		{"type missing", headerEnvelope(t, m, func(h map[any]any) { delete(h, HeaderMsgType) }), "MissingHeader"},
 		{"type unknown", headerEnvelope(t, m, func(h map[any]any) { h[HeaderMsgType] = "vote" }), "InvalidHeader"},
-		{"type CCF ack", headerEnvelope(t, m, func(h map[any]any) { h[HeaderMsgType] = "ack" }), "InvalidHeader"},
 		{"type CCF recovery_share", headerEnvelope(t, m, func(h map[any]any) { h[HeaderMsgType] = "recovery_share" }), "InvalidHeader"},
 		{"type wrong case", headerEnvelope(t, m, func(h map[any]any) { h[HeaderMsgType] = "Proposal" }), "InvalidHeader"},
 		{"type as bytes", headerEnvelope(t, m, func(h map[any]any) { h[HeaderMsgType] = []byte("proposal") }), "InvalidHeader"},

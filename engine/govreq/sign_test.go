@@ -221,7 +221,7 @@ func TestSignRefuses(t *testing.T) {
 		{"ballot without proposal id", func() ([]byte, error) { return es256.Sign(MsgBallot, "", at, nil) }, "InvalidHeader"},
 		{"withdrawal with a bad proposal id", func() ([]byte, error) { return es256.Sign(MsgWithdrawal, "abc", at, nil) }, "InvalidHeader"},
 		{"proposal with a proposal id", func() ([]byte, error) { return es256.Sign(MsgProposal, testProposalID, at, nil) }, "InvalidHeader"},
-		{"CCF ack", func() ([]byte, error) { return es256.Sign("ack", "", at, nil) }, "InvalidHeader"},
+		{"CCF recovery_share", func() ([]byte, error) { return es256.Sign("recovery_share", "", at, nil) }, "InvalidHeader"},
 		{"before 1970", func() ([]byte, error) { return es256.Sign(MsgProposal, "", time.Unix(-1, 0), nil) }, "InvalidHeader"},
 	}
 	for _, c := range cases {

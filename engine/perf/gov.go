@@ -20,6 +20,7 @@ import (
 	"github.com/gavelhq/gavel/engine/govreq"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/handlers"
+	"github.com/gavelhq/gavel/projections"
 )
 
 // GovConfig sets a governance benchmark's size.
@@ -134,7 +135,7 @@ func RunGov(ctx context.Context, cfg GovConfig) (*GovReport, error) {
 		Apply:   (t1.Apply - t0.Apply).Seconds() / wall.Seconds(),
 	}
 	rep.BallotsPerSec, rep.BallotLatency, rep.Errors = rate, lat, rep.Errors+errs
-	accepted, err := r.Proposals(ctx, gov.StateAccepted)
+	accepted, _, err := r.Proposals(ctx, gov.StateAccepted, projections.Page{})
 	if err != nil {
 		return nil, err
 	}

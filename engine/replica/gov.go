@@ -2,43 +2,57 @@ package replica
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/handlers"
 	"github.com/gavelhq/gavel/projections"
 )
 
 // SubmitGov verifies a member's signed request (type typ) against the
-// current members, then commits it. For ballots and withdrawals the route's
-// proposal id, and for ballots its member id, must match the envelope.
-func (r *Replica) SubmitGov(ctx context.Context, typ govreq.MsgType, proposalID, memberID string, raw []byte) ([]byte, error) {
+// current members, then commits it. The route's proposal id, and member
+// id, must match the envelope (CCF's codes when they do not).
+func (r *Replica) SubmitGov(ctx context.Context, typ govreq.MsgType, proposalID, memberID string, raw []byte) (handlers.GovAnswer, error) {
 	select {
 	case r.verifySlots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no verification slot before the deadline")
+		return handlers.GovAnswer{}, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no verification slot before the deadline")
 	}
 	req, err := gov.Verify(r.store, raw, typ, int(r.cfg.MaxGovRequestBytes))
 	<-r.verifySlots
 	if err != nil {
-		return nil, err
+		return handlers.GovAnswer{}, err
 	}
 	if proposalID != "" && req.ProposalID != proposalID {
-		return nil, engine.Errorf(engine.KindInvalid, "ProposalIdMismatch", "the route names proposal %s, the envelope %s", proposalID, req.ProposalID)
+		return handlers.GovAnswer{}, engine.Errorf(engine.KindInvalid, "InvalidResourceName",
+			"Authenticated proposal id does not match URL (the route names %s, the envelope %s)", proposalID, req.ProposalID)
 	}
 	if memberID != "" && req.KeyID != memberID {
-		return nil, engine.Errorf(engine.KindInvalid, "MemberIdMismatch", "the route names member %s, the envelope is signed by %s", memberID, req.KeyID)
+		if typ == govreq.MsgStateDigest || typ == govreq.MsgAck {
+			return handlers.GovAnswer{}, engine.Errorf(engine.KindInvalid, gov.CodeInvalidAuthenticationInfo,
+				"Member ID from path parameter (%s) does not match member ID from body signature (%s).", memberID, req.KeyID)
+		}
+		return handlers.GovAnswer{}, engine.Errorf(engine.KindInvalid, "InvalidResourceName",
+			"Authenticated member id does not match URL (the route names %s, the envelope is signed by %s)", memberID, req.KeyID)
 	}
 	out, err := r.seq.Submit(ctx, gov.Command(req, r.cfg.ScriptLimits))
 	if err != nil {
-		return nil, err
+		return handlers.GovAnswer{}, err
 	}
-	return out.Result, nil
+	tx := out.TxID
+	if tx.Seqno == 0 { // replayed: nothing written
+		tx, _ = r.Committed(ctx)
+	}
+	return handlers.GovAnswer{Body: out.Result, TxID: tx}, nil
 }
 
 // Proposals lists proposals, optionally only those in one state.
-func (r *Replica) Proposals(ctx context.Context, state string) ([]*gov.Proposal, error) {
-	return r.reads().Proposals(state)
+func (r *Replica) Proposals(ctx context.Context, state string, page projections.Page) ([]*gov.Proposal, bool, error) {
+	return r.reads().Proposals(state, page)
 }
 
 // Proposal returns one proposal.
@@ -46,8 +60,25 @@ func (r *Replica) Proposal(ctx context.Context, id string) (*gov.Proposal, error
 	return r.reads().Proposal(id)
 }
 
+// Ballot returns a member's ballot on a proposal.
+func (r *Replica) Ballot(ctx context.Context, proposalID, memberID string) (string, error) {
+	return r.reads().Ballot(proposalID, memberID)
+}
+
 // Members lists the members.
-func (r *Replica) Members(ctx context.Context) ([]*gov.Member, error) { return r.reads().Members() }
+func (r *Replica) Members(ctx context.Context, page projections.Page) ([]projections.Member, bool, error) {
+	return r.reads().Members(page)
+}
+
+// Member returns one member.
+func (r *Replica) Member(ctx context.Context, id string) (projections.Member, error) {
+	return r.reads().Member(id)
+}
+
+// StateDigest is the digest a member must acknowledge.
+func (r *Replica) StateDigest(ctx context.Context, memberID string) (gov.StateDigest, error) {
+	return r.reads().StateDigest(memberID)
+}
 
 // ConstitutionSource is the constitution module in force.
 func (r *Replica) ConstitutionSource(ctx context.Context) (string, error) {
@@ -55,17 +86,73 @@ func (r *Replica) ConstitutionSource(ctx context.Context) (string, error) {
 }
 
 // ServiceInfo describes the service's governance.
-func (r *Replica) ServiceInfo(ctx context.Context) (map[string]any, error) {
+func (r *Replica) ServiceInfo(ctx context.Context) (projections.ServiceInfo, error) {
 	info, err := r.reads().ServiceInfo()
 	if err != nil {
-		return nil, err
+		return info, err
 	}
-	info["status"] = "Open"
-	info["service_certificate"] = string(r.identity.CertPEM)
+	info.Certificate = string(r.identity.CertPEM)
 	if g, ok, _ := r.store.Leaf(1); ok {
-		info["creation_txid"] = engine.TxID{View: g.View, Seqno: 1}.String()
+		info.CreationTransactionID = engine.TxID{View: g.View, Seqno: 1}.String()
 	}
 	return info, nil
+}
+
+// JSApp describes the application bundle's endpoints.
+func (r *Replica) JSApp(ctx context.Context) (projections.JSApp, error) { return r.reads().JSApp() }
+
+// JoinPolicies describes what joining nodes must present.
+func (r *Replica) JoinPolicies(ctx context.Context) (projections.JoinPolicies, error) {
+	return r.reads().JoinPolicies()
+}
+
+// Committed is the last transaction this replica applied: gavel answers a
+// write only once it is durable, so what is applied is committed.
+func (r *Replica) Committed(ctx context.Context) (engine.TxID, error) {
+	m := r.store.Meta()
+	return engine.TxID{View: m.View, Seqno: m.Seqno}, nil
+}
+
+// TransactionStatus is CCF's status of tx: Committed when the entry at its
+// seqno has its view, Invalid when another view holds that seqno or a
+// later view has started, Unknown when it may still come. (Pending never
+// shows: entries are applied only once durable.)
+func (r *Replica) TransactionStatus(ctx context.Context, tx engine.TxID) (string, error) {
+	m := r.store.Meta()
+	if tx.Seqno <= m.Seqno {
+		rec, ok, err := r.store.Leaf(tx.Seqno)
+		if err != nil {
+			return "", err
+		}
+		if ok && rec.View == tx.View {
+			return "Committed", nil
+		}
+		return "Invalid", nil
+	}
+	if tx.View < r.seq.View() {
+		return "Invalid", nil
+	}
+	return "Unknown", nil
+}
+
+// IsStatement reports whether tx is a committed statement entry.
+func (r *Replica) IsStatement(ctx context.Context, tx engine.TxID) (bool, error) {
+	rec, err := r.leaf(tx)
+	if engine.KindOf(err) == engine.KindNotFound {
+		return false, nil
+	}
+	return err == nil && rec.Kind == engine.KindStatement, err
+}
+
+// nodeID is the replica's node id as CCF forms one: the hex SHA-256 of its
+// public key's DER (the replica signs with the service key).
+func (r *Replica) nodeID() string {
+	der, err := x509.MarshalPKIXPublicKey(r.identity.Cert.PublicKey)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
 }
 
 func (r *Replica) reads() projections.Governance { return projections.Governance{State: r.store} }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/projections"
 )
 
 func open(t *testing.T, dir string) (*replica.Replica, error) {
@@ -75,7 +76,7 @@ func TestGenesisCreatesMember0(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ms, err := r.Members(context.Background())
+	ms, _, err := r.Members(context.Background(), projections.Page{})
 	if err != nil || len(ms) != 1 || ms[0].Status != "Active" {
 		t.Fatalf("members %v %v", ms, err)
 	}

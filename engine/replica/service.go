@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/exec"
@@ -140,6 +141,8 @@ func (r *Replica) Network(ctx context.Context) (handlers.NetworkInfo, error) {
 		ServiceCertificate: string(r.identity.CertPEM),
 		ServiceStatus:      "Open",
 		CurrentView:        r.seq.View(),
+		PrimaryID:          r.nodeID(),
+		ServiceData:        json.RawMessage("null"),
 	}
 	if m.Seqno > 0 {
 		info.LastTxID = engine.TxID{View: m.View, Seqno: m.Seqno}.String()

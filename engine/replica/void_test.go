@@ -23,6 +23,7 @@ import (
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/receipt"
 	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/projections"
 )
 
 // Messages that are not authenticated entries, published straight into the
@@ -115,7 +116,7 @@ func TestForeignMessagesInTheLedgerAreVoid(t *testing.T) {
 		if n != 3 || lastVoid.Seqno != voids[2] || !strings.Contains(lastVoid.Reason, "does not verify") {
 			t.Fatalf("%s: voids %d, last %+v", when, n, lastVoid)
 		}
-		ms, err := r.Members(ctx)
+		ms, _, err := r.Members(ctx, projections.Page{Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -45,18 +45,29 @@ function checkDeadline(deadline) {
 function none() {}
 
 const actions = {
+  // CCF's arguments. A new member is Accepted until it acknowledges the
+  // state digest; an existing one keeps its status.
   set_member: {
     validate(args) {
       gavel.pem.certDigestHex(args.cert);
+      if (args.encryption_pub_key !== undefined && typeof args.encryption_pub_key !== "string") {
+        throw new Error("encryption_pub_key must be a PEM string");
+      }
+      if (args.recovery_role !== undefined && !["NonParticipant", "Participant", "Owner"].includes(args.recovery_role)) {
+        throw new Error("recovery_role must be NonParticipant, Participant or Owner");
+      }
     },
     apply(args) {
       const id = gavel.pem.certDigestHex(args.cert);
       const previous = gavel.kv.get(MEMBERS, id);
-      gavel.kv.set(MEMBERS, id, {
+      const record = {
         cert: args.cert,
-        status: previous === undefined ? "Active" : previous.status,
+        status: previous === undefined ? "Accepted" : previous.status,
         member_data: args.member_data ?? null,
-      });
+      };
+      if (args.encryption_pub_key !== undefined) record.encryption_pub_key = args.encryption_pub_key;
+      if (args.recovery_role !== undefined) record.recovery_role = args.recovery_role;
+      gavel.kv.set(MEMBERS, id, record);
     },
   },
   remove_member: {
