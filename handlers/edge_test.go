@@ -87,7 +87,8 @@ func TestEveryAnswerIsJSON(t *testing.T) {
 		{"PUT /entries", "PUT /entries HTTP/1.1\r\nHost: g\r\nContent-Length: 0\r\n\r\n", 405, "MethodNotAllowed", "POST"},
 		{"DELETE a receipt", "DELETE /entries/1.2/receipt HTTP/1.1\r\nHost: g\r\n\r\n", 405, "MethodNotAllowed", "GET, HEAD"},
 		{"POST the proposal list", "POST /gov/members/proposals HTTP/1.1\r\nHost: g\r\nContent-Length: 0\r\n\r\n", 405, "MethodNotAllowed", "GET, HEAD"},
-		{"POST under a proposal, no action", "POST /gov/members/proposals/p1 HTTP/1.1\r\nHost: g\r\nContent-Length: 0\r\n\r\n", 404, "ResourceNotFound", ""},
+		{"POST under a proposal, no action", "POST /gov/members/proposals/p1?api-version=2024-07-01 HTTP/1.1\r\nHost: g\r\nContent-Length: 0\r\n\r\n", 404, "ResourceNotFound", ""},
+		{"POST under a proposal, no api-version", "POST /gov/members/proposals/p1:withdraw HTTP/1.1\r\nHost: g\r\nContent-Length: 0\r\n\r\n", 400, "MissingApiVersionParameter", ""},
 		{"double slash to nowhere", get("//nope//"), 404, "ResourceNotFound", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
