@@ -33,6 +33,9 @@ func verifySNP(e Evidence, p Policy, at time.Time) (*Verified, error) {
 	if err != nil {
 		return nil, refuse(ErrReportMalformed, "%v", err)
 	}
+	if report.GetVersion() < minReportVersion {
+		return nil, refuse(ErrReportVersion, "version %d, at least %d is required", report.GetVersion(), minReportVersion)
+	}
 	c, err := parseEndorsements(e.Endorsements)
 	if err != nil {
 		return nil, err
@@ -83,9 +86,6 @@ func verifySNP(e Evidence, p Policy, at time.Time) (*Verified, error) {
 	}}
 	if err := verify.SnpAttestation(att, opts); err != nil {
 		return nil, refuse(ErrNotKDSChain, "%v", err)
-	}
-	if report.GetVersion() < minReportVersion {
-		return nil, refuse(ErrReportVersion, "version %d, at least %d is required", report.GetVersion(), minReportVersion)
 	}
 	if signer.MaskChipKey {
 		return nil, refuse(ErrMaskChipKey, "MASK_CHIP_KEY is set")
