@@ -298,4 +298,3 @@ func SignReport(dir string, hostData [32]byte, measurement [48]byte, reportData 
 	}
 	return s.Evidence(Report{HostData: hostData, Measurement: measurement, ReportData: reportData})
 }
-
