@@ -62,17 +62,22 @@ type Keys struct {
 	VCEK     *ecdsa.PrivateKey
 }
 
-// NewKeys generates fresh keys of AMD's shapes: RSA-4096 ARK and ASK, a
-// P-384 VCEK.
+// NewKeys generates fresh keys of AMD's shapes: RSA-4096 ARK and ASK (in
+// parallel: each takes seconds), a P-384 VCEK.
 func NewKeys() (Keys, error) {
 	var k Keys
-	var err error
-	if k.ARK, err = rsa.GenerateKey(rand.Reader, arkKeyBits); err != nil {
+	var askErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		k.ASK, askErr = rsa.GenerateKey(rand.Reader, arkKeyBits)
+	}()
+	ark, err := rsa.GenerateKey(rand.Reader, arkKeyBits)
+	<-done
+	if err = errors.Join(err, askErr); err != nil {
 		return Keys{}, err
 	}
-	if k.ASK, err = rsa.GenerateKey(rand.Reader, arkKeyBits); err != nil {
-		return Keys{}, err
-	}
+	k.ARK = ark
 	if k.VCEK, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader); err != nil {
 		return Keys{}, err
 	}
@@ -112,15 +117,20 @@ func New(keys Keys, created time.Time) (*Signer, error) {
 	return &Signer{ARK: s.Ark, ASK: s.Ask, VCEK: s.Vcek, key: keys.VCEK}, nil
 }
 
-// Create makes a fresh chain valid from a day before now (clocks differ) and
-// writes ark.pem, ask.pem, vcek.pem and the VCEK's key vcek_privk.pem
-// (PKCS #8, mode 0600) into dir, which it creates. The ARK and ASK keys are
-// dropped: nothing more is ever certified.
+// Create makes a chain of fresh keys (NewKeys) and writes it (Write).
 func Create(dir string, now time.Time) (*Signer, error) {
 	keys, err := NewKeys()
 	if err != nil {
 		return nil, err
 	}
+	return Write(dir, keys, now)
+}
+
+// Write certifies keys as a chain valid from a day before now (clocks
+// differ) and writes ark.pem, ask.pem, vcek.pem and the VCEK's key
+// vcek_privk.pem (PKCS #8, mode 0600) into dir, which it creates. The ARK and
+// ASK keys are not written: nothing more is ever certified.
+func Write(dir string, keys Keys, now time.Time) (*Signer, error) {
 	s, err := New(keys, now.Add(-24*time.Hour).Truncate(time.Second))
 	if err != nil {
 		return nil, err
