@@ -48,7 +48,7 @@ var (
 	chainsErr  error
 )
 
-func loadChains(t *testing.T) chains {
+func loadChains(t testing.TB) chains {
 	t.Helper()
 	chainsOnce.Do(func() {
 		keys := devsnp.Keys{ARK: sevtest.DefaultArk(), ASK: sevtest.DefaultAsk(), VCEK: sevtest.DefaultVcek()}
@@ -141,7 +141,7 @@ func pemChain(certs ...*x509.Certificate) []byte {
 
 // forgedARK has the trusted ARK's subject and key but is signed by another
 // key: its key is trusted, its self-signature is not.
-func forgedARK(t *testing.T, s *devsnp.Signer) *x509.Certificate {
+func forgedARK(t testing.TB, s *devsnp.Signer) *x509.Certificate {
 	t.Helper()
 	other, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

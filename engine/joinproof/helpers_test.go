@@ -8,7 +8,9 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
+	"os"
 	"testing"
 	"time"
 
@@ -37,6 +39,30 @@ func newService(t testing.TB) *service {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serviceFromKey(t, key)
+}
+
+// fixedService is the P-384 service key under testdata, so that the fuzz
+// seeds' receipts stay verifiable across runs.
+func fixedService(t testing.TB) *service {
+	t.Helper()
+	b, err := os.ReadFile("testdata/service-key.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatal("testdata/service-key.pem is not PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serviceFromKey(t, k.(*ecdsa.PrivateKey))
+}
+
+func serviceFromKey(t testing.TB, key *ecdsa.PrivateKey) *service {
+	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CCF Service"},
 		NotBefore: now.AddDate(0, -1, 0), NotAfter: now.AddDate(1, 0, 0),
