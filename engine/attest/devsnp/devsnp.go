@@ -11,6 +11,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha512"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/pem"
@@ -107,7 +108,7 @@ func New(keys Keys, created time.Time) (*Signer, error) {
 		AsvkCreationTime: created,
 		VcekCreationTime: created,
 		VcekCustom: sevtest.CertOverride{
-			Extensions: sevtest.CustomExtensions(kds.TCBParts(TCB), make([]byte, abi.ChipIDSize), "", ProductName),
+			Extensions: sevtest.CustomExtensions(TCB, make([]byte, abi.ChipIDSize), "", ProductName),
 		},
 	}
 	s, err := b.TestOnlyCertChain()
@@ -278,8 +279,8 @@ func (s *Signer) Sign(r Report) ([]byte, error) {
 }
 
 func (s *Signer) sign(raw []byte) ([]byte, error) {
-	digest := sha384(abi.SignedComponent(raw))
-	rr, ss, err := ecdsa.Sign(rand.Reader, s.key, digest)
+	digest := sha512.Sum384(abi.SignedComponent(raw))
+	rr, ss, err := ecdsa.Sign(rand.Reader, s.key, digest[:])
 	if err != nil {
 		return nil, err
 	}
