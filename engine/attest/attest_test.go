@@ -423,3 +423,19 @@ func TestParseTCBHex(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkVerifyDevReport is one join's attestation check: the chain, the
+// report signature and go-sev-guest's own verification.
+func BenchmarkVerifyDevReport(b *testing.B) {
+	c := loadChains(b)
+	e, err := c.good.Evidence(goodReport())
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := policyFor(c.good)
+	for b.Loop() {
+		if _, err := attest.Verify(e, p, nodeKeyDER, at); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

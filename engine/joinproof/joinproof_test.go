@@ -198,3 +198,20 @@ func hexDigest(d engine.Digest) string {
 	}
 	return string(b)
 }
+
+// BenchmarkValidate is one join's transparent statement check.
+func BenchmarkValidate(b *testing.B) {
+	svc := newService(b)
+	iss := newIssuer(b)
+	st, err := iss.Sign("gavel.code", "", hostData[:], iat)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := embed(b, st, receiptFor(b, svc, st, receiptOpts{}))
+	keys := keysOf(b, svc)
+	for b.Loop() {
+		if _, err := joinproof.Validate(ts, hostData[:], keys, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
