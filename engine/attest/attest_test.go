@@ -10,6 +10,7 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -207,6 +208,27 @@ func TestVerifyRefusals(t *testing.T) {
 		{name: "endorsements not certificates", ev: func() attest.Evidence {
 			e := sign(nil)
 			e.Endorsements = []byte("not a chain")
+			return e
+		}, want: attest.ErrEndorsements},
+		{name: "certificate table entry wrapping around 4 GiB", ev: func() attest.Evidence {
+			e := sign(nil)
+			// One entry (offset 48, length 2^32-16: 48+length wraps to 32
+			// in 32 bits), then the terminator.
+			table := make([]byte, 48+8)
+			vcekGUID := uuid.MustParse(abi.VcekGUID)
+			copy(table, vcekGUID[:])
+			binary.LittleEndian.PutUint32(table[16:], 48)
+			binary.LittleEndian.PutUint32(table[20:], 0xfffffff0)
+			e.Endorsements = table
+			return e
+		}, want: attest.ErrEndorsements},
+		{name: "certificate table without the ARK", ev: func() attest.Evidence {
+			e := sign(nil)
+			table := abi.CertTable{Entries: []abi.CertTableEntry{
+				{GUID: uuid.MustParse(abi.VcekGUID), RawCert: good.VCEK.Raw},
+				{GUID: uuid.MustParse(abi.AskGUID), RawCert: good.ASK.Raw},
+			}}
+			e.Endorsements = table.Marshal()
 			return e
 		}, want: attest.ErrEndorsements},
 		{name: "untrusted root", ev: func() attest.Evidence { return sign(nil) }, policy: func(p *attest.Policy) { p.Roots = nil }, want: attest.ErrUntrustedRoot},

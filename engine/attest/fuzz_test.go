@@ -6,6 +6,9 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/google/go-sev-guest/abi"
+	"github.com/google/uuid"
+
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/attest"
 	"github.com/gavelhq/gavel/engine/attest/devsnp"
@@ -101,6 +104,37 @@ func FuzzVirtualEvidence(f *testing.F) {
 		}
 		if v.MeasurementHex() != "dead" {
 			t.Fatalf("verified an untrusted measurement %s", v.MeasurementHex())
+		}
+	})
+}
+
+// FuzzEndorsements: any endorsement bytes (PEM or an AMD certificate table)
+// beside a good report are verified or refused with a reason; only the
+// development chain itself verifies.
+func FuzzEndorsements(f *testing.F) {
+	c := loadChains(f)
+	raw, err := c.good.Sign(goodReport())
+	if err != nil {
+		f.Fatal(err)
+	}
+	pemChain := c.good.Endorsements()
+	table := abi.CertTable{Entries: []abi.CertTableEntry{
+		{GUID: uuid.MustParse(abi.VcekGUID), RawCert: c.good.VCEK.Raw},
+		{GUID: uuid.MustParse(abi.AskGUID), RawCert: c.good.ASK.Raw},
+		{GUID: uuid.MustParse(abi.ArkGUID), RawCert: c.good.ARK.Raw},
+	}}
+	f.Add(pemChain)
+	f.Add(table.Marshal())
+	f.Add(pemChain[:len(pemChain)/2])
+	p := policyFor(c.good)
+	f.Fuzz(func(t *testing.T, endorsements []byte) {
+		v, err := attest.Verify(attest.Evidence{Format: attest.FormatSEVSNP, Evidence: raw, Endorsements: endorsements}, p, nodeKeyDER, at)
+		if err != nil {
+			checkRefusal(t, err)
+			return
+		}
+		if v.HostData != hostData {
+			t.Fatal("verified host data differs from the report's")
 		}
 	})
 }

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
 	"github.com/google/go-sev-guest/verify"
 	"github.com/google/go-sev-guest/verify/trust"
+	"github.com/google/uuid"
 )
 
 // Limits CCF applies to the report (src/pal/attestation.cpp).
@@ -159,13 +163,13 @@ func parseEndorsements(data []byte) (chain, error) {
 			return chain{}, refuse(ErrEndorsements, "expected 3 endorsement certificates (VCEK, ASK, ARK) but got %d", len(ders))
 		}
 	} else {
-		var table abi.CertTable
-		if err := table.Unmarshal(data); err != nil {
+		table, err := certTable(data)
+		if err != nil {
 			return chain{}, refuse(ErrEndorsements, "endorsements are neither PEM nor an AMD certificate table: %v", err)
 		}
 		for _, guid := range []string{abi.VcekGUID, abi.AskGUID, abi.ArkGUID} {
-			der, err := table.GetByGUIDString(guid)
-			if err != nil || len(der) == 0 {
+			der := table[uuid.MustParse(guid)]
+			if len(der) == 0 {
 				return chain{}, refuse(ErrEndorsements, "the certificate table lacks %s", guid)
 			}
 			ders = append(ders, der)
@@ -202,4 +206,45 @@ func trustedRoot(ark *x509.Certificate, extra []*x509.Certificate) (*x509.Certif
 		}
 	}
 	return nil, ""
+}
+
+// certTable reads an AMD certificate table (the certificate pages of an
+// extended guest request): 24-byte entries {GUID, offset, length, little
+// endian} ended by an all-zero entry, each pointing into the same buffer.
+// go-sev-guest's CertTable.Unmarshal adds offset and length in 32 bits, so
+// a crafted table makes it allocate up to 4 GiB; this reads in place and
+// checks in 64 bits.
+func certTable(data []byte) (map[uuid.UUID][]byte, error) {
+	const entrySize = abi.CertTableEntrySize
+	out := map[uuid.UUID][]byte{}
+	var headers [][3]uint64
+	end := 0
+	for {
+		if len(data)-end < entrySize {
+			return nil, errors.New("the table has no terminating entry")
+		}
+		e := data[end : end+entrySize]
+		end += entrySize
+		var guid uuid.UUID
+		copy(guid[:], e[:16])
+		offset, length := uint64(binary.LittleEndian.Uint32(e[16:])), uint64(binary.LittleEndian.Uint32(e[20:]))
+		if guid == (uuid.UUID{}) && offset == 0 && length == 0 {
+			break
+		}
+		headers = append(headers, [3]uint64{uint64(len(headers)), offset, length})
+		if _, dup := out[guid]; dup {
+			return nil, fmt.Errorf("GUID %s appears twice", guid)
+		}
+		out[guid] = nil
+	}
+	for _, h := range headers {
+		i, offset, length := h[0], h[1], h[2]
+		if offset < uint64(end) || offset+length > uint64(len(data)) {
+			return nil, fmt.Errorf("entry %d points outside the certificate data", i)
+		}
+		var guid uuid.UUID
+		copy(guid[:], data[i*entrySize:i*entrySize+16])
+		out[guid] = data[offset : offset+length]
+	}
+	return out, nil
 }
