@@ -62,7 +62,10 @@ type Validated struct {
 //     unprotected header, and its signature over the root its proof computes
 //     by a key of service (this service's identity, current or past).
 //
-// It then builds the policy input.
+// It then builds the policy input. Two differences from CCF, both stricter
+// or wider on purpose: without an iat the chain must be valid at at (CCF
+// then ignores validity), and the issuer key may be of any algorithm gavel
+// verifies (CCF takes EC keys only; the Azure statement is PS384).
 func Validate(ts []byte, hostData []byte, service receipt.KeySet, at time.Time) (*Validated, error) {
 	if len(ts) > maxStatementBytes {
 		return nil, refuse(ErrMalformed, nil, "statement has %d bytes, at most %d are read", len(ts), maxStatementBytes)
