@@ -111,20 +111,24 @@ func verifySNP(e Evidence, p Policy, at time.Time) (*Verified, error) {
 	if err != nil {
 		return nil, refuse(ErrNotKDSChain, "VCEK extensions: %v", err)
 	}
-	endorsed, reported := kds.DecomposeTCBVersion(exts.TCBVersion), kds.DecomposeTCBVersion(kds.TCBVersion(report.GetReportedTcb()))
-	if !kds.TCBPartsLE(endorsed, reported) {
-		return nil, refuse(ErrEndorsedTCB, "reported TCB %016x, the VCEK endorses %016x", report.GetReportedTcb(), uint64(exts.TCBVersion))
+	// The VCEK's TCB extensions name the components (blSPL, teeSPL,
+	// snpSPL, ucodeSPL); the report's TCB_VERSION is laid out by CPU family.
+	family, model, stepping := cpu(report, exts)
+	reported := decomposeTCB(report.GetReportedTcb(), family)
+	parts := kds.DecomposeTCBVersion(exts.TCBVersion)
+	endorsed := TCB{BootLoader: parts.BlSpl, TEE: parts.TeeSpl, SNP: parts.SnpSpl, Microcode: parts.UcodeSpl}
+	if !reported.AtLeast(endorsed) {
+		return nil, refuse(ErrEndorsedTCB, "reported TCB %v, the VCEK endorses %v", reported, endorsed)
 	}
 	if len(exts.HWID) != 0 && !bytes.Equal(exts.HWID, report.GetChipId()) {
 		return nil, refuse(ErrChipID, "report chip ID %x, VCEK hwID %x", report.GetChipId(), exts.HWID)
 	}
-	family, model, stepping := cpu(report, exts)
 	v := &Verified{
 		Format:      FormatSEVSNP,
 		Measurement: report.GetMeasurement(),
 		ReportData:  report.GetReportData(),
 		CPUID:       cpuidHex(family, model, stepping),
-		TCB:         decomposeTCB(report.GetReportedTcb(), family),
+		TCB:         reported,
 		Debug:       policy.Debug,
 	}
 	copy(v.HostData[:], report.GetHostData())
