@@ -274,6 +274,11 @@ func TestVerifyRefusals(t *testing.T) {
 		{name: "migration agent allowed", ev: func() attest.Evidence { return sign(func(r *devsnp.Report) { r.MigrateMA = true }) }, want: attest.ErrMigrationPolicy},
 		{name: "TCB below the VCEK's", ev: func() attest.Evidence { return sign(func(r *devsnp.Report) { r.TCB = &lowTCB }) }, want: attest.ErrEndorsedTCB},
 		{name: "chip ID not the VCEK's", ev: func() attest.Evidence { return sign(func(r *devsnp.Report) { r.ChipID[0] = 1 }) }, want: attest.ErrChipID},
+		{name: "endorsed TCB not the reported TCB", ev: func() attest.Evidence {
+			e := sign(nil)
+			e.EndorsedTCB = "db18000000000003"
+			return e
+		}, want: attest.ErrClaimedTCB},
 		{name: "measurement not trusted", ev: func() attest.Evidence { return sign(func(r *devsnp.Report) { r.Measurement[0] ^= 1 }) }, want: attest.ErrMeasurement},
 		{name: "no minimum TCB for the CPU", ev: func() attest.Evidence { return sign(nil) }, policy: func(p *attest.Policy) {
 			p.MinimumTCB = map[string]attest.TCB{"00a10f11": {}}
@@ -330,6 +335,19 @@ func TestCertificateTable(t *testing.T) {
 	e.Endorsements = table.Marshal()
 	if _, err := attest.Verify(e, policyFor(c.good), nodeKeyDER, at); err != nil {
 		t.Fatalf("Verify with a certificate table: %v", err)
+	}
+}
+
+// TestEndorsedTCB: CCF's claimed TCB, when given, is the reported one.
+func TestEndorsedTCB(t *testing.T) {
+	c := loadChains(t)
+	e, err := c.good.Evidence(goodReport())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.EndorsedTCB = "db18000000000004" // devsnp.TCB: microcode 219, SNP 24, boot loader 4
+	if _, err := attest.Verify(e, policyFor(c.good), nodeKeyDER, at); err != nil {
+		t.Fatalf("Verify: %v", err)
 	}
 }
 

@@ -37,6 +37,7 @@ var (
 	ErrMigrationPolicy    = errors.New("migration agent policy not allowed")
 	ErrEndorsedTCB        = errors.New("reported TCB below the VCEK's endorsed TCB")
 	ErrChipID             = errors.New("chip ID does not match the VCEK")
+	ErrClaimedTCB         = errors.New("endorsed TCB does not match the reported TCB")
 
 	ErrMeasurement     = errors.New("measurement not trusted")
 	ErrUnknownCPU      = errors.New("no minimum TCB for this CPU")

@@ -39,6 +39,10 @@ type Evidence struct {
 	// (what CCF sends), or the binary AMD certificate table of an extended
 	// report; empty for virtual.
 	Endorsements []byte
+	// EndorsedTCB is CCF's optional claimed TCB (the TCB the endorsements
+	// were fetched for, 16 hex digits as ParseTCBHex reads them): when
+	// given, it must be the report's reported TCB.
+	EndorsedTCB string
 }
 
 // evidenceJSON is the wire form: DESIGN.md's {format, evidence,
@@ -49,6 +53,7 @@ type evidenceJSON struct {
 	Evidence     []byte `json:"evidence,omitempty"`
 	Quote        []byte `json:"quote,omitempty"`
 	Endorsements []byte `json:"endorsements,omitempty"`
+	EndorsedTCB  string `json:"endorsed_tcb,omitempty"`
 }
 
 // ParseEvidence reads the JSON form of Evidence. It checks shape only:
@@ -70,7 +75,7 @@ func ParseEvidence(data []byte) (Evidence, error) {
 	if w.Evidence != nil && w.Quote != nil {
 		return Evidence{}, refuse(ErrMalformedEvidence, "both evidence and quote are given")
 	}
-	e := Evidence{Format: f, Evidence: w.Evidence, Endorsements: w.Endorsements}
+	e := Evidence{Format: f, Evidence: w.Evidence, Endorsements: w.Endorsements, EndorsedTCB: w.EndorsedTCB}
 	if e.Evidence == nil {
 		e.Evidence = w.Quote
 	}
@@ -85,7 +90,7 @@ func ParseEvidence(data []byte) (Evidence, error) {
 
 // MarshalJSON writes the wire form ParseEvidence reads.
 func (e Evidence) MarshalJSON() ([]byte, error) {
-	return json.Marshal(evidenceJSON{Format: string(e.Format), Evidence: e.Evidence, Endorsements: e.Endorsements})
+	return json.Marshal(evidenceJSON{Format: string(e.Format), Evidence: e.Evidence, Endorsements: e.Endorsements, EndorsedTCB: e.EndorsedTCB})
 }
 
 // virtualQuote is the evidence of the virtual format.

@@ -21,7 +21,7 @@ var reasons = []error{
 	attest.ErrUntrustedRoot, attest.ErrARKNotSelfSigned, attest.ErrASKNotSignedByARK, attest.ErrVCEKNotSignedByASK,
 	attest.ErrCertificateTime, attest.ErrSigningKey, attest.ErrReportSignature, attest.ErrNotKDSChain,
 	attest.ErrMaskChipKey, attest.ErrHostGenerated, attest.ErrDebugPolicy, attest.ErrMigrationPolicy,
-	attest.ErrEndorsedTCB, attest.ErrChipID, attest.ErrMeasurement, attest.ErrUnknownCPU,
+	attest.ErrEndorsedTCB, attest.ErrChipID, attest.ErrClaimedTCB, attest.ErrMeasurement, attest.ErrUnknownCPU,
 	attest.ErrTCBBelowMinimum, attest.ErrReportData,
 }
 
@@ -42,7 +42,7 @@ func checkRefusal(t *testing.T, err error) {
 // malformed; what parses writes back to what it read.
 func FuzzParseEvidence(f *testing.F) {
 	f.Add([]byte(`{"format":"sev-snp","evidence":"AAEC","endorsements":"LS0t"}`))
-	f.Add([]byte(`{"format":"AMD_SEV_SNP_v1","quote":"AAEC"}`))
+	f.Add([]byte(`{"format":"AMD_SEV_SNP_v1","quote":"AAEC","endorsed_tcb":"db18000000000004"}`))
 	f.Add([]byte(`{"format":"virtual","evidence":"e30="}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := attest.ParseEvidence(data)
@@ -55,7 +55,7 @@ func FuzzParseEvidence(f *testing.F) {
 			t.Fatal(err)
 		}
 		back, err := attest.ParseEvidence(wire)
-		if err != nil || back.Format != e.Format || !bytes.Equal(back.Evidence, e.Evidence) || !bytes.Equal(back.Endorsements, e.Endorsements) {
+		if err != nil || back.Format != e.Format || !bytes.Equal(back.Evidence, e.Evidence) || !bytes.Equal(back.Endorsements, e.Endorsements) || back.EndorsedTCB != e.EndorsedTCB {
 			t.Fatalf("round trip of %s: %v", wire, err)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,6 +123,12 @@ func verifySNP(e Evidence, p Policy, at time.Time) (*Verified, error) {
 	}
 	if len(exts.HWID) != 0 && !bytes.Equal(exts.HWID, report.GetChipId()) {
 		return nil, refuse(ErrChipID, "report chip ID %x, VCEK hwID %x", report.GetChipId(), exts.HWID)
+	}
+	if e.EndorsedTCB != "" {
+		claimed, err := strconv.ParseUint(e.EndorsedTCB, 16, 64)
+		if len(e.EndorsedTCB) != 16 || err != nil || claimed != report.GetReportedTcb() {
+			return nil, refuse(ErrClaimedTCB, "endorsed TCB %q, reported TCB %016x", clip(e.EndorsedTCB), report.GetReportedTcb())
+		}
 	}
 	v := &Verified{
 		Format:      FormatSEVSNP,
