@@ -1,0 +1,63 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gavelhq/gavel/engine/attest"
+	"github.com/gavelhq/gavel/engine/attest/devsnp"
+)
+
+// TestDevSNPSigner: the command makes a fresh chain whose reports verify on
+// the real SNP path once its ARK is trusted, and only then.
+func TestDevSNPSigner(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "snp")
+	code, stdout, stderr := run("dev", "snp-signer", "--out", dir)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var summary struct {
+		ARK   string `json:"ark"`
+		CPUID string `json:"cpuid"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &summary); err != nil || summary.CPUID != devsnp.CPUID {
+		t.Fatalf("summary %q: %v", stdout, err)
+	}
+	root, err := devsnp.LoadRoot(summary.ARK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(node.Public())
+	m := [48]byte{9}
+	e, err := devsnp.SignReport(dir, [32]byte{7}, m, attest.ReportDataFor(der))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := attest.Policy{
+		Roots:           []*x509.Certificate{root},
+		SNPMeasurements: map[string]bool{hex.EncodeToString(m[:]): true},
+		MinimumTCB:      map[string]attest.TCB{devsnp.CPUID: devsnp.TCBVersion},
+	}
+	if _, err := attest.Verify(e, p, der, time.Now()); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	p.Roots = nil
+	if _, err := attest.Verify(e, p, der, time.Now()); !errors.Is(err, attest.ErrUntrustedRoot) {
+		t.Fatalf("without the root: %v", err)
+	}
+	if code, _, _ := run("dev", "snp-signer"); code != exitUsage {
+		t.Fatalf("without --out: exit %d", code)
+	}
+}
