@@ -132,12 +132,18 @@ func (r *Replayer) governance(e *engine.Entry) error {
 // first (engine.TrustedNodes.OpenEntry, against the service nodes Trusted
 // as of the entry before); a message that is not an authenticated entry
 // is a void entry: its leaf is engine.VoidLeaf, it is listed in
-// Summary.VoidEntries, and nothing of it is applied.
+// Summary.VoidEntries, and nothing of it is applied. A void first message
+// is a divergence: a ledger without an authenticated genesis authenticates
+// nothing.
 func (r *Replayer) Add(m engine.LedgerMsg) error {
 	if want := r.tree.Size(); m.Seq != want {
 		return &Divergence{TxID: fmt.Sprintf("seq %d", m.Seq), Reason: fmt.Sprintf("expected seqno %d", want)}
 	}
 	e, err := r.trusted.OpenEntry(m)
+	if err != nil && m.Seq == 1 {
+		// Without it nothing after can be authenticated: not a history.
+		return &Divergence{TxID: "seq 1", Reason: "the first message is not an authenticated genesis entry: " + err.Error()}
+	}
 	if err != nil {
 		r.tree.Append(engine.VoidLeaf, nil)
 		r.sum.VoidEntries = append(r.sum.VoidEntries, VoidEntry{Seqno: m.Seq, Reason: err.Error()})

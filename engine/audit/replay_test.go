@@ -233,3 +233,15 @@ func TestReplayChecksTheGivenServiceCertificate(t *testing.T) {
 		t.Fatalf("genesis with another service certificate: %v", err)
 	}
 }
+
+// A ledger whose first message is not an authenticated genesis entry
+// authenticates nothing: the replay refuses it at seq 1.
+func TestReplayRefusesAnUnauthenticatedGenesis(t *testing.T) {
+	msgs, _ := recordLog(t)
+	msgs[0].Auth = ""
+	_, err := replay(msgs)
+	var div *audit.Divergence
+	if !errors.As(err, &div) || div.TxID != "seq 1" || !strings.Contains(div.Reason, "authenticated genesis") {
+		t.Fatalf("replay of a ledger without an authenticated genesis: %v", err)
+	}
+}

@@ -121,6 +121,7 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if r.node, err = LoadOrCreateNodeIdentity(cfg.DataDir, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("node identity: %w", err)
 	}
+	r.logger.Info("node identity", slog.String("node_id", r.node.ID))
 	r.embedded, err = natslog.StartEmbedded(natslog.EmbeddedConfig{
 		DataDir: filepath.Join(cfg.DataDir, "nats"),
 		Listen:  cfg.NATSListen,

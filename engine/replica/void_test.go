@@ -1,14 +1,17 @@
 package replica_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,7 +40,9 @@ import (
 func TestForeignMessagesInTheLedgerAreVoid(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	r, err := open(t, dir)
+	var logged lockedBuffer
+	r, err := replica.Open(ctx, replica.Config{DataDir: dir, NATSListen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +141,11 @@ func TestForeignMessagesInTheLedgerAreVoid(t *testing.T) {
 		}
 	}
 	checkState("live")
+	for _, seq := range voids {
+		if want := fmt.Sprintf("level=ERROR msg=\"void entry: the ledger holds a message that is not an authenticated entry; it is not applied\" component=state seq=%d", seq); !strings.Contains(logged.String(), want) {
+			t.Fatalf("no error logged for the void at %d: %s", seq, logged.String())
+		}
+	}
 	root := r.Store().Tree().Root()
 
 	// Restart: catch up past the voids, same state; then a rebuild of pebble.
@@ -228,4 +238,21 @@ func txidOf(t *testing.T, out []byte) string {
 		t.Fatalf("answer %s: %v", out, err)
 	}
 	return a.TxID
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
