@@ -153,8 +153,7 @@ func (s *scenario) paramsFile(v string, line int) []byte {
 		return nil
 	case "corrupt":
 		b := s.paramsFile("current", line)
-		b[len(b)/2] ^= 0xff
-		return b
+		return b[:len(b)/2] // a copy cut short
 	case "foreign":
 		p, _, _, _ := netmap.LoadParameters(s.st, s.label("current", line))
 		raw, err := netmap.SignParameters(newNode(s.t, "other", "ES256").key, p)

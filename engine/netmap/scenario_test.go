@@ -60,22 +60,23 @@ type scenEntry struct {
 }
 
 type scenario struct {
-	t       *testing.T
-	file    string
-	st      constitution.MemState
-	now     time.Time
-	lim     netmap.Limits
-	nodes   map[string]*testNode
-	names   map[string]string // node id → name
-	labels  map[string]string // label → parameters hash
-	infos   map[string]string // NodeInfo hash → N:S
-	caches  map[string][]string
-	own     map[string]string // node name → hash of its last signed NodeInfo
-	raws    map[string][]byte // NodeInfo hash → signed bytes
-	mapKey  *testNode
-	entries []scenEntry
-	last    []byte
-	lastCmd string
+	t          *testing.T
+	file       string
+	st         constitution.MemState
+	now        time.Time
+	lim        netmap.Limits
+	nodes      map[string]*testNode
+	names      map[string]string // node id → name
+	labels     map[string]string // label → parameters hash
+	labelOrder []string
+	infos      map[string]string // NodeInfo hash → N:S
+	caches     map[string][]string
+	own        map[string]string // node name → hash of its last signed NodeInfo
+	raws       map[string][]byte // NodeInfo hash → signed bytes
+	mapKey     *testNode
+	entries    []scenEntry
+	last       []byte
+	lastCmd    string
 }
 
 func TestScenarios(t *testing.T) {
@@ -197,7 +198,7 @@ func (s *scenario) do(text string, line int) string {
 		if err != nil {
 			return answer(err)
 		}
-		s.labels["genesis"] = p.Hash()
+		s.setLabel("genesis", p.Hash())
 		s.commit(engine.KindGenesis, nil, ws, func(st constitution.MemState, f engine.Facts) (engine.WriteSet, error) {
 			return netmap.GenesisWrites(st, p, f, s.lim)
 		})
@@ -342,13 +343,19 @@ func (s *scenario) label(l string, line int) string {
 	return h
 }
 
+// labelOf names a hash by the label given to it last.
 func (s *scenario) labelOf(hash string) string {
-	for l, h := range s.labels {
-		if h == hash {
+	for i := len(s.labelOrder) - 1; i >= 0; i-- {
+		if l := s.labelOrder[i]; s.labels[l] == hash {
 			return l
 		}
 	}
 	return hash[:8]
+}
+
+func (s *scenario) setLabel(l, hash string) {
+	s.labels[l] = hash
+	s.labelOrder = append(s.labelOrder, l)
 }
 
 func (s *scenario) buildInfo(name string, kv map[string]string, line int) netmap.NodeInfo {
@@ -521,7 +528,7 @@ func (s *scenario) set(rest string, line int) string {
 	p, _ := ws.Value(netmap.TablePending, netmap.Singleton)
 	var pend netmap.Pending
 	json.Unmarshal(p, &pend)
-	s.labels[args[0]] = pend.NewParametersHash
+	s.setLabel(args[0], pend.NewParametersHash)
 	s.commit(engine.KindGovProposal, argsJSON, ws, apply)
 	return "ok"
 }
