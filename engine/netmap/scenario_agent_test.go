@@ -198,4 +198,3 @@ func forge(t testing.TB, msgType string, payload []byte, claimed, signer *testNo
 	}
 	return out
 }
-
