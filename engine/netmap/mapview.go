@@ -35,8 +35,8 @@ func (m MapPayload) Encode() []byte {
 // InMap reports whether a node belongs in the map at asOf: Trusted in the
 // directory (retired and deleted nodes leave), heard from within the event
 // horizon, and following the parameters in force — it published under
-// them or accepted them before their flag day.
-func InMap(n NodeState, rec NodeRecord, known bool, accepted string, cur Current, asOf time.Time) bool {
+// them, or it accepted them before their flag day (acceptedCurrent).
+func InMap(n NodeState, rec NodeRecord, known bool, acceptedCurrent bool, cur Current, asOf time.Time) bool {
 	if !known || rec.Status != StatusTrusted {
 		return false
 	}
@@ -44,7 +44,7 @@ func InMap(n NodeState, rec NodeRecord, known bool, accepted string, cur Current
 	if time.Duration(asOf.UnixMilli()-n.LastSeenMs)*time.Millisecond > horizon {
 		return false
 	}
-	return n.Epoch >= cur.Epoch || accepted == cur.Hash
+	return n.Epoch >= cur.Epoch || acceptedCurrent
 }
 
 // Map computes the map payload from state as of asOf, which must be the
@@ -80,18 +80,18 @@ func Map(st engine.StateReader, dir NodeDirectory, asOf time.Time) (MapPayload, 
 		}
 		var rec NodeRecord
 		var known bool
-		var accepted []byte
+		accepted := false
 		if err == nil {
 			rec, known, err = dir.Node(id)
 		}
-		if err == nil {
-			accepted, _, err = st.Get(TableAccepted, id)
+		if err == nil && n.Epoch < cur.Epoch {
+			_, accepted, err = st.Get(TableAcks, AckKey(cur.Hash, id))
 		}
 		if err != nil {
 			firstErr = err
 			return false
 		}
-		if InMap(n, rec, known, string(accepted), cur, asOf) {
+		if InMap(n, rec, known, accepted, cur, asOf) {
 			m.NodeInfoHashes = append(m.NodeInfoHashes, n.Hash)
 		}
 		return true
@@ -104,6 +104,41 @@ func Map(st engine.StateReader, dir NodeDirectory, asOf time.Time) (MapPayload, 
 	}
 	slices.Sort(m.NodeInfoHashes)
 	return m, nil
+}
+
+// DueFlagDay is the primary's trigger: the flag-day command once the
+// pending update's deadline is at or before now (the primary's clock; the
+// command itself checks the entry's time).
+func DueFlagDay(st engine.StateReader, now time.Time) (FlagDay, bool, error) {
+	p, ok, err := LoadPending(st)
+	if err != nil || !ok || now.UnixMilli() < p.DeadlineMs {
+		return FlagDay{}, false, err
+	}
+	return FlagDay{Hash: p.NewParametersHash}, true, nil
+}
+
+// Acceptance splits the nodes that published a NodeInfo into those that
+// accepted hash and those that have not, by node id (the read side of
+// GET /network-map/acceptances).
+func Acceptance(st engine.StateReader, hash string) (accepted, pending []string, err error) {
+	var firstErr error
+	err = st.Range(TableNodes, func(id string, _ []byte) bool {
+		_, ok, err := st.Get(TableAcks, AckKey(hash, id))
+		if err != nil {
+			firstErr = err
+			return false
+		}
+		if ok {
+			accepted = append(accepted, id)
+		} else {
+			pending = append(pending, id)
+		}
+		return true
+	})
+	if err == nil {
+		err = firstErr
+	}
+	return accepted, pending, err
 }
 
 // Acceptances lists the acceptances of a parameters hash, by node id.

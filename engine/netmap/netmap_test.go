@@ -357,3 +357,52 @@ func TestSeenKeyOrder(t *testing.T) {
 		t.Fatal("bad key parsed")
 	}
 }
+
+func TestDueFlagDayAndAcceptance(t *testing.T) {
+	lim := netmap.DefaultLimits()
+	st := genesisState(t, baseParams())
+	if _, due, err := netmap.DueFlagDay(st, t0.Add(1000*time.Hour)); due || err != nil {
+		t.Fatalf("due with nothing pending: %v", err)
+	}
+	a, b := newNode(t, "a", "ES256"), newNode(t, "b", "ES256")
+	for i, n := range []*testNode{a, b} {
+		putNode(st, n, netmap.StatusTrusted)
+		v, _ := netmap.VerifyNodeInfo(n.sign(t, n.info(1)), dir(st), lim)
+		eff, err := netmap.Publish{Info: v}.Execute(st, facts(uint64(2+i), t0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Apply(eff.Writes)
+	}
+	args := []byte(`{"parameters":{"minimum_platform_version":1,"notaries":[],"max_message_size":1,"max_transaction_size":1},"description":"","update_deadline":"2026-01-01T01:00:00Z"}`)
+	u, err := netmap.ParseSetParameters(args, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, pend, err := u.Apply(st, facts(4, t0), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Apply(ws)
+	raw, _ := netmap.SignAck(a.key, pend.NewParametersHash)
+	v, err := netmap.VerifyAck(raw, dir(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eff, err := netmap.Ack{Ack: v}.Execute(st, facts(5, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Apply(eff.Writes)
+	yes, no, err := netmap.Acceptance(st, pend.NewParametersHash)
+	if err != nil || len(yes) != 1 || yes[0] != a.id || len(no) != 1 || no[0] != b.id {
+		t.Fatalf("accepted %v, not %v, %v", yes, no, err)
+	}
+	if _, due, _ := netmap.DueFlagDay(st, t0.Add(time.Hour-time.Millisecond)); due {
+		t.Fatal("due before the deadline")
+	}
+	fd, due, err := netmap.DueFlagDay(st, t0.Add(time.Hour))
+	if !due || err != nil || fd.Hash != pend.NewParametersHash {
+		t.Fatalf("not due at the deadline: %v", err)
+	}
+}
