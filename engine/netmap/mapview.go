@@ -65,7 +65,7 @@ func Map(st engine.StateReader, dir NodeDirectory, asOf time.Time) (MapPayload, 
 	}
 	cutoff := asOf.UnixMilli() - cur.EventHorizonSeconds*1000
 	var firstErr error
-	err = st.Range(TableSeen, func(key string, _ []byte) bool {
+	err = st.Range(TableSeen, func(key string, v []byte) bool {
 		ms, id, err := ParseSeenKey(key)
 		if err != nil {
 			firstErr = err
@@ -74,25 +74,22 @@ func Map(st engine.StateReader, dir NodeDirectory, asOf time.Time) (MapPayload, 
 		if ms < cutoff {
 			return false
 		}
-		n, ok, err := LoadNode(st, id)
-		if err == nil && !ok {
-			return true
-		}
+		epoch, hash, err := ParseSeenValue(v)
 		var rec NodeRecord
-		var known bool
-		accepted := false
+		var known, accepted bool
 		if err == nil {
 			rec, known, err = dir.Node(id)
 		}
-		if err == nil && n.Epoch < cur.Epoch {
+		if err == nil && epoch < cur.Epoch {
 			_, accepted, err = st.Get(TableAcks, AckKey(cur.Hash, id))
 		}
 		if err != nil {
 			firstErr = err
 			return false
 		}
+		n := NodeState{NodeID: id, Hash: hash, LastSeenMs: ms, Epoch: epoch}
 		if InMap(n, rec, known, accepted, cur, asOf) {
-			m.NodeInfoHashes = append(m.NodeInfoHashes, n.Hash)
+			m.NodeInfoHashes = append(m.NodeInfoHashes, hash)
 		}
 		return true
 	})

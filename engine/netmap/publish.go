@@ -10,7 +10,8 @@ import (
 
 // Publish publishes a verified NodeInfo with Corda's rules: only Trusted
 // nodes; not below minimum_platform_version; a legal name is held by one
-// node's key; a higher serial replaces; the identical payload again is a
+// node's key (until that node is retired or deleted); a higher serial
+// replaces; the identical payload again is a
 // success that writes nothing; another payload with an equal or a lower
 // serial is refused.
 //
@@ -35,7 +36,8 @@ func (c Publish) Input() []byte          { return c.Info.Raw }
 
 func (c Publish) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, error) {
 	info := c.Info
-	rec, _, err := lookupNode(directoryOf(c.Nodes, st), info.NodeID)
+	dir := directoryOf(c.Nodes, st)
+	rec, _, err := lookupNode(dir, info.NodeID)
 	if err != nil {
 		return engine.Effect{}, err
 	}
@@ -55,7 +57,15 @@ func (c Publish) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 		if err != nil {
 			return engine.Effect{}, err
 		}
-		if ok && string(holder) != info.NodeID {
+		if !ok || string(holder) == info.NodeID {
+			continue
+		}
+		// A retired or deleted node's names are free again.
+		h, known, err := dir.Node(string(holder))
+		if err != nil {
+			return engine.Effect{}, err
+		}
+		if known && h.Status != StatusRetired {
 			return engine.Effect{}, engine.Errorf(engine.KindConflict, CodeLegalNameTaken, "legal name %q is held under another node's key (%s)", n, holder)
 		}
 	}
@@ -98,7 +108,7 @@ func (c Publish) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 			}
 		}
 	}
-	ws = append(ws, put(TableNodes, info.NodeID, next), engine.Write{Table: TableSeen, Key: SeenKey(now, info.NodeID), Value: []byte{}})
+	ws = append(ws, put(TableNodes, info.NodeID, next), engine.Write{Table: TableSeen, Key: SeenKey(now, info.NodeID), Value: SeenValue(next.Epoch, next.Hash)})
 	return effect(ws, PublishResult{NodeInfoHash: info.Hash, TxID: next.TxID})
 }
 

@@ -88,6 +88,22 @@ func ParseSeenKey(k string) (ms int64, nodeID string, err error) {
 	return math.MaxInt64 - inv, id, nil
 }
 
+// SeenValue is a node's value in TableSeen: the epoch of its last publish
+// and its NodeInfo hash, "<epoch>/<hash>".
+func SeenValue(epoch int64, hash string) []byte {
+	return []byte(strconv.FormatInt(epoch, 10) + "/" + hash)
+}
+
+// ParseSeenValue inverts SeenValue.
+func ParseSeenValue(v []byte) (epoch int64, hash string, err error) {
+	e, h, ok := strings.Cut(string(v), "/")
+	epoch, perr := strconv.ParseInt(e, 10, 64)
+	if !ok || perr != nil || !isLowerHex64(h) {
+		return 0, "", fmt.Errorf("netmap: bad seen value %q", v)
+	}
+	return epoch, h, nil
+}
+
 // AckKey is an acceptance's key in TableAcks: ranged by hash.
 func AckKey(hash, nodeID string) string { return hash + "/" + nodeID }
 

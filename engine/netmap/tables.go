@@ -19,9 +19,10 @@ const (
 	TableNodes = "gavel.netmap.nodes"
 	// TableNames: normalised legal name → node id holding it.
 	TableNames = "gavel.netmap.names"
-	// TableSeen: SeenKey(last seen, node id) → "", newest first, so the read
-	// side finds the nodes inside the event horizon by a range that stops at
-	// the first stale key.
+	// TableSeen: SeenKey(last seen, node id) → SeenValue(epoch, hash),
+	// newest first, so the read side finds the nodes inside the event
+	// horizon by a range that stops at the first stale key, without reading
+	// TableNodes.
 	TableSeen = "gavel.netmap.seen"
 	// TableParameters: parameters hash → canonical parameters JSON, every
 	// set ever advertised or in force.
