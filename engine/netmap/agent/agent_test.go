@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -279,5 +280,37 @@ func TestReconcile(t *testing.T) {
 		if !slices.Equal(fetch, tc.wantFetch) || !slices.Equal(drop, tc.wantDropped) {
 			t.Errorf("%s: fetch %v drop %v", tc.name, fetch, drop)
 		}
+	}
+}
+
+// NetworkMapUpdaterTest "emit new parameters update info on parameters
+// update from network map": hash, description, deadline and parameters.
+func TestAdvertised(t *testing.T) {
+	lim := netmap.DefaultLimits()
+	mapKey := key(t)
+	cur, next := params(), params()
+	next.Epoch, next.MaxMessageSize = 2, 10485761
+	signed, _ := netmap.SignParameters(mapKey, next)
+	up := netmap.UpdatePayload{NewParametersHash: next.Hash(), Description: "Test update", UpdateDeadline: "2026-01-02T00:00:00Z"}
+	u, err := agent.Advertised(cur, up, signed, mapKey.Public(), lim, agent.Policy{})
+	if err != nil || u.Hash != next.Hash() || u.Description != "Test update" || u.UpdateDeadline != up.UpdateDeadline ||
+		!u.Parameters.Equal(next) || u.AutoAccepted || u.Accepted {
+		t.Fatalf("%+v %v", u, err)
+	}
+	line, _ := json.Marshal(u)
+	var back map[string]json.RawMessage
+	if json.Unmarshal(line, &back) != nil || len(back) != 6 || string(back["parameters"]) != string(next.Canonical()) {
+		t.Fatalf("update line %s", line)
+	}
+	wl := cur
+	wl.Epoch, wl.WhitelistedContractImplementations = 2, map[string][]string{"a.B": {strings.Repeat("c", 64)}}
+	signed, _ = netmap.SignParameters(mapKey, wl)
+	up.NewParametersHash = wl.Hash()
+	if u, err := agent.Advertised(cur, up, signed, mapKey.Public(), lim, agent.Policy{}); err != nil || !u.AutoAccepted {
+		t.Fatalf("whitelist-only update: %+v %v", u, err)
+	}
+	up.NewParametersHash = next.Hash()
+	if _, err := agent.Advertised(cur, up, signed, mapKey.Public(), lim, agent.Policy{}); !errors.Is(err, agent.ErrParametersMismatch) {
+		t.Fatalf("parameters of another hash: %v", err)
 	}
 }
