@@ -546,9 +546,41 @@ func (s *scenario) replay() {
 		}
 		st.Apply(ws)
 	}
+	s.replayCatchesForgery()
 	m1, err1 := netmap.Map(s.st, dir(s.st), s.now)
 	m2, err2 := netmap.Map(st, dir(st), s.now)
 	if (err1 == nil) != (err2 == nil) || string(m1.Encode()) != string(m2.Encode()) {
 		s.t.Fatalf("%s: the replayed map differs", s.file)
+	}
+}
+
+// replayCatchesForgery changes one value in the last network-map entry's
+// write set and checks that the replay no longer matches it, so the replay
+// above could fail.
+func (s *scenario) replayCatchesForgery() {
+	last := -1
+	for i, e := range s.entries {
+		if (e.kind == netmap.KindNodeInfo || e.kind == netmap.KindNodeAck || e.kind == netmap.KindFlagDay) && len(e.writes) > 0 {
+			last = i
+		}
+	}
+	if last < 0 {
+		return
+	}
+	st := constitution.MemState{}
+	for i, e := range s.entries[:last+1] {
+		ws, err := e.redo(st, e.facts)
+		if err != nil {
+			s.t.Fatalf("%s: replay of entry %d: %v", s.file, i+1, err)
+		}
+		if i == last {
+			forged := slices.Clone(e.writes)
+			forged[0].Value = append(slices.Clone(forged[0].Value), ' ')
+			if ws.Equal(forged) {
+				s.t.Fatalf("%s: a forged write to %s/%s replays as honest", s.file, forged[0].Table, forged[0].Key)
+			}
+			return
+		}
+		st.Apply(ws)
 	}
 }
