@@ -104,6 +104,8 @@ func dir(st engine.StateReader) netmap.NodeDirectory {
 	return netmap.TableDirectory{State: st, Table: netmap.NodesDirectoryTable}
 }
 
+func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
+
 func codeOf(err error) string {
 	if err == nil {
 		return ""
