@@ -80,3 +80,58 @@ func BenchmarkMapAt10k(b *testing.B) {
 		_ = m.Encode()
 	}
 }
+
+// A flag day at 10,000 nodes, half of which accepted: the entry itself
+// (its writes do not depend on the number of nodes) and the map's
+// recomputation after it.
+func BenchmarkFlagDayAt10k(b *testing.B) {
+	lim := netmap.DefaultLimits()
+	st, nodes := mapOf(b, 10_000)
+	args := []byte(`{"parameters":{"minimum_platform_version":1,"notaries":[],"max_message_size":1,"max_transaction_size":1},"description":"","update_deadline":"2026-01-02T00:00:00Z"}`)
+	u, err := netmap.ParseSetParameters(args, lim)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ws, pend, err := u.Apply(st, facts(20_000, t0), lim)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st.Apply(ws)
+	for i, n := range nodes[:5_000] {
+		raw, _ := netmap.SignAck(n.key, pend.NewParametersHash)
+		v, err := netmap.VerifyAck(raw, dir(st))
+		if err != nil {
+			b.Fatal(err)
+		}
+		eff, err := netmap.Ack{Ack: v}.Execute(st, facts(uint64(20_001+i), t0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.Apply(eff.Writes)
+	}
+	day := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	cmd := netmap.FlagDay{Hash: pend.NewParametersHash}
+	for b.Loop() {
+		after := constitution.MemState{}
+		eff, err := cmd.Execute(st, facts(30_000, day))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		for t, keys := range st {
+			after[t] = keys // shared: the flag day's writes go to tables it replaces whole below
+		}
+		for _, t := range []string{netmap.TableCurrent, netmap.TableEpochs, netmap.TablePending} {
+			after[t] = map[string][]byte{}
+			for k, v := range st[t] {
+				after[t][k] = v
+			}
+		}
+		after.Apply(eff.Writes)
+		b.StartTimer()
+		m, err := netmap.Map(after, dir(after), day)
+		if err != nil || len(m.NodeInfoHashes) != 5_000 || len(eff.Writes) != 3 {
+			b.Fatal(len(m.NodeInfoHashes), len(eff.Writes), err)
+		}
+	}
+}
