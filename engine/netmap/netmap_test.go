@@ -406,3 +406,26 @@ func TestDueFlagDayAndAcceptance(t *testing.T) {
 		t.Fatalf("not due at the deadline: %v", err)
 	}
 }
+
+// Canonical is read by many goroutines on the read side: it must not write
+// to the parameters' maps.
+func TestCanonicalDoesNotWrite(t *testing.T) {
+	p := baseParams()
+	p.WhitelistedContractImplementations = map[string][]string{"com.a.C": nil}
+	done := make(chan string)
+	for range 4 {
+		go func() { done <- string(p.Canonical()) }()
+	}
+	first := <-done
+	for range 3 {
+		if <-done != first {
+			t.Fatal("concurrent canonical forms differ")
+		}
+	}
+	if p.WhitelistedContractImplementations["com.a.C"] != nil {
+		t.Fatal("Canonical wrote to the caller's map")
+	}
+	if !strings.Contains(first, `"com.a.C":[]`) {
+		t.Fatalf("a null list is not an empty one: %s", first)
+	}
+}

@@ -180,9 +180,18 @@ func (p NetworkParameters) normalized() NetworkParameters {
 	if p.PackageOwnership == nil {
 		p.PackageOwnership = map[string]string{}
 	}
-	for k, v := range p.WhitelistedContractImplementations {
+	// A null list is an empty one; copy rather than write to the caller's map.
+	for _, v := range p.WhitelistedContractImplementations {
 		if v == nil {
-			p.WhitelistedContractImplementations[k] = []string{}
+			wl := make(map[string][]string, len(p.WhitelistedContractImplementations))
+			for k, ids := range p.WhitelistedContractImplementations {
+				if ids == nil {
+					ids = []string{}
+				}
+				wl[k] = ids
+			}
+			p.WhitelistedContractImplementations = wl
+			break
 		}
 	}
 	return p
