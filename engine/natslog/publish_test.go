@@ -317,7 +317,7 @@ func TestFollowTailsNewEntries(t *testing.T) {
 	seen := make(chan uint64, 100)
 	done := make(chan error, 1)
 	go func() {
-		done <- natslog.NewReader(c.JetStream(c.ConnectClient(0))).Follow(followCtx, 2, func(seq uint64, _ string, _ []byte) error {
+		done <- natslog.NewReader(c.JetStream(c.ConnectClient(0, natslog.UserAuditor))).Follow(followCtx, 2, func(seq uint64, _ string, _ []byte) error {
 			seen <- seq
 			return nil
 		})

@@ -61,7 +61,9 @@ func LedgerStreamConfig(replicas int) jetstream.StreamConfig {
 		AllowDirect:        true,
 		AllowAtomicPublish: true,
 		// gavel does its own idempotency; this is the server's minimum.
-		Duplicates: 100 * time.Millisecond,
+		Duplicates:     100 * time.Millisecond,
+		MaxConsumers:   MaxLedgerConsumers,
+		ConsumerLimits: jetstream.StreamConsumerLimits{InactiveThreshold: ConsumerInactiveThreshold},
 	}
 }
 
@@ -78,6 +80,8 @@ func FeedsStreamConfig(replicas int) jetstream.StreamConfig {
 		Storage:           jetstream.FileStorage,
 		Replicas:          replicas,
 		AllowDirect:       true,
+		MaxConsumers:      MaxFeedConsumers,
+		ConsumerLimits:    jetstream.StreamConsumerLimits{InactiveThreshold: ConsumerInactiveThreshold},
 	}
 }
 
@@ -95,7 +99,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		got := stream.CachedInfo().Config
 		if got.Storage != cfg.Storage || got.Replicas != cfg.Replicas || got.DenyDelete != cfg.DenyDelete ||
 			got.DenyPurge != cfg.DenyPurge || got.AllowAtomicPublish != cfg.AllowAtomicPublish ||
-			got.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject || got.Discard != cfg.Discard {
+			got.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject || got.Discard != cfg.Discard ||
+			got.MaxConsumers != cfg.MaxConsumers || got.ConsumerLimits != cfg.ConsumerLimits {
 			return engine.Errorf(engine.KindInternal, "StreamMisconfigured", "stream %s does not have gavel's configuration", cfg.Name)
 		}
 	}
