@@ -148,7 +148,7 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	fs := newFlags("audit replay", errOut)
 	data := fs.String("data", "", "a stopped replica's data folder")
 	natsURL := fs.String("nats", "", "a running service's NATS URL")
-	creds := fs.String("creds", "", "NATS credentials (nkey seed or .creds file) for --nats")
+	creds := fs.String("creds", "", "NATS credentials for --nats: an nkey seed such as DATA/nats/auditor.nk (the auditor.json beside it sets the inbox prefix) or a .creds file")
 	fs.Usage = func() {
 		fmt.Fprintln(errOut, "usage: gavel audit replay (--data DIR | --nats URL --creds F)")
 		fs.PrintDefaults()
@@ -174,7 +174,8 @@ func runReplay(args []string, out, errOut io.Writer) int {
 			return failf(errOut, "open the ledger in %s: %v", *data, err)
 		}
 		defer emb.Shutdown()
-		if nc, err = emb.ConnectReplica(); err != nil {
+		// As an auditor: reading is all a replay needs.
+		if nc, err = emb.ConnectClient(natslog.UserAuditor); err != nil {
 			return failf(errOut, "%v", err)
 		}
 	} else {

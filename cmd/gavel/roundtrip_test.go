@@ -181,7 +181,7 @@ func TestRoundTrip(t *testing.T) {
 	want := audit.Summary{Entries: meta.Seqno, LastTxID: engine.TxID{View: meta.View, Seqno: meta.Seqno}.String()}
 	root := svc.r.Store().Tree().Root()
 	want.Root = hex.EncodeToString(root[:])
-	got := replaySummary(t, mustRun(t, "audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile()))
+	got := replaySummary(t, mustRun(t, "audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile(natslog.UserAuditor)))
 	if got.Entries != want.Entries || got.LastTxID != want.LastTxID || got.Root != want.Root ||
 		got.Statements != 1 || got.Signatures == 0 || got.Unsigned != 0 || got.LastSignedTxID != want.LastTxID {
 		t.Fatalf("replay over NATS: %+v, want %+v", got, want)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/gov"
+	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/engine/sequencer"
 	"github.com/gavelhq/gavel/handlers"
@@ -153,9 +154,11 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	defer r.Close()
 	ep := endpoints{HTTP: "http://" + ln.Addr().String(), NATS: r.NATSURL()}
 	logger.Info("serving", slog.String("http", ep.HTTP), slog.String("nats", ep.NATS),
-		slog.String("data", f.data), slog.String("client_creds", r.ClientCredsFile()))
+		slog.String("data", f.data), slog.String("client_creds", filepath.Dir(r.ClientCredsFile(natslog.UserMember))))
 
-	natsSrv, err := handlers.ServeNATS(r.Conn(), r, f.limits, handlers.DefaultInFlight, logger)
+	natsCfg := handlers.DefaultNATSConfig(f.seq.QueueSize, f.limits)
+	natsCfg.HasInterest = r.HasInterest
+	natsSrv, err := handlers.ServeNATS(r.HandlerConn(), r, f.limits, natsCfg, logger)
 	if err != nil {
 		return err
 	}

@@ -54,8 +54,8 @@ func recordLog(t *testing.T) ([]msg, engine.Digest) {
 			t.Fatal(err)
 		}
 	}
-	js, _ := jetstream.New(r.Conn())
-	log, err := replica.NewLedgerLog(r.Conn(), js)
+	js, _ := jetstream.New(r.SequencerConn())
+	log, err := replica.NewLedgerLog(r.SequencerConn(), js)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,8 +38,11 @@ const MaxEntryBytes = 8 << 20
 type Config struct {
 	DataDir    string // identity, NATS store, pebble state
 	NATSListen string // embedded NATS client listener, e.g. 127.0.0.1:4222 (":0" picks a port)
-	Sequencer  sequencer.Config
-	Logger     *slog.Logger
+	// NATSMaxConnections caps the embedded server's connections;
+	// 0 means natslog.DefaultMaxConnections.
+	NATSMaxConnections int
+	Sequencer          sequencer.Config
+	Logger             *slog.Logger
 
 	// Genesis: the first members (none: a member0 key and certificate are
 	// made in DataDir, named as CCF names them), the constitution module
@@ -59,10 +62,13 @@ type Replica struct {
 	logger   *slog.Logger
 	identity *Identity
 	embedded *natslog.Embedded
-	conn     *nats.Conn
-	log      *LedgerLog
-	store    *state.Store
-	seq      *sequencer.Sequencer
+	// One connection per job, each as its own NATS user: the sequencer's
+	// writes the ledger, the feed publisher's the feeds, the handler's
+	// answers requests and can write neither.
+	conn, feedsConn, handlerConn *nats.Conn
+	log                          *LedgerLog
+	store                        *state.Store
+	seq                          *sequencer.Sequencer
 
 	verifySlots chan struct{}                         // bounds concurrent signature checks to the cores
 	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
@@ -109,14 +115,21 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		DataDir: filepath.Join(cfg.DataDir, "nats"),
 		Listen:  cfg.NATSListen,
 		// An entry carries its request verbatim plus a few hundred bytes.
-		MaxPayload: MaxEntryBytes,
-		Logger:     slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
+		MaxPayload:     MaxEntryBytes,
+		MaxConnections: cfg.NATSMaxConnections,
+		Logger:         slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	r.logger.Info("nats listening", slog.String("nats", r.embedded.ClientURL()))
-	if r.conn, err = r.embedded.ConnectReplica(nats.Name("gavel-replica")); err != nil {
+	if r.conn, err = r.embedded.ConnectService(natslog.UserSequencer); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if r.feedsConn, err = r.embedded.ConnectService(natslog.UserFeeds); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if r.handlerConn, err = r.embedded.ConnectService(natslog.UserHandler); err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	js, err := jetstream.New(r.conn)
@@ -248,8 +261,21 @@ func (r *Replica) checkIdentity() error {
 // NATSURL is the embedded server's client URL.
 func (r *Replica) NATSURL() string { return r.embedded.ClientURL() }
 
-// Conn is the replica's own NATS connection.
-func (r *Replica) Conn() *nats.Conn { return r.conn }
+// SequencerConn is the sequencer's NATS connection: the only one that may
+// write the ledger.
+func (r *Replica) SequencerConn() *nats.Conn { return r.conn }
+
+// FeedsConn is the feed publisher's connection: the only one that may
+// write the feeds.
+func (r *Replica) FeedsConn() *nats.Conn { return r.feedsConn }
+
+// HandlerConn is the connection that answers requests: it may subscribe to
+// the submit subjects and publish answers into client inboxes, nothing else.
+func (r *Replica) HandlerConn() *nats.Conn { return r.handlerConn }
+
+// HasInterest says whether anyone still listens on subject (a requester's
+// reply subject, say).
+func (r *Replica) HasInterest(subject string) bool { return r.embedded.HasInterest(subject) }
 
 // Identity is the service identity.
 func (r *Replica) Identity() *Identity { return r.identity }
@@ -260,9 +286,10 @@ func (r *Replica) Sequencer() *sequencer.Sequencer { return r.seq }
 // Store is the replica's state.
 func (r *Replica) Store() *state.Store { return r.store }
 
-// ClientCredsFile is the path of the client user's credentials.
-func (r *Replica) ClientCredsFile() string {
-	return filepath.Join(r.cfg.DataDir, "nats", natslog.ClientSeedFile)
+// ClientCredsFile is the path of client kind u's seed (DATA/nats/<u>.nk,
+// its UserInfo beside it as <u>.json).
+func (r *Replica) ClientCredsFile(u natslog.User) string {
+	return r.embedded.Seeds().File(u)
 }
 
 // Close stops the sequencer, then NATS, then the store.
@@ -272,9 +299,11 @@ func (r *Replica) Close() error {
 			r.cancel()
 		}
 		r.wg.Wait()
-		if r.conn != nil {
-			r.conn.Drain()
-			r.conn.Close()
+		for _, nc := range []*nats.Conn{r.handlerConn, r.feedsConn, r.conn} {
+			if nc != nil {
+				nc.Drain()
+				nc.Close()
+			}
 		}
 		if r.embedded != nil {
 			r.embedded.Shutdown()
