@@ -50,9 +50,12 @@ type NATSConfig struct {
 	// subject; a request whose requester has gone is dropped (and counted)
 	// before it is committed. The embedded server answers it cheaply.
 	HasInterest func(subject string) bool
+	// Now is the clock MaxWait is measured with; time.Now by default.
+	Now func() time.Time
 }
 
-// Intake defaults (see NATSConfig).
+// Intake defaults (see NATSConfig). DefaultInFlight is enough for full
+// atomic batches, few enough to bound memory.
 const (
 	DefaultInFlight     = 4096
 	DefaultMaxHeldBytes = 256 << 20
@@ -163,6 +166,9 @@ func ServeNATS(nc *nats.Conn, svc Service, limits Limits, cfg NATSConfig, logger
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = d.MaxWait
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	h := &NATS{svc: svc, cfg: cfg, logger: logger, timeout: 30 * time.Second,
 		queue: make(chan job, cfg.MaxQueued), slots: make(chan struct{}, cfg.InFlight)}
 	routes := map[string]func(context.Context, []byte) ([]byte, error){
@@ -189,9 +195,10 @@ func ServeNATS(nc *nats.Conn, svc Service, limits Limits, cfg NATSConfig, logger
 			h.Stop()
 			return nil, err
 		}
-		// The callback never blocks, so little waits here; the limits are a
-		// backstop whose drops are counted.
-		if err := sub.SetPendingLimits(cfg.MaxQueued, int(cfg.MaxHeldBytes)); err != nil {
+		// The callback never blocks, so little waits here: the limits are a
+		// backstop (bytes bound the memory; the count leaves room for a
+		// burst ahead of the callback) whose drops are counted.
+		if err := sub.SetPendingLimits(max(cfg.MaxQueued+cfg.InFlight, 1<<16), int(cfg.MaxHeldBytes)); err != nil {
 			h.Stop()
 			return nil, err
 		}
@@ -260,7 +267,7 @@ func (h *NATS) admit(limit int64, call func(context.Context, []byte) ([]byte, er
 		queued := false
 		if !h.closed {
 			select {
-			case h.queue <- job{m: m, call: call, arrived: time.Now()}:
+			case h.queue <- job{m: m, call: call, arrived: h.cfg.Now()}:
 				queued = true
 			default:
 			}
@@ -277,8 +284,13 @@ func (h *NATS) admit(limit int64, call func(context.Context, []byte) ([]byte, er
 // dispatch starts the queued requests as slots free up.
 func (h *NATS) dispatch() {
 	defer h.wg.Done()
-	for j := range h.queue {
+	for {
+		// The slot first: what waits, waits in the queue, where it counts.
 		h.slots <- struct{}{}
+		j, ok := <-h.queue
+		if !ok {
+			return
+		}
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
@@ -291,7 +303,7 @@ func (h *NATS) dispatch() {
 
 // serve runs one request unless its requester is likely gone.
 func (h *NATS) serve(j job) {
-	if waited := time.Since(j.arrived); waited > h.cfg.MaxWait {
+	if waited := h.cfg.Now().Sub(j.arrived); waited > h.cfg.MaxWait {
 		h.expired.Add(1)
 		h.answerBusy(j.m, errExpired(waited, h.cfg.MaxWait))
 		return
