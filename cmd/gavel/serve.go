@@ -37,6 +37,7 @@ type serveFlags struct {
 	memberCerts                            stringList
 	constitutionDir                        string
 	scripts                                constitution.Limits
+	natsMaxConns                           int
 }
 
 // stringList is a repeatable string flag.
@@ -50,6 +51,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.limits = handlers.DefaultLimits()
 	fs.StringVar(&f.data, "data", "./gavel-data", "data folder (identity, NATS store, state)")
 	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "embedded NATS client listener (host:port, port 0 picks one)")
+	fs.IntVar(&f.natsMaxConns, "nats-max-connections", natslog.DefaultMaxConnections, "cap on the embedded NATS server's connections (the replica's own included)")
 	fs.StringVar(&f.httpListen, "http", "127.0.0.1:8080", "HTTP listener (host:port, port 0 picks one)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.IntVar(&f.seq.SignEvery, "sign-every", f.seq.SignEvery, "a signature entry at least every N entries")
@@ -146,7 +148,10 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, Sequencer: f.seq, Logger: logger,
+	if f.natsMaxConns < 8 {
+		return fmt.Errorf("--nats-max-connections %d: at least 8 (the replica itself holds 3)", f.natsMaxConns)
+	}
+	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, NATSMaxConnections: f.natsMaxConns, Sequencer: f.seq, Logger: logger,
 		Members: members, ConstitutionModule: module, MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts})
 	if err != nil {
 		return err

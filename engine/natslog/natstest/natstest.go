@@ -251,7 +251,7 @@ func (c *Cluster) JetStream(nc *nats.Conn) jetstream.JetStream {
 }
 
 // EnsureStreams creates gavel's streams with as many replicas as servers
-// (at most 3), connecting as the replica user of server 0.
+// (at most 3), connecting as the sequencer user of server 0.
 func (c *Cluster) EnsureStreams() {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ReadyTimeout)
