@@ -123,14 +123,13 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	r.logger.Info("nats listening", slog.String("nats", r.embedded.ClientURL()))
-	if r.conn, err = r.embedded.ConnectService(natslog.UserSequencer); err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	if r.feedsConn, err = r.embedded.ConnectService(natslog.UserFeeds); err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	if r.handlerConn, err = r.embedded.ConnectService(natslog.UserHandler); err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
+	for _, c := range []struct {
+		conn **nats.Conn
+		user natslog.User
+	}{{&r.conn, natslog.UserSequencer}, {&r.feedsConn, natslog.UserFeeds}, {&r.handlerConn, natslog.UserHandler}} {
+		if *c.conn, err = r.embedded.ConnectService(c.user, nats.ErrorHandler(r.asyncError(c.user))); err != nil {
+			return nil, fmt.Errorf("connect as %s: %w", c.user, err)
+		}
 	}
 	js, err := jetstream.New(r.conn)
 	if err != nil {
@@ -313,6 +312,20 @@ func (r *Replica) Close() error {
 		}
 	})
 	return nil
+}
+
+// asyncError logs what the server or the client library reports on a
+// connection out of band: a permission violation (a bug: each user is
+// allowed exactly its job) or a slow consumer (the library reports it once
+// per episode; the drops are counted by the handlers' stats).
+func (r *Replica) asyncError(u natslog.User) nats.ErrHandler {
+	return func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		attrs := []any{slog.String("user", string(u)), slog.Any("err", err)}
+		if sub != nil {
+			attrs = append(attrs, slog.String("subject", sub.Subject))
+		}
+		r.logger.Warn("nats connection error", attrs...)
+	}
 }
 
 // minLevel drops records below a level (the NATS server is chatty at info).
