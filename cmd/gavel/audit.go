@@ -160,7 +160,15 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	if (*data == "") == (*natsURL == "") || len(pos) != 0 || (*natsURL != "" && *creds == "") {
 		return usageError(errOut, fs, "give --data DIR, or --nats URL with --creds F")
 	}
-	ctx := context.Background()
+	// A read the credentials do not allow is never answered: the server's
+	// permission violation ends the replay at once, and names itself.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	onDenied := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			cancel(fmt.Errorf("%w (replay with the auditor's credentials, DATA/nats/auditor.nk)", err))
+		}
+	})
 	var nc *nats.Conn
 	if *data != "" {
 		if _, err := os.Stat(filepath.Join(*data, "endpoints.json")); err == nil {
@@ -183,7 +191,7 @@ func runReplay(args []string, out, errOut io.Writer) int {
 		if err != nil {
 			return failf(errOut, "%v", err)
 		}
-		if nc, err = nats.Connect(*natsURL, opt, nats.Name("gavel-audit")); err != nil {
+		if nc, err = nats.Connect(*natsURL, opt, nats.Name("gavel-audit"), onDenied); err != nil {
 			return failf(errOut, "connect %s: %v", *natsURL, err)
 		}
 	}
@@ -195,6 +203,9 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	reader := natslog.NewReader(js)
 	last, err := reader.LastSequence(ctx)
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
+		}
 		return failf(errOut, "read the ledger: %v", err)
 	}
 	r := audit.NewReplayer(verifyStatementAt)

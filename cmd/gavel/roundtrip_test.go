@@ -189,6 +189,11 @@ func TestRoundTrip(t *testing.T) {
 	if code, _, errOut := run("audit", "replay", "--nats", svc.r.NATSURL(), "--creds", payload); code != exitFailed || errOut == "" {
 		t.Fatalf("replay with bad credentials: exit %d, %q", code, errOut)
 	}
+	// A member may submit but not read the ledger: refused at once, saying why.
+	if code, _, errOut := run("audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile(natslog.UserMember)); code != exitFailed ||
+		!strings.Contains(errOut, "Permissions Violation") || !strings.Contains(errOut, "auditor.nk") {
+		t.Fatalf("replay with a member's credentials: exit %d, %q", code, errOut)
+	}
 
 	// Replay of the stopped replica's folder gives the same summary.
 	svc.r.Close()
