@@ -344,8 +344,11 @@ const (
 func PublishAllow(u User) []string {
 	switch u {
 	case UserSequencer:
-		// Entries, stream management and the reads of catch-up; no consumers.
-		return []string{LedgerSubjects, "$JS.API.STREAM.>", "$JS.API.DIRECT.GET.>"}
+		// Entries, stream management and the reads of catch-up; no
+		// consumers of its own, but it removes unbounded ones at start.
+		return []string{LedgerSubjects, "$JS.API.STREAM.>", "$JS.API.DIRECT.GET.>",
+			"$JS.API.CONSUMER.LIST." + LedgerStream, "$JS.API.CONSUMER.LIST." + FeedsStream,
+			"$JS.API.CONSUMER.DELETE." + LedgerStream + ".*", "$JS.API.CONSUMER.DELETE." + FeedsStream + ".*"}
 	case UserFeeds:
 		return []string{FeedSubjects, "$JS.API.STREAM.INFO." + FeedsStream}
 	case UserHandler:

@@ -724,3 +724,41 @@ func TestConnectOptionsDetectsFileKind(t *testing.T) {
 		})
 	}
 }
+
+// TestEnsureStreamsDropsUnboundedConsumers: a ledger from before the
+// consumer limits may hold durables a client made (the attack of issue 7);
+// the next start removes them, keeps bounded ones, and sets the limits.
+func TestEnsureStreamsDropsUnboundedConsumers(t *testing.T) {
+	ctx := testContext(t)
+	c := natstest.Start(t, 1)
+	seqJS := c.JetStream(c.ConnectReplica(0))
+	for _, cfg := range []jetstream.StreamConfig{natslog.LedgerStreamConfig(1), natslog.FeedsStreamConfig(1)} {
+		cfg.MaxConsumers, cfg.ConsumerLimits = 0, jetstream.StreamConsumerLimits{}
+		if _, err := seqJS.CreateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	auditorJS := c.JetStream(c.ConnectClient(0, auditor))
+	for _, cc := range []jetstream.ConsumerConfig{
+		{Durable: "forever", AckPolicy: jetstream.AckNonePolicy},
+		{Durable: "long", AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Hour},
+		{Name: "bounded", AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute},
+	} {
+		if _, err := auditorJS.CreateConsumer(ctx, natslog.LedgerStream, cc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := natslog.EnsureStreams(ctx, seqJS, 1); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"forever": false, "long": false, "bounded": true} {
+		_, err := auditorJS.Consumer(ctx, natslog.LedgerStream, name)
+		if got := err == nil; got != want {
+			t.Errorf("consumer %s kept: %v (%v), want %v", name, got, err, want)
+		}
+	}
+	info, err := seqJS.Stream(ctx, natslog.LedgerStream)
+	if err != nil || info.CachedInfo().Config.MaxConsumers != natslog.MaxLedgerConsumers {
+		t.Fatalf("ledger after the upgrade: %v", err)
+	}
+}

@@ -248,7 +248,7 @@ func TestPermissionsByUser(t *testing.T) {
 	type want struct{ pub, sub []string }
 	cases := map[User]struct{ allowed, denied want }{
 		UserSequencer: {
-			allowed: want{pub: []string{"gavel.ledger.statement", "$JS.API.STREAM.CREATE.GAVEL_LEDGER", "$JS.API.DIRECT.GET.GAVEL_LEDGER"}, sub: []string{"_INBOX.sequencer.x.y"}},
+			allowed: want{pub: []string{"gavel.ledger.statement", "$JS.API.STREAM.CREATE.GAVEL_LEDGER", "$JS.API.DIRECT.GET.GAVEL_LEDGER", "$JS.API.CONSUMER.DELETE.GAVEL_LEDGER.c"}, sub: []string{"_INBOX.sequencer.x.y"}},
 			denied:  want{pub: []string{"gavel.feed.params", "_INBOX.member.x", "gavel.submit.statement", "$JS.API.CONSUMER.CREATE.GAVEL_LEDGER.c"}, sub: []string{"gavel.submit.statement", "_INBOX.member.x", "gavel.ledger.statement"}},
 		},
 		UserFeeds: {

@@ -2,6 +2,7 @@ package natslog
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -92,6 +93,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		replicas = 1
 	}
 	for _, cfg := range []jetstream.StreamConfig{LedgerStreamConfig(replicas), FeedsStreamConfig(replicas)} {
+		if err := dropUnboundedConsumers(ctx, js, cfg.Name); err != nil {
+			return err
+		}
 		stream, err := js.CreateOrUpdateStream(ctx, cfg)
 		if err != nil {
 			return engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot create or update stream %s", cfg.Name)
@@ -102,6 +106,37 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 			got.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject || got.Discard != cfg.Discard ||
 			got.MaxConsumers != cfg.MaxConsumers || got.ConsumerLimits != cfg.ConsumerLimits {
 			return engine.Errorf(engine.KindInternal, "StreamMisconfigured", "stream %s does not have gavel's configuration", cfg.Name)
+		}
+	}
+	return nil
+}
+
+// dropUnboundedConsumers deletes the consumers of stream that the consumer
+// limits would refuse today: durables without an inactive threshold or
+// with a longer one, as clients could create before the limits existed.
+// gavel itself keeps no consumers, and left in place they would count
+// against MaxConsumers forever (and make the stream update fail).
+func dropUnboundedConsumers(ctx context.Context, js jetstream.JetStream, name string) error {
+	stream, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot read stream %s", name)
+	}
+	var unbounded []string
+	list := stream.ListConsumers(ctx)
+	for info := range list.Info() {
+		if t := info.Config.InactiveThreshold; t <= 0 || t > ConsumerInactiveThreshold {
+			unbounded = append(unbounded, info.Name)
+		}
+	}
+	if err := list.Err(); err != nil {
+		return engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot list the consumers of %s", name)
+	}
+	for _, c := range unbounded {
+		if err := stream.DeleteConsumer(ctx, c); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot delete consumer %s of %s", c, name)
 		}
 	}
 	return nil
