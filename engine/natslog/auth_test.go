@@ -762,3 +762,54 @@ func TestEnsureStreamsDropsUnboundedConsumers(t *testing.T) {
 		t.Fatalf("ledger after the upgrade: %v", err)
 	}
 }
+
+// TestPushConsumersWriteNowhere: the CREATE subject cannot refuse a push
+// consumer (its deliver subject is in the body), so one is tried with the
+// subjects that matter. A push consumer delivers only where someone
+// listens: into the submit subjects (where the handler drops what has no
+// inbox to answer) but not into the feeds, the ledger or the JetStream API.
+func TestPushConsumersWriteNowhere(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := testContext(t)
+	js := f.c.JetStream(f.conns[auditor])
+	// A listener on a submit subject, as the handler's (a push consumer
+	// with the replicas' queue group would reach those the same way).
+	var delivered sync.WaitGroup
+	delivered.Add(len(f.ledger))
+	sub, err := f.conns[natslog.UserHandler].Subscribe("gavel.submit.statement", func(*nats.Msg) { delivered.Done() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := f.conns[natslog.UserHandler].Flush(); err != nil {
+		t.Fatal(err)
+	}
+	targets := []string{"gavel.submit.statement", "gavel.feed.params",
+		"$JS.API.STREAM.DELETE.GAVEL_FEEDS", "$JS.API.STREAM.PURGE.GAVEL_FEEDS", "$JS.API.CONSUMER.DELETE.GAVEL_LEDGER.push0"}
+	for i, subject := range targets {
+		cfg := jetstream.ConsumerConfig{Name: fmt.Sprintf("push%d", i), DeliverSubject: subject, AckPolicy: jetstream.AckNonePolicy}
+		if _, err := js.CreateConsumer(ctx, natslog.LedgerStream, cfg); err != nil {
+			t.Fatalf("push consumer to %s: %v", subject, err)
+		}
+	}
+	// Into the ledger from the feeds (from the ledger itself the server
+	// refuses a cycle).
+	if _, err := f.c.JetStream(f.conns[node]).CreateConsumer(ctx, natslog.FeedsStream, jetstream.ConsumerConfig{Name: "push-ledger", DeliverSubject: "gavel.ledger.statement", AckPolicy: jetstream.AckNonePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	// The one with a listener delivers the whole ledger; by then the others
+	// have been tried for as long.
+	done := make(chan struct{})
+	go func() { delivered.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("the push consumer to the submit subject never delivered the ledger")
+	}
+	seqJS := f.c.JetStream(f.conns[natslog.UserSequencer])
+	checkLedger(t, ctx, natslog.NewReader(seqJS), f.ledger)
+	feeds, err := seqJS.Stream(ctx, natslog.FeedsStream)
+	if err != nil || feeds.CachedInfo().State.Msgs != 1 {
+		t.Fatalf("feeds after the push consumers: %v", err)
+	}
+}
