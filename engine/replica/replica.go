@@ -38,11 +38,8 @@ const MaxEntryBytes = 8 << 20
 type Config struct {
 	DataDir    string // identity, NATS store, pebble state
 	NATSListen string // embedded NATS client listener, e.g. 127.0.0.1:4222 (":0" picks a port)
-	// NATSMaxConnections caps the embedded server's connections;
-	// 0 means natslog.DefaultMaxConnections.
-	NATSMaxConnections int
-	Sequencer          sequencer.Config
-	Logger             *slog.Logger
+	Sequencer  sequencer.Config
+	Logger     *slog.Logger
 
 	// Genesis: the first members (none: a member0 key and certificate are
 	// made in DataDir, named as CCF names them), the constitution module
@@ -54,6 +51,10 @@ type Config struct {
 	MaxGovRequestBytes int64               // largest signed governance request
 	ScriptLimits       constitution.Limits // per constitution or ballot call
 	Now                func() time.Time    // the clock; time.Now by default
+
+	// NATSMaxConnections caps the embedded server's connections;
+	// 0 means natslog.DefaultMaxConnections.
+	NATSMaxConnections int
 }
 
 // Replica is one running gavel replica.
@@ -62,13 +63,15 @@ type Replica struct {
 	logger   *slog.Logger
 	identity *Identity
 	embedded *natslog.Embedded
+	conn     *nats.Conn
+	log      *LedgerLog
+	store    *state.Store
+	seq      *sequencer.Sequencer
+
 	// One connection per job, each as its own NATS user: the sequencer's
-	// writes the ledger, the feed publisher's the feeds, the handler's
-	// answers requests and can write neither.
-	conn, feedsConn, handlerConn *nats.Conn
-	log                          *LedgerLog
-	store                        *state.Store
-	seq                          *sequencer.Sequencer
+	// (conn) writes the ledger, the feed publisher's the feeds, the
+	// handler's answers requests and can write neither.
+	feedsConn, handlerConn *nats.Conn
 
 	verifySlots chan struct{}                         // bounds concurrent signature checks to the cores
 	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
