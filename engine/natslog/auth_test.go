@@ -44,25 +44,39 @@ func (v *violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
 	}
 }
 
-// waitFor waits until a violation naming subject (or a subject it is a
-// prefix of, for generated consumer names) arrives.
-func (v *violations) waitFor(t *testing.T, subject string) {
+// matching counts the violations naming subject (or a subject it is a
+// prefix of, for generated consumer names).
+func (v *violations) matching(subject string) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for _, s := range v.seen {
+		if strings.Contains(s, `"`+subject) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor waits until a violation naming subject arrives.
+func (v *violations) waitFor(t *testing.T, subject string) { t.Helper(); v.waitForMore(t, subject, 0) }
+
+// waitForMore waits until more than before violations name subject: a new
+// one, when an earlier operation was refused on the same subject.
+func (v *violations) waitForMore(t *testing.T, subject string, before int) {
 	t.Helper()
 	timeout := time.After(5 * time.Second)
 	for {
 		v.mu.Lock()
-		for _, s := range v.seen {
-			if strings.Contains(s, `"`+subject) {
-				v.mu.Unlock()
-				return
-			}
-		}
 		changed := v.changed
 		v.mu.Unlock()
+		if v.matching(subject) > before {
+			return
+		}
 		select {
 		case <-changed:
 		case <-timeout:
-			t.Fatalf("no permissions violation for %s (seen %q)", subject, v.seen)
+			t.Fatalf("no new permissions violation for %s (seen %q)", subject, v.seen)
 		}
 	}
 }
@@ -327,23 +341,22 @@ func TestClientPermissions(t *testing.T) {
 		t.Run(string(u), func(t *testing.T) {
 			for _, op := range clientOps() {
 				t.Run(op.name, func(t *testing.T) {
-					t.Parallel()
-					allowed := slices.Contains(op.allowed, u)
-					// A refused request is never answered: wait briefly.
-					wait := 5 * time.Second
-					if !allowed {
-						wait = 300 * time.Millisecond
-					}
-					opCtx, cancel := context.WithTimeout(ctx, wait)
+					opCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 					defer cancel()
-					err := op.do(opCtx, nc, js)
-					if allowed {
-						if err != nil {
+					if slices.Contains(op.allowed, u) {
+						if err := op.do(opCtx, nc, js); err != nil {
 							t.Fatalf("%s may %s, got %v", u, op.name, err)
 						}
 						return
 					}
-					f.denied[u].waitFor(t, op.subject)
+					// A refused request is never answered: the server's
+					// violation says it was refused, then the call is ended.
+					before := f.denied[u].matching(op.subject)
+					done := make(chan struct{})
+					go func() { _ = op.do(opCtx, nc, js); close(done) }()
+					f.denied[u].waitForMore(t, op.subject, before)
+					cancel()
+					<-done
 				})
 			}
 		})
@@ -395,10 +408,13 @@ func TestServiceUserPermissions(t *testing.T) {
 		{natslog.UserHandler, "_INBOX.member.>", subscribe("_INBOX.member.>")},
 	} {
 		t.Run(string(tc.user)+" "+tc.subject, func(t *testing.T) {
-			opCtx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-			defer cancel()
-			_ = tc.do(opCtx, f.conns[tc.user], f.c.JetStream(f.conns[tc.user]))
-			f.denied[tc.user].waitFor(t, tc.subject)
+			opCtx, cancel := context.WithCancel(ctx)
+			before := f.denied[tc.user].matching(tc.subject)
+			done := make(chan struct{})
+			go func() { _ = tc.do(opCtx, f.conns[tc.user], f.c.JetStream(f.conns[tc.user])); close(done) }()
+			f.denied[tc.user].waitForMore(t, tc.subject, before)
+			cancel()
+			<-done
 		})
 	}
 	// Their own jobs: the sequencer writes and manages streams (the ledger
