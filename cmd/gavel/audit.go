@@ -222,6 +222,9 @@ func runReplay(args []string, out, errOut io.Writer) int {
 		return failf(errOut, "not verified: %v", div)
 	}
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
+		}
 		return failf(errOut, "replay: %v", err)
 	}
 	if sum.Entries == 0 {
