@@ -101,7 +101,7 @@ func (f *govFixture) still(before uint64) {
 // auditLedger replays the replica's whole log with the auditor.
 func (f *govFixture) auditLedger() audit.Summary {
 	f.t.Helper()
-	js, err := jetstream.New(f.r.Conn())
+	js, err := jetstream.New(f.r.SequencerConn())
 	if err != nil {
 		f.t.Fatal(err)
 	}

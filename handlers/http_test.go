@@ -54,12 +54,14 @@ func newFixture(t testing.TB, seq sequencer.Config) *fixture {
 // with the client credentials; both stop with the test.
 func (f *fixture) natsClient(t testing.TB) *nats.Conn {
 	t.Helper()
-	srv, err := handlers.ServeNATS(f.r.Conn(), f.r, handlers.DefaultLimits(), 16, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg := handlers.DefaultNATSConfig(16, handlers.DefaultLimits())
+	cfg.InFlight, cfg.HasInterest = 16, f.r.HasInterest
+	srv, err := handlers.ServeNATS(f.r.HandlerConn(), f.r, handlers.DefaultLimits(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	opt, err := natslog.ConnectOptions(f.r.ClientCredsFile())
+	opt, err := natslog.ConnectOptions(f.r.ClientCredsFile(natslog.UserMember))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,10 +97,6 @@ type Limits struct {
 	MaxGovBytes       int64 // governance requests
 }
 
-// DefaultInFlight is how many NATS requests are served at once: enough
-// for full atomic batches, few enough to bound memory.
-const DefaultInFlight = 4096
-
 // DefaultLimits returns the default limits.
 func DefaultLimits() Limits {
 	return Limits{MaxStatementBytes: 1 << 20, MaxGovBytes: govreq.DefaultMaxSize}

@@ -149,7 +149,7 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	fs := newFlags("audit replay", errOut)
 	data := fs.String("data", "", "a stopped replica's data folder")
 	natsURL := fs.String("nats", "", "a running service's NATS URL")
-	creds := fs.String("creds", "", "NATS credentials (nkey seed or .creds file) for --nats")
+	creds := fs.String("creds", "", "NATS credentials for --nats: an nkey seed such as DATA/nats/auditor.nk (the auditor.json beside it sets the inbox prefix) or a .creds file")
 	serviceCert := fs.String("service-cert", "", "the service certificate genesis must record (optional)")
 	fs.Usage = func() {
 		fmt.Fprintln(errOut, "usage: gavel audit replay (--data DIR | --nats URL --creds F) [--service-cert F]")
@@ -162,7 +162,15 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	if (*data == "") == (*natsURL == "") || len(pos) != 0 || (*natsURL != "" && *creds == "") {
 		return usageError(errOut, fs, "give --data DIR, or --nats URL with --creds F")
 	}
-	ctx := context.Background()
+	// A read the credentials do not allow is never answered: the server's
+	// permission violation ends the replay at once, and names itself.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	onDenied := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			cancel(fmt.Errorf("%w (replay with the auditor's credentials, DATA/nats/auditor.nk)", err))
+		}
+	})
 	var nc *nats.Conn
 	if *data != "" {
 		if _, err := os.Stat(filepath.Join(*data, "nats")); err != nil {
@@ -183,7 +191,8 @@ func runReplay(args []string, out, errOut io.Writer) int {
 			return failf(errOut, "open the ledger in %s: %v", *data, err)
 		}
 		defer emb.Shutdown()
-		if nc, err = emb.ConnectReplica(); err != nil {
+		// As an auditor: reading is all a replay needs.
+		if nc, err = emb.ConnectClient(natslog.UserAuditor); err != nil {
 			return failf(errOut, "%v", err)
 		}
 	} else {
@@ -191,7 +200,7 @@ func runReplay(args []string, out, errOut io.Writer) int {
 		if err != nil {
 			return failf(errOut, "%v", err)
 		}
-		if nc, err = nats.Connect(*natsURL, opt, nats.Name("gavel-audit")); err != nil {
+		if nc, err = nats.Connect(*natsURL, opt, nats.Name("gavel-audit"), onDenied); err != nil {
 			return failf(errOut, "connect %s: %v", *natsURL, err)
 		}
 	}
@@ -203,6 +212,9 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	reader := natslog.NewReader(js)
 	last, err := reader.LastSequence(ctx)
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
+		}
 		return failf(errOut, "read the ledger: %v", err)
 	}
 	r := audit.NewReplayer(verifyStatementAt)
@@ -233,6 +245,9 @@ func runReplay(args []string, out, errOut io.Writer) int {
 		return failf(errOut, "not verified: %v", div)
 	}
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
+		}
 		return failf(errOut, "replay: %v", err)
 	}
 	if sum.Entries == 0 {

@@ -183,24 +183,29 @@ func TestRoundTrip(t *testing.T) {
 	want := audit.Summary{Entries: meta.Seqno, LastTxID: engine.TxID{View: meta.View, Seqno: meta.Seqno}.String()}
 	root := svc.r.Store().Tree().Root()
 	want.Root = hex.EncodeToString(root[:])
-	got := replaySummary(t, mustRun(t, "audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile()))
+	got := replaySummary(t, mustRun(t, "audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile(natslog.UserAuditor)))
 	if got.Entries != want.Entries || got.LastTxID != want.LastTxID || got.Root != want.Root ||
 		got.Statements != 1 || got.Signatures == 0 || got.Unsigned != 0 || got.LastSignedTxID != want.LastTxID {
 		t.Fatalf("replay over NATS: %+v, want %+v", got, want)
 	}
 	// Given the service certificate, genesis must record it.
-	mustRun(t, "audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile(),
+	mustRun(t, "audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile(natslog.UserAuditor),
 		"--service-cert", filepath.Join(svc.dataDir, replica.ServiceCertFile))
 	other := t.TempDir()
 	if _, err := replica.LoadOrCreateIdentity(other, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errOut := run("audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile(),
+	if code, _, errOut := run("audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile(natslog.UserAuditor),
 		"--service-cert", filepath.Join(other, replica.ServiceCertFile)); code != exitFailed || !strings.Contains(errOut, "another service certificate") {
 		t.Fatalf("replay against another service certificate: exit %d, %q", code, errOut)
 	}
 	if code, _, errOut := run("audit", "replay", "--nats", svc.r.NATSURL(), "--creds", payload); code != exitFailed || errOut == "" {
 		t.Fatalf("replay with bad credentials: exit %d, %q", code, errOut)
+	}
+	// A member may submit but not read the ledger: refused at once, saying why.
+	if code, _, errOut := run("audit", "replay", "--nats", svc.r.NATSURL(), "--creds", svc.r.ClientCredsFile(natslog.UserMember)); code != exitFailed ||
+		!strings.Contains(errOut, "Permissions Violation") || !strings.Contains(errOut, "auditor.nk") {
+		t.Fatalf("replay with a member's credentials: exit %d, %q", code, errOut)
 	}
 
 	// Replay of the stopped replica's folder gives the same summary.

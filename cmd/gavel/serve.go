@@ -19,6 +19,7 @@ import (
 
 	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/gov"
+	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/engine/sequencer"
 	"github.com/gavelhq/gavel/handlers"
@@ -39,6 +40,7 @@ type serveFlags struct {
 
 	fdLimit                 uint64 // soft RLIMIT_NOFILE; 0: the hard limit
 	maxConns, maxConnsPerIP int    // HTTP connection caps; 0: from the descriptor budget
+	natsMaxConns            int    // embedded NATS connection cap
 }
 
 // stringList is a repeatable string flag.
@@ -52,6 +54,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.limits = handlers.DefaultLimits()
 	fs.StringVar(&f.data, "data", "./gavel-data", "data folder (identity, NATS store, state)")
 	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "embedded NATS client listener (host:port, port 0 picks one)")
+	fs.IntVar(&f.natsMaxConns, "nats-max-connections", natslog.DefaultMaxConnections, "cap on the embedded NATS server's connections (the replica's own included)")
 	fs.StringVar(&f.httpListen, "http", "127.0.0.1:8080", "HTTP listener (host:port, port 0 picks one)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.IntVar(&f.seq.SignEvery, "sign-every", f.seq.SignEvery, "a signature entry at least every N entries")
@@ -101,6 +104,7 @@ func (f *serveFlags) validate() error {
 		{"--max-gov-bytes", f.limits.MaxGovBytes, 1 << 10, maxRequestBytes},
 		{"--max-conns", int64(f.maxConns), 0, 1 << 20},
 		{"--max-conns-per-ip", int64(f.maxConnsPerIP), 0, 1 << 20},
+		{"--nats-max-connections", int64(f.natsMaxConns), 8, 1 << 20}, // the replica itself holds 3
 	} {
 		if c.v < c.min || c.v > c.max {
 			return fmt.Errorf("%s %d is out of range %d..%d", c.flag, c.v, c.min, c.max)
@@ -240,18 +244,20 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, Sequencer: f.seq, Logger: logger,
-		Members: members, ConstitutionModule: module, MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts,
-		Lock: lock})
+	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, NATSMaxConnections: f.natsMaxConns,
+		Sequencer: f.seq, Logger: logger, Members: members, ConstitutionModule: module,
+		MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts, Lock: lock})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	ep := endpoints{HTTP: "http://" + ln.Addr().String(), NATS: r.NATSURL()}
 	logger.Info("serving", slog.String("http", ep.HTTP), slog.String("nats", ep.NATS),
-		slog.String("data", f.data), slog.String("client_creds", r.ClientCredsFile()))
+		slog.String("data", f.data), slog.String("client_creds", filepath.Dir(r.ClientCredsFile(natslog.UserMember))))
 
-	natsSrv, err := handlers.ServeNATS(r.Conn(), r, f.limits, handlers.DefaultInFlight, logger)
+	natsCfg := handlers.DefaultNATSConfig(f.seq.QueueSize, f.limits)
+	natsCfg.HasInterest = r.HasInterest
+	natsSrv, err := handlers.ServeNATS(r.HandlerConn(), r, f.limits, natsCfg, logger)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func recordLogWithNode(t *testing.T) ([]msg, engine.Digest, *engine.NodeSigner) 
 			t.Fatal(err)
 		}
 	}
-	js, _ := jetstream.New(r.Conn())
+	js, _ := jetstream.New(r.SequencerConn())
 	var msgs []msg
 	if err := natslog.NewReader(js).Range(context.Background(), 1, func(m engine.LedgerMsg) error {
 		msgs = append(msgs, m)

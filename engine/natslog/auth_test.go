@@ -2,9 +2,14 @@ package natslog_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,210 +27,485 @@ import (
 
 // violations collects the permission errors the server sends a connection.
 type violations struct {
-	mu   sync.Mutex
-	seen []string
+	mu      sync.Mutex
+	seen    []string
+	changed chan struct{} // closed and replaced on every new violation
 }
+
+func newViolations() *violations { return &violations{changed: make(chan struct{})} }
 
 func (v *violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
 	if errors.Is(err, nats.ErrPermissionViolation) {
 		v.mu.Lock()
 		v.seen = append(v.seen, err.Error())
+		close(v.changed)
+		v.changed = make(chan struct{})
 		v.mu.Unlock()
 	}
+}
+
+// matching counts the violations naming subject (or a subject it is a
+// prefix of, for generated consumer names).
+func (v *violations) matching(subject string) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for _, s := range v.seen {
+		if strings.Contains(s, `"`+subject) {
+			n++
+		}
+	}
+	return n
 }
 
 // waitFor waits until a violation naming subject arrives.
-func (v *violations) waitFor(t *testing.T, subject string) {
+func (v *violations) waitFor(t *testing.T, subject string) { t.Helper(); v.waitForMore(t, subject, 0) }
+
+// waitForMore waits until more than before violations name subject: a new
+// one, when an earlier operation was refused on the same subject.
+func (v *violations) waitForMore(t *testing.T, subject string, before int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	timeout := time.After(5 * time.Second)
+	for {
 		v.mu.Lock()
-		for _, s := range v.seen {
-			if strings.Contains(s, `"`+subject+`"`) {
-				v.mu.Unlock()
-				return
-			}
-		}
+		changed := v.changed
 		v.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
+		if v.matching(subject) > before {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("no new permissions violation for %s (seen %q)", subject, v.seen)
+		}
 	}
-	t.Fatalf("no permissions violation for %s (seen %q)", subject, v.seen)
 }
 
-func TestClientUserReadsAndSubmitsOnly(t *testing.T) {
+// authFixture is one server with a ledger of 20 entries, a feed value, a
+// responder on the submit subjects (as the handler user) and one
+// connection per user, each recording its permission violations.
+type authFixture struct {
+	c      *natstest.Cluster
+	ledger []natslog.Msg
+	conns  map[natslog.User]*nats.Conn
+	denied map[natslog.User]*violations
+}
+
+func newAuthFixture(t *testing.T) *authFixture {
 	ctx := testContext(t)
 	c := natstest.Start(t, 1)
 	c.EnsureStreams()
-	replica := c.ConnectReplica(0)
-	replicaJS := c.JetStream(replica)
-	p := newPublisher(t, replica)
-	ledger := batchOf("auth", 20)
-	if _, err := p.PublishBatch(ctx, ledger, 0); err != nil {
+	f := &authFixture{c: c, ledger: batchOf("auth", 20), conns: map[natslog.User]*nats.Conn{}, denied: map[natslog.User]*violations{}}
+	for _, u := range []natslog.User{natslog.UserSequencer, natslog.UserFeeds, natslog.UserHandler, natslog.UserMember, natslog.UserNode, natslog.UserAuditor} {
+		v := newViolations()
+		f.denied[u] = v
+		if u.IsClient() {
+			f.conns[u] = c.ConnectClient(0, u, nats.ErrorHandler(v.handler))
+		} else {
+			f.conns[u] = c.ConnectService(0, u, nats.ErrorHandler(v.handler))
+		}
+	}
+	if _, err := newPublisher(t, f.conns[natslog.UserSequencer]).PublishBatch(ctx, f.ledger, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := replicaJS.Publish(ctx, "gavel.feed.params", []byte("params-1"), jetstream.WithMsgID("1.21")); err != nil {
+	if _, err := c.JetStream(f.conns[natslog.UserFeeds]).Publish(ctx, "gavel.feed.params", []byte("params-1"), jetstream.WithMsgID("1.21")); err != nil {
 		t.Fatal(err)
 	}
-	// The replica answers submissions.
-	sub, err := replica.Subscribe(natslog.SubmitSubjects, func(m *nats.Msg) { _ = m.Respond(append([]byte("ok:"), m.Data...)) })
+	handler := f.conns[natslog.UserHandler]
+	sub, err := handler.QueueSubscribe(natslog.SubmitSubjects, "gavel-replicas", func(m *nats.Msg) { _ = m.Respond(append([]byte("ok:"), m.Data...)) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Unsubscribe()
-	if err := replica.Flush(); err != nil {
+	t.Cleanup(func() { sub.Unsubscribe() })
+	if err := handler.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
 
-	var denied violations
-	client := c.ConnectClient(0, nats.ErrorHandler(denied.handler))
-	clientJS := c.JetStream(client)
+// clientOp is one operation a client may try: subject is what the server
+// names when it refuses it.
+type clientOp struct {
+	name    string
+	subject string
+	allowed []natslog.User
+	do      func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error
+}
 
-	t.Run("submits", func(t *testing.T) {
-		reply, err := client.RequestWithContext(ctx, "gavel.submit.gov.proposal", []byte("p"))
-		if err != nil || string(reply.Data) != "ok:p" {
-			t.Fatalf("submit: %v %v", reply, err)
+func submit(subject string) func(context.Context, *nats.Conn, jetstream.JetStream) error {
+	return func(ctx context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
+		m, err := nc.RequestWithContext(ctx, subject, []byte("x"))
+		if err == nil && string(m.Data) != "ok:x" {
+			err = fmt.Errorf("answer %q", m.Data)
 		}
-	})
-	t.Run("reads the ledger", func(t *testing.T) {
-		r := natslog.NewReader(clientJS)
-		checkLedger(t, ctx, r, ledger)
-		subject, data, err := r.Get(ctx, 7)
-		if err != nil || subject != ledger[6].Subject || string(data) != string(ledger[6].Data) {
-			t.Fatalf("Get(7) = %q %q %v", subject, data, err)
-		}
-		if _, _, err := r.Get(ctx, 21); engine.KindOf(err) != engine.KindNotFound {
-			t.Fatalf("Get(21) = %v, want KindNotFound", err)
-		}
-	})
-	t.Run("reads the feeds", func(t *testing.T) {
-		feeds, err := clientJS.Stream(ctx, natslog.FeedsStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := feeds.GetLastMsgForSubject(ctx, "gavel.feed.params")
-		if err != nil || string(m.Data) != "params-1" {
-			t.Fatalf("last params: %v %v", m, err)
-		}
-		cons, err := clientJS.OrderedConsumer(ctx, natslog.FeedsStream, jetstream.OrderedConsumerConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil || string(msg.Data()) != "params-1" {
-			t.Fatalf("feed consumer: %v %v", msg, err)
-		}
-	})
-
-	// Every write the client tries is refused by permissions; the calls fail
-	// (their requests go unanswered) and the server says why.
-	short := func() context.Context {
-		ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		t.Cleanup(cancel)
-		return ctx
-	}
-	writes := []struct {
-		name    string
-		subject string
-		do      func() error
-	}{
-		{"publish ledger", "gavel.ledger.statement", func() error {
-			return client.Publish("gavel.ledger.statement", []byte("forged"))
-		}},
-		{"publish feed", "gavel.feed.params", func() error { return client.Publish("gavel.feed.params", []byte("forged")) }},
-		{"atomic batch", "gavel.ledger.statement", func() error {
-			_, err := newPublisher(t, client).PublishBatch(short(), batchOf("forged", 3), 20)
-			return err
-		}},
-		{"js publish", "gavel.ledger.gov", func() error {
-			_, err := newPublisher(t, client).PublishOne(short(), "gavel.ledger.gov", []byte("forged"), 20)
-			return err
-		}},
-		{"delete message", "$JS.API.STREAM.MSG.DELETE.GAVEL_LEDGER", func() error {
-			s, err := clientJS.Stream(ctx, natslog.LedgerStream)
-			if err != nil {
-				return err
-			}
-			return s.DeleteMsg(short(), 1)
-		}},
-		{"purge", "$JS.API.STREAM.PURGE.GAVEL_LEDGER", func() error {
-			s, err := clientJS.Stream(ctx, natslog.LedgerStream)
-			if err != nil {
-				return err
-			}
-			return s.Purge(short())
-		}},
-		{"delete stream", "$JS.API.STREAM.DELETE.GAVEL_LEDGER", func() error {
-			return clientJS.DeleteStream(short(), natslog.LedgerStream)
-		}},
-		{"update stream", "$JS.API.STREAM.UPDATE.GAVEL_LEDGER", func() error {
-			cfg := natslog.LedgerStreamConfig(1)
-			cfg.DenyDelete = false
-			_, err := clientJS.UpdateStream(short(), cfg)
-			return err
-		}},
-		{"create stream", "$JS.API.STREAM.CREATE.EVIL", func() error {
-			_, err := clientJS.CreateStream(short(), jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"gavel.ledger.evil"}})
-			return err
-		}},
-	}
-	for _, w := range writes {
-		t.Run("refused "+w.name, func(t *testing.T) {
-			err := w.do()
-			if err == nil && !strings.HasPrefix(w.name, "publish") {
-				t.Fatalf("%s succeeded", w.name)
-			}
-			denied.waitFor(t, w.subject)
-		})
-	}
-
-	// Nothing changed.
-	checkLedger(t, ctx, natslog.NewReader(replicaJS), ledger)
-	info, err := replicaJS.Stream(ctx, natslog.LedgerStream)
-	if err != nil || !info.CachedInfo().Config.DenyDelete {
-		t.Fatalf("ledger stream after attacks: %v", err)
-	}
-	if _, err := replicaJS.Stream(ctx, "EVIL"); !errors.Is(err, jetstream.ErrStreamNotFound) {
-		t.Fatalf("stream EVIL: %v", err)
+		return err
 	}
 }
 
-func TestReplicaUserMayManageStreams(t *testing.T) {
+func subscribe(subject string) func(context.Context, *nats.Conn, jetstream.JetStream) error {
+	return func(_ context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
+		sub, err := nc.Subscribe(subject, func(*nats.Msg) {})
+		if err != nil {
+			return err
+		}
+		defer sub.Unsubscribe()
+		return nc.Flush()
+	}
+}
+
+func publish(subject string) func(context.Context, *nats.Conn, jetstream.JetStream) error {
+	return func(_ context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
+		if err := nc.Publish(subject, []byte("forged")); err != nil {
+			return err
+		}
+		return nc.Flush()
+	}
+}
+
+func readOrdered(stream, want string) func(context.Context, *nats.Conn, jetstream.JetStream) error {
+	return func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			return err
+		}
+		msg, err := cons.Next(jetstream.FetchContext(ctx))
+		if err == nil && string(msg.Data()) != want {
+			err = fmt.Errorf("first message %q, want %q", msg.Data(), want)
+		}
+		return err
+	}
+}
+
+func withStream(stream string, fn func(context.Context, jetstream.Stream) error) func(context.Context, *nats.Conn, jetstream.JetStream) error {
+	return func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, s)
+	}
+}
+
+// apiRequest sends a raw JetStream API request: the subject forms a
+// client library might not offer (legacy durable create, deletes).
+func apiRequest(subject string, body any) func(context.Context, *nats.Conn, jetstream.JetStream) error {
+	return func(ctx context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
+		b, _ := json.Marshal(body)
+		m, err := nc.RequestWithContext(ctx, subject, b)
+		if err != nil {
+			return err
+		}
+		var resp struct {
+			Error *struct{ Description string } `json:"error"`
+		}
+		if err := json.Unmarshal(m.Data, &resp); err != nil || resp.Error != nil {
+			return fmt.Errorf("api answer %s", m.Data)
+		}
+		return nil
+	}
+}
+
+var (
+	member  = natslog.UserMember
+	node    = natslog.UserNode
+	auditor = natslog.UserAuditor
+)
+
+// clientOps is every operation of the client kinds, with who may do it.
+func clientOps() []clientOp {
+	const (
+		ledger = natslog.LedgerStream
+		feeds  = natslog.FeedsStream
+	)
+	durable := map[string]any{"stream_name": ledger, "config": map[string]any{"durable_name": "keep", "ack_policy": "none"}}
+	return []clientOp{
+		{"submit proposal", "gavel.submit.gov.proposal", []natslog.User{member}, submit("gavel.submit.gov.proposal")},
+		{"submit statement", "gavel.submit.statement", []natslog.User{member, node}, submit("gavel.submit.statement")},
+		{"submit node join", "gavel.submit.node.join", []natslog.User{node}, submit("gavel.submit.node.join")},
+		{"publish ledger", "gavel.ledger.statement", nil, publish("gavel.ledger.statement")},
+		{"publish feed", "gavel.feed.params", nil, publish("gavel.feed.params")},
+		{"publish into a member inbox", "_INBOX.member.forged", nil, publish("_INBOX.member.forged")},
+		{"js publish ledger", "gavel.ledger.gov", nil, func(ctx context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
+			p, err := natslog.NewPublisher(nc)
+			if err == nil {
+				_, err = p.PublishOne(ctx, "gavel.ledger.gov", []byte("forged"), 20)
+			}
+			return err
+		}},
+		{"atomic batch", "gavel.ledger.statement", nil, func(ctx context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
+			p, err := natslog.NewPublisher(nc)
+			if err == nil {
+				_, err = p.PublishBatch(ctx, batchOf("forged", 3), 20)
+			}
+			return err
+		}},
+		{"ledger info", "$JS.API.STREAM.INFO." + ledger, []natslog.User{auditor}, withStream(ledger, func(context.Context, jetstream.Stream) error { return nil })},
+		{"ledger direct get", "$JS.API.DIRECT.GET." + ledger, []natslog.User{auditor}, func(ctx context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
+			m, err := nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+ledger, []byte(`{"seq":7}`))
+			if err == nil && string(m.Data) != "auth/6" {
+				err = fmt.Errorf("entry 7 %q", m.Data)
+			}
+			return err
+		}},
+		{"ledger range", "$JS.API.STREAM.INFO." + ledger, []natslog.User{auditor}, func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+			var got []string
+			err := natslog.NewReader(js).Range(ctx, 1, func(m engine.LedgerMsg) error { got = append(got, string(m.Data)); return nil })
+			if err == nil && len(got) != 20 {
+				err = fmt.Errorf("read %d entries", len(got))
+			}
+			return err
+		}},
+		{"ledger ordered consumer", "$JS.API.CONSUMER.CREATE." + ledger, []natslog.User{auditor}, func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+			var got []uint64
+			followCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			err := natslog.NewReader(js).Follow(followCtx, 19, func(m engine.LedgerMsg) error {
+				if got = append(got, m.Seq); m.Seq == 20 {
+					cancel()
+				}
+				return nil
+			})
+			if !slices.Equal(got, []uint64{19, 20}) {
+				return fmt.Errorf("followed %v: %v", got, err)
+			}
+			return nil
+		}},
+		{"feeds ordered consumer", "$JS.API.CONSUMER.CREATE." + feeds, []natslog.User{node}, func(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
+			// Without stream info first: the create itself is what is refused.
+			cons, err := js.CreateConsumer(ctx, feeds, jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute})
+			if err != nil {
+				return err
+			}
+			msg, err := cons.Next(jetstream.FetchContext(ctx))
+			if err == nil && string(msg.Data()) != "params-1" {
+				err = fmt.Errorf("feed %q", msg.Data())
+			}
+			return err
+		}},
+		{"last feed value", "$JS.API.DIRECT.GET." + feeds + ".gavel.feed.params", []natslog.User{node, auditor}, func(ctx context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
+			m, err := nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+feeds+".gavel.feed.params", nil)
+			if err == nil && string(m.Data) != "params-1" {
+				err = fmt.Errorf("params %q", m.Data)
+			}
+			return err
+		}},
+		{"legacy durable create", "$JS.API.CONSUMER.DURABLE.CREATE." + ledger + ".keep", nil, apiRequest("$JS.API.CONSUMER.DURABLE.CREATE."+ledger+".keep", durable)},
+		{"consumer delete", "$JS.API.CONSUMER.DELETE." + ledger + ".victim", nil, apiRequest("$JS.API.CONSUMER.DELETE."+ledger+".victim", nil)},
+		{"feeds consumer delete", "$JS.API.CONSUMER.DELETE." + feeds + ".victim", nil, apiRequest("$JS.API.CONSUMER.DELETE."+feeds+".victim", nil)},
+		{"consumer pause", "$JS.API.CONSUMER.PAUSE." + ledger + ".victim", nil, apiRequest("$JS.API.CONSUMER.PAUSE."+ledger+".victim", map[string]any{})},
+		{"delete message", "$JS.API.STREAM.MSG.DELETE." + ledger, nil, apiRequest("$JS.API.STREAM.MSG.DELETE."+ledger, map[string]any{"seq": 1})},
+		{"purge", "$JS.API.STREAM.PURGE." + ledger, nil, apiRequest("$JS.API.STREAM.PURGE."+ledger, map[string]any{})},
+		{"purge feeds", "$JS.API.STREAM.PURGE." + feeds, nil, apiRequest("$JS.API.STREAM.PURGE."+feeds, map[string]any{})},
+		{"delete stream", "$JS.API.STREAM.DELETE." + ledger, nil, apiRequest("$JS.API.STREAM.DELETE."+ledger, nil)},
+		{"update stream", "$JS.API.STREAM.UPDATE." + ledger, nil, func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+			cfg := natslog.LedgerStreamConfig(1)
+			cfg.DenyDelete = false
+			_, err := js.UpdateStream(ctx, cfg)
+			return err
+		}},
+		{"create stream", "$JS.API.STREAM.CREATE.EVIL", nil, func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"evil.>"}})
+			return err
+		}},
+		{"subscribe _INBOX.>", "_INBOX.>", nil, subscribe("_INBOX.>")},
+		{"subscribe member inbox", "_INBOX.member.>", []natslog.User{member}, subscribe("_INBOX.member.>")},
+		{"subscribe node inbox", "_INBOX.node.*", []natslog.User{node}, subscribe("_INBOX.node.*")},
+		{"subscribe auditor inbox", "_INBOX.auditor.x", []natslog.User{auditor}, subscribe("_INBOX.auditor.x")},
+		{"subscribe handler inbox", "_INBOX.handler.>", nil, subscribe("_INBOX.handler.>")},
+		{"subscribe ledger", "gavel.ledger.>", nil, subscribe("gavel.ledger.>")},
+		{"subscribe feeds", "gavel.feed.>", nil, subscribe("gavel.feed.>")},
+		{"steal submissions", "gavel.submit.statement", nil, func(_ context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
+			sub, err := nc.QueueSubscribe("gavel.submit.statement", "gavel-replicas", func(*nats.Msg) {})
+			if err != nil {
+				return err
+			}
+			defer sub.Unsubscribe()
+			return nc.Flush()
+		}},
+	}
+}
+
+// TestClientPermissions runs every operation as every client kind against
+// a real server: the allowed ones work, the denied ones are refused by
+// the server's permissions (which says so), and afterwards the ledger and
+// its settings are as they were.
+func TestClientPermissions(t *testing.T) {
+	f := newAuthFixture(t)
 	ctx := testContext(t)
-	c := natstest.Start(t, 1)
-	c.EnsureStreams()
-	js := c.JetStream(c.ConnectReplica(0))
-	p := newPublisher(t, c.ConnectReplica(0))
-	if _, err := p.PublishBatch(ctx, batchOf("r", 3), 0); err != nil {
+	// A consumer to try to delete, pause or steal.
+	if _, err := f.c.JetStream(f.conns[auditor]).CreateConsumer(ctx, natslog.LedgerStream, jetstream.ConsumerConfig{Name: "victim", AckPolicy: jetstream.AckNonePolicy}); err != nil {
 		t.Fatal(err)
 	}
-	// Idempotent: a second EnsureStreams changes nothing.
-	if err := natslog.EnsureStreams(ctx, js, 1); err != nil {
+	for _, u := range natslog.ClientKinds {
+		nc, js := f.conns[u], f.c.JetStream(f.conns[u])
+		t.Run(string(u), func(t *testing.T) {
+			for _, op := range clientOps() {
+				t.Run(op.name, func(t *testing.T) {
+					opCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					defer cancel()
+					if slices.Contains(op.allowed, u) {
+						if err := op.do(opCtx, nc, js); err != nil {
+							t.Fatalf("%s may %s, got %v", u, op.name, err)
+						}
+						return
+					}
+					// A refused request is never answered: the server's
+					// violation says it was refused, then the call is ended.
+					before := f.denied[u].matching(op.subject)
+					done := make(chan struct{})
+					go func() { _ = op.do(opCtx, nc, js); close(done) }()
+					f.denied[u].waitForMore(t, op.subject, before)
+					cancel()
+					<-done
+				})
+			}
+		})
+	}
+
+	// Nothing changed: the entries, the settings, the victim consumer.
+	js := f.c.JetStream(f.conns[natslog.UserSequencer])
+	checkLedger(t, ctx, natslog.NewReader(js), f.ledger)
+	info, err := js.Stream(ctx, natslog.LedgerStream)
+	if err != nil || !info.CachedInfo().Config.DenyDelete {
+		t.Fatalf("ledger stream after attacks: %v", err)
+	}
+	if _, err := js.Stream(ctx, "EVIL"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("stream EVIL: %v", err)
+	}
+	// (The sequencer may not look at consumers: the auditor looks.)
+	auditorJS := f.c.JetStream(f.conns[auditor])
+	if _, err := auditorJS.Consumer(ctx, natslog.LedgerStream, "victim"); err != nil {
+		t.Fatalf("victim consumer: %v", err)
+	}
+	if _, err := auditorJS.Consumer(ctx, natslog.LedgerStream, "keep"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("durable keep: %v", err)
+	}
+}
+
+// TestServiceUserPermissions: each of the replica's connections can do its
+// own job and nothing of the others'.
+func TestServiceUserPermissions(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := testContext(t)
+	for _, tc := range []struct {
+		user    natslog.User
+		subject string
+		do      func(context.Context, *nats.Conn, jetstream.JetStream) error
+	}{
+		{natslog.UserSequencer, "gavel.feed.params", publish("gavel.feed.params")},
+		{natslog.UserSequencer, "gavel.submit.>", subscribe("gavel.submit.>")},
+		{natslog.UserSequencer, "_INBOX.member.x", publish("_INBOX.member.x")},
+		{natslog.UserSequencer, "$JS.API.CONSUMER.CREATE." + natslog.LedgerStream, readOrdered(natslog.LedgerStream, "auth/0")},
+		{natslog.UserFeeds, "gavel.ledger.statement", publish("gavel.ledger.statement")},
+		{natslog.UserFeeds, "gavel.submit.>", subscribe("gavel.submit.>")},
+		{natslog.UserFeeds, "$JS.API.STREAM.PURGE." + natslog.FeedsStream, apiRequest("$JS.API.STREAM.PURGE."+natslog.FeedsStream, map[string]any{})},
+		{natslog.UserHandler, "gavel.ledger.statement", publish("gavel.ledger.statement")},
+		{natslog.UserHandler, "gavel.feed.map", publish("gavel.feed.map")},
+		{natslog.UserHandler, "$JS.API.STREAM.INFO." + natslog.LedgerStream, apiRequest("$JS.API.STREAM.INFO."+natslog.LedgerStream, nil)},
+		{natslog.UserHandler, "_INBOX.auditor.x", publish("_INBOX.auditor.x")},
+		{natslog.UserHandler, "_INBOX.sequencer.x", publish("_INBOX.sequencer.x")},
+		{natslog.UserHandler, "gavel.submit.statement", publish("gavel.submit.statement")},
+		{natslog.UserHandler, "_INBOX.member.>", subscribe("_INBOX.member.>")},
+	} {
+		t.Run(string(tc.user)+" "+tc.subject, func(t *testing.T) {
+			opCtx, cancel := context.WithCancel(ctx)
+			before := f.denied[tc.user].matching(tc.subject)
+			done := make(chan struct{})
+			go func() { _ = tc.do(opCtx, f.conns[tc.user], f.c.JetStream(f.conns[tc.user])); close(done) }()
+			f.denied[tc.user].waitForMore(t, tc.subject, before)
+			cancel()
+			<-done
+		})
+	}
+	// Their own jobs: the sequencer writes and manages streams (the ledger
+	// itself denies deletes and purges, to the sequencer too), the feed
+	// publisher writes feeds.
+	seqJS := f.c.JetStream(f.conns[natslog.UserSequencer])
+	if _, err := newPublisher(t, f.conns[natslog.UserSequencer]).PublishOne(ctx, "gavel.ledger.gov", []byte("21"), 20); err != nil {
 		t.Fatal(err)
 	}
-	// Even the replica cannot delete or purge ledger entries: the stream
-	// itself denies it.
-	ledger, err := js.Stream(ctx, natslog.LedgerStream)
+	if err := natslog.EnsureStreams(ctx, seqJS, 1); err != nil {
+		t.Fatal(err)
+	}
+	ledger, err := seqJS.Stream(ctx, natslog.LedgerStream)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := ledger.DeleteMsg(ctx, 1); err == nil {
-		t.Fatal("replica deleted a ledger entry")
+		t.Fatal("the sequencer deleted a ledger entry")
 	}
 	if err := ledger.Purge(ctx); err == nil {
-		t.Fatal("replica purged the ledger")
+		t.Fatal("the sequencer purged the ledger")
 	}
-	// But it manages streams: the feeds stream can be dropped and rebuilt.
-	if err := js.DeleteStream(ctx, natslog.FeedsStream); err != nil {
+	if _, err := f.c.JetStream(f.conns[natslog.UserFeeds]).Publish(ctx, "gavel.feed.map", []byte("m")); err != nil {
 		t.Fatal(err)
 	}
-	if err := natslog.EnsureStreams(ctx, js, 1); err != nil {
+	checkLedger(t, ctx, natslog.NewReader(seqJS), append(f.ledger, natslog.Msg{Subject: "gavel.ledger.gov", Data: []byte("21")}))
+}
+
+// TestDurableThroughCreateIsBounded: the CREATE subject cannot tell a
+// durable from an ephemeral by permissions, so the stream's consumer
+// limits make any such "durable" go once it has had no interest for the
+// threshold, like an ephemeral.
+func TestDurableThroughCreateIsBounded(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := testContext(t)
+	js := f.c.JetStream(f.conns[auditor])
+	cons, err := js.CreateConsumer(ctx, natslog.LedgerStream, jetstream.ConsumerConfig{Durable: "sticky", AckPolicy: jetstream.AckNonePolicy})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(ctx, "gavel.feed.map", []byte("m")); err != nil {
-		t.Fatal(err)
+	if got := cons.CachedInfo().Config.InactiveThreshold; got != natslog.ConsumerInactiveThreshold {
+		t.Fatalf("durable's inactive threshold %v, want the stream's %v", got, natslog.ConsumerInactiveThreshold)
 	}
-	if seq, err := p.LastSequence(ctx); err != nil || seq != 3 {
-		t.Fatalf("LastSequence = %d, %v", seq, err)
+	if _, err := js.CreateConsumer(ctx, natslog.LedgerStream, jetstream.ConsumerConfig{Durable: "forever", AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: 24 * time.Hour}); err == nil {
+		t.Fatal("a consumer with a longer inactive threshold than the stream's limit was created")
+	}
+}
+
+// TestConsumerExhaustion: an auditor creating consumers on the ledger is
+// refused at the limit; a node's ordered consumer on the feeds, the
+// sequencer's reads and writes keep working, also after a restart.
+func TestConsumerExhaustion(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := testContext(t)
+	js := f.c.JetStream(f.conns[auditor])
+	var created int
+	for ; created <= natslog.MaxLedgerConsumers; created++ {
+		_, err := js.CreateConsumer(ctx, natslog.LedgerStream, jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy})
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
+				t.Fatalf("consumer %d: %v", created, err)
+			}
+			break
+		}
+	}
+	if created != natslog.MaxLedgerConsumers {
+		t.Fatalf("created %d consumers, want the limit %d", created, natslog.MaxLedgerConsumers)
+	}
+	others := func() {
+		t.Helper()
+		node := f.c.JetStream(f.conns[natslog.UserNode])
+		if err := readOrdered(natslog.FeedsStream, "params-1")(ctx, nil, node); err != nil {
+			t.Fatalf("node's ordered consumer: %v", err)
+		}
+		r := natslog.NewReader(f.c.JetStream(f.conns[natslog.UserSequencer]))
+		last, err := r.LastSequence(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := newPublisher(t, f.conns[natslog.UserSequencer]).PublishOne(ctx, "gavel.ledger.gov", []byte("more"), last); err != nil {
+			t.Fatalf("sequencer append: %v", err)
+		}
+	}
+	others()
+	f.c.Restart(0)
+	f.conns[natslog.UserNode] = f.c.ConnectClient(0, natslog.UserNode)
+	f.conns[natslog.UserSequencer] = f.c.ConnectReplica(0)
+	others()
+	// Still refused for the auditor after the restart.
+	if _, err := f.c.JetStream(f.c.ConnectClient(0, auditor)).CreateConsumer(ctx, natslog.LedgerStream, jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy}); !errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
+		t.Fatalf("after restart: %v", err)
 	}
 }
 
@@ -255,6 +535,26 @@ func TestUnknownUsersRefused(t *testing.T) {
 	}
 }
 
+func TestConnectionCap(t *testing.T) {
+	dir := t.TempDir()
+	e, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: dir, Listen: "127.0.0.1:0", MaxConnections: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown()
+	for range 2 {
+		nc, err := e.ConnectClient(natslog.UserAuditor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+	}
+	if nc, err := e.ConnectClient(natslog.UserAuditor, nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Fatal("a third connection was accepted with MaxConnections 2")
+	}
+}
+
 func TestExtraClientKeys(t *testing.T) {
 	dir := t.TempDir()
 	kp, _ := nkeys.CreateUser()
@@ -264,7 +564,7 @@ func TestExtraClientKeys(t *testing.T) {
 	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: dir, Listen: "127.0.0.1:0", ClientKeys: []string{pub}})
+	e, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: dir, Listen: "127.0.0.1:0", ClientKeys: map[natslog.User][]string{natslog.UserMember: {pub}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,8 +573,8 @@ func TestExtraClientKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var denied violations
-	nc, err := nats.Connect(e.ClientURL(), opt, nats.ErrorHandler(denied.handler))
+	denied := newViolations()
+	nc, err := nats.Connect(e.ClientURL(), opt, nats.ErrorHandler(denied.handler), nats.CustomInboxPrefix(natslog.UserMember.InboxPrefix()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,8 +584,10 @@ func TestExtraClientKeys(t *testing.T) {
 	}
 	denied.waitFor(t, "gavel.ledger.gov")
 
-	if _, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ClientKeys: []string{"not-a-key"}}); engine.KindOf(err) != engine.KindInvalid {
-		t.Fatalf("bad client key: %v", err)
+	for _, keys := range []map[natslog.User][]string{{natslog.UserMember: {"not-a-key"}}, {natslog.UserSequencer: {pub}}} {
+		if _, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ClientKeys: keys}); engine.KindOf(err) != engine.KindInvalid {
+			t.Fatalf("bad client keys %v: %v", keys, err)
+		}
 	}
 }
 
@@ -294,23 +596,76 @@ func TestSeedsPersistAcrossRestart(t *testing.T) {
 	c := natstest.Start(t, 1)
 	c.EnsureStreams()
 	before := c.Servers[0].Seeds()
-	for _, f := range []string{before.ReplicaFile, before.ClientFile} {
-		st, err := os.Stat(f)
+	for u, key := range before.Keys {
+		st, err := os.Stat(before.File(u))
 		if err != nil || st.Mode().Perm() != 0o600 {
-			t.Fatalf("%s: %v mode %v, want 0600", f, err, st.Mode().Perm())
+			t.Fatalf("%s: %v mode %v, want 0600", before.File(u), err, st.Mode().Perm())
+		}
+		if !nkeys.IsValidPublicUserKey(key) {
+			t.Fatalf("%s: key %q", u, key)
+		}
+		var info natslog.UserInfo
+		b, err := os.ReadFile(filepath.Join(before.Dir, u.InfoFile()))
+		if err != nil || json.Unmarshal(b, &info) != nil || info != (natslog.UserInfo{User: key, InboxPrefix: "_INBOX." + string(u)}) {
+			t.Fatalf("%s: info %s %v", u, b, err)
 		}
 	}
-	if before.ReplicaKey == before.ClientKey || !nkeys.IsValidPublicUserKey(before.ReplicaKey) {
-		t.Fatalf("seeds %+v", before)
+	if len(before.Keys) != 6 || len(slices.Compact(slices.Sorted(maps.Values(before.Keys)))) != 6 {
+		t.Fatalf("six distinct users expected: %v", before.Keys)
 	}
 	c.Restart(0)
-	if after := c.Servers[0].Seeds(); after != before {
+	if after := c.Servers[0].Seeds(); !maps.Equal(after.Keys, before.Keys) {
 		t.Fatalf("seeds changed on restart: %+v -> %+v", before, after)
 	}
 	// The same client seed file still gets in.
-	client := c.ConnectClient(0)
+	client := c.ConnectClient(0, natslog.UserAuditor)
 	if _, err := natslog.NewReader(c.JetStream(client)).LastSequence(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestRetiredClientSeedRemoved(t *testing.T) {
+	dir := t.TempDir()
+	legacy := filepath.Join(dir, "client.nk")
+	kp, _ := nkeys.CreateUser()
+	seed, _ := kp.Seed()
+	if err := os.WriteFile(legacy, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natslog.LoadOrCreateSeeds(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(legacy); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("client.nk still there: %v", err)
+	}
+}
+
+func TestConnectOptionsSetsInboxPrefix(t *testing.T) {
+	seeds, err := natslog.LoadOrCreateSeeds(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := natslog.ConnectOptions(seeds.File(natslog.UserNode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := nats.GetDefaultOptions()
+	if err := opt(&o); err != nil || o.InboxPrefix != "_INBOX.node" || o.Nkey != seeds.Keys[natslog.UserNode] {
+		t.Fatalf("options: prefix %q nkey %q, %v", o.InboxPrefix, o.Nkey, err)
+	}
+	// An info that names another user is refused.
+	info := filepath.Join(seeds.Dir, natslog.UserNode.InfoFile())
+	if err := os.WriteFile(info, []byte(`{"user":"`+seeds.Keys[natslog.UserMember]+`","inbox_prefix":"_INBOX.node"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natslog.ConnectOptions(seeds.File(natslog.UserNode)); engine.KindOf(err) != engine.KindInvalid {
+		t.Fatalf("mismatched info: %v", err)
+	}
+	if err := os.WriteFile(info, []byte(`{"user":"`+seeds.Keys[natslog.UserNode]+`","inbox_prefix":"_INBOX.>"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natslog.ConnectOptions(seeds.File(natslog.UserNode)); engine.KindOf(err) != engine.KindInvalid {
+		t.Fatalf("wildcard prefix: %v", err)
 	}
 }
 
@@ -383,5 +738,94 @@ func TestConnectOptionsDetectsFileKind(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEnsureStreamsDropsUnboundedConsumers: a ledger from before the
+// consumer limits may hold durables a client made (the attack of issue 7);
+// the next start removes them, keeps bounded ones, and sets the limits.
+func TestEnsureStreamsDropsUnboundedConsumers(t *testing.T) {
+	ctx := testContext(t)
+	c := natstest.Start(t, 1)
+	seqJS := c.JetStream(c.ConnectReplica(0))
+	for _, cfg := range []jetstream.StreamConfig{natslog.LedgerStreamConfig(1), natslog.FeedsStreamConfig(1)} {
+		cfg.MaxConsumers, cfg.ConsumerLimits = 0, jetstream.StreamConsumerLimits{}
+		if _, err := seqJS.CreateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	auditorJS := c.JetStream(c.ConnectClient(0, auditor))
+	for _, cc := range []jetstream.ConsumerConfig{
+		{Durable: "forever", AckPolicy: jetstream.AckNonePolicy},
+		{Durable: "long", AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Hour},
+		{Name: "bounded", AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute},
+	} {
+		if _, err := auditorJS.CreateConsumer(ctx, natslog.LedgerStream, cc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := natslog.EnsureStreams(ctx, seqJS, 1); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"forever": false, "long": false, "bounded": true} {
+		_, err := auditorJS.Consumer(ctx, natslog.LedgerStream, name)
+		if got := err == nil; got != want {
+			t.Errorf("consumer %s kept: %v (%v), want %v", name, got, err, want)
+		}
+	}
+	info, err := seqJS.Stream(ctx, natslog.LedgerStream)
+	if err != nil || info.CachedInfo().Config.MaxConsumers != natslog.MaxLedgerConsumers {
+		t.Fatalf("ledger after the upgrade: %v", err)
+	}
+}
+
+// TestPushConsumersWriteNowhere: the CREATE subject cannot refuse a push
+// consumer (its deliver subject is in the body), so one is tried with the
+// subjects that matter. A push consumer delivers only where someone
+// listens: into the submit subjects (where the handler drops what has no
+// inbox to answer) but not into the feeds, the ledger or the JetStream API.
+func TestPushConsumersWriteNowhere(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := testContext(t)
+	js := f.c.JetStream(f.conns[auditor])
+	// A listener on a submit subject, as the handler's (a push consumer
+	// with the replicas' queue group would reach those the same way).
+	var delivered sync.WaitGroup
+	delivered.Add(len(f.ledger))
+	sub, err := f.conns[natslog.UserHandler].Subscribe("gavel.submit.statement", func(*nats.Msg) { delivered.Done() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := f.conns[natslog.UserHandler].Flush(); err != nil {
+		t.Fatal(err)
+	}
+	targets := []string{"gavel.submit.statement", "gavel.feed.params",
+		"$JS.API.STREAM.DELETE.GAVEL_FEEDS", "$JS.API.STREAM.PURGE.GAVEL_FEEDS", "$JS.API.CONSUMER.DELETE.GAVEL_LEDGER.push0"}
+	for i, subject := range targets {
+		cfg := jetstream.ConsumerConfig{Name: fmt.Sprintf("push%d", i), DeliverSubject: subject, AckPolicy: jetstream.AckNonePolicy}
+		if _, err := js.CreateConsumer(ctx, natslog.LedgerStream, cfg); err != nil {
+			t.Fatalf("push consumer to %s: %v", subject, err)
+		}
+	}
+	// Into the ledger from the feeds (from the ledger itself the server
+	// refuses a cycle).
+	if _, err := f.c.JetStream(f.conns[node]).CreateConsumer(ctx, natslog.FeedsStream, jetstream.ConsumerConfig{Name: "push-ledger", DeliverSubject: "gavel.ledger.statement", AckPolicy: jetstream.AckNonePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	// The one with a listener delivers the whole ledger; by then the others
+	// have been tried for as long.
+	done := make(chan struct{})
+	go func() { delivered.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("the push consumer to the submit subject never delivered the ledger")
+	}
+	seqJS := f.c.JetStream(f.conns[natslog.UserSequencer])
+	checkLedger(t, ctx, natslog.NewReader(seqJS), f.ledger)
+	feeds, err := seqJS.Stream(ctx, natslog.FeedsStream)
+	if err != nil || feeds.CachedInfo().State.Msgs != 1 {
+		t.Fatalf("feeds after the push consumers: %v", err)
 	}
 }

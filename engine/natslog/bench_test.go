@@ -97,7 +97,7 @@ func BenchmarkRange(b *testing.B) {
 	if _, err := natslog.MeasureAtomicBatch(ctx, c.ConnectReplica(0), entries, natslog.MaxBatchMessages, benchPayload); err != nil {
 		b.Fatal(err)
 	}
-	r := natslog.NewReader(c.JetStream(c.ConnectClient(0)))
+	r := natslog.NewReader(c.JetStream(c.ConnectClient(0, natslog.UserAuditor)))
 	for b.Loop() {
 		n := 0
 		if err := r.Range(ctx, 1, func(engine.LedgerMsg) error { n++; return nil }); err != nil || n != entries {

@@ -49,7 +49,7 @@ func TestClusterR3AtomicBatch(t *testing.T) {
 	// Every server reads the whole ledger back, the client user included,
 	// by range and by following.
 	for i := range c.Servers {
-		r := natslog.NewReader(c.JetStream(c.ConnectClient(i)))
+		r := natslog.NewReader(c.JetStream(c.ConnectClient(i, natslog.UserAuditor)))
 		checkLedger(t, ctx, r, stored)
 		followCtx, stop := context.WithCancel(ctx)
 		followed := 0

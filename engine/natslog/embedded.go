@@ -24,8 +24,8 @@ const readyTimeout = 10 * time.Second
 
 // EmbeddedConfig configures an in-process NATS server with JetStream.
 type EmbeddedConfig struct {
-	// DataDir holds the user seeds (replica.nk, client.nk) and, under
-	// DataDir/nats, the JetStream file store.
+	// DataDir holds the users' seeds and infos (<user>.nk, <user>.json)
+	// and, under DataDir/nats, the JetStream file store.
 	DataDir string
 	// Listen is host:port for clients; DefaultListen if empty. Port 0 picks
 	// a free port; ClientURL reports it.
@@ -37,11 +37,19 @@ type EmbeddedConfig struct {
 	Logger *slog.Logger
 	// Cluster routes this server to others; nil runs standalone.
 	Cluster *ClusterConfig
-	// ClientKeys are more public user nkeys given the client permissions.
-	ClientKeys []string
+	// ClientKeys are more public user nkeys per client kind, each given
+	// that kind's permissions (and inbox prefix).
+	ClientKeys map[User][]string
 	// MaxPayload is the largest message in bytes; 0 keeps the server's 1 MiB.
 	MaxPayload int32
+	// MaxConnections caps client connections (the replica's own included);
+	// 0 means DefaultMaxConnections. A flood of connections is refused at
+	// the cap instead of exhausting the process's descriptors.
+	MaxConnections int
 }
+
+// DefaultMaxConnections is the embedded server's connection cap.
+const DefaultMaxConnections = 1024
 
 // ClusterConfig makes the embedded server one peer of a routed JetStream
 // cluster. Routes are nats-route://host:port URLs of the peers; listing this
@@ -121,6 +129,10 @@ func serverOptions(cfg EmbeddedConfig) (*server.Options, Seeds, error) {
 		NoLog:                  cfg.Logger == nil,
 		DisableJetStreamBanner: true,
 		MaxPayload:             cfg.MaxPayload,
+		MaxConn:                cfg.MaxConnections,
+	}
+	if opts.MaxConn <= 0 {
+		opts.MaxConn = DefaultMaxConnections
 	}
 	if cfg.Cluster != nil {
 		if cfg.Cluster.Name == "" {
@@ -200,13 +212,23 @@ func reachable(addr *net.TCPAddr) string {
 	return net.JoinHostPort(ip.String(), strconv.Itoa(addr.Port))
 }
 
-// ConnectReplica opens an in-process connection as the replica user.
+// ConnectReplica opens an in-process connection as the sequencer's user:
+// the one that writes the ledger and manages the streams.
 func (e *Embedded) ConnectReplica(opts ...nats.Option) (*nats.Conn, error) {
-	auth, err := ConnectOptions(e.seeds.ReplicaFile)
+	return e.ConnectService(UserSequencer, opts...)
+}
+
+// ConnectService opens an in-process connection as one of the service's
+// users (UserSequencer, UserFeeds, UserHandler), with its inbox prefix.
+func (e *Embedded) ConnectService(u User, opts ...nats.Option) (*nats.Conn, error) {
+	if u.IsClient() {
+		return nil, engine.Errorf(engine.KindInvalid, "InvalidCredentials", "%s is a client kind, not a service user", u)
+	}
+	auth, err := ConnectOptions(e.seeds.File(u))
 	if err != nil {
 		return nil, err
 	}
-	all := append([]nats.Option{nats.InProcessServer(e.srv), auth, nats.Name("gavel-replica")}, opts...)
+	all := append([]nats.Option{nats.InProcessServer(e.srv), auth, nats.Name("gavel-" + string(u))}, opts...)
 	nc, err := nats.Connect(e.ClientURL(), all...)
 	if err != nil {
 		return nil, unavailable(err, "cannot connect to the embedded NATS server")
@@ -214,17 +236,27 @@ func (e *Embedded) ConnectReplica(opts ...nats.Option) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// ConnectClient opens a TCP connection to ClientURL as the client user.
-func (e *Embedded) ConnectClient(opts ...nats.Option) (*nats.Conn, error) {
-	auth, err := ConnectOptions(e.seeds.ClientFile)
+// ConnectClient opens a TCP connection to ClientURL as the client kind u,
+// from its seed and info files as any client would.
+func (e *Embedded) ConnectClient(u User, opts ...nats.Option) (*nats.Conn, error) {
+	if !u.IsClient() {
+		return nil, engine.Errorf(engine.KindInvalid, "InvalidCredentials", "%s is not a client kind", u)
+	}
+	auth, err := ConnectOptions(e.seeds.File(u))
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(e.ClientURL(), append([]nats.Option{auth, nats.Name("gavel-client")}, opts...)...)
+	nc, err := nats.Connect(e.ClientURL(), append([]nats.Option{auth, nats.Name("gavel-" + string(u))}, opts...)...)
 	if err != nil {
 		return nil, unavailable(err, "cannot connect to %s", e.ClientURL())
 	}
 	return nc, nil
+}
+
+// HasInterest says whether any connection subscribes to subject, e.g.
+// whether a requester is still there to read an answer.
+func (e *Embedded) HasInterest(subject string) bool {
+	return e.srv.GlobalAccount().SubscriptionInterest(subject)
 }
 
 // WaitJetStreamReady waits until JetStream can take API requests: at once

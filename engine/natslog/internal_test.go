@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -226,9 +227,13 @@ func TestServerOptions(t *testing.T) {
 			if opts.Host != tc.host || opts.Port != tc.port || !opts.JetStream || !opts.SyncAlways || opts.HTTPPort != 0 || !opts.NoSigs {
 				t.Fatalf("options %+v", opts)
 			}
-			if len(opts.Nkeys) != 2 || opts.Nkeys[0].Nkey != seeds.ReplicaKey || opts.Nkeys[0].Permissions != nil ||
-				opts.Nkeys[1].Nkey != seeds.ClientKey || opts.Nkeys[1].Permissions == nil {
-				t.Fatalf("users %+v", opts.Nkeys)
+			if len(opts.Nkeys) != 6 || opts.MaxConn != DefaultMaxConnections {
+				t.Fatalf("users %+v, max conn %d", opts.Nkeys, opts.MaxConn)
+			}
+			for i, u := range slices.Concat(serviceUsers, ClientKinds) {
+				if opts.Nkeys[i].Nkey != seeds.Keys[u] || opts.Nkeys[i].Permissions == nil {
+					t.Fatalf("user %s: %+v", u, opts.Nkeys[i])
+				}
 			}
 			if tc.cluster != (opts.Cluster.Name != "") || (tc.cluster && (opts.Cluster.Port != server.RANDOM_PORT || len(opts.Routes) != 1)) {
 				t.Fatalf("cluster %+v routes %v", opts.Cluster, opts.Routes)
@@ -237,18 +242,65 @@ func TestServerOptions(t *testing.T) {
 	}
 }
 
-func TestClientPermissionsDenyWrites(t *testing.T) {
-	perms := clientPermissions()
-	for _, subject := range []string{
-		"gavel.ledger.statement", "gavel.feed.params", "$JS.API.STREAM.DELETE.GAVEL_LEDGER",
-		"$JS.API.STREAM.PURGE.GAVEL_LEDGER", "$JS.API.STREAM.MSG.DELETE.GAVEL_LEDGER", "$JS.API.STREAM.UPDATE.GAVEL_LEDGER",
-	} {
-		if !matchesAny(perms.Publish.Deny, subject) || matchesAny(perms.Publish.Allow, subject) {
-			t.Errorf("%s: publish not denied", subject)
-		}
+// TestPermissionsByUser checks the permission lists themselves; the
+// server's enforcement of them is auth_test.go's.
+func TestPermissionsByUser(t *testing.T) {
+	type want struct{ pub, sub []string }
+	cases := map[User]struct{ allowed, denied want }{
+		UserSequencer: {
+			allowed: want{pub: []string{"gavel.ledger.statement", "$JS.API.STREAM.CREATE.GAVEL_LEDGER", "$JS.API.DIRECT.GET.GAVEL_LEDGER", "$JS.API.CONSUMER.DELETE.GAVEL_LEDGER.c"}, sub: []string{"_INBOX.sequencer.x.y"}},
+			denied:  want{pub: []string{"gavel.feed.params", "_INBOX.member.x", "gavel.submit.statement", "$JS.API.CONSUMER.CREATE.GAVEL_LEDGER.c"}, sub: []string{"gavel.submit.statement", "_INBOX.member.x", "gavel.ledger.statement"}},
+		},
+		UserFeeds: {
+			allowed: want{pub: []string{"gavel.feed.params"}, sub: []string{"_INBOX.feeds.x"}},
+			denied:  want{pub: []string{"gavel.ledger.statement", "$JS.API.STREAM.DELETE.GAVEL_FEEDS", "_INBOX.node.x"}, sub: []string{"gavel.submit.statement"}},
+		},
+		UserHandler: {
+			allowed: want{pub: []string{"_INBOX.member.abc.1", "_INBOX.node.abc.1"}, sub: []string{"gavel.submit.statement", "gavel.submit.gov.ballot"}},
+			denied: want{pub: []string{"gavel.ledger.statement", "gavel.feed.params", "$JS.API.STREAM.INFO.GAVEL_LEDGER", "_INBOX.auditor.x", "_INBOX.sequencer.x", "gavel.submit.statement"},
+				sub: []string{"_INBOX.member.x", "gavel.ledger.statement"}},
+		},
+		UserMember: {
+			allowed: want{pub: []string{"gavel.submit.gov.proposal", "gavel.submit.statement"}, sub: []string{"_INBOX.member.x.y"}},
+			denied: want{pub: []string{"gavel.submit.node.join", "gavel.ledger.gov", "$JS.API.DIRECT.GET.GAVEL_LEDGER", "_INBOX.node.x"},
+				sub: []string{"_INBOX.>", "_INBOX.node.x", "gavel.feed.params", "gavel.submit.statement"}},
+		},
+		UserNode: {
+			allowed: want{pub: []string{"gavel.submit.node.join", "gavel.submit.statement", "$JS.API.CONSUMER.CREATE.GAVEL_FEEDS.c.gavel.feed.params", "$JS.API.DIRECT.GET.GAVEL_FEEDS.gavel.feed.map"}, sub: []string{"_INBOX.node.x"}},
+			denied: want{pub: []string{"gavel.submit.gov.proposal", "$JS.API.CONSUMER.CREATE.GAVEL_LEDGER.c", "$JS.API.CONSUMER.DELETE.GAVEL_FEEDS.c", "$JS.API.CONSUMER.DURABLE.CREATE.GAVEL_FEEDS.d"},
+				sub: []string{"_INBOX.member.x", "gavel.feed.params"}},
+		},
+		UserAuditor: {
+			allowed: want{pub: []string{"$JS.API.CONSUMER.CREATE.GAVEL_LEDGER.c", "$JS.API.CONSUMER.MSG.NEXT.GAVEL_LEDGER.c", "$JS.API.DIRECT.GET.GAVEL_FEEDS.gavel.feed.params"}, sub: []string{"_INBOX.auditor.x"}},
+			denied: want{pub: []string{"gavel.submit.statement", "$JS.API.CONSUMER.CREATE.GAVEL_FEEDS.c", "$JS.API.STREAM.PURGE.GAVEL_LEDGER", "$JS.API.STREAM.MSG.DELETE.GAVEL_LEDGER", "$JS.API.CONSUMER.DELETE.GAVEL_LEDGER.c"},
+				sub: []string{"gavel.ledger.statement"}},
+		},
 	}
-	if !matchesAny(perms.Publish.Allow, "gavel.submit.gov.proposal") || !matchesAny(perms.Subscribe.Allow, "_INBOX.x.y") {
-		t.Error("submissions or inbox not allowed")
+	allows := func(sp *server.SubjectPermission, subject string) bool {
+		return matchesAny(sp.Allow, subject) && !matchesAny(sp.Deny, subject)
+	}
+	for u, c := range cases {
+		p := permissions(u)
+		for _, s := range c.allowed.pub {
+			if !allows(p.Publish, s) {
+				t.Errorf("%s may not publish %s", u, s)
+			}
+		}
+		for _, s := range c.denied.pub {
+			if allows(p.Publish, s) {
+				t.Errorf("%s may publish %s", u, s)
+			}
+		}
+		for _, s := range c.allowed.sub {
+			if !allows(p.Subscribe, s) {
+				t.Errorf("%s may not subscribe %s", u, s)
+			}
+		}
+		for _, s := range c.denied.sub {
+			if allows(p.Subscribe, s) {
+				t.Errorf("%s may subscribe %s", u, s)
+			}
+		}
 	}
 }
 

@@ -317,7 +317,7 @@ func TestFollowTailsNewEntries(t *testing.T) {
 	seen := make(chan uint64, 100)
 	done := make(chan error, 1)
 	go func() {
-		done <- natslog.NewReader(c.JetStream(c.ConnectClient(0))).Follow(followCtx, 2, func(m engine.LedgerMsg) error {
+		done <- natslog.NewReader(c.JetStream(c.ConnectClient(0, natslog.UserAuditor))).Follow(followCtx, 2, func(m engine.LedgerMsg) error {
 			seen <- m.Seq
 			return nil
 		})

@@ -18,7 +18,7 @@ const (
 	followHeartbeat = time.Second
 )
 
-// Reader reads GAVEL_LEDGER with either user (the client user's
+// Reader reads GAVEL_LEDGER as the sequencer or an auditor (the auditor's
 // permissions suffice): direct gets for ranges and single entries, an
 // ordered consumer to follow the tail.
 type Reader struct {

@@ -2,6 +2,7 @@ package natslog
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -61,7 +62,9 @@ func LedgerStreamConfig(replicas int) jetstream.StreamConfig {
 		AllowDirect:        true,
 		AllowAtomicPublish: true,
 		// gavel does its own idempotency; this is the server's minimum.
-		Duplicates: 100 * time.Millisecond,
+		Duplicates:     100 * time.Millisecond,
+		MaxConsumers:   MaxLedgerConsumers,
+		ConsumerLimits: jetstream.StreamConsumerLimits{InactiveThreshold: ConsumerInactiveThreshold},
 	}
 }
 
@@ -78,6 +81,8 @@ func FeedsStreamConfig(replicas int) jetstream.StreamConfig {
 		Storage:           jetstream.FileStorage,
 		Replicas:          replicas,
 		AllowDirect:       true,
+		MaxConsumers:      MaxFeedConsumers,
+		ConsumerLimits:    jetstream.StreamConsumerLimits{InactiveThreshold: ConsumerInactiveThreshold},
 	}
 }
 
@@ -88,6 +93,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		replicas = 1
 	}
 	for _, cfg := range []jetstream.StreamConfig{LedgerStreamConfig(replicas), FeedsStreamConfig(replicas)} {
+		if err := dropUnboundedConsumers(ctx, js, cfg.Name); err != nil {
+			return err
+		}
 		stream, err := js.CreateOrUpdateStream(ctx, cfg)
 		if err != nil {
 			return engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot create or update stream %s", cfg.Name)
@@ -95,8 +103,40 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		got := stream.CachedInfo().Config
 		if got.Storage != cfg.Storage || got.Replicas != cfg.Replicas || got.DenyDelete != cfg.DenyDelete ||
 			got.DenyPurge != cfg.DenyPurge || got.AllowAtomicPublish != cfg.AllowAtomicPublish ||
-			got.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject || got.Discard != cfg.Discard {
+			got.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject || got.Discard != cfg.Discard ||
+			got.MaxConsumers != cfg.MaxConsumers || got.ConsumerLimits != cfg.ConsumerLimits {
 			return engine.Errorf(engine.KindInternal, "StreamMisconfigured", "stream %s does not have gavel's configuration", cfg.Name)
+		}
+	}
+	return nil
+}
+
+// dropUnboundedConsumers deletes the consumers of stream that the consumer
+// limits would refuse today: durables without an inactive threshold or
+// with a longer one, as clients could create before the limits existed.
+// gavel itself keeps no consumers, and left in place they would count
+// against MaxConsumers forever (and make the stream update fail).
+func dropUnboundedConsumers(ctx context.Context, js jetstream.JetStream, name string) error {
+	stream, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot read stream %s", name)
+	}
+	var unbounded []string
+	list := stream.ListConsumers(ctx)
+	for info := range list.Info() {
+		if t := info.Config.InactiveThreshold; t <= 0 || t > ConsumerInactiveThreshold {
+			unbounded = append(unbounded, info.Name)
+		}
+	}
+	if err := list.Err(); err != nil {
+		return engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot list the consumers of %s", name)
+	}
+	for _, c := range unbounded {
+		if err := stream.DeleteConsumer(ctx, c); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot delete consumer %s of %s", c, name)
 		}
 	}
 	return nil

@@ -136,12 +136,14 @@ func serve(ctx context.Context, cfg replica.Config) (*replica.Replica, *nats.Con
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	srv, err := handlers.ServeNATS(r.Conn(), r, handlers.DefaultLimits(), handlers.DefaultInFlight, cfg.Logger)
+	natsCfg := handlers.DefaultNATSConfig(cfg.Sequencer.WithDefaults().QueueSize, handlers.DefaultLimits())
+	natsCfg.HasInterest = r.HasInterest
+	srv, err := handlers.ServeNATS(r.HandlerConn(), r, handlers.DefaultLimits(), natsCfg, cfg.Logger)
 	if err != nil {
 		r.Close()
 		return nil, nil, nil, err
 	}
-	opt, err := natslog.ConnectOptions(r.ClientCredsFile())
+	opt, err := natslog.ConnectOptions(r.ClientCredsFile(natslog.UserMember))
 	var client *nats.Conn
 	if err == nil {
 		client, err = nats.Connect(r.NATSURL(), opt, nats.Name("gavel-bench"))

@@ -171,12 +171,14 @@ func (c *commitBench) replica(b *testing.B) {
 		b.Fatal(err)
 	}
 	c.parent.Cleanup(func() { r.Close() })
-	srv, err := handlers.ServeNATS(r.Conn(), r, handlers.DefaultLimits(), handlers.DefaultInFlight, logger)
+	natsCfg := handlers.DefaultNATSConfig(sequencer.DefaultConfig().QueueSize, handlers.DefaultLimits())
+	natsCfg.HasInterest = r.HasInterest
+	srv, err := handlers.ServeNATS(r.HandlerConn(), r, handlers.DefaultLimits(), natsCfg, logger)
 	if err != nil {
 		b.Fatal(err)
 	}
 	c.parent.Cleanup(srv.Stop)
-	opt, err := natslog.ConnectOptions(r.ClientCredsFile())
+	opt, err := natslog.ConnectOptions(r.ClientCredsFile(natslog.UserMember))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -54,6 +54,10 @@ type Config struct {
 	MaxGovRequestBytes int64               // largest signed governance request
 	ScriptLimits       constitution.Limits // per constitution or ballot call
 	Now                func() time.Time    // the clock; time.Now by default
+
+	// NATSMaxConnections caps the embedded server's connections;
+	// 0 means natslog.DefaultMaxConnections.
+	NATSMaxConnections int
 }
 
 // Replica is one running gavel replica.
@@ -68,6 +72,11 @@ type Replica struct {
 	store    *state.Store
 	seq      *sequencer.Sequencer
 	lock     *DirLock
+
+	// One connection per job, each as its own NATS user: the sequencer's
+	// (conn) writes the ledger, the feed publisher's the feeds, the
+	// handler's answers requests and can write neither.
+	feedsConn, handlerConn *nats.Conn
 
 	verifySlots chan struct{}                         // bounds concurrent signature checks to the cores
 	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
@@ -126,15 +135,21 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		DataDir: filepath.Join(cfg.DataDir, "nats"),
 		Listen:  cfg.NATSListen,
 		// An entry carries its request verbatim plus a few hundred bytes.
-		MaxPayload: MaxEntryBytes,
-		Logger:     slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
+		MaxPayload:     MaxEntryBytes,
+		MaxConnections: cfg.NATSMaxConnections,
+		Logger:         slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	r.logger.Info("nats listening", slog.String("nats", r.embedded.ClientURL()))
-	if r.conn, err = r.embedded.ConnectReplica(nats.Name("gavel-replica")); err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
+	for _, c := range []struct {
+		conn **nats.Conn
+		user natslog.User
+	}{{&r.conn, natslog.UserSequencer}, {&r.feedsConn, natslog.UserFeeds}, {&r.handlerConn, natslog.UserHandler}} {
+		if *c.conn, err = r.embedded.ConnectService(c.user, nats.ErrorHandler(r.asyncError(c.user))); err != nil {
+			return nil, fmt.Errorf("connect as %s: %w", c.user, err)
+		}
 	}
 	js, err := jetstream.New(r.conn)
 	if err != nil {
@@ -293,8 +308,21 @@ func (r *Replica) Node() *NodeIdentity { return r.node }
 // NATSURL is the embedded server's client URL.
 func (r *Replica) NATSURL() string { return r.embedded.ClientURL() }
 
-// Conn is the replica's own NATS connection.
-func (r *Replica) Conn() *nats.Conn { return r.conn }
+// SequencerConn is the sequencer's NATS connection: the only one that may
+// write the ledger.
+func (r *Replica) SequencerConn() *nats.Conn { return r.conn }
+
+// FeedsConn is the feed publisher's connection: the only one that may
+// write the feeds.
+func (r *Replica) FeedsConn() *nats.Conn { return r.feedsConn }
+
+// HandlerConn is the connection that answers requests: it may subscribe to
+// the submit subjects and publish answers into client inboxes, nothing else.
+func (r *Replica) HandlerConn() *nats.Conn { return r.handlerConn }
+
+// HasInterest says whether anyone still listens on subject (a requester's
+// reply subject, say).
+func (r *Replica) HasInterest(subject string) bool { return r.embedded.HasInterest(subject) }
 
 // Identity is the service identity.
 func (r *Replica) Identity() *Identity { return r.identity }
@@ -305,9 +333,10 @@ func (r *Replica) Sequencer() *sequencer.Sequencer { return r.seq }
 // Store is the replica's state.
 func (r *Replica) Store() *state.Store { return r.store }
 
-// ClientCredsFile is the path of the client user's credentials.
-func (r *Replica) ClientCredsFile() string {
-	return filepath.Join(r.cfg.DataDir, "nats", natslog.ClientSeedFile)
+// ClientCredsFile is the path of client kind u's seed (DATA/nats/<u>.nk,
+// its UserInfo beside it as <u>.json).
+func (r *Replica) ClientCredsFile(u natslog.User) string {
+	return r.embedded.Seeds().File(u)
 }
 
 // Close stops the sequencer, then NATS, then the store.
@@ -317,9 +346,11 @@ func (r *Replica) Close() error {
 			r.cancel()
 		}
 		r.wg.Wait()
-		if r.conn != nil {
-			r.conn.Drain()
-			r.conn.Close()
+		for _, nc := range []*nats.Conn{r.handlerConn, r.feedsConn, r.conn} {
+			if nc != nil {
+				nc.Drain()
+				nc.Close()
+			}
 		}
 		if r.embedded != nil {
 			r.embedded.Shutdown()
@@ -330,6 +361,20 @@ func (r *Replica) Close() error {
 		r.lock.Release()
 	})
 	return nil
+}
+
+// asyncError logs what the server or the client library reports on a
+// connection out of band: a permission violation (a bug: each user is
+// allowed exactly its job) or a slow consumer (the library reports it once
+// per episode; the drops are counted by the handlers' stats).
+func (r *Replica) asyncError(u natslog.User) nats.ErrHandler {
+	return func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		attrs := []any{slog.String("user", string(u)), slog.Any("err", err)}
+		if sub != nil {
+			attrs = append(attrs, slog.String("subject", sub.Subject))
+		}
+		r.logger.Warn("nats connection error", attrs...)
+	}
 }
 
 // minLevel drops records below a level (the NATS server is chatty at info).

@@ -68,7 +68,7 @@ func TestForeignMessagesInTheLedgerAreVoid(t *testing.T) {
 		}
 		acked = append(acked, tx)
 	}
-	js, err := jetstream.New(r.Conn())
+	js, err := jetstream.New(r.SequencerConn())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestForeignMessagesInTheLedgerAreVoid(t *testing.T) {
 	if err := rp.ExpectServiceCertificate(r.Identity().CertPEM); err != nil {
 		t.Fatal(err)
 	}
-	js, _ = jetstream.New(r.Conn())
+	js, _ = jetstream.New(r.SequencerConn())
 	if err := natslog.NewReader(js).Range(ctx, 1, rp.Add); err != nil {
 		t.Fatalf("replay: %v", err)
 	}

@@ -21,7 +21,7 @@ import (
 const ReadyTimeout = 30 * time.Second
 
 // Cluster is n embedded servers: standalone when n is 1, else a routed
-// JetStream cluster. All share one pair of seeds, so either user's
+// JetStream cluster. All share one set of seeds, so every user's
 // credentials work at every server.
 type Cluster struct {
 	t       testing.TB
@@ -85,7 +85,8 @@ func shareSeeds(cfgs []natslog.EmbeddedConfig) error {
 		return err
 	}
 	for _, cfg := range cfgs[1:] {
-		for _, src := range []string{seeds.ReplicaFile, seeds.ClientFile} {
+		for u := range seeds.Keys {
+			src := seeds.File(u)
 			b, err := os.ReadFile(src)
 			if err != nil {
 				return err
@@ -208,17 +209,25 @@ func (c *Cluster) shutdown() {
 	}
 }
 
-// ConnectReplica connects to server i as the replica user (in process).
+// ConnectReplica connects to server i as the sequencer's user, the ledger
+// writer (in process).
 func (c *Cluster) ConnectReplica(i int) *nats.Conn {
 	c.t.Helper()
 	nc, err := c.Servers[i].ConnectReplica()
 	return c.keep(nc, err)
 }
 
-// ConnectClient connects to server i as the client user (over TCP).
-func (c *Cluster) ConnectClient(i int, opts ...nats.Option) *nats.Conn {
+// ConnectService connects to server i as a service user (in process).
+func (c *Cluster) ConnectService(i int, u natslog.User, opts ...nats.Option) *nats.Conn {
 	c.t.Helper()
-	nc, err := c.Servers[i].ConnectClient(opts...)
+	nc, err := c.Servers[i].ConnectService(u, opts...)
+	return c.keep(nc, err)
+}
+
+// ConnectClient connects to server i as client kind u (over TCP).
+func (c *Cluster) ConnectClient(i int, u natslog.User, opts ...nats.Option) *nats.Conn {
+	c.t.Helper()
+	nc, err := c.Servers[i].ConnectClient(u, opts...)
 	return c.keep(nc, err)
 }
 
@@ -242,7 +251,7 @@ func (c *Cluster) JetStream(nc *nats.Conn) jetstream.JetStream {
 }
 
 // EnsureStreams creates gavel's streams with as many replicas as servers
-// (at most 3), connecting as the replica user of server 0.
+// (at most 3), connecting as the sequencer user of server 0.
 func (c *Cluster) EnsureStreams() {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ReadyTimeout)
