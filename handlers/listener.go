@@ -224,14 +224,17 @@ func rewriteServerAnswer(p []byte) ([]byte, bool) {
 	}
 	s := string(p[len(proto):])
 	if status, text, ok := strings.Cut(s, serverErrorHeaders); ok && !strings.Contains(status, "\r\n") {
-		code, reason, ok := parseStatus(status)
-		if !ok || code < 400 {
+		code, ok := parseStatus(status)
+		if !ok || code < 400 || code > 599 || http.StatusText(code) == "" {
 			return nil, false
 		}
 		// The text repeats the status ("400 Bad Request: missing Host"),
 		// except for 501's.
-		msg := strings.TrimPrefix(text, strconv.Itoa(code)+" ")
-		return jsonAnswer(code, serverErrorCode(code, reason), msg, ""), true
+		msg := strings.TrimSpace(strings.TrimPrefix(text, strconv.Itoa(code)+" "))
+		if msg == "" {
+			msg = http.StatusText(code)
+		}
+		return jsonAnswer(code, serverErrorCode(code), msg, ""), true
 	}
 	// 417 for an Expect header other than 100-continue: headers only.
 	if strings.HasPrefix(s, "417 Expectation Failed\r\n") && strings.HasSuffix(s, "\r\n\r\n") &&
@@ -241,25 +244,21 @@ func rewriteServerAnswer(p []byte) ([]byte, bool) {
 	return nil, false
 }
 
-func parseStatus(status string) (int, string, bool) {
-	num, reason, _ := strings.Cut(status, " ")
+func parseStatus(status string) (int, bool) {
+	num, _, _ := strings.Cut(status, " ")
 	code, err := strconv.Atoi(num)
-	if err != nil || len(num) != 3 {
-		return 0, "", false
-	}
-	reason, _, _ = strings.Cut(reason, ":")
-	return code, reason, true
+	return code, err == nil && len(num) == 3
 }
 
 // serverErrorCode names net/http's answers the way gavel names its own.
-func serverErrorCode(code int, reason string) string {
+func serverErrorCode(code int) string {
 	switch code {
 	case http.StatusBadRequest:
 		return "MalformedRequest"
 	case http.StatusNotImplemented:
 		return "UnsupportedTransferEncoding"
 	}
-	return strings.NewReplacer(" ", "", "-", "").Replace(reason)
+	return strings.NewReplacer(" ", "", "-", "", "'", "").Replace(http.StatusText(code))
 }
 
 // jsonAnswer is a whole HTTP/1.1 answer that closes the connection, with
