@@ -118,7 +118,7 @@ func (f *serveFlags) validate() error {
 // connLimits derives the HTTP connection caps from the descriptors free
 // now, or checks the flags' against them.
 func (f *serveFlags) connLimits(soft uint64, open int) (handlers.ConnLimits, error) {
-	budget, refuse := connBudget(soft, open)
+	budget, refuse, _ := connBudget(soft, open)
 	lim := handlers.ConnLimits{MaxConns: budget, RefuseSlots: refuse}
 	if f.maxConns > 0 {
 		if f.maxConns > budget {
@@ -231,9 +231,11 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	_, _, natsConns := connBudget(soft, open)
 	logger.Info("descriptors", slog.Uint64("soft_limit", soft), slog.Uint64("hard_limit", hard),
 		slog.Int("open", open), slog.Int("headroom", int(soft)-open),
 		slog.Int("http_max_conns", connLimits.MaxConns), slog.Int("http_max_conns_per_ip", connLimits.MaxConnsPerIP),
+		slog.Int("nats_max_conns", natsConns),
 		slog.Int("reserved_for_nats_and_pebble", int(soft)-open-connLimits.MaxConns-connLimits.RefuseSlots))
 	logger.Info("http listening", slog.String("http", "http://"+ln.Addr().String()))
 	members, module, err := f.genesis()
@@ -242,7 +244,7 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	}
 	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, Sequencer: f.seq, Logger: logger,
 		Members: members, ConstitutionModule: module, MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts,
-		Lock: lock})
+		Lock: lock, NATSMaxConns: natsConns})
 	if err != nil {
 		return err
 	}

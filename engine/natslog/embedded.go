@@ -41,6 +41,9 @@ type EmbeddedConfig struct {
 	ClientKeys []string
 	// MaxPayload is the largest message in bytes; 0 keeps the server's 1 MiB.
 	MaxPayload int32
+	// MaxConns caps client connections, so that a flood of them leaves
+	// descriptors for JetStream's files; 0 keeps the server's 64 Ki.
+	MaxConns int
 }
 
 // ClusterConfig makes the embedded server one peer of a routed JetStream
@@ -121,6 +124,7 @@ func serverOptions(cfg EmbeddedConfig) (*server.Options, Seeds, error) {
 		NoLog:                  cfg.Logger == nil,
 		DisableJetStreamBanner: true,
 		MaxPayload:             cfg.MaxPayload,
+		MaxConn:                cfg.MaxConns,
 	}
 	if cfg.Cluster != nil {
 		if cfg.Cluster.Name == "" {

@@ -50,6 +50,9 @@ type Config struct {
 	// Lock is the data folder's lock, when the caller took it (gavel serve
 	// does, before it listens); nil: Open takes it. The replica owns it.
 	Lock *DirLock
+	// NATSMaxConns caps the embedded server's client connections, so a
+	// flood of them leaves JetStream its files; 0: the server's default.
+	NATSMaxConns int
 
 	MaxGovRequestBytes int64               // largest signed governance request
 	ScriptLimits       constitution.Limits // per constitution or ballot call
@@ -122,6 +125,7 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		Listen:  cfg.NATSListen,
 		// An entry carries its request verbatim plus a few hundred bytes.
 		MaxPayload: MaxEntryBytes,
+		MaxConns:   cfg.NATSMaxConns,
 		Logger:     slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
 	})
 	if err != nil {
