@@ -68,10 +68,11 @@ type Listener struct {
 	limits ConnLimits
 	logger *slog.Logger
 
-	mu     sync.Mutex
-	open   int
-	perIP  map[string]int
-	refuse chan struct{}
+	mu          sync.Mutex
+	open        int
+	perIP       map[string]int
+	lastRefusal string
+	refuse      chan struct{}
 
 	refused   atomic.Int64
 	lastLogNs atomic.Int64
@@ -88,15 +89,19 @@ func NewListener(ln net.Listener, limits ConnLimits, logger *slog.Logger) *Liste
 
 // Stats is what a Listener holds and has refused.
 type Stats struct {
-	Open    int   `json:"open"`
-	Refused int64 `json:"refused"`
+	Open          int    `json:"open"`
+	MaxConns      int    `json:"max_conns"`
+	MaxConnsPerIP int    `json:"max_conns_per_ip"`
+	Refused       int64  `json:"refused"`
+	LastRefusal   string `json:"last_refusal,omitempty"` // its reason
 }
 
 // Stats reports the open connections and the refusals so far.
 func (l *Listener) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return Stats{Open: l.open, Refused: l.refused.Load()}
+	return Stats{Open: l.open, MaxConns: l.limits.MaxConns, MaxConnsPerIP: l.limits.MaxConnsPerIP,
+		Refused: l.refused.Load(), LastRefusal: l.lastRefusal}
 }
 
 // Accept returns the next connection within the limits; the others are
@@ -121,10 +126,12 @@ func (l *Listener) admit(ip string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.limits.MaxConns > 0 && l.open >= l.limits.MaxConns {
-		return fmt.Sprintf("the server holds its limit of %d open connections", l.limits.MaxConns)
+		l.lastRefusal = fmt.Sprintf("the server holds its limit of %d open connections", l.limits.MaxConns)
+		return l.lastRefusal
 	}
 	if l.limits.MaxConnsPerIP > 0 && l.perIP[ip] >= l.limits.MaxConnsPerIP {
-		return fmt.Sprintf("client address %s holds its limit of %d open connections", ip, l.limits.MaxConnsPerIP)
+		l.lastRefusal = fmt.Sprintf("client address %s holds its limit of %d open connections", ip, l.limits.MaxConnsPerIP)
+		return l.lastRefusal
 	}
 	l.open++
 	l.perIP[ip]++

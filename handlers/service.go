@@ -40,6 +40,8 @@ type NetworkInfo struct {
 	LastTxID           string `json:"last_txid,omitempty"`
 	LastSignedTxID     string `json:"last_signed_txid,omitempty"`
 	CreateTxID         string `json:"current_service_create_txid,omitempty"`
+	// HTTPConnections is the HTTP edge's load and refusals, where known.
+	HTTPConnections *Stats `json:"http_connections,omitempty"`
 }
 
 // Limits are the handlers' named size limits.

@@ -335,14 +335,24 @@ func runDescriptorFlood(t *testing.T, c floodCase) {
 	}
 
 	// Writes work again on fresh connections, with no restart.
+	// /node/network tells of the refusals.
+	var network struct {
+		HTTP struct {
+			Refused     int64  `json:"refused"`
+			LastRefusal string `json:"last_refusal"`
+		} `json:"http_connections"`
+	}
 	waitFor(t, "the flood's connections released", func() bool {
 		resp, err := http.Get(srv.HTTP + "/node/network")
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&network) == nil
 	})
+	if network.HTTP.Refused < n.Refused || !strings.Contains(network.HTTP.LastRefusal, "holds its limit") {
+		t.Fatalf("/node/network says %+v; the flood saw %d refusals", network.HTTP, n.Refused)
+	}
 	after := &registrar{iss: iss}
 	client := &http.Client{Timeout: 30 * time.Second}
 	for i := range 50 {

@@ -258,9 +258,12 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		return err
 	}
 	defer natsSrv.Stop()
-	httpSrv := handlers.NewServer(handlers.NewHTTP(r, f.limits, logger), logger)
+	edge := handlers.NewListener(ln, connLimits, logger)
+	httpHandler := handlers.NewHTTP(r, f.limits, logger)
+	httpHandler.ReportConnections(edge)
+	httpSrv := handlers.NewServer(httpHandler, logger)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(handlers.NewListener(ln, connLimits, logger)) }()
+	go func() { serveErr <- httpSrv.Serve(edge) }()
 
 	epPath := filepath.Join(f.data, "endpoints.json")
 	b, _ := json.Marshal(ep)
