@@ -151,7 +151,7 @@ func TestConnectionCaps(t *testing.T) {
 			if resp.StatusCode != 503 || e.Code != "TooManyConnections" || !strings.Contains(e.Message, tc.reason) || resp.Header.Get("Retry-After") == "" {
 				t.Fatalf("got %d %+v", resp.StatusCode, e)
 			}
-			if st := ln.Stats(); st.Refused != 1 || st.Open != tc.hold {
+			if st := ln.Stats(); st.Refused != 1 || st.Open != tc.hold || !strings.Contains(st.LastRefusal, tc.reason) {
 				t.Fatalf("stats %+v", st)
 			}
 			held[0].Close()

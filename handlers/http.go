@@ -27,10 +27,11 @@ type HTTP struct {
 	limits Limits
 	logger *slog.Logger
 	mux    *http.ServeMux
+	edge   *Listener // reported in /node/network when set
 }
 
 // NewHTTP builds the HTTP handler.
-func NewHTTP(svc Service, limits Limits, logger *slog.Logger) http.Handler {
+func NewHTTP(svc Service, limits Limits, logger *slog.Logger) *HTTP {
 	h := &HTTP{svc: svc, limits: limits, logger: logger, mux: http.NewServeMux()}
 	mux := h.mux
 	h.entryRoutes(mux)
@@ -41,13 +42,17 @@ func NewHTTP(svc Service, limits Limits, logger *slog.Logger) http.Handler {
 	// "/schemas" itself too, or the mux would redirect it to "/schemas/".
 	mux.HandleFunc("GET /schemas", h.getSchema)
 	mux.HandleFunc("GET /schemas/{path...}", h.getSchema)
-	return h.withTxID(h)
+	return h
 }
+
+// ReportConnections adds l's counts to /node/network.
+func (h *HTTP) ReportConnections(l *Listener) { h.edge = l }
 
 // ServeHTTP cleans the path (the mux would answer "//node/network" with a
 // redirect) and answers in JSON where the mux has no route: 404, or 405
 // with the mux's Allow header.
 func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.setTxID(w, r)
 	if r.RequestURI == "*" {
 		w.Header().Set("Connection", "close")
 		h.fail(w, engine.Errorf(engine.KindInvalid, "MalformedRequest", "the request target * is for OPTIONS only"))
@@ -197,6 +202,10 @@ func (h *HTTP) getNetwork(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.fail(w, err)
 		return
+	}
+	if h.edge != nil {
+		st := h.edge.Stats()
+		info.HTTPConnections = &st
 	}
 	b, err := json.Marshal(info)
 	if err != nil {

@@ -68,10 +68,11 @@ type Listener struct {
 	limits ConnLimits
 	logger *slog.Logger
 
-	mu     sync.Mutex
-	open   int
-	perIP  map[string]int
-	refuse chan struct{}
+	mu          sync.Mutex
+	open        int
+	perIP       map[string]int
+	lastRefusal string
+	refuse      chan struct{}
 
 	refused   atomic.Int64
 	lastLogNs atomic.Int64
@@ -88,15 +89,19 @@ func NewListener(ln net.Listener, limits ConnLimits, logger *slog.Logger) *Liste
 
 // Stats is what a Listener holds and has refused.
 type Stats struct {
-	Open    int   `json:"open"`
-	Refused int64 `json:"refused"`
+	Open          int    `json:"open"`
+	MaxConns      int    `json:"max_conns"`
+	MaxConnsPerIP int    `json:"max_conns_per_ip"`
+	Refused       int64  `json:"refused"`
+	LastRefusal   string `json:"last_refusal,omitempty"` // its reason
 }
 
 // Stats reports the open connections and the refusals so far.
 func (l *Listener) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return Stats{Open: l.open, Refused: l.refused.Load()}
+	return Stats{Open: l.open, MaxConns: l.limits.MaxConns, MaxConnsPerIP: l.limits.MaxConnsPerIP,
+		Refused: l.refused.Load(), LastRefusal: l.lastRefusal}
 }
 
 // Accept returns the next connection within the limits; the others are
@@ -121,10 +126,12 @@ func (l *Listener) admit(ip string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.limits.MaxConns > 0 && l.open >= l.limits.MaxConns {
-		return fmt.Sprintf("the server holds its limit of %d open connections", l.limits.MaxConns)
+		l.lastRefusal = fmt.Sprintf("the server holds its limit of %d open connections", l.limits.MaxConns)
+		return l.lastRefusal
 	}
 	if l.limits.MaxConnsPerIP > 0 && l.perIP[ip] >= l.limits.MaxConnsPerIP {
-		return fmt.Sprintf("client address %s holds its limit of %d open connections", ip, l.limits.MaxConnsPerIP)
+		l.lastRefusal = fmt.Sprintf("client address %s holds its limit of %d open connections", ip, l.limits.MaxConnsPerIP)
+		return l.lastRefusal
 	}
 	l.open++
 	l.perIP[ip]++
@@ -224,14 +231,17 @@ func rewriteServerAnswer(p []byte) ([]byte, bool) {
 	}
 	s := string(p[len(proto):])
 	if status, text, ok := strings.Cut(s, serverErrorHeaders); ok && !strings.Contains(status, "\r\n") {
-		code, reason, ok := parseStatus(status)
-		if !ok || code < 400 {
+		code, ok := parseStatus(status)
+		if !ok || code < 400 || code > 599 || http.StatusText(code) == "" {
 			return nil, false
 		}
 		// The text repeats the status ("400 Bad Request: missing Host"),
 		// except for 501's.
-		msg := strings.TrimPrefix(text, strconv.Itoa(code)+" ")
-		return jsonAnswer(code, serverErrorCode(code, reason), msg, ""), true
+		msg := strings.TrimSpace(strings.TrimPrefix(text, strconv.Itoa(code)+" "))
+		if msg == "" {
+			msg = http.StatusText(code)
+		}
+		return jsonAnswer(code, serverErrorCode(code), msg, ""), true
 	}
 	// 417 for an Expect header other than 100-continue: headers only.
 	if strings.HasPrefix(s, "417 Expectation Failed\r\n") && strings.HasSuffix(s, "\r\n\r\n") &&
@@ -241,25 +251,21 @@ func rewriteServerAnswer(p []byte) ([]byte, bool) {
 	return nil, false
 }
 
-func parseStatus(status string) (int, string, bool) {
-	num, reason, _ := strings.Cut(status, " ")
+func parseStatus(status string) (int, bool) {
+	num, _, _ := strings.Cut(status, " ")
 	code, err := strconv.Atoi(num)
-	if err != nil || len(num) != 3 {
-		return 0, "", false
-	}
-	reason, _, _ = strings.Cut(reason, ":")
-	return code, reason, true
+	return code, err == nil && len(num) == 3
 }
 
 // serverErrorCode names net/http's answers the way gavel names its own.
-func serverErrorCode(code int, reason string) string {
+func serverErrorCode(code int) string {
 	switch code {
 	case http.StatusBadRequest:
 		return "MalformedRequest"
 	case http.StatusNotImplemented:
 		return "UnsupportedTransferEncoding"
 	}
-	return strings.NewReplacer(" ", "", "-", "").Replace(reason)
+	return strings.NewReplacer(" ", "", "-", "", "'", "").Replace(http.StatusText(code))
 }
 
 // jsonAnswer is a whole HTTP/1.1 answer that closes the connection, with

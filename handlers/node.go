@@ -41,13 +41,10 @@ func (h *HTTP) getNodeCommit(w http.ResponseWriter, r *http.Request) {
 	h.writeJSON(w, map[string]string{"transaction_id": tx.String()})
 }
 
-// withTxID names, on every answer, the transaction its state was read at:
+// setTxID names, on every answer, the transaction its state was read at:
 // the last committed one, unless the route names the entry it wrote.
-func (h *HTTP) withTxID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if tx, err := h.svc.Committed(r.Context()); err == nil && tx.Seqno > 0 {
-			w.Header().Set(HeaderTxID, tx.String())
-		}
-		next.ServeHTTP(w, r)
-	})
+func (h *HTTP) setTxID(w http.ResponseWriter, r *http.Request) {
+	if tx, err := h.svc.Committed(r.Context()); err == nil && tx.Seqno > 0 {
+		w.Header().Set(HeaderTxID, tx.String())
+	}
 }

@@ -89,6 +89,8 @@ type NetworkInfo struct {
 	PrimaryID     string          `json:"primary_id"`
 	RecoveryCount int             `json:"recovery_count"`
 	ServiceData   json.RawMessage `json:"service_data"`
+	// HTTPConnections is the HTTP edge's load and refusals, where known.
+	HTTPConnections *Stats `json:"http_connections,omitempty"`
 }
 
 // Limits are the handlers' named size limits.

@@ -328,16 +328,31 @@ func runDescriptorFlood(t *testing.T, c floodCase) {
 	if other > 0 {
 		t.Fatalf("%d registrations got neither 201 nor a 503 with a reason: %q", other, others[:min(len(others), 5)])
 	}
+	// The caps keep half the descriptors for NATS, JetStream and pebble,
+	// which use few here: a quarter of the limit always stays free.
+	if maxFDs > c.fdLimit*3/4 {
+		t.Fatalf("the child held %d descriptors of its %d during the flood", maxFDs, c.fdLimit)
+	}
 
 	// Writes work again on fresh connections, with no restart.
+	// /node/network tells of the refusals.
+	var network struct {
+		HTTP struct {
+			Refused     int64  `json:"refused"`
+			LastRefusal string `json:"last_refusal"`
+		} `json:"http_connections"`
+	}
 	waitFor(t, "the flood's connections released", func() bool {
 		resp, err := http.Get(srv.HTTP + "/node/network")
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&network) == nil
 	})
+	if network.HTTP.Refused < n.Refused || !strings.Contains(network.HTTP.LastRefusal, "holds its limit") {
+		t.Fatalf("/node/network says %+v; the flood saw %d refusals", network.HTTP, n.Refused)
+	}
 	after := &registrar{iss: iss}
 	client := &http.Client{Timeout: 30 * time.Second}
 	for i := range 50 {

@@ -47,14 +47,16 @@ func openFDs() int {
 }
 
 // connBudget splits the descriptors left under the soft limit. Half stay
-// for the embedded NATS server (its client connections, JetStream's files)
-// and pebble, whose failure to open a file stops every write; the other
-// half bound HTTP connections, the answered refusals included.
-func connBudget(soft uint64, open int) (maxConns, refuseSlots int) {
+// for the embedded NATS server and pebble, whose failure to open a file
+// stops every write: a quarter of that half may be NATS client
+// connections, the rest is JetStream's and pebble's files. The other half
+// bounds HTTP connections, the answered refusals included.
+func connBudget(soft uint64, open int) (maxConns, refuseSlots, natsConns int) {
 	free := int(min(soft, maxFDLimit)) - open
 	refuseSlots = min(max(free/32, 1), 64)
 	maxConns = min(max(free/2-refuseSlots, 1), 16384)
-	return maxConns, refuseSlots
+	natsConns = min(max(free/8, 8), 16384)
+	return maxConns, refuseSlots, natsConns
 }
 
 // defaultPerIP is the share of the HTTP connections one client address

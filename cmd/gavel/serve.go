@@ -54,7 +54,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.limits = handlers.DefaultLimits()
 	fs.StringVar(&f.data, "data", "./gavel-data", "data folder (identity, NATS store, state)")
 	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "embedded NATS client listener (host:port, port 0 picks one)")
-	fs.IntVar(&f.natsMaxConns, "nats-max-connections", natslog.DefaultMaxConnections, "cap on the embedded NATS server's connections (the replica's own included)")
+	fs.IntVar(&f.natsMaxConns, "nats-max-connections", 0, "cap on the embedded NATS server's connections, the replica's own included (0: a quarter of the descriptors kept for NATS, JetStream and pebble)")
 	fs.StringVar(&f.httpListen, "http", "127.0.0.1:8080", "HTTP listener (host:port, port 0 picks one)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.IntVar(&f.seq.SignEvery, "sign-every", f.seq.SignEvery, "a signature entry at least every N entries")
@@ -104,7 +104,6 @@ func (f *serveFlags) validate() error {
 		{"--max-gov-bytes", f.limits.MaxGovBytes, 1 << 10, maxRequestBytes},
 		{"--max-conns", int64(f.maxConns), 0, 1 << 20},
 		{"--max-conns-per-ip", int64(f.maxConnsPerIP), 0, 1 << 20},
-		{"--nats-max-connections", int64(f.natsMaxConns), 8, 1 << 20}, // the replica itself holds 3
 	} {
 		if c.v < c.min || c.v > c.max {
 			return fmt.Errorf("%s %d is out of range %d..%d", c.flag, c.v, c.min, c.max)
@@ -112,6 +111,9 @@ func (f *serveFlags) validate() error {
 	}
 	if f.fdLimit != 0 && f.fdLimit < minFDLimit {
 		return fmt.Errorf("--fd-limit %d is below the %d a replica needs (0: the hard limit)", f.fdLimit, minFDLimit)
+	}
+	if f.natsMaxConns != 0 && (f.natsMaxConns < 8 || f.natsMaxConns > 1<<20) {
+		return fmt.Errorf("--nats-max-connections %d is out of range 8..%d (0: from the descriptor budget; the replica itself holds 3)", f.natsMaxConns, 1<<20)
 	}
 	if f.maxConns > 0 && f.maxConnsPerIP > f.maxConns {
 		return fmt.Errorf("--max-conns-per-ip %d is over --max-conns %d", f.maxConnsPerIP, f.maxConns)
@@ -122,7 +124,7 @@ func (f *serveFlags) validate() error {
 // connLimits derives the HTTP connection caps from the descriptors free
 // now, or checks the flags' against them.
 func (f *serveFlags) connLimits(soft uint64, open int) (handlers.ConnLimits, error) {
-	budget, refuse := connBudget(soft, open)
+	budget, refuse, _ := connBudget(soft, open)
 	lim := handlers.ConnLimits{MaxConns: budget, RefuseSlots: refuse}
 	if f.maxConns > 0 {
 		if f.maxConns > budget {
@@ -235,16 +237,21 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	_, _, natsConns := connBudget(soft, open)
+	if f.natsMaxConns > 0 {
+		natsConns = f.natsMaxConns
+	}
 	logger.Info("descriptors", slog.Uint64("soft_limit", soft), slog.Uint64("hard_limit", hard),
 		slog.Int("open", open), slog.Int("headroom", int(soft)-open),
 		slog.Int("http_max_conns", connLimits.MaxConns), slog.Int("http_max_conns_per_ip", connLimits.MaxConnsPerIP),
+		slog.Int("nats_max_conns", natsConns),
 		slog.Int("reserved_for_nats_and_pebble", int(soft)-open-connLimits.MaxConns-connLimits.RefuseSlots))
 	logger.Info("http listening", slog.String("http", "http://"+ln.Addr().String()))
 	members, module, err := f.genesis()
 	if err != nil {
 		return err
 	}
-	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, NATSMaxConnections: f.natsMaxConns,
+	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, NATSMaxConnections: natsConns,
 		Sequencer: f.seq, Logger: logger, Members: members, ConstitutionModule: module,
 		MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts, Lock: lock})
 	if err != nil {
@@ -262,9 +269,12 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		return err
 	}
 	defer natsSrv.Stop()
-	httpSrv := handlers.NewServer(handlers.NewHTTP(r, f.limits, logger), logger)
+	edge := handlers.NewListener(ln, connLimits, logger)
+	httpHandler := handlers.NewHTTP(r, f.limits, logger)
+	httpHandler.ReportConnections(edge)
+	httpSrv := handlers.NewServer(httpHandler, logger)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(handlers.NewListener(ln, connLimits, logger)) }()
+	go func() { serveErr <- httpSrv.Serve(edge) }()
 
 	epPath := filepath.Join(f.data, "endpoints.json")
 	b, _ := json.Marshal(ep)

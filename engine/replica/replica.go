@@ -49,14 +49,14 @@ type Config struct {
 
 	// Lock is the data folder's lock, when the caller took it (gavel serve
 	// does, before it listens); nil: Open takes it. The replica owns it.
-	Lock *DirLock
-
+	Lock               *DirLock
 	MaxGovRequestBytes int64               // largest signed governance request
 	ScriptLimits       constitution.Limits // per constitution or ballot call
 	Now                func() time.Time    // the clock; time.Now by default
 
-	// NATSMaxConnections caps the embedded server's connections;
-	// 0 means natslog.DefaultMaxConnections.
+	// NATSMaxConnections caps the embedded server's connections, so a
+	// flood of them leaves JetStream its files; 0 means
+	// natslog.DefaultMaxConnections.
 	NATSMaxConnections int
 }
 

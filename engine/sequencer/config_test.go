@@ -26,7 +26,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative linger", func(c *Config) { c.Linger = -time.Millisecond }, "Linger"},
 		{"long linger", func(c *Config) { c.Linger = 2 * time.Second }, "Linger"},
 		{"sign interval 0", func(c *Config) { c.SignInterval = 0 }, "SignInterval"},
-		{"sign interval 1h", func(c *Config) { c.SignInterval = time.Hour }, "SignInterval"},
+		{"sign interval 1h", func(c *Config) { c.SignInterval = time.Hour }, ""},
+		{"sign interval 2 days", func(c *Config) { c.SignInterval = 48 * time.Hour }, "SignInterval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

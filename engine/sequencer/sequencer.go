@@ -106,7 +106,7 @@ func (cfg Config) Validate() error {
 		v, min, max time.Duration
 	}{
 		{"Linger", cfg.Linger, 0, time.Second},
-		{"SignInterval", cfg.SignInterval, time.Millisecond, time.Minute},
+		{"SignInterval", cfg.SignInterval, time.Millisecond, 24 * time.Hour},
 	}
 	for _, c := range durations {
 		if c.v < c.min || c.v > c.max {
