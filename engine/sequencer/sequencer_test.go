@@ -3,6 +3,7 @@ package sequencer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -196,11 +197,11 @@ func TestHigherViewMakesTheSequencerStepDown(t *testing.T) {
 	}
 	appendForeign(t, h, 3, "x")
 	_, err := h.seq.Submit(context.Background(), put{"y", "1"})
-	if engine.AsError(err).Code != "NotPrimary" {
+	if !errors.Is(err, sequencer.ErrNotPrimary) {
 		t.Fatalf("stale sequencer wrote after a newer view: %v", err)
 	}
 	// It has stopped: later requests are refused at once, not left hanging.
-	if _, err := h.seq.Submit(context.Background(), put{"z", "1"}); engine.KindOf(err) != engine.KindUnavailable {
+	if _, err := h.seq.Submit(context.Background(), put{"z", "1"}); !errors.Is(err, sequencer.ErrStopped) {
 		t.Fatalf("after stepping down: %v", err)
 	}
 	if _, ok, _ := h.store.Get("test", "y"); ok {
