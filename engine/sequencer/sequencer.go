@@ -197,6 +197,9 @@ func (s *Sequencer) Fault() *Fault {
 	return s.health.fault.Load()
 }
 
+// Queued is how many requests wait in the queue.
+func (s *Sequencer) Queued() int { return len(s.queue) }
+
 // Stopped is closed when Run has returned.
 func (s *Sequencer) Stopped() <-chan struct{} { return s.stopped }
 
@@ -344,6 +347,12 @@ func (s *Sequencer) recover(ctx context.Context, batch []*request, cause error) 
 	if errors.Is(cause, ErrNotPrimary) {
 		s.failAll(batch, cause)
 		return cause
+	}
+	if code, msg, isFault := faultOf(cause); isFault {
+		// Fail fast: a storage fault does not clear by retrying now.
+		s.health.set(code, msg, cause, s.logger)
+		s.failAll(batch, cause)
+		return nil
 	}
 	s.logger.Info("re-executing after a refused round", slog.Int("requests", len(batch)), slog.Any("err", cause))
 	// Two rounds' requests may not fit one batch: commit them in order,
@@ -512,16 +521,20 @@ func (s *Sequencer) land(f *flight) (bool, error) {
 	if err == nil {
 		aerr := s.apply(f.entries)
 		s.timing.apply.Add(int64(time.Since(t1)))
-		// Durable either way: its requests are committed.
-		s.answer(f.entries, f.owners)
-		s.settle(f.answered)
 		if aerr != nil {
 			// Unknown state is fatal: a round executed on top of this one
 			// would be built on writes the store does not hold.
 			first, last := f.entries[0].Seqno, f.entries[len(f.entries)-1].Seqno
-			return true, engine.Wrap(engine.KindInternal, "ApplyFailed", aerr,
+			err := engine.Wrap(engine.KindInternal, "ApplyFailed", aerr,
 				"entries %d..%d are committed but could not be applied to the state", first, last).Marked(ErrApplyFailed)
+			// Faulty from now on, before anyone hears of the stop.
+			s.health.set(CodeSequencerStopped, err.Error(), err, s.logger)
+			s.answer(f.entries, f.owners)
+			s.settle(f.answered)
+			return true, err
 		}
+		s.answer(f.entries, f.owners)
+		s.settle(f.answered)
 		s.wrote()
 		return true, nil
 	}
