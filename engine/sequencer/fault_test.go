@@ -43,7 +43,7 @@ type faultLog struct {
 	mu      sync.Mutex
 	plan    []fault
 	calls   int
-	foreign int           // foreign entries written
+	foreign int // foreign entries written
 	// applyFail holds the first seqno of a round whose apply must fail.
 	applyFail atomic.Uint64
 }
