@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"time"
 
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
@@ -40,6 +41,18 @@ type NetworkInfo struct {
 	LastTxID           string `json:"last_txid,omitempty"`
 	LastSignedTxID     string `json:"last_signed_txid,omitempty"`
 	CreateTxID         string `json:"current_service_create_txid,omitempty"`
+	// Writable is false while writes are refused; WriteError says why.
+	Writable   bool        `json:"writable"`
+	WriteError *WriteError `json:"write_error,omitempty"`
+}
+
+// WriteError is why a replica refuses writes: a stable code
+// (StorageFull, TooManyOpenFiles, SignerFailed, SequencerStopped…), a
+// message and when it began. Writes meanwhile answer 503 with the same code.
+type WriteError struct {
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+	Since   time.Time `json:"since"`
 }
 
 // Limits are the handlers' named size limits.

@@ -6,6 +6,7 @@ import (
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
+	statepkg "github.com/gavelhq/gavel/engine/state"
 	"github.com/gavelhq/gavel/projections"
 )
 
@@ -18,7 +19,13 @@ func (r *Replica) SubmitGov(ctx context.Context, typ govreq.MsgType, proposalID,
 	case <-ctx.Done():
 		return nil, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no verification slot before the deadline")
 	}
-	req, err := gov.Verify(r.store, raw, typ, int(r.cfg.MaxGovRequestBytes))
+	st, done, err := r.reading()
+	if err != nil {
+		<-r.verifySlots
+		return nil, err
+	}
+	req, err := gov.Verify(st, raw, typ, int(r.cfg.MaxGovRequestBytes))
+	done()
 	<-r.verifySlots
 	if err != nil {
 		return nil, err
@@ -29,7 +36,7 @@ func (r *Replica) SubmitGov(ctx context.Context, typ govreq.MsgType, proposalID,
 	if memberID != "" && req.KeyID != memberID {
 		return nil, engine.Errorf(engine.KindInvalid, "MemberIdMismatch", "the route names member %s, the envelope is signed by %s", memberID, req.KeyID)
 	}
-	out, err := r.seq.Submit(ctx, gov.Command(req, r.cfg.ScriptLimits))
+	out, err := r.submit(ctx, gov.Command(req, r.cfg.ScriptLimits))
 	if err != nil {
 		return nil, err
 	}
@@ -38,34 +45,40 @@ func (r *Replica) SubmitGov(ctx context.Context, typ govreq.MsgType, proposalID,
 
 // Proposals lists proposals, optionally only those in one state.
 func (r *Replica) Proposals(ctx context.Context, state string) ([]*gov.Proposal, error) {
-	return r.reads().Proposals(state)
+	return read(r, func(st *statepkg.Store) ([]*gov.Proposal, error) { return reads(st).Proposals(state) })
 }
 
 // Proposal returns one proposal.
 func (r *Replica) Proposal(ctx context.Context, id string) (*gov.Proposal, error) {
-	return r.reads().Proposal(id)
+	return read(r, func(st *statepkg.Store) (*gov.Proposal, error) { return reads(st).Proposal(id) })
 }
 
 // Members lists the members.
-func (r *Replica) Members(ctx context.Context) ([]*gov.Member, error) { return r.reads().Members() }
+func (r *Replica) Members(ctx context.Context) ([]*gov.Member, error) {
+	return read(r, func(st *statepkg.Store) ([]*gov.Member, error) { return reads(st).Members() })
+}
 
 // ConstitutionSource is the constitution module in force.
 func (r *Replica) ConstitutionSource(ctx context.Context) (string, error) {
-	return gov.ConstitutionSource(r.store)
+	return read(r, func(st *statepkg.Store) (string, error) { return gov.ConstitutionSource(st) })
 }
 
 // ServiceInfo describes the service's governance.
 func (r *Replica) ServiceInfo(ctx context.Context) (map[string]any, error) {
-	info, err := r.reads().ServiceInfo()
+	return read(r, r.serviceInfo)
+}
+
+func (r *Replica) serviceInfo(st *statepkg.Store) (map[string]any, error) {
+	info, err := reads(st).ServiceInfo()
 	if err != nil {
 		return nil, err
 	}
 	info["status"] = "Open"
 	info["service_certificate"] = string(r.identity.CertPEM)
-	if g, ok, _ := r.store.Leaf(1); ok {
+	if g, ok, _ := st.Leaf(1); ok {
 		info["creation_txid"] = engine.TxID{View: g.View, Seqno: 1}.String()
 	}
 	return info, nil
 }
 
-func (r *Replica) reads() projections.Governance { return projections.Governance{State: r.store} }
+func reads(st *statepkg.Store) projections.Governance { return projections.Governance{State: st} }

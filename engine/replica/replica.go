@@ -61,8 +61,14 @@ type Replica struct {
 	embedded *natslog.Embedded
 	conn     *nats.Conn
 	log      *LedgerLog
-	store    *state.Store
-	seq      *sequencer.Sequencer
+	signer   rootSigner
+
+	// mu guards store and seq, which the restart path replaces; readers
+	// hold it (reading) for as long as they use the store.
+	mu    sync.RWMutex
+	store *state.Store
+	seq   *sequencer.Sequencer
+	fault replicaFault
 
 	verifySlots chan struct{}                         // bounds concurrent signature checks to the cores
 	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
@@ -145,27 +151,24 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		}
 	}
 
-	signer, err := newRootSigner(r.identity)
-	if err != nil {
+	if r.signer, err = newRootSigner(r.identity); err != nil {
 		return nil, err
 	}
 	// A new sequencer term: views only grow, so txids never repeat.
-	r.seq = sequencer.New(cfg.Sequencer, meta.View+1, r.store, r.log, signer, r.logger.With("component", "sequencer"))
+	r.seq = sequencer.New(cfg.Sequencer, meta.View+1, r.store, r.log, r.signer, r.logger.With("component", "sequencer"))
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.wg.Add(1)
-	go func() {
+	go func(seq *sequencer.Sequencer) {
 		defer r.wg.Done()
-		if err := r.seq.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			r.logger.Error("sequencer stopped", slog.Any("err", err))
-		}
-	}()
+		r.supervise(runCtx, seq)
+	}(r.seq)
 	if meta.Seqno == 0 {
 		govWrites, err := r.genesisGovernance()
 		if err != nil {
 			return nil, err
 		}
-		out, err := r.seq.Submit(ctx, exec.Genesis{ServiceCertPEM: r.identity.CertPEM, Settings: exec.ServiceSettings{
+		out, err := r.submit(ctx, exec.Genesis{ServiceCertPEM: r.identity.CertPEM, Settings: exec.ServiceSettings{
 			SignatureEvery:      cfg.Sequencer.SignEvery,
 			SignatureIntervalMs: cfg.Sequencer.SignInterval.Milliseconds(),
 			Virtual:             true,
@@ -254,11 +257,20 @@ func (r *Replica) Conn() *nats.Conn { return r.conn }
 // Identity is the service identity.
 func (r *Replica) Identity() *Identity { return r.identity }
 
-// Sequencer is the replica's sequencer.
-func (r *Replica) Sequencer() *sequencer.Sequencer { return r.seq }
+// Sequencer is the replica's sequencer now; the restart path replaces it.
+func (r *Replica) Sequencer() *sequencer.Sequencer {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.seq
+}
 
-// Store is the replica's state.
-func (r *Replica) Store() *state.Store { return r.store }
+// Store is the replica's state now; the restart path replaces it (nil
+// while it re-opens).
+func (r *Replica) Store() *state.Store {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.store
+}
 
 // ClientCredsFile is the path of the client user's credentials.
 func (r *Replica) ClientCredsFile() string {
@@ -279,9 +291,12 @@ func (r *Replica) Close() error {
 		if r.embedded != nil {
 			r.embedded.Shutdown()
 		}
+		r.mu.Lock()
 		if r.store != nil {
 			r.store.Close()
+			r.store = nil
 		}
+		r.mu.Unlock()
 	})
 	return nil
 }
