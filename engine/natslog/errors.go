@@ -148,21 +148,29 @@ func batchAPIError(apiErr *APIError, expected uint64) error {
 // the filestore's OS error only as text (10077 "{err}"), so this is the one
 // place that reads it; everything after branches on the sentinels.
 func storageError(apiErr *APIError) error {
-	d := strings.ToLower(apiErr.Description)
-	var sentinel error
+	sentinel := StorageCause(apiErr.Description)
 	switch {
-	case strings.Contains(d, "no space left"), strings.Contains(d, "disk quota"):
-		sentinel = ErrStorageFull
-	case strings.Contains(d, "too many open files"):
-		sentinel = ErrTooManyOpenFiles
+	case sentinel != ErrStorage:
 	case apiErr.ErrCode == errCodeStorageResourcesExceeded:
 		sentinel = ErrStorageFull
 	case apiErr.ErrCode == errCodeInsufficientResources, apiErr.ErrCode == errCodeMemoryResourcesExceeded:
 		sentinel = ErrInsufficientResources
-	default:
-		sentinel = ErrStorage
 	}
 	return engine.Wrap(engine.KindUnavailable, StorageCode(sentinel), apiErr, "the ledger's store refused the write").Marked(sentinel)
+}
+
+// StorageCause is the sentinel for a store failure the server reports only
+// as text (a PubAck's description, or the stream's write error in its
+// health report): ErrStorageFull, ErrTooManyOpenFiles, or ErrStorage.
+func StorageCause(text string) error {
+	d := strings.ToLower(text)
+	switch {
+	case strings.Contains(d, "no space left"), strings.Contains(d, "disk quota"):
+		return ErrStorageFull
+	case strings.Contains(d, "too many open files"):
+		return ErrTooManyOpenFiles
+	}
+	return ErrStorage
 }
 
 func unavailable(err error, format string, args ...any) error {

@@ -62,6 +62,7 @@ type Replica struct {
 	conn     *nats.Conn
 	log      *LedgerLog
 	signer   rootSigner
+	watch    *storageWatch // the embedded store's write errors
 
 	// mu guards store and seq, which the restart path replaces; readers
 	// hold it (reading) for as long as they use the store.
@@ -155,10 +156,15 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		return nil, err
 	}
 	// A new sequencer term: views only grow, so txids never repeat.
-	r.seq = sequencer.New(cfg.Sequencer, meta.View+1, r.store, r.log, r.signer, r.logger.With("component", "sequencer"))
+	r.watch = newStorageWatch(r.embedded.Server(), r.logger.With("component", "storage"))
+	r.seq = sequencer.New(cfg.Sequencer, meta.View+1, r.store, r.seqLog(), r.signer, r.logger.With("component", "sequencer"))
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.wg.Add(1)
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		r.watch.run(runCtx)
+	}()
 	go func(seq *sequencer.Sequencer) {
 		defer r.wg.Done()
 		r.supervise(runCtx, seq)

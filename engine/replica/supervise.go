@@ -53,6 +53,9 @@ func (f *replicaFault) set(code, msg string, err error, logger *slog.Logger) {
 // WriteFault is why writes are refused now, or nil when the replica can
 // write: its own restart, or its sequencer's fault.
 func (r *Replica) WriteFault() *WriteFault {
+	if f := r.storageFault(); f != nil {
+		return f
+	}
 	if f := r.fault.p.Load(); f != nil {
 		return f
 	}
@@ -62,6 +65,9 @@ func (r *Replica) WriteFault() *WriteFault {
 // submit commits a verified command, refusing at once while the write
 // path is faulty.
 func (r *Replica) submit(ctx context.Context, cmd engine.Command) (sequencer.Outcome, error) {
+	if f := r.storageFault(); f != nil {
+		return sequencer.Outcome{}, storageErr(f, nil)
+	}
 	if f := r.fault.p.Load(); f != nil {
 		return sequencer.Outcome{}, f.Error()
 	}
@@ -122,7 +128,7 @@ func (r *Replica) restart(ctx context.Context) (*sequencer.Sequencer, error) {
 		r.fault.set(CodeCatchUpFailed, "the state cannot be caught up with the log", err, r.logger)
 		return nil, err
 	}
-	seq := sequencer.New(r.cfg.Sequencer, st.Meta().View+1, st, r.log, r.signer, r.logger.With("component", "sequencer"))
+	seq := sequencer.New(r.cfg.Sequencer, st.Meta().View+1, st, r.seqLog(), r.signer, r.logger.With("component", "sequencer"))
 	r.mu.Lock()
 	r.seq = seq
 	r.mu.Unlock()
