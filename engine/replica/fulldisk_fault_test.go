@@ -4,20 +4,27 @@ package replica_test
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
+	osexec "os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/audit"
+	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/issuer"
+	"github.com/gavelhq/gavel/engine/natslog"
+	"github.com/gavelhq/gavel/engine/receipt"
 	"github.com/gavelhq/gavel/engine/replica"
 )
 
@@ -27,11 +34,11 @@ func mountTmpfs(t *testing.T, size int) string {
 		t.Skip("the full-disk test mounts a tmpfs: it needs root (run `sudo task test:fault`)")
 	}
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
+	if out, err := osexec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+		if out, err := osexec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
 			t.Errorf("umount: %v: %s", err, out)
 		}
 	})
@@ -57,11 +64,14 @@ func fill(path string) (int64, error) {
 	return n, f.Sync()
 }
 
-func TestFullDisk(t *testing.T) {
+// A small tmpfs filled to the last byte while registrations run: writes
+// are refused at once naming the cause, /node/network says so, and once
+// space is freed the replica serves again by itself; every acknowledged
+// entry's receipt verifies and the auditor's replay succeeds.
+func TestFaultFullDisk(t *testing.T) {
 	dir := mountTmpfs(t, 48<<20)
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	_ = io.Discard
-	r, err := replica.Open(context.Background(), replica.Config{DataDir: filepath.Join(dir, "data"), NATSListen: "127.0.0.1:0", Logger: logger})
+	r, err := replica.Open(context.Background(), replica.Config{DataDir: filepath.Join(dir, "data"), NATSListen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +81,8 @@ func TestFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var acked []engine.TxID
-	codes := map[string]int{}
+	acked := map[engine.TxID][]byte{} // txid → the statement
+	refused := map[string]int{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range 4 {
@@ -90,39 +100,96 @@ func TestFullDisk(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				t0 := time.Now()
 				res, err := r.RegisterStatement(context.Background(), st)
 				mu.Lock()
 				if err != nil {
-					codes[engine.AsError(err).Code]++
-					if d := time.Since(t0); d > 2*time.Second {
-						codes["slow"]++
+					refused[engine.AsError(err).Code]++
+					if engine.KindOf(err) != engine.KindUnavailable {
+						t.Errorf("refused as %v", err)
 					}
 				} else {
 					var out struct{ TxID string }
-					json.Unmarshal(res, &out)
-					tx, _ := engine.ParseTxID(out.TxID)
-					acked = append(acked, tx)
+					if err := json.Unmarshal(res, &out); err != nil {
+						t.Error(err)
+					}
+					tx, err := engine.ParseTxID(out.TxID)
+					if err != nil {
+						t.Error(err)
+					}
+					acked[tx] = st
 				}
 				mu.Unlock()
 			}
 		}()
 	}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	waitFor(t, func() bool { return count() > 20 })
+
 	filler := filepath.Join(dir, "filler")
-	n, err := fill(filler)
-	t.Logf("filled %d bytes: %v", n, err)
-	time.Sleep(3 * time.Second)
+	if _, err := fill(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		info, _ := r.Network(context.Background())
+		return info.WriteError != nil && info.WriteError.Code == "StorageFull"
+	})
 	info, _ := r.Network(context.Background())
-	t.Logf("network while full: %+v", info.WriteError)
-	mu.Lock()
-	t.Logf("while full: %d acked, codes %v", len(acked), codes)
-	mu.Unlock()
-	os.Remove(filler)
-	time.Sleep(5 * time.Second)
+	if info.Writable {
+		t.Fatalf("writable with a write error: %+v", info)
+	}
+	// While full, a write is refused at once, naming the cause.
+	st, _ := iss.Sign("while-full", "text/plain", []byte("x"), time.Now())
+	if _, err := r.RegisterStatement(context.Background(), st); !errors.Is(err, natslog.ErrStorageFull) || engine.AsError(err).Code != "StorageFull" {
+		t.Fatalf("while full: %v", err)
+	}
+	full := count()
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { info, _ := r.Network(context.Background()); return info.Writable })
+	waitFor(t, func() bool { return count() > full+50 }) // serving again, no restart
 	close(stop)
 	wg.Wait()
-	info, _ = r.Network(context.Background())
-	t.Logf("network after: writable %v %+v", info.Writable, info.WriteError)
-	t.Logf("after: %d acked, codes %v", len(acked), codes)
-	_ = errors.New
+
+	// Every acknowledged entry gets its signature, and its receipt verifies.
+	var last uint64
+	for tx := range acked {
+		last = max(last, tx.Seqno)
+	}
+	waitFor(t, func() bool { return r.Store().Meta().LastSignature > last })
+	key := r.Identity().Cert.PublicKey
+	for tx, st := range acked {
+		rcpt, err := r.Receipt(context.Background(), tx)
+		if err != nil {
+			t.Fatalf("receipt %s: %v", tx, err)
+		}
+		v, err := receipt.Verify(rcpt, key)
+		if err != nil {
+			t.Fatalf("receipt %s: %v", tx, err)
+		}
+		if lt, err := v.Leaf.TxID(); err != nil || lt != tx {
+			t.Fatalf("receipt for %s proves %s (%v)", tx, lt, err)
+		}
+		if _, err := r.TransparentStatement(context.Background(), tx); err != nil {
+			t.Fatalf("statement %s: %v", tx, err)
+		}
+		_ = st // registered as is; its receipt is checked above
+	}
+	// The auditor replays the whole log to the replica's root.
+	js, _ := jetstream.New(r.Conn())
+	log, err := replica.NewLedgerLog(r.Conn(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := audit.NewReplayer(func(raw []byte, f engine.Facts) (engine.Command, error) { return exec.VerifyStatement(raw, f.Time) })
+	if err := log.Range(context.Background(), 1, rp.Add); err != nil {
+		t.Fatalf("audit replay: %v", err)
+	}
+	sum := rp.Summary()
+	root := r.Store().Tree().Root()
+	if sum.Root != hex.EncodeToString(root[:]) || sum.Entries != r.Store().Meta().Seqno {
+		t.Fatalf("audit %+v, replica at %d root %x", sum, r.Store().Meta().Seqno, root)
+	}
+	t.Logf("%d acknowledged (%d before the disk filled), refused %v, %d entries audited", len(acked), full, refused, sum.Entries)
 }
