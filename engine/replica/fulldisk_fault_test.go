@@ -193,3 +193,72 @@ func TestFaultFullDisk(t *testing.T) {
 	}
 	t.Logf("%d acknowledged (%d before the disk filled), refused %v, %d entries audited", len(acked), full, refused, sum.Entries)
 }
+
+// lines is a slog handler that keeps the messages it is given.
+type lines struct {
+	mu   *sync.Mutex
+	msgs *[]string
+}
+
+func (l lines) Enabled(context.Context, slog.Level) bool { return true }
+func (l lines) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	*l.msgs = append(*l.msgs, r.Message)
+	return nil
+}
+func (l lines) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l lines) WithGroup(string) slog.Handler      { return l }
+
+func (l lines) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range *l.msgs {
+		if m == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// A replica started on a full disk says so once and waits; freed space
+// lets it start, with its genesis.
+func TestFaultStartOnFullDisk(t *testing.T) {
+	dir := mountTmpfs(t, 16<<20)
+	filler := filepath.Join(dir, "filler")
+	if _, err := fill(filler); err != nil {
+		t.Fatal(err)
+	}
+	log := lines{&sync.Mutex{}, new([]string)}
+	type opened struct {
+		r   *replica.Replica
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		r, err := replica.Open(context.Background(), replica.Config{DataDir: filepath.Join(dir, "data"), NATSListen: "127.0.0.1:0", Logger: slog.New(log)})
+		done <- opened{r, err}
+	}()
+	const waiting = "the data folder's disk is full: waiting for space"
+	waitFor(t, func() bool { return log.count(waiting) > 0 })
+	select {
+	case o := <-done:
+		t.Fatalf("opened on a full disk: %v", o.err)
+	default:
+	}
+	if n := log.count(waiting); n != 1 {
+		t.Fatalf("said so %d times", n)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	o := <-done
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	defer o.r.Close()
+	if m := o.r.Store().Meta(); m.Seqno == 0 {
+		t.Fatalf("no genesis: %+v", m)
+	}
+}

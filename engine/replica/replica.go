@@ -81,11 +81,16 @@ type Replica struct {
 
 // Open starts a replica: identity, embedded NATS with the ledger streams,
 // pebble state caught up with the log, the sequencer, and genesis on the
-// first start. It returns once the replica can serve.
-func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
+// first start. It returns once the replica can serve. On a full disk it
+// says so and waits for space (until ctx ends) instead of failing.
+func Open(ctx context.Context, cfg Config) (*Replica, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	return waitForSpace(ctx, cfg.Logger, cfg.DataDir, func() (*Replica, error) { return open(ctx, cfg) })
+}
+
+func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -204,3 +204,44 @@ func (r *Replica) storageFault() *sequencer.Fault {
 	f, _ := r.watch.current()
 	return f
 }
+
+// Start-up on a full disk: retry with backoff, and say so now and then.
+const (
+	spaceRetryMin = 250 * time.Millisecond
+	spaceRetryMax = 10 * time.Second
+	spaceLogEvery = 30 * time.Second
+)
+
+// isNoSpace reports whether a start-up failure is a full disk. Some layers
+// (nats-server's start, JetStream answers) report the OS error as text.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		errors.Is(natslog.StorageCause(err.Error()), natslog.ErrStorageFull)
+}
+
+// waitForSpace runs start until it succeeds or fails for another reason
+// than a full disk, sleeping between attempts (no spin, one log line per
+// spaceLogEvery).
+func waitForSpace(ctx context.Context, logger *slog.Logger, dir string, start func() (*Replica, error)) (*Replica, error) {
+	wait := spaceRetryMin
+	var logged time.Time
+	for {
+		r, err := start()
+		if err == nil || !isNoSpace(err) || ctx.Err() != nil {
+			if err == nil && !logged.IsZero() {
+				logger.Info("disk space available again: started")
+			}
+			return r, err
+		}
+		if time.Since(logged) >= spaceLogEvery {
+			logger.Error("the data folder's disk is full: waiting for space", slog.String("dir", dir), slog.Any("err", err))
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, spaceRetryMax)
+	}
+}
