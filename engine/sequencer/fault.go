@@ -79,10 +79,12 @@ type health struct {
 	misses  int          // consecutive failed probes (sequencer goroutine)
 }
 
-// refusal is the error Submit answers at once, or nil when a request may try.
-func (h *health) refusal(now time.Time) error {
+// refusal is the error Submit answers at once, or nil when a request may
+// try. With a signer the sequencer probes by itself (a signature entry);
+// without one, a request after the backoff is the probe.
+func (h *health) refusal(now time.Time, selfProbing bool) error {
 	f := h.fault.Load()
-	if f == nil || now.UnixNano() >= h.retryAt.Load() {
+	if f == nil || (!selfProbing && now.UnixNano() >= h.retryAt.Load()) {
 		return nil
 	}
 	return f.Error()

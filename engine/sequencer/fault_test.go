@@ -286,3 +286,51 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// flakySigner fails while broken is set.
+type flakySigner struct {
+	sequencer.RootSigner
+	broken atomic.Bool
+}
+
+func (f *flakySigner) SignRoot(root engine.Digest, tx engine.TxID, iat time.Time) ([]byte, error) {
+	if f.broken.Load() {
+		return nil, errors.New("injected: HSM unreachable")
+	}
+	return f.RootSigner.SignRoot(root, tx, iat)
+}
+
+// A failing signer is a fault: entries already executed commit, later
+// writes are refused at once with SignerFailed, and once the signer works
+// the probe signs the tail and writes resume.
+func TestFailingSignerIsAFault(t *testing.T) {
+	cfg := sequencer.DefaultConfig()
+	cfg.SignEvery = 1 // every round wants a signature
+	h := start(t, cfg, 1)
+	h.stop()
+	fs := &flakySigner{RootSigner: h.signer}
+	fs.broken.Store(true)
+	h.signer = fs
+	h.run(cfg, 1, h.log)
+
+	out, err := h.seq.Submit(context.Background(), put{"a", "1"})
+	if err != nil {
+		t.Fatal(err) // committed, unsigned
+	}
+	waitFor(t, func() bool { f := h.seq.Fault(); return f != nil && f.Code == sequencer.CodeSignerFailed })
+	_, err = h.seq.Submit(context.Background(), put{"b", "1"})
+	if !errors.Is(err, sequencer.ErrUnwritable) || engine.AsError(err).Code != sequencer.CodeSignerFailed {
+		t.Fatalf("while the signer fails: %v", err)
+	}
+	if m := h.store.Meta(); m.LastSignature >= out.TxID.Seqno {
+		t.Fatalf("signed with a broken signer: %+v", m)
+	}
+	fs.broken.Store(false)
+	waitFor(t, func() bool { return h.seq.Fault() == nil })
+	if m := h.store.Meta(); m.LastSignature <= out.TxID.Seqno {
+		t.Fatalf("tail not signed after the signer recovered: %+v", m)
+	}
+	if _, err := h.seq.Submit(context.Background(), put{"b", "1"}); err != nil {
+		t.Fatal(err)
+	}
+}

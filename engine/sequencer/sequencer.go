@@ -160,7 +160,7 @@ func (s *Sequencer) Submit(ctx context.Context, cmd engine.Command) (Outcome, er
 		return Outcome{}, s.stoppedError()
 	default:
 	}
-	if err := s.health.refusal(time.Now()); err != nil {
+	if err := s.health.refusal(time.Now(), s.signer != nil); err != nil {
 		return Outcome{}, err
 	}
 	select {
