@@ -3,6 +3,7 @@
 package replica_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -26,6 +29,7 @@ import (
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/receipt"
 	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/handlers"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes and unmounts it with the test.
@@ -141,6 +145,31 @@ func TestFaultFullDisk(t *testing.T) {
 	st, _ := iss.Sign("while-full", "text/plain", []byte("x"), time.Now())
 	if _, err := r.RegisterStatement(context.Background(), st); !errors.Is(err, natslog.ErrStorageFull) || engine.AsError(err).Code != "StorageFull" {
 		t.Fatalf("while full: %v", err)
+	}
+	// And over HTTP: 503 naming the cause, with Retry-After, and
+	// /node/network says the replica cannot write.
+	srv := httptest.NewServer(handlers.NewHTTP(r, handlers.DefaultLimits(), slog.New(slog.NewTextHandler(io.Discard, nil))))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/entries", "application/cose", bytes.NewReader(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body handlers.ErrorBody
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || body.Error.Code != "StorageFull" {
+		t.Fatalf("POST /entries while full: %d %q %+v", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	resp, err = http.Get(srv.URL + "/node/network")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var network map[string]any
+	json.NewDecoder(resp.Body).Decode(&network)
+	resp.Body.Close()
+	we, _ := network["write_error"].(map[string]any)
+	if network["writable"] != false || we["code"] != "StorageFull" || we["since"] == nil || we["message"] == "" {
+		t.Fatalf("/node/network while full: %v", network)
 	}
 	full := count()
 

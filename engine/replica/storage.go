@@ -89,10 +89,7 @@ func (w *storageWatch) run(ctx context.Context) {
 			wait = reloadMin
 		case text == "":
 		case f == nil:
-			cause := natslog.StorageCause(text)
-			w.set(&sequencer.Fault{Code: natslog.StorageCode(cause), Message: "the ledger's store cannot write: " + text,
-				Since: time.Now(), Err: cause})
-			w.logger.Error("ledger store cannot write: refusing writes until the cause clears", slog.String("code", natslog.StorageCode(cause)), slog.String("err", text))
+			w.begin(text)
 			nextReload = time.Now().Add(wait)
 		case time.Now().After(nextReload):
 			if errors.Is(f.Err, natslog.ErrStorageFull) && w.free() < minFreeBytes {
@@ -104,6 +101,30 @@ func (w *storageWatch) run(ctx context.Context) {
 			nextReload = time.Now().Add(wait)
 		}
 	}
+}
+
+// begin records the write error text as the store's fault, once.
+func (w *storageWatch) begin(text string) {
+	cause := natslog.StorageCause(text)
+	f := &sequencer.Fault{Code: natslog.StorageCode(cause), Message: "the ledger's store cannot write: " + text, Since: time.Now(), Err: cause}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fault != nil {
+		return
+	}
+	w.fault = f
+	close(w.faulted)
+	w.logger.Error("ledger store cannot write: refusing writes until the cause clears", slog.String("code", f.Code), slog.String("err", text))
+}
+
+// checkNow looks for a write error at once (after a failed append, rather
+// than at the next tick), and reports the fault if there is one.
+func (w *storageWatch) checkNow() *sequencer.Fault {
+	if text := w.writeError(); text != "" {
+		w.begin(text)
+	}
+	f, _ := w.current()
+	return f
 }
 
 func (w *storageWatch) set(f *sequencer.Fault) {
@@ -177,7 +198,7 @@ func (g guardedLog) AppendBatch(ctx context.Context, subjects []string, data [][
 	}()
 	last, err := g.LedgerLog.AppendBatch(ctx, subjects, data, expectedLast)
 	if err != nil {
-		if f, _ := g.watch.current(); f != nil {
+		if f := g.watch.checkNow(); f != nil {
 			return 0, storageErr(f, err)
 		}
 	}
