@@ -98,9 +98,9 @@ func TestFailedApplyRestartsFromTheLog(t *testing.T) {
 	cfg := replica.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	cfg.Sequencer.Knobs = &sequencer.TestingKnobs{ApplyFault: func(entries []*engine.Entry) error {
-		// The first signature entry (the one after genesis) is acked but
-		// not applied.
-		if entries[0].Kind == engine.KindSignature && failed.CompareAndSwap(false, true) {
+		// The first round with a signature entry (with genesis or after
+		// it) is acked but not applied.
+		if entries[len(entries)-1].Kind == engine.KindSignature && failed.CompareAndSwap(false, true) {
 			return errors.New("injected: pebble write failed")
 		}
 		return nil
