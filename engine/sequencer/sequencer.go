@@ -200,9 +200,6 @@ func (s *Sequencer) Fault() *Fault {
 // Queued is how many requests wait in the queue.
 func (s *Sequencer) Queued() int { return len(s.queue) }
 
-// Stopped is closed when Run has returned.
-func (s *Sequencer) Stopped() <-chan struct{} { return s.stopped }
-
 // stoppedError is what requests get from a sequencer that has stopped.
 // It may only be called once stopped is closed.
 func (s *Sequencer) stoppedError() error { return s.stopErrorFor(s.exit) }
