@@ -41,6 +41,9 @@ type Error struct {
 	Code    string
 	Message string
 	Err     error // cause, if any
+	// Sentinel is what errors.Is matches besides the cause chain (e.g.
+	// sequencer.ErrNotPrimary), so callers branch on a value, not a Code.
+	Sentinel error
 }
 
 func (e *Error) Error() string {
@@ -51,6 +54,15 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is e's sentinel or in the sentinel's own chain.
+func (e *Error) Is(target error) bool { return e.Sentinel != nil && errors.Is(e.Sentinel, target) }
+
+// Marked sets e's sentinel and returns e.
+func (e *Error) Marked(sentinel error) *Error {
+	e.Sentinel = sentinel
+	return e
+}
 
 // Errorf builds a typed error.
 func Errorf(kind Kind, code, format string, args ...any) *Error {

@@ -57,7 +57,12 @@ func errorBody(err error, logger *slog.Logger) (int, []byte) {
 	if e.Err != nil && e.Kind != engine.KindInternal {
 		msg += ": " + e.Err.Error()
 	}
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		// A refusal while the write path is faulty or busy: the replica logs
+		// the fault once, not once per refused request.
+		logger.Debug("request refused", slog.String("code", e.Code), slog.Any("err", err))
+	case status >= 500:
 		logger.Error("request failed", slog.String("code", e.Code), slog.Any("err", err))
 	}
 	b, _ := json.Marshal(ErrorBody{Error: ErrorDetail{Code: e.Code, Message: msg}})

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/gov"
@@ -91,6 +92,28 @@ type NetworkInfo struct {
 	ServiceData   json.RawMessage `json:"service_data"`
 	// HTTPConnections is the HTTP edge's load and refusals, where known.
 	HTTPConnections *Stats `json:"http_connections,omitempty"`
+	// VoidEntries counts the messages in the log that were not
+	// authenticated entries (never applied), and names the last one.
+	VoidEntries *VoidEntries `json:"void_entries,omitempty"`
+	// Writable is false while writes are refused; WriteError says why.
+	Writable   bool        `json:"writable"`
+	WriteError *WriteError `json:"write_error,omitempty"`
+}
+
+// VoidEntries reports the void entries of the log.
+type VoidEntries struct {
+	Count      uint64 `json:"count"`
+	LastSeqno  uint64 `json:"last_seqno"`
+	LastReason string `json:"last_reason"`
+}
+
+// WriteError is why a replica refuses writes: a stable code
+// (StorageFull, TooManyOpenFiles, SignerFailed, SequencerStopped…), a
+// message and when it began. Writes meanwhile answer 503 with the same code.
+type WriteError struct {
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+	Since   time.Time `json:"since"`
 }
 
 // Limits are the handlers' named size limits.

@@ -25,7 +25,38 @@ var (
 	// ErrCommitOutcomeUnknown: the commit got no answer (timeout, lost
 	// connection). The batch may or may not be stored: read the stream.
 	ErrCommitOutcomeUnknown = errors.New("natslog: commit outcome unknown")
+	// ErrUnavailable: no stream answered (no responders, JetStream down);
+	// nothing was stored.
+	ErrUnavailable = errors.New("natslog: ledger unavailable")
+
+	// ErrStorage: the server could not store the batch (its disk or its
+	// resources); nothing was stored. It persists until the cause clears
+	// (and, for a write error, the stream is reloaded). The errors below
+	// say which cause; each is also ErrStorage.
+	ErrStorage = errors.New("natslog: storage failure")
+	// ErrStorageFull: no space left on the server's store.
+	ErrStorageFull = fmt.Errorf("%w: no space left", ErrStorage)
+	// ErrTooManyOpenFiles: the server ran out of file descriptors.
+	ErrTooManyOpenFiles = fmt.Errorf("%w: too many open files", ErrStorage)
+	// ErrInsufficientResources: JetStream's own limits (storage or memory
+	// reservation, or the server's resources) refuse the write.
+	ErrInsufficientResources = fmt.Errorf("%w: insufficient resources", ErrStorage)
 )
+
+// StorageCode is the stable error code of a storage failure: StorageFull,
+// TooManyOpenFiles, InsufficientResources or StorageFailed.
+func StorageCode(err error) string {
+	switch {
+	case errors.Is(err, ErrStorageFull):
+		return "StorageFull"
+	case errors.Is(err, ErrTooManyOpenFiles):
+		return "TooManyOpenFiles"
+	case errors.Is(err, ErrInsufficientResources):
+		return "InsufficientResources"
+	default:
+		return "StorageFailed"
+	}
+}
 
 // JetStream error codes (nats-server server/errors.json) that gavel reacts to.
 // Others (unsupported header 10177, invalid batch id 10179, invalid commit
@@ -38,6 +69,10 @@ const (
 	errCodeAtomicIncomplete          = 10176
 	errCodeAtomicTooLarge            = 10199
 	errCodeAtomicTooManyInflight     = 10210
+	errCodeInsufficientResources     = 10023 // 503 "insufficient resources"
+	errCodeMemoryResourcesExceeded   = 10028 // 500
+	errCodeStorageResourcesExceeded  = 10047 // 500 "insufficient storage resources available"
+	errCodeStoreFailed               = 10077 // 503 "{err}": the store's own write error
 )
 
 // APIError is JetStream's error answer, as found in a PubAck's "error".
@@ -100,6 +135,8 @@ func batchAPIError(apiErr *APIError, expected uint64) error {
 		return engine.Wrap(engine.KindTooLarge, "BatchTooLarge", errors.Join(ErrBatchTooLarge, apiErr), "atomic batch refused")
 	case errCodeAtomicIncomplete, errCodeAtomicMissingSeq, errCodeAtomicTooManyInflight:
 		return engine.Wrap(engine.KindUnavailable, "BatchIncomplete", errors.Join(ErrBatchIncomplete, apiErr), "atomic batch dropped by the server")
+	case errCodeStoreFailed, errCodeInsufficientResources, errCodeMemoryResourcesExceeded, errCodeStorageResourcesExceeded:
+		return storageError(apiErr)
 	case errCodeAtomicDisabled:
 		return engine.Wrap(engine.KindInternal, "AtomicPublishDisabled", apiErr, "stream %s does not allow atomic publish", LedgerStream)
 	default:
@@ -107,6 +144,35 @@ func batchAPIError(apiErr *APIError, expected uint64) error {
 	}
 }
 
+// storageError classifies a store failure by its cause. The server gives
+// the filestore's OS error only as text (10077 "{err}"), so this is the one
+// place that reads it; everything after branches on the sentinels.
+func storageError(apiErr *APIError) error {
+	sentinel := StorageCause(apiErr.Description)
+	switch {
+	case sentinel != ErrStorage:
+	case apiErr.ErrCode == errCodeStorageResourcesExceeded:
+		sentinel = ErrStorageFull
+	case apiErr.ErrCode == errCodeInsufficientResources, apiErr.ErrCode == errCodeMemoryResourcesExceeded:
+		sentinel = ErrInsufficientResources
+	}
+	return engine.Wrap(engine.KindUnavailable, StorageCode(sentinel), apiErr, "the ledger's store refused the write").Marked(sentinel)
+}
+
+// StorageCause is the sentinel for a store failure the server reports only
+// as text (a PubAck's description, or the stream's write error in its
+// health report): ErrStorageFull, ErrTooManyOpenFiles, or ErrStorage.
+func StorageCause(text string) error {
+	d := strings.ToLower(text)
+	switch {
+	case strings.Contains(d, "no space left"), strings.Contains(d, "disk quota"):
+		return ErrStorageFull
+	case strings.Contains(d, "too many open files"):
+		return ErrTooManyOpenFiles
+	}
+	return ErrStorage
+}
+
 func unavailable(err error, format string, args ...any) error {
-	return engine.Wrap(engine.KindUnavailable, "LedgerUnavailable", err, format, args...)
+	return engine.Wrap(engine.KindUnavailable, "LedgerUnavailable", err, format, args...).Marked(ErrUnavailable)
 }

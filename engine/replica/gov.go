@@ -9,6 +9,7 @@ import (
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/engine/state"
 	"github.com/gavelhq/gavel/handlers"
 	"github.com/gavelhq/gavel/projections"
 )
@@ -22,7 +23,13 @@ func (r *Replica) SubmitGov(ctx context.Context, typ govreq.MsgType, proposalID,
 	case <-ctx.Done():
 		return handlers.GovAnswer{}, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no verification slot before the deadline")
 	}
-	req, err := gov.Verify(r.store, raw, typ, int(r.cfg.MaxGovRequestBytes))
+	st, done, err := r.reading()
+	if err != nil {
+		<-r.verifySlots
+		return handlers.GovAnswer{}, err
+	}
+	req, err := gov.Verify(st, raw, typ, int(r.cfg.MaxGovRequestBytes))
+	done()
 	<-r.verifySlots
 	if err != nil {
 		return handlers.GovAnswer{}, err
@@ -39,7 +46,7 @@ func (r *Replica) SubmitGov(ctx context.Context, typ govreq.MsgType, proposalID,
 		return handlers.GovAnswer{}, engine.Errorf(engine.KindInvalid, "InvalidResourceName",
 			"Authenticated member id does not match URL (the route names %s, the envelope is signed by %s)", memberID, req.KeyID)
 	}
-	out, err := r.seq.Submit(ctx, gov.Command(req, r.cfg.ScriptLimits))
+	out, err := r.submit(ctx, gov.Command(req, r.cfg.ScriptLimits))
 	if err != nil {
 		return handlers.GovAnswer{}, err
 	}
@@ -52,64 +59,86 @@ func (r *Replica) SubmitGov(ctx context.Context, typ govreq.MsgType, proposalID,
 
 // Proposals lists proposals, optionally only those in one state.
 func (r *Replica) Proposals(ctx context.Context, state string, page projections.Page) ([]*gov.Proposal, bool, error) {
-	return r.reads().Proposals(state, page)
+	st, done, err := r.reading()
+	if err != nil {
+		return nil, false, err
+	}
+	defer done()
+	return reads(st).Proposals(state, page)
 }
 
 // Proposal returns one proposal.
 func (r *Replica) Proposal(ctx context.Context, id string) (*gov.Proposal, error) {
-	return r.reads().Proposal(id)
+	return read(r, func(st *state.Store) (*gov.Proposal, error) { return reads(st).Proposal(id) })
 }
 
 // Ballot returns a member's ballot on a proposal.
 func (r *Replica) Ballot(ctx context.Context, proposalID, memberID string) (string, error) {
-	return r.reads().Ballot(proposalID, memberID)
+	return read(r, func(st *state.Store) (string, error) { return reads(st).Ballot(proposalID, memberID) })
 }
 
 // Members lists the members.
 func (r *Replica) Members(ctx context.Context, page projections.Page) ([]projections.Member, bool, error) {
-	return r.reads().Members(page)
+	st, done, err := r.reading()
+	if err != nil {
+		return nil, false, err
+	}
+	defer done()
+	return reads(st).Members(page)
 }
 
 // Member returns one member.
 func (r *Replica) Member(ctx context.Context, id string) (projections.Member, error) {
-	return r.reads().Member(id)
+	return read(r, func(st *state.Store) (projections.Member, error) { return reads(st).Member(id) })
 }
 
 // StateDigest is the digest a member must acknowledge.
 func (r *Replica) StateDigest(ctx context.Context, memberID string) (gov.StateDigest, error) {
-	return r.reads().StateDigest(memberID)
+	return read(r, func(st *state.Store) (gov.StateDigest, error) { return reads(st).StateDigest(memberID) })
 }
 
 // ConstitutionSource is the constitution module in force.
 func (r *Replica) ConstitutionSource(ctx context.Context) (string, error) {
-	return gov.ConstitutionSource(r.store)
+	return read(r, func(st *state.Store) (string, error) { return gov.ConstitutionSource(st) })
 }
 
 // ServiceInfo describes the service's governance.
 func (r *Replica) ServiceInfo(ctx context.Context) (projections.ServiceInfo, error) {
-	info, err := r.reads().ServiceInfo()
+	st, done, err := r.reading()
+	if err != nil {
+		return projections.ServiceInfo{}, err
+	}
+	defer done()
+	info, err := reads(st).ServiceInfo()
 	if err != nil {
 		return info, err
 	}
 	info.Certificate = string(r.identity.CertPEM)
-	if g, ok, _ := r.store.Leaf(1); ok {
+	if g, ok, _ := st.Leaf(1); ok {
 		info.CreationTransactionID = engine.TxID{View: g.View, Seqno: 1}.String()
 	}
 	return info, nil
 }
 
 // JSApp describes the application bundle's endpoints.
-func (r *Replica) JSApp(ctx context.Context) (projections.JSApp, error) { return r.reads().JSApp() }
+func (r *Replica) JSApp(ctx context.Context) (projections.JSApp, error) {
+	return read(r, func(st *state.Store) (projections.JSApp, error) { return reads(st).JSApp() })
+}
 
 // JoinPolicies describes what joining nodes must present.
 func (r *Replica) JoinPolicies(ctx context.Context) (projections.JoinPolicies, error) {
-	return r.reads().JoinPolicies()
+	return read(r, func(st *state.Store) (projections.JoinPolicies, error) { return reads(st).JoinPolicies() })
 }
 
 // Committed is the last transaction this replica applied: gavel answers a
 // write only once it is durable, so what is applied is committed.
 func (r *Replica) Committed(ctx context.Context) (engine.TxID, error) {
-	m := r.store.Meta()
+	st, done, err := r.reading()
+	if err != nil {
+		return engine.TxID{}, err
+	}
+	defer done()
+	m := st.Meta()
 	return engine.TxID{View: m.View, Seqno: m.Seqno}, nil
 }
 
@@ -118,9 +147,14 @@ func (r *Replica) Committed(ctx context.Context) (engine.TxID, error) {
 // later view has started, Unknown when it may still come. (Pending never
 // shows: entries are applied only once durable.)
 func (r *Replica) TransactionStatus(ctx context.Context, tx engine.TxID) (string, error) {
-	m := r.store.Meta()
+	st, done, err := r.reading()
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	m := st.Meta()
 	if tx.Seqno <= m.Seqno {
-		rec, ok, err := r.store.Leaf(tx.Seqno)
+		rec, ok, err := st.Leaf(tx.Seqno)
 		if err != nil {
 			return "", err
 		}
@@ -129,7 +163,7 @@ func (r *Replica) TransactionStatus(ctx context.Context, tx engine.TxID) (string
 		}
 		return "Invalid", nil
 	}
-	if tx.View < r.seq.View() {
+	if seq := r.Sequencer(); seq != nil && tx.View < seq.View() {
 		return "Invalid", nil
 	}
 	return "Unknown", nil
@@ -137,7 +171,7 @@ func (r *Replica) TransactionStatus(ctx context.Context, tx engine.TxID) (string
 
 // IsStatement reports whether tx is a committed statement entry.
 func (r *Replica) IsStatement(ctx context.Context, tx engine.TxID) (bool, error) {
-	rec, err := r.leaf(tx)
+	rec, err := read(r, func(st *state.Store) (state.LeafRecord, error) { return leafOf(st, tx) })
 	if engine.KindOf(err) == engine.KindNotFound {
 		return false, nil
 	}
@@ -155,4 +189,4 @@ func (r *Replica) nodeID() string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (r *Replica) reads() projections.Governance { return projections.Governance{State: r.store} }
+func reads(st *state.Store) projections.Governance { return projections.Governance{State: st} }

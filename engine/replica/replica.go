@@ -69,14 +69,21 @@ type Replica struct {
 	embedded *natslog.Embedded
 	conn     *nats.Conn
 	log      *LedgerLog
-	store    *state.Store
-	seq      *sequencer.Sequencer
 	lock     *DirLock
+	signer   rootSigner
+	watch    *storageWatch // the embedded store's write errors
 
 	// One connection per job, each as its own NATS user: the sequencer's
 	// (conn) writes the ledger, the feed publisher's the feeds, the
 	// handler's answers requests and can write neither.
 	feedsConn, handlerConn *nats.Conn
+
+	// mu guards store and seq, which the restart path replaces; readers
+	// hold it (reading) for as long as they use the store.
+	mu    sync.RWMutex
+	store *state.Store
+	seq   *sequencer.Sequencer
+	fault replicaFault
 
 	verifySlots chan struct{}                         // bounds concurrent signature checks to the cores
 	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
@@ -88,11 +95,16 @@ type Replica struct {
 
 // Open starts a replica: identity, embedded NATS with the ledger streams,
 // pebble state caught up with the log, the sequencer, and genesis on the
-// first start. It returns once the replica can serve.
-func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
+// first start. It returns once the replica can serve. On a full disk it
+// says so and waits for space (until ctx ends) instead of failing.
+func Open(ctx context.Context, cfg Config) (*Replica, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	return waitForSpace(ctx, cfg.Logger, cfg.DataDir, func() (*Replica, error) { return open(ctx, cfg) })
+}
+
+func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -185,27 +197,29 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 			slog.Uint64("count", n), slog.Uint64("last_seqno", last.Seqno), slog.String("last_reason", last.Reason))
 	}
 
-	signer, err := newRootSigner(r.identity)
-	if err != nil {
+	if r.signer, err = newRootSigner(r.identity); err != nil {
 		return nil, err
 	}
 	// A new sequencer term: views only grow, so txids never repeat.
-	r.seq = sequencer.New(cfg.Sequencer, meta.View+1, r.store, r.log, signer, r.logger.With("component", "sequencer"))
+	r.watch = newStorageWatch(r.embedded.Server(), r.logger.With("component", "storage"))
+	r.seq = sequencer.New(cfg.Sequencer, meta.View+1, r.store, r.seqLog(), r.signer, r.logger.With("component", "sequencer"))
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
-		if err := r.seq.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			r.logger.Error("sequencer stopped", slog.Any("err", err))
-		}
+		r.watch.run(runCtx)
 	}()
+	go func(seq *sequencer.Sequencer) {
+		defer r.wg.Done()
+		r.supervise(runCtx, seq)
+	}(r.seq)
 	if meta.Seqno == 0 {
 		govWrites, err := r.genesisGovernance()
 		if err != nil {
 			return nil, err
 		}
-		out, err := r.seq.Submit(ctx, exec.Genesis{ServiceCertPEM: r.identity.CertPEM, Settings: exec.ServiceSettings{
+		out, err := r.submit(ctx, exec.Genesis{ServiceCertPEM: r.identity.CertPEM, Settings: exec.ServiceSettings{
 			SignatureEvery:      cfg.Sequencer.SignEvery,
 			SignatureIntervalMs: cfg.Sequencer.SignInterval.Milliseconds(),
 			Virtual:             true,
@@ -300,7 +314,14 @@ func (r *Replica) checkNode() error {
 
 // Voids reports the void entries the state holds: how many, and the last
 // one's seqno and reason.
-func (r *Replica) Voids() (uint64, state.VoidRecord) { return r.store.Voids() }
+func (r *Replica) Voids() (uint64, state.VoidRecord) {
+	st, done, err := r.reading()
+	defer done()
+	if err != nil {
+		return 0, state.VoidRecord{}
+	}
+	return st.Voids()
+}
 
 // Node is the replica's node identity.
 func (r *Replica) Node() *NodeIdentity { return r.node }
@@ -327,11 +348,20 @@ func (r *Replica) HasInterest(subject string) bool { return r.embedded.HasIntere
 // Identity is the service identity.
 func (r *Replica) Identity() *Identity { return r.identity }
 
-// Sequencer is the replica's sequencer.
-func (r *Replica) Sequencer() *sequencer.Sequencer { return r.seq }
+// Sequencer is the replica's sequencer now; the restart path replaces it.
+func (r *Replica) Sequencer() *sequencer.Sequencer {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.seq
+}
 
-// Store is the replica's state.
-func (r *Replica) Store() *state.Store { return r.store }
+// Store is the replica's state now; the restart path replaces it (nil
+// while it re-opens).
+func (r *Replica) Store() *state.Store {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.store
+}
 
 // ClientCredsFile is the path of client kind u's seed (DATA/nats/<u>.nk,
 // its UserInfo beside it as <u>.json).
@@ -355,9 +385,12 @@ func (r *Replica) Close() error {
 		if r.embedded != nil {
 			r.embedded.Shutdown()
 		}
+		r.mu.Lock()
 		if r.store != nil {
 			r.store.Close()
+			r.store = nil
 		}
+		r.mu.Unlock()
 		r.lock.Release()
 	})
 	return nil

@@ -26,7 +26,7 @@ func (r *Replica) RegisterStatement(ctx context.Context, raw []byte) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.seq.Submit(ctx, cmd)
+	out, err := r.submit(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -41,11 +41,20 @@ func (r *Replica) VerifyStatement(raw []byte) (exec.RegisterStatement, error) {
 // Receipt builds the receipt of a committed entry from the first signature
 // that covers it, and verifies it against the service key before returning.
 func (r *Replica) Receipt(ctx context.Context, tx engine.TxID) ([]byte, error) {
-	leaf, err := r.leaf(tx)
+	st, done, err := r.reading()
+	defer done()
 	if err != nil {
 		return nil, err
 	}
-	sig, ok, err := r.store.SignatureCovering(tx.Seqno)
+	return r.receipt(st, tx)
+}
+
+func (r *Replica) receipt(st *state.Store, tx engine.TxID) ([]byte, error) {
+	leaf, err := leafOf(st, tx)
+	if err != nil {
+		return nil, err
+	}
+	sig, ok, err := st.SignatureCovering(tx.Seqno)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +62,7 @@ func (r *Replica) Receipt(ctx context.Context, tx engine.TxID) ([]byte, error) {
 		return nil, engine.Errorf(engine.KindPending, "TransactionPendingSignature",
 			"transaction %s is committed; its signature is not yet", tx)
 	}
-	path, err := r.store.InclusionPath(tx.Seqno, sig.Seqno)
+	path, err := st.InclusionPath(tx.Seqno, sig.Seqno)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +74,7 @@ func (r *Replica) Receipt(ctx context.Context, tx engine.TxID) ([]byte, error) {
 	// Never hand out a receipt that does not verify: its signature is the
 	// signature entry's, checked once against the service key, and its
 	// proof must lead to the root that signature signs.
-	root, err := r.signedRoot(sig)
+	root, err := r.signedRoot(st, sig)
 	if err != nil {
 		return nil, err
 	}
@@ -78,11 +87,11 @@ func (r *Replica) Receipt(ctx context.Context, tx engine.TxID) ([]byte, error) {
 
 // signedRoot is the Merkle root a signature entry signs, its signature
 // verified against the service key once and then remembered.
-func (r *Replica) signedRoot(sig state.SignatureRecord) (engine.Digest, error) {
+func (r *Replica) signedRoot(st *state.Store, sig state.SignatureRecord) (engine.Digest, error) {
 	if root, ok := r.signedRoots.Get(sig.Seqno); ok {
 		return root, nil
 	}
-	root, err := r.store.RootAt(sig.Seqno)
+	root, err := st.RootAt(sig.Seqno)
 	if err != nil {
 		return root, err
 	}
@@ -99,14 +108,19 @@ func (r *Replica) signedRoot(sig state.SignatureRecord) (engine.Digest, error) {
 
 // TransparentStatement returns a registered statement with its receipt.
 func (r *Replica) TransparentStatement(ctx context.Context, tx engine.TxID) ([]byte, error) {
-	leaf, err := r.leaf(tx)
+	st, done, err := r.reading()
+	defer done()
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := leafOf(st, tx)
 	if err != nil {
 		return nil, err
 	}
 	if leaf.Kind != engine.KindStatement {
 		return nil, engine.Errorf(engine.KindNotFound, "NotAStatement", "transaction %s is a %s entry, not a statement", tx, leaf.Kind)
 	}
-	rcpt, err := r.Receipt(ctx, tx)
+	rcpt, err := r.receipt(st, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -117,10 +131,10 @@ func (r *Replica) TransparentStatement(ctx context.Context, tx engine.TxID) ([]b
 	return receipt.Embed(e.Input, rcpt)
 }
 
-// leaf finds a committed entry's leaf record; a txid whose view does not
+// leafOf finds a committed entry's leaf record; a txid whose view does not
 // match the entry at its seqno is unknown, as in CCF.
-func (r *Replica) leaf(tx engine.TxID) (state.LeafRecord, error) {
-	rec, ok, err := r.store.Leaf(tx.Seqno)
+func leafOf(st *state.Store, tx engine.TxID) (state.LeafRecord, error) {
+	rec, ok, err := st.Leaf(tx.Seqno)
 	if err != nil {
 		return rec, err
 	}
@@ -134,24 +148,39 @@ func (r *Replica) leaf(tx engine.TxID) (state.LeafRecord, error) {
 	return rec, nil
 }
 
-// Network describes the service.
+// Network describes the service, and whether it can write now: a failing
+// signer, a stopped sequencer, a failed catch-up or a storage fault make
+// writable false and name the cause.
 func (r *Replica) Network(ctx context.Context) (handlers.NetworkInfo, error) {
-	m := r.store.Meta()
 	info := handlers.NetworkInfo{
 		ServiceCertificate: string(r.identity.CertPEM),
 		ServiceStatus:      "Open",
-		CurrentView:        r.seq.View(),
-		PrimaryID:          r.nodeID(),
+		CurrentView:        r.Sequencer().View(),
+		PrimaryID:          r.node.ID,
 		ServiceData:        json.RawMessage("null"),
+		Writable:           true,
+	}
+	if f := r.WriteFault(); f != nil {
+		info.Writable = false
+		info.WriteError = &handlers.WriteError{Code: f.Code, Message: f.Message, Since: f.Since.UTC()}
+	}
+	st, done, err := r.reading()
+	defer done()
+	if err != nil {
+		return info, nil // the fault says why there is no position
+	}
+	m := st.Meta()
+	if m.Voids > 0 {
+		info.VoidEntries = &handlers.VoidEntries{Count: m.Voids, LastSeqno: m.LastVoid.Seqno, LastReason: m.LastVoid.Reason}
 	}
 	if m.Seqno > 0 {
 		info.LastTxID = engine.TxID{View: m.View, Seqno: m.Seqno}.String()
-		if g, ok, _ := r.store.Leaf(1); ok {
+		if g, ok, _ := st.Leaf(1); ok {
 			info.CreateTxID = engine.TxID{View: g.View, Seqno: 1}.String()
 		}
 	}
 	if m.LastSignature > 0 {
-		if s, ok, _ := r.store.Leaf(m.LastSignature); ok {
+		if s, ok, _ := st.Leaf(m.LastSignature); ok {
 			info.LastSignedTxID = engine.TxID{View: s.View, Seqno: m.LastSignature}.String()
 		}
 	}

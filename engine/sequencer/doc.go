@@ -6,4 +6,12 @@
 // batch is resolved by catching up from the log: an entry either landed
 // (and is answered as committed) or is executed again — never lost, never
 // written twice.
+//
+// Unknown state is fatal: if a committed round cannot be applied to the
+// store, its requests are answered (they are committed) and Run returns an
+// error that is ErrFatal; the caller rebuilds the state from the log and
+// starts a sequencer of a higher view. A write path that cannot write (the
+// log's storage, an unreadable log, the signer) is a Fault: Submit refuses
+// at once with it, and the sequencer probes with a signature entry until a
+// write lands.
 package sequencer

@@ -18,9 +18,12 @@ import (
 // Log is the ledger stream as the sequencer uses it.
 type Log interface {
 	// AppendBatch appends entries atomically after expectedLast and returns
-	// the sequence of the last one. On any error the entries may or may not
-	// be in the log (a refused expected-last-sequence means not); the
-	// sequencer catches up from the log to find out.
+	// the sequence of the last one. Its outcome is acknowledged (nil error),
+	// refused (natslog.ErrWrongLastSequence, natslog.ErrStorage…: not in the
+	// log) or in doubt (any other error). The sequencer resolves every error
+	// by catching up from the log and looking for its entries, so a refusal
+	// that did persist is still answered as committed; a storage refusal
+	// also makes it fail fast and probe (see Fault).
 	AppendBatch(ctx context.Context, subjects []string, data [][]byte, expectedLast uint64) (uint64, error)
 	state.LogReader
 }
@@ -39,6 +42,7 @@ type Config struct {
 	SignEvery     int           // a signature entry at least every N entries
 	SignInterval  time.Duration // ... and at most this long after an unsigned entry
 	MaxAttempts   int           // executions of one round before giving up
+	Knobs         *TestingKnobs // fault injection for tests; nil in production
 }
 
 // DefaultConfig returns the defaults of DESIGN.md.
@@ -168,6 +172,13 @@ type Sequencer struct {
 	// the sequencer's time went.
 	rounds, entries atomic.Uint64
 	timing          struct{ execute, append, apply atomic.Int64 }
+
+	health    health
+	signerErr error // the last signature attempt's failure, nil once one works
+	probing   bool  // the next round is a probe of a faulty write path
+	// exit is why Run returned, set before stopped is closed.
+	exit      error
+	stoppedAt time.Time
 }
 
 // New builds a sequencer for view. The store must be caught up with the log.
@@ -186,18 +197,22 @@ func New(cfg Config, view uint64, store *state.Store, log Log, signer RootSigner
 func (s *Sequencer) View() uint64 { return s.view }
 
 // Submit queues a verified command and waits for its commit. It returns a
-// typed error: Unavailable when the queue is full or the sequencer stopped.
+// typed error: Unavailable when the queue is full, the sequencer stopped
+// (ErrStopped) or the write path is faulty (ErrUnwritable, at once).
 func (s *Sequencer) Submit(ctx context.Context, cmd engine.Command) (Outcome, error) {
 	req := &request{cmd: cmd, done: make(chan result, 1)}
 	select {
 	case <-s.stopped:
-		return Outcome{}, errStopped
+		return Outcome{}, s.stoppedError()
 	default:
+	}
+	if err := s.health.refusal(time.Now(), s.signer != nil); err != nil {
+		return Outcome{}, err
 	}
 	select {
 	case s.queue <- req:
 	default:
-		return Outcome{}, engine.Errorf(engine.KindUnavailable, "Busy", "the sequencer queue is full; retry")
+		return Outcome{}, engine.Errorf(engine.KindUnavailable, "Busy", "the sequencer queue is full; retry").Marked(ErrBusy)
 	}
 	select {
 	case r := <-req.done:
@@ -207,13 +222,33 @@ func (s *Sequencer) Submit(ctx context.Context, cmd engine.Command) (Outcome, er
 		case r := <-req.done:
 			return r.out, r.err
 		default:
-			return Outcome{}, errStopped
+			return Outcome{}, s.stoppedError()
 		}
 	case <-ctx.Done():
 		// The command may still commit; the caller gave up waiting.
 		return Outcome{}, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no answer before the deadline; the request may still commit")
 	}
 }
+
+// Fault is why the write path cannot write now, or nil. A stopped
+// sequencer's fault is SequencerStopped unless it shut down cleanly.
+func (s *Sequencer) Fault() *Fault {
+	select {
+	case <-s.stopped:
+		if s.exit != nil && !errors.Is(s.exit, context.Canceled) {
+			return &Fault{Code: CodeSequencerStopped, Message: "the sequencer stopped: " + s.exit.Error(), Since: s.stoppedAt, Err: s.exit}
+		}
+	default:
+	}
+	return s.health.fault.Load()
+}
+
+// Queued is how many requests wait in the queue.
+func (s *Sequencer) Queued() int { return len(s.queue) }
+
+// stoppedError is what requests get from a sequencer that has stopped.
+// It may only be called once stopped is closed.
+func (s *Sequencer) stoppedError() error { return s.stopErrorFor(s.exit) }
 
 // Stats reports rounds and entries committed so far.
 func (s *Sequencer) Stats() (rounds, entries uint64) { return s.rounds.Load(), s.entries.Load() }
@@ -234,17 +269,26 @@ func (s *Sequencer) Timing() Timing {
 // Rounds are pipelined: while one round's batch waits for its ack, the
 // next round executes on top of the state it will leave. If the round in
 // flight does not land, both are executed again from the log's state.
-func (s *Sequencer) Run(ctx context.Context) error {
-	defer close(s.stopped)
-	defer s.drain()
+func (s *Sequencer) Run(ctx context.Context) (err error) {
+	defer func() {
+		s.exit, s.stoppedAt = err, time.Now()
+		s.drain(s.stopErrorFor(err))
+		close(s.stopped)
+	}()
 	batch := make([]*request, 0, s.cfg.MaxBatch)
 	signTimer := time.NewTimer(time.Hour)
 	signTimer.Stop()
+	probeTimer := time.NewTimer(time.Hour)
+	probeTimer.Stop()
 	var inflight *flight
 	for {
 		if ctx.Err() != nil {
 			if inflight != nil {
-				if ok, _ := s.land(inflight); !ok {
+				ok, err := s.land(inflight)
+				if isFatal(err) {
+					return err
+				}
+				if !ok {
 					s.failAll(inflight.batch, errStopped)
 				}
 			}
@@ -262,19 +306,29 @@ func (s *Sequencer) Run(ctx context.Context) error {
 			case req := <-s.queue:
 				batch = append(batch, req)
 			default:
-				if ok, err := s.land(inflight); !ok {
-					failed := inflight.batch
-					inflight = nil
+				ok, err := s.land(inflight)
+				failed := inflight.batch
+				inflight = nil
+				if isFatal(err) {
+					return err
+				}
+				if !ok {
 					if err := s.recover(ctx, failed, err); err != nil {
 						return err
 					}
 				}
-				inflight = nil
 				continue
 			}
 		default:
 			if s.unsigned() > 0 {
 				signTimer.Reset(s.cfg.SignInterval)
+			}
+			// While faulty, probe by appending a signature entry (which
+			// also signs the tail left unsigned by the fault).
+			var probe <-chan time.Time
+			if s.health.fault.Load() != nil && s.signer != nil {
+				probeTimer.Reset(time.Until(time.Unix(0, s.health.retryAt.Load())))
+				probe = probeTimer.C
 			}
 			select {
 			case <-ctx.Done():
@@ -282,8 +336,11 @@ func (s *Sequencer) Run(ctx context.Context) error {
 			case req := <-s.queue:
 				batch = append(batch, req)
 			case <-signTimer.C:
+			case <-probe:
+				s.probing = true
 			}
 			signTimer.Stop()
+			probeTimer.Stop()
 		}
 		batch = s.gather(ctx, batch)
 		own := slices.Clone(batch) // batch is reused; a round keeps its own
@@ -298,6 +355,12 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		}
 		if inflight != nil {
 			ok, err := s.land(inflight)
+			if isFatal(err) {
+				// p was executed on state the store does not have: it was
+				// never sent, so refusing its requests loses nothing.
+				s.failAll(own, s.stopErrorFor(err))
+				return err
+			}
 			if !ok {
 				failed := append(inflight.batch, own...)
 				inflight = nil
@@ -318,13 +381,21 @@ func (s *Sequencer) Run(ctx context.Context) error {
 	}
 }
 
+func isFatal(err error) bool { return errors.Is(err, ErrFatal) }
+
 // recover re-runs requests whose round did not land, synchronously, from
 // the state the log holds. It returns an error only when the sequencer must
-// stop (another sequencer has taken over).
+// stop (another sequencer has taken over, or its state is unknown).
 func (s *Sequencer) recover(ctx context.Context, batch []*request, cause error) error {
-	if isNotPrimary(cause) {
+	if errors.Is(cause, ErrNotPrimary) {
 		s.failAll(batch, cause)
 		return cause
+	}
+	if code, msg, isFault := faultOf(cause); isFault {
+		// Fail fast: a storage fault does not clear by retrying now.
+		s.health.set(code, msg, cause, s.logger)
+		s.failAll(batch, cause)
+		return nil
 	}
 	s.logger.Info("re-executing after a refused round", slog.Int("requests", len(batch)), slog.Any("err", cause))
 	// Two rounds' requests may not fit one batch: commit them in order,
@@ -332,11 +403,16 @@ func (s *Sequencer) recover(ctx context.Context, batch []*request, cause error) 
 	for len(batch) > 0 {
 		n := s.fit(batch)
 		err := s.round(ctx, batch[:n])
-		if isNotPrimary(err) {
-			s.failAll(batch[n:], err)
+		if errors.Is(err, ErrNotPrimary) || isFatal(err) {
+			s.failAll(batch[n:], s.stopErrorFor(err))
 			return err
 		}
 		if err != nil {
+			if f := s.health.fault.Load(); f != nil {
+				// Fail fast: the rest would meet the same fault.
+				s.failAll(batch[n:], f.Error())
+				return nil
+			}
 			s.logger.Warn("round failed", slog.Any("err", err))
 		}
 		batch = batch[n:]
@@ -477,35 +553,45 @@ func (s *Sequencer) launch(p *prepared) *flight {
 
 // land waits for a flight's ack and folds it into the state, answering its
 // requests. It reports false when its entries are not in the log; those
-// requests are then still unanswered.
+// requests are then still unanswered. Landed with an ErrFatal error means
+// the round is committed and answered but the store could not apply it:
+// the sequencer must stop.
 func (s *Sequencer) land(f *flight) (bool, error) {
 	t0 := time.Now()
 	err := <-f.done
 	t1 := time.Now()
 	s.timing.append.Add(int64(t1.Sub(t0)))
-	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
-	defer cancel()
 	if err == nil {
-		aerr := s.store.Apply(f.entries)
+		aerr := s.apply(f.entries)
 		s.timing.apply.Add(int64(time.Since(t1)))
 		if aerr != nil {
-			// Durable all the same: answer, and catch up from the log.
-			s.logger.Error("apply after commit", slog.Any("err", aerr))
-			if cerr := state.CatchUp(ctx, s.store, s.log); cerr != nil {
-				s.logger.Error("catch up after commit", slog.Any("err", cerr))
-			}
+			// Unknown state is fatal: a round executed on top of this one
+			// would be built on writes the store does not hold.
+			first, last := f.entries[0].Seqno, f.entries[len(f.entries)-1].Seqno
+			err := engine.Wrap(engine.KindInternal, "ApplyFailed", aerr,
+				"entries %d..%d are committed but could not be applied to the state", first, last).Marked(ErrApplyFailed)
+			// Faulty from now on, before anyone hears of the stop.
+			s.health.set(CodeSequencerStopped, err.Error(), err, s.logger)
+			s.answer(f.entries, f.owners)
+			s.settle(f.answered)
+			return true, err
 		}
 		s.answer(f.entries, f.owners)
 		s.settle(f.answered)
+		s.wrote()
 		return true, nil
 	}
 	// Refused or ambiguous: learn what the log holds now.
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
 	if cerr := state.CatchUp(ctx, s.store, s.log); cerr != nil {
-		return false, engine.Wrap(engine.KindUnavailable, "LogUnavailable", cerr, "the ledger stream is unavailable (append: %v)", err)
+		return false, engine.Wrap(engine.KindUnavailable, CodeLogUnavailable, cerr,
+			"the ledger stream could not be read back after a failed append (%v); the request may have been committed", err).Marked(ErrLogUnavailable)
 	}
 	if s.landed(f.entries) {
 		s.answer(f.entries, f.owners)
 		s.settle(f.answered)
+		s.wrote()
 		return true, nil
 	}
 	if verr := s.checkView(); verr != nil {
@@ -514,22 +600,37 @@ func (s *Sequencer) land(f *flight) (bool, error) {
 	return false, err
 }
 
+// apply folds a committed round into the store.
+func (s *Sequencer) apply(entries []*engine.Entry) error {
+	if k := s.cfg.Knobs; k != nil && k.ApplyFault != nil {
+		if err := k.ApplyFault(entries); err != nil {
+			return err
+		}
+	}
+	return s.store.Apply(entries)
+}
+
+// wrote records a round in the log: the write path works, unless the
+// signer does not.
+func (s *Sequencer) wrote() {
+	if s.signerErr != nil {
+		s.health.set(CodeSignerFailed, "signature entries cannot be made: "+s.signerErr.Error(), s.signerErr, s.logger)
+		return
+	}
+	s.health.clear(s.logger)
+}
+
 // checkView refuses to go on once a sequencer of a newer view has written.
 func (s *Sequencer) checkView() error {
 	if m := s.store.Meta(); m.View > s.view {
-		return engine.Errorf(engine.KindUnavailable, "NotPrimary", "a sequencer in view %d has written; this one (view %d) steps down", m.View, s.view)
+		return engine.Errorf(engine.KindUnavailable, "NotPrimary", "a sequencer in view %d has written; this one (view %d) steps down", m.View, s.view).Marked(ErrNotPrimary)
 	}
 	return nil
 }
 
-func isNotPrimary(err error) bool {
-	var ee *engine.Error
-	return errors.As(err, &ee) && ee.Code == "NotPrimary"
-}
-
 // round commits one batch synchronously from the store's state, executing
 // it again after each refusal. Every request in batch is answered before
-// it returns.
+// it returns. A fault (storage, an unreadable log) ends it at once.
 func (s *Sequencer) round(ctx context.Context, batch []*request) error {
 	var lastErr error
 	for attempt := 0; attempt < s.cfg.MaxAttempts; attempt++ {
@@ -548,10 +649,15 @@ func (s *Sequencer) round(ctx context.Context, batch []*request) error {
 		}
 		ok, err := s.land(s.launch(p))
 		if ok {
-			return nil
+			return err // nil, or fatal with every request answered
 		}
 		lastErr = err
-		if code := engine.AsError(err).Code; code == "NotPrimary" || code == "LogUnavailable" {
+		if errors.Is(err, ErrNotPrimary) {
+			s.failAll(batch, err)
+			return err
+		}
+		if code, msg, isFault := faultOf(err); isFault {
+			s.health.set(code, msg, err, s.logger)
 			s.failAll(batch, err)
 			return err
 		}
@@ -560,7 +666,9 @@ func (s *Sequencer) round(ctx context.Context, batch []*request) error {
 		}
 		s.logger.Info("re-executing round", slog.Int("attempt", attempt+1), slog.Any("err", err))
 	}
-	e := engine.Wrap(engine.KindUnavailable, "CommitFailed", lastErr, "the batch could not be committed")
+	e := engine.Wrap(engine.KindUnavailable, CodeCommitFailed, lastErr, "the batch could not be committed").Marked(ErrCommitFailed)
+	code, msg, _ := faultOf(e)
+	s.health.set(code, msg, e, s.logger)
 	s.failAll(batch, e)
 	return e
 }
@@ -601,14 +709,26 @@ func (s *Sequencer) execute(batch []*request, b base) (*prepared, error) {
 	// Sign every SignEvery entries, and no later than SignInterval after
 	// the last signature while entries wait (the sign timer covers an idle
 	// sequencer, this covers a busy one).
+	// A probe while faulty signs even an already signed root: it is the
+	// write that finds out whether the log takes writes again.
 	due := unsigned >= uint64(s.cfg.SignEvery) ||
-		(unsigned > 0 && (len(batch) == 0 || time.Since(s.lastSigAt) >= s.cfg.SignInterval))
+		(unsigned > 0 && (len(batch) == 0 || time.Since(s.lastSigAt) >= s.cfg.SignInterval)) ||
+		(s.probing && len(p.entries) == 0)
+	s.probing = false
 	if due && s.signer != nil {
 		// Leaf 0 is CCF's zero leaf: the tree has next leaves before seqno next.
 		cose, err := s.signer.SignRoot(tree.Root(), facts(next).TxID, time.UnixMilli(now))
 		if err != nil {
-			s.logger.Error("signature entry", slog.Any("err", err))
+			if s.signerErr == nil {
+				s.logger.Error("signature entry", slog.Any("err", err))
+			}
+			s.signerErr = engine.Wrap(engine.KindUnavailable, CodeSignerFailed, err, "the service key cannot sign").Marked(ErrSignerFailed)
+			if len(p.entries) == 0 {
+				// Nothing else to write: the fault shows now, not at a landing.
+				s.wrote()
+			}
 		} else {
+			s.signerErr = nil
 			e := &engine.Entry{Kind: engine.KindSignature, View: s.view, Seqno: next, TimeMillis: now, Nonce: newNonce(),
 				Writes: engine.WriteSet{{Table: engine.TableSignatures, Key: "", Value: cose}}}
 			e.Seal()
@@ -663,17 +783,25 @@ func (s *Sequencer) failAll(batch []*request, err error) {
 	}
 }
 
-var errStopped = engine.Errorf(engine.KindUnavailable, "ShuttingDown", "the sequencer stopped")
+var errStopped = engine.Errorf(engine.KindUnavailable, "ShuttingDown", "the sequencer stopped").Marked(ErrStopped)
 
-func (s *Sequencer) drain() {
+// stopErrorFor is the answer of requests left when Run returns exit.
+func (s *Sequencer) stopErrorFor(exit error) error {
+	if exit == nil || errors.Is(exit, context.Canceled) {
+		return errStopped
+	}
+	return engine.Wrap(engine.KindUnavailable, CodeSequencerStopped, exit, "the sequencer stopped; the replica restarts it from the log").Marked(ErrStopped)
+}
+
+func (s *Sequencer) drain(err error) {
 	if s.carry != nil {
-		s.carry.reply(result{err: errStopped})
+		s.carry.reply(result{err: err})
 		s.carry = nil
 	}
 	for {
 		select {
 		case r := <-s.queue:
-			r.reply(result{err: errStopped})
+			r.reply(result{err: err})
 		default:
 			return
 		}

@@ -3,6 +3,7 @@ package sequencer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,12 +41,15 @@ func (p put) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, erro
 }
 
 type harness struct {
-	t     *testing.T
-	nc    *nats.Conn // the replica user's connection, for raw publishes
-	log   *replica.LedgerLog
-	store *state.Store
-	seq   *sequencer.Sequencer
-	stop  func()
+	t      *testing.T
+	nc     *nats.Conn // the replica user's connection, for raw publishes
+	log    *replica.LedgerLog
+	store  *state.Store
+	seq    *sequencer.Sequencer
+	stop   func()
+	exit   chan error // Run's result
+	dir    string     // the store's folder
+	signer sequencer.RootSigner
 }
 
 type signer struct{ s *receipt.Signer }
@@ -55,6 +59,11 @@ func (s signer) SignRoot(root engine.Digest, tx engine.TxID, iat time.Time) ([]b
 }
 
 func start(t *testing.T, cfg sequencer.Config, view uint64) *harness {
+	return startWith(t, cfg, view, nil)
+}
+
+// startWith is start with the sequencer's log wrapped (nil: the real one).
+func startWith(t *testing.T, cfg sequencer.Config, view uint64, wrap func(*replica.LedgerLog) sequencer.Log) *harness {
 	c := natstest.Start(t, 1)
 	c.EnsureStreams()
 	nc := c.ConnectReplica(0)
@@ -66,11 +75,11 @@ func start(t *testing.T, cfg sequencer.Config, view uint64) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := state.Open(filepath.Join(t.TempDir(), "state"))
+	dir := filepath.Join(t.TempDir(), "state")
+	store, err := state.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
 	store.SetLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	id, err := replica.LoadOrCreateIdentity(t.TempDir(), time.Now())
 	if err != nil {
@@ -80,19 +89,31 @@ func start(t *testing.T, cfg sequencer.Config, view uint64) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, nc: nc, log: log, store: store}
-	h.seq = sequencer.New(cfg, view, store, log, signer{rs}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { h.seq.Run(ctx); close(done) }()
-	h.stop = func() { cancel(); <-done }
-	t.Cleanup(h.stop)
+	h := &harness{t: t, nc: nc, log: log, store: store, dir: dir, signer: signer{rs}}
+	var seqLog sequencer.Log = log
+	if wrap != nil {
+		seqLog = wrap(log)
+	}
+	h.run(cfg, view, seqLog)
+	t.Cleanup(func() { h.stop(); h.store.Close() })
 	// The genesis entry trusts the node, so the log's entries are
 	// authenticated when the sequencer catches up.
 	if _, err := h.seq.Submit(context.Background(), exec.Genesis{Node: node.Record()}); err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// run starts a sequencer of view on the harness's store.
+func (h *harness) run(cfg sequencer.Config, view uint64, log sequencer.Log) {
+	h.seq = sequencer.New(cfg, view, h.store, log, h.signer, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	exit := make(chan error, 1)
+	done := make(chan struct{})
+	seq := h.seq
+	go func() { exit <- seq.Run(ctx); close(done) }()
+	h.exit = exit
+	h.stop = func() { cancel(); <-done }
 }
 
 func TestGroupCommitAnswersEveryRequestOnce(t *testing.T) {
@@ -130,7 +151,9 @@ func TestGroupCommitAnswersEveryRequestOnce(t *testing.T) {
 		t.Fatalf("%d rounds for %d requests: no group commit", rounds, n)
 	}
 	// The log, replayed into a fresh store, has every entry and the same root,
-	// and no stretch of more than SignEvery entries goes unsigned.
+	// and no stretch of more than SignEvery entries goes unsigned. Stopped
+	// first (it signs the tail), so the log holds still while it is read.
+	h.stop()
 	fresh, err := state.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +162,7 @@ func TestGroupCommitAnswersEveryRequestOnce(t *testing.T) {
 	if err := state.CatchUp(context.Background(), fresh, h.log); err != nil {
 		t.Fatal(err)
 	}
+	_, entries = h.seq.Stats()
 	if fresh.Meta().Seqno != entries || fresh.Tree().Root() != h.store.Tree().Root() {
 		t.Fatalf("replayed %d entries (sequencer says %d), roots %x / %x", fresh.Meta().Seqno, entries, fresh.Tree().Root(), h.store.Tree().Root())
 	}
@@ -167,12 +191,16 @@ func appendForeign(t *testing.T, h *harness, view uint64, key string) {
 
 // tryForeign is appendForeign that may lose a race with the sequencer.
 func tryForeign(h *harness, view uint64, key string) error {
-	last := h.store.Meta().Seqno
+	return foreignAt(h.log, view, h.store.Meta().Seqno, key)
+}
+
+// foreignAt appends a foreign entry after last.
+func foreignAt(log *replica.LedgerLog, view, last uint64, key string) error {
 	e := &engine.Entry{Kind: engine.KindStatement, View: view, Seqno: last + 1, TimeMillis: time.Now().UnixMilli(),
 		Input: []byte("foreign"), Writes: engine.WriteSet{{Table: "test", Key: key, Value: []byte("foreign")}}}
 	e.Seal()
 	b, _ := e.Encode()
-	_, err := h.log.AppendBatch(context.Background(), []string{e.Subject()}, [][]byte{b}, last)
+	_, err := log.AppendBatch(context.Background(), []string{e.Subject()}, [][]byte{b}, last)
 	return err
 }
 
@@ -213,11 +241,11 @@ func TestHigherViewMakesTheSequencerStepDown(t *testing.T) {
 	}
 	appendForeign(t, h, 3, "x")
 	_, err := h.seq.Submit(context.Background(), put{"y", "1"})
-	if engine.AsError(err).Code != "NotPrimary" {
+	if !errors.Is(err, sequencer.ErrNotPrimary) {
 		t.Fatalf("stale sequencer wrote after a newer view: %v", err)
 	}
 	// It has stopped: later requests are refused at once, not left hanging.
-	if _, err := h.seq.Submit(context.Background(), put{"z", "1"}); engine.KindOf(err) != engine.KindUnavailable {
+	if _, err := h.seq.Submit(context.Background(), put{"z", "1"}); !errors.Is(err, sequencer.ErrStopped) {
 		t.Fatalf("after stepping down: %v", err)
 	}
 	if _, ok, _ := h.store.Get("test", "y"); ok {
