@@ -46,6 +46,9 @@ type faultLog struct {
 	foreign int // foreign entries written
 	// applyFail holds the first seqno of a round whose apply must fail.
 	applyFail atomic.Uint64
+	// armed is set once the harness has written genesis: the plan is for
+	// the rounds after it.
+	armed atomic.Bool
 }
 
 func inDoubt(what string) error {
@@ -53,6 +56,9 @@ func inDoubt(what string) error {
 }
 
 func (l *faultLog) AppendBatch(ctx context.Context, subjects []string, data [][]byte, expectedLast uint64) (uint64, error) {
+	if !l.armed.Load() {
+		return l.LedgerLog.AppendBatch(ctx, subjects, data, expectedLast)
+	}
 	l.mu.Lock()
 	f := clean
 	if l.calls < len(l.plan) {
@@ -145,6 +151,7 @@ func runPlan(t *testing.T, plan []fault) {
 		fl.LedgerLog = l
 		return fl
 	})
+	fl.armed.Store(true)
 
 	// r1's execution waits until r2 and r3 are queued: then each round is
 	// executed while the one before it is in flight, so every outcome
