@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"maps"
 	"slices"
-	"strings"
 	"sync/atomic"
 
 	"github.com/dop251/goja"
@@ -41,11 +40,10 @@ type Ballot struct {
 	mod  *module
 }
 
-// module is a compiled bundle and whether its instances may be reused.
+// module is a compiled, instrumented bundle. The program is immutable and
+// shared; every call instantiates it afresh.
 type module struct {
-	program  *goja.Program
-	reusable atomic.Bool
-	reason   string // why it is not reusable
+	program *goja.Program
 }
 
 // Hash is the SHA-256 of the ballot source.
@@ -116,24 +114,21 @@ func CompileBallot(src string) (*Ballot, error) {
 	return ballots.add(h, &Ballot{hash: h, mod: mod}), nil
 }
 
-// compileModule wraps an IIFE bundle into a strict function of the export
-// and freeze hooks: running the program yields the factory, calling the
-// factory instantiates the modules, freezes their top-level values and
-// hands out the exports.
+// compileModule instruments an IIFE bundle (instrument.go) and wraps it
+// into a strict factory of the export hook and the meter: running the
+// program yields the factory, calling the factory instantiates the modules
+// and hands out the exports.
 func compileModule(name, iife string) (*module, error) {
-	shape, err := analyzeBundle(iife)
+	src, err := instrument(iife)
 	if err != nil {
 		return nil, err
 	}
-	src := iife[:shape.insertAt] + freezeHook + "([" + strings.Join(shape.names, ", ") + "]);\n" + iife[shape.insertAt:]
 	compilations.Add(1)
-	prog, err := goja.Compile(name, "(function ("+exportHook+", "+freezeHook+") {\n\"use strict\";\n"+src+"\n})", false)
+	prog, err := goja.Compile(name, "(function ("+exportHook+", __gavel_host, __gavel_max) {\n\"use strict\";\n"+prelude+src+"\n})", false)
 	if err != nil {
 		return nil, err
 	}
-	m := &module{program: prog, reason: shape.reason}
-	m.reusable.Store(shape.reusable)
-	return m, nil
+	return &module{program: prog}, nil
 }
 
 // filesHash is SHA-256 over the sorted (name, content) pairs, each

@@ -19,6 +19,9 @@ type Env struct {
 	Limits Limits
 	// Log, if set, receives console output (at most Limits.MaxLogBytes).
 	Log func(line string)
+
+	fuelUsed *int64 // if set, receives the fuel the call used (nested calls)
+	checking bool   // a CheckRepairable call: gavel.constitution.check only compiles
 }
 
 // Vote is one member's ballot result, as resolve receives it.
@@ -56,7 +59,7 @@ func str(s string) func(*goja.Runtime) []goja.Value {
 func (sb *sandbox) convert(f func() error) error {
 	var err error
 	if ex := sb.rt.Try(func() { err = f() }); ex != nil {
-		return classify(ex)
+		return sb.classify(ex)
 	}
 	return err
 }

@@ -15,6 +15,7 @@ const (
 	TableJSApp             = "gov.js_app"                     // "" → {metadata, modules}
 	TableNetworkParameters = "gov.network_parameters.pending" // "" → {parameters, description, update_deadline, hash}
 	TableServiceConfig     = "gov.service.config"             // "" → {recovery_threshold, max_actions_per_proposal, …}
+	TableJSRuntimeOptions  = "gov.js_runtime_options"         // "" → RuntimeOptions: the deterministic script budget
 )
 
 // Service configuration defaults, used while TableServiceConfig does not
