@@ -80,7 +80,7 @@ func (sb *sandbox) lengthOf(v goja.Value, what string) int64 {
 }
 
 // elementUnit is how many elements a native builtin walks per unit of fuel.
-const elementUnit = 4
+const elementUnit = 1
 
 // chargeResult charges for the array or string a builtin returned.
 func (sb *sandbox) chargeResult(v goja.Value) goja.Value {

@@ -39,8 +39,8 @@ const (
 	// iterTick is a for-in/for-of iteration: goja's iterator protocol costs
 	// several times a plain loop's.
 	iterTick = "if ((__gavel_fuel -= 8) < 0) __gavel_refuel();"
-	tickExpr       = "--__gavel_fuel < 0 && __gavel_refuel()"
-	strCheck       = `typeof __gavel_t === "string" ? __gavel_s(__gavel_t) : __gavel_t`
+	tickExpr = "--__gavel_fuel < 0 && __gavel_refuel()"
+	strCheck = `typeof __gavel_t === "string" ? __gavel_s(__gavel_t) : __gavel_t`
 )
 
 // prelude is the module instance's part of the meter: it runs before the
@@ -443,4 +443,3 @@ func iifeBody(prog *ast.Program) (*ast.BlockStatement, error) {
 	}
 	return nil, fmt.Errorf("bundle is not an IIFE")
 }
-

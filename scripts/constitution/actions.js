@@ -5,12 +5,11 @@
 // it may change between proposal and acceptance, and throws to fail the
 // proposal.
 //
-// Like every top-level value, this table is frozen once the module has
-// loaded, and the module runs no code while loading, so gavel can keep one
-// instance per runtime instead of reloading it for every call.
+// gavel instantiates the module afresh for every call: nothing here
+// survives from one call to the next.
 import {
   MEMBERS, CONSTITUTION, SNP_HOST_DATA, SNP_MEASUREMENTS, NODES, JOIN_POLICY, JS_APP,
-  NETWORK_PARAMETERS, SERVICE_CONFIG, SINGLETON, serviceConfig, activeMemberIds,
+  NETWORK_PARAMETERS, SERVICE_CONFIG, JS_RUNTIME_OPTIONS, SINGLETON, serviceConfig, activeMemberIds,
 } from "./tables.js";
 
 export function findAction(name) {
@@ -174,6 +173,14 @@ const actions = {
     apply(args) {
       checkRecoveryThreshold(args.recovery_threshold);
       gavel.kv.set(SERVICE_CONFIG, SINGLETON, { ...serviceConfig(), ...args });
+    },
+  },
+  // The deterministic script budget (CCF's action name; the schema holds
+  // the ranges, the engine checks them again when the budget is written).
+  set_js_runtime_options: {
+    validate() {},
+    apply(args) {
+      gavel.kv.set(JS_RUNTIME_OPTIONS, SINGLETON, { ...gavel.kv.get(JS_RUNTIME_OPTIONS, SINGLETON), ...args });
     },
   },
 };
