@@ -17,7 +17,7 @@ import (
 // timeout as "no match", so Limits.Timeout is capped below it: the call's
 // own interrupt always lands first and a timed-out match never becomes a
 // result. Go-syntax-compatible expressions use Go's linear-time regexp.
-const regexpTimeout = 2 * time.Second
+const regexpTimeout = MaxTimeout + time.Second
 
 func init() {
 	// regexp2 is reached only through goja in gavel.

@@ -33,11 +33,6 @@
       }
     });
   }
-  // Array(n) and new Array(n) allocate n slots.
-  guardConstructor("Array", (args) => {
-    if (args.length === 1 && typeof args[0] === "number") host.checkLength(args[0]);
-    else host.checkLength(args.length);
-  }, true);
   for (const name of ["Set", "Map", "WeakSet", "WeakMap"]) {
     guardConstructor(name, (args) => {
       const a = args[0];
@@ -73,7 +68,7 @@
   }
   harden(roots);
 
-  function guardConstructor(name, check, callable) {
+  function guardConstructor(name, check) {
     const Target = globalThis[name];
     const traps = {
       construct(target, args, newTarget) {
@@ -81,12 +76,6 @@
         return construct(target, args, newTarget === Guarded ? target : newTarget);
       },
     };
-    if (callable) {
-      traps.apply = (target, self, args) => {
-        check(args);
-        return Reflect.apply(target, self, args);
-      };
-    }
     const Guarded = new Proxy(Target, traps);
     defineProperty(Target.prototype, "constructor", { value: Guarded, writable: true, enumerable: false, configurable: true });
     defineProperty(globalThis, name, { value: Guarded, writable: true, enumerable: false, configurable: true });

@@ -48,14 +48,14 @@ type Limits struct {
 // Safety-net bounds a process may set (SafetyNet checks them).
 const (
 	MinTimeout       = 100 * time.Millisecond
-	MaxTimeout       = time.Second
+	MaxTimeout       = 5 * time.Second
 	MinHeapGrowth    = 32 << 20
 	MaxHeapGrowthCap = 4 << 30
 )
 
 // DefaultSafetyNet is the default wall-clock and heap safety net.
 func DefaultSafetyNet() Limits {
-	return Limits{Timeout: MaxTimeout, MaxHeapGrowth: 256 << 20}
+	return Limits{Timeout: 3 * time.Second, MaxHeapGrowth: 256 << 20}
 }
 
 // CheckSafetyNet refuses safety-net settings outside the supported range.
@@ -123,7 +123,7 @@ type RuntimeOptions struct {
 // values are defined.
 func DefaultRuntimeOptions() RuntimeOptions {
 	return RuntimeOptions{
-		MaxFuel:         2_000_000,
+		MaxFuel:         1_000_000,
 		MaxCallDepth:    1024,
 		MaxStringLength: 1 << 22,
 		MaxArrayLength:  1 << 18,

@@ -124,29 +124,10 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 			return orig(goja.FunctionCall{This: c.This, Arguments: []goja.Value{s}})
 		}
 	}
-	// exec and test are charged by what the match scanned: from lastIndex
-	// (global or sticky) or 0, to the match's end or the input's end.
-	scanning := func(orig nativeFunc) nativeFunc {
-		return func(c goja.FunctionCall) goja.Value {
-			s := sb.str(c.Argument(0))
-			from := int64(0)
-			rx, _ := c.This.(*goja.Object)
-			if rx != nil && (rx.Get("global").ToBoolean() || rx.Get("sticky").ToBoolean()) {
-				from = min(toLength(rx.Get("lastIndex")), int64(s.Length()))
-			}
-			r := orig(goja.FunctionCall{This: c.This, Arguments: []goja.Value{s}})
-			to := int64(s.Length())
-			if m, ok := r.(*goja.Object); ok {
-				to = toLength(m.Get("index")) + int64(sb.str(m.Get("0")).Length())
-			} else if r.ToBoolean() && rx != nil && from > 0 {
-				to = toLength(rx.Get("lastIndex"))
-			}
-			sb.chargeSize(max(0, to-from))
-			return r
-		}
-	}
-	add(regexpProto, named("exec"), scanning)
-	add(regexpProto, named("test"), scanning)
+	// exec and test are charged by the whole input: goja converts it at
+	// every call (a global regexp's replace or split calls exec per match).
+	add(regexpProto, named("exec"), matching)
+	add(regexpProto, named("test"), matching)
 	add(regexpProto, methodKey{sym: goja.SymSearch}, matching)
 	add(regexpProto, methodKey{sym: goja.SymReplace}, func(orig nativeFunc) nativeFunc {
 		return func(c goja.FunctionCall) goja.Value {

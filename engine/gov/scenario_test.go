@@ -87,7 +87,7 @@ func TestScenarios(t *testing.T) {
 func runScenario(t *testing.T, file string) {
 	s := &scenario{t: t, file: file, state: constitution.MemState{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		// The service's budget: a loaded machine must not fail a sound script.
-		limits: constitution.Limits{Timeout: time.Second},
+		limits: constitution.Limits{Timeout: constitution.MaxTimeout},
 		keys:   map[string]*govreq.Member{}, names: map[string]string{}, props: map[string]string{}}
 	f, err := os.Open(file)
 	if err != nil {
