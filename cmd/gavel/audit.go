@@ -16,6 +16,7 @@ import (
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/audit"
+	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/cose"
 	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/natslog"
@@ -149,6 +150,8 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	data := fs.String("data", "", "a stopped replica's data folder")
 	natsURL := fs.String("nats", "", "a running service's NATS URL")
 	creds := fs.String("creds", "", "NATS credentials (nkey seed or .creds file) for --nats")
+	safety := constitution.DefaultSafetyNet()
+	scriptSafetyFlags(fs, &safety)
 	fs.Usage = func() {
 		fmt.Fprintln(errOut, "usage: gavel audit replay (--data DIR | --nats URL --creds F)")
 		fs.PrintDefaults()
@@ -159,6 +162,9 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	}
 	if (*data == "") == (*natsURL == "") || len(pos) != 0 || (*natsURL != "" && *creds == "") {
 		return usageError(errOut, fs, "give --data DIR, or --nats URL with --creds F")
+	}
+	if err := constitution.CheckSafetyNet(safety); err != nil {
+		return usageError(errOut, fs, "%v", err)
 	}
 	ctx := context.Background()
 	var nc *nats.Conn
@@ -197,6 +203,7 @@ func runReplay(args []string, out, errOut io.Writer) int {
 		return failf(errOut, "read the ledger: %v", err)
 	}
 	r := audit.NewReplayer(verifyStatementAt)
+	r.SetScriptLimits(safety)
 	progress := newProgress(errOut, "replay", last)
 	err = reader.Range(ctx, 1, func(seq uint64, subject string, data []byte) error {
 		progress.set(seq)
@@ -214,6 +221,13 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	}
 	if sum.Entries == 0 {
 		return failf(errOut, "not verified: the ledger is empty")
+	}
+	if len(sum.Inconclusive) > 0 {
+		// No divergence, but some entries a safety net decided: neither
+		// verified nor refuted (the JSON field "inconclusive" lists them).
+		printJSON(out, sum)
+		fmt.Fprintf(errOut, "gavel: inconclusive: %d governance entries were decided by a script safety net (see \"inconclusive\")\n", len(sum.Inconclusive))
+		return exitInconclusive
 	}
 	return printJSON(out, sum)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,7 +193,7 @@ func TestRoundTrip(t *testing.T) {
 
 	// Replay of the stopped replica's folder gives the same summary.
 	svc.r.Close()
-	if again := replaySummary(t, mustRun(t, "audit", "replay", "--data", svc.dataDir)); again != got {
+	if again := replaySummary(t, mustRun(t, "audit", "replay", "--data", svc.dataDir)); !reflect.DeepEqual(again, got) {
 		t.Fatalf("replay of the data folder %+v, over NATS %+v", again, got)
 	}
 
