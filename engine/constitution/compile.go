@@ -124,7 +124,7 @@ func compileModule(name, iife string) (*module, error) {
 		return nil, err
 	}
 	compilations.Add(1)
-	prog, err := goja.Compile(name, "(function ("+exportHook+", __gavel_host, __gavel_max) {\n\"use strict\";\n"+prelude+src+"\n})", false)
+	prog, err := goja.Compile(name, "(function ("+exportHook+") {\n\"use strict\";\n"+src+"\n})", false)
 	if err != nil {
 		return nil, err
 	}

@@ -20,10 +20,11 @@ var hardenProgram = goja.MustCompile("gavel:harden.js", hardenSource, false)
 // driverProgram yields, per sandbox, the one function each call goes
 // through: instantiate the bundle, then call the entry point. One top-level
 // call instead of several saves goja's per-call setup.
-var driverProgram = goja.MustCompile("gavel:driver.js", `(function (exportHook, meter, take) {
+var driverProgram = goja.MustCompile("gavel:driver.js", `(function (exportHook, take) {
 	"use strict";
 	return function drive(factory, maxString, entry, a, b, c, d) {
-		factory(exportHook, meter, maxString);
+		__gavel_begin(maxString);
+		factory(exportHook);
 		const exports = take();
 		if (exports === undefined) throw new TypeError("the module exported nothing");
 		const f = exports[entry];
@@ -53,7 +54,6 @@ type sandbox struct {
 	hostSince atomic.Int64 // start (UnixNano) of host work in progress, or 0
 
 	exportHook goja.Value    // handed to every bundle factory
-	meter      goja.Value    // likewise: the fuel meter (instrument.go)
 	exports    *goja.Object  // what the last instantiated bundle exported
 	driver     goja.Callable // runs a call as one top-level JS call
 	factories  map[*module]goja.Value
@@ -93,7 +93,15 @@ func newSandbox() (sb *sandbox, err error) {
 		sb.exports = c.Argument(0).ToObject(rt)
 		return goja.Undefined()
 	})
-	sb.meter = sb.newMeter()
+	if err := rt.Set("__gavel_host", sb.newMeter()); err != nil {
+		return nil, err
+	}
+	if _, err := rt.RunString(meterSource); err != nil {
+		return nil, err
+	}
+	if err := rt.GlobalObject().Delete("__gavel_host"); err != nil {
+		return nil, err
+	}
 	takeExports := rt.ToValue(func(goja.FunctionCall) goja.Value {
 		if sb.exports == nil {
 			return goja.Undefined()
@@ -105,7 +113,7 @@ func newSandbox() (sb *sandbox, err error) {
 		return nil, err
 	}
 	bind, _ := goja.AssertFunction(driver)
-	bound, err := bind(goja.Undefined(), sb.exportHook, sb.meter, takeExports)
+	bound, err := bind(goja.Undefined(), sb.exportHook, takeExports)
 	if err != nil {
 		return nil, err
 	}

@@ -12,8 +12,13 @@ import {
   NETWORK_PARAMETERS, SERVICE_CONFIG, JS_RUNTIME_OPTIONS, SINGLETON, serviceConfig, activeMemberIds,
 } from "./tables.js";
 
+// The table is built on first use, not at load: gavel instantiates the
+// module for every call, and resolve (the most frequent call) needs none
+// of it.
+let table;
 export function findAction(name) {
-  return Object.hasOwn(actions, name) ? actions[name] : undefined;
+  table ??= actions();
+  return Object.hasOwn(table, name) ? table[name] : undefined;
 }
 
 function checkRemovable(memberId) {
@@ -43,7 +48,7 @@ function checkDeadline(deadline) {
 
 function none() {}
 
-const actions = {
+function actions() { return {
   set_member: {
     validate(args) {
       gavel.pem.certDigestHex(args.cert);
@@ -183,4 +188,4 @@ const actions = {
       gavel.kv.set(JS_RUNTIME_OPTIONS, SINGLETON, { ...gavel.kv.get(JS_RUNTIME_OPTIONS, SINGLETON), ...args });
     },
   },
-};
+}; }
