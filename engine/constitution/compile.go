@@ -28,7 +28,10 @@ var (
 // resolve and apply. It is safe for concurrent use.
 type Constitution struct {
 	hash [32]byte
-	mod  *module
+	// One bundle per entry point: esbuild leaves out what an entry point
+	// does not import, so a call instantiates only the code it can run
+	// (each call still gets a fresh instance).
+	validate, resolve, apply *module
 }
 
 // Hash is the SHA-256 identifying the constitution's sources (the cache key).
@@ -61,15 +64,22 @@ func Compile(files map[string]string) (*Constitution, error) {
 	if c, ok := constitutions.get(h); ok {
 		return c, nil
 	}
-	src, err := bundle(files, entryPoints, false)
-	if err != nil {
+	// The whole set first: every file must bundle, and all three entry
+	// points must be exported.
+	if _, err := bundle(files, entryPoints, false); err != nil {
 		return nil, engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not compile")
 	}
-	mod, err := compileModule("gavel:constitution", src)
-	if err != nil {
-		return nil, engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not compile")
+	var mods [3]*module
+	for i, entry := range entryPoints {
+		src, err := bundle(files, []string{entry}, false)
+		if err != nil {
+			return nil, engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not compile")
+		}
+		if mods[i], err = compileModule("gavel:constitution:"+entry, src); err != nil {
+			return nil, engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not compile")
+		}
 	}
-	return constitutions.add(h, &Constitution{hash: h, mod: mod}), nil
+	return constitutions.add(h, &Constitution{hash: h, validate: mods[0], resolve: mods[1], apply: mods[2]}), nil
 }
 
 // CompileModule compiles a constitution stored as one module (the value of

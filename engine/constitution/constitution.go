@@ -68,7 +68,7 @@ func (sb *sandbox) convert(f func() error) error {
 func (c *Constitution) Validate(env Env, proposalJSON string) (ValidateResult, error) {
 	var out ValidateResult
 	_, err := run(env, invocation{
-		mod:   c.mod,
+		mod:   c.validate,
 		entry: "validate",
 		args:  str(proposalJSON),
 		result: func(sb *sandbox, v goja.Value) error {
@@ -105,7 +105,7 @@ func (c *Constitution) Validate(env Env, proposalJSON string) (ValidateResult, e
 func (c *Constitution) Resolve(env Env, proposalJSON, proposerID string, votes []Vote, proposalID string) (ProposalState, error) {
 	var out ProposalState
 	_, err := run(env, invocation{
-		mod:   c.mod,
+		mod:   c.resolve,
 		entry: "resolve",
 		args: func(rt *goja.Runtime) []goja.Value {
 			list := make([]any, len(votes))
@@ -138,7 +138,7 @@ func (c *Constitution) Resolve(env Env, proposalJSON, proposerID string, votes [
 // through gavel.kv, canonical. Nothing else it does has any effect.
 func (c *Constitution) Apply(env Env, proposalJSON, proposalID string) (engine.WriteSet, error) {
 	ov, err := run(env, invocation{
-		mod:   c.mod,
+		mod:   c.apply,
 		entry: "apply",
 		apply: true,
 		args: func(rt *goja.Runtime) []goja.Value {
