@@ -4,24 +4,31 @@ import (
 	"github.com/dop251/goja"
 )
 
-// newMeter is the host half of the fuel meter, handed to every module
-// instance (instrument.go's prelude); scripts cannot name it.
+// newMeter is the host half of the fuel meter, bound once per sandbox
+// (instrument.go's meterSource); scripts cannot name it.
 func (sb *sandbox) newMeter() goja.Value {
 	rt := sb.rt
 	o := rt.NewObject()
-	_ = o.Set("take", func(c goja.FunctionCall) goja.Value {
-		cur := sb.cur
-		cur.used += cur.given - c.Argument(0).ToInteger()
-		cur.given = 0
-		sb.checkFuel()
-		cur.given = min(fuelChunk, cur.limits.MaxFuel-cur.used)
-		return rt.ToValue(cur.given)
-	})
-	_ = o.Set("tpl", sb.template)
-	_ = o.Set("tooLong", func(c goja.FunctionCall) goja.Value {
-		sb.checkStringLength(c.Argument(0).ToInteger())
+	_ = o.Set("tick", func(goja.FunctionCall) goja.Value {
+		sb.charge(1)
 		return goja.Undefined()
 	})
+	_ = o.Set("tick8", func(goja.FunctionCall) goja.Value {
+		sb.charge(8)
+		return goja.Undefined()
+	})
+	// str charges for a string built by + or +=, and checks its length
+	// before the script can keep it.
+	_ = o.Set("str", func(c goja.FunctionCall) goja.Value {
+		s := c.Argument(0)
+		if str, ok := s.(goja.String); ok {
+			n := int64(str.Length())
+			sb.charge(n / stringUnit)
+			sb.checkStringLength(n)
+		}
+		return s
+	})
+	_ = o.Set("tpl", sb.template)
 	_ = o.Set("key", func(c goja.FunctionCall) goja.Value {
 		k := c.Argument(0)
 		if _, ok := k.(*goja.Object); ok {
@@ -36,20 +43,15 @@ func (sb *sandbox) newMeter() goja.Value {
 func (sb *sandbox) charge(n int64) {
 	if cur := sb.cur; cur != nil && n > 0 {
 		cur.used += n
-		sb.checkFuel()
+		if cur.used > cur.limits.MaxFuel {
+			panic(abortPanic{errBudget(cur.limits)})
+		}
+		sb.checkAbort()
 	}
 }
 
 // chargeSize charges for n code units or bytes walked or built.
 func (sb *sandbox) chargeSize(n int64) { sb.charge(1 + n/stringUnit) }
-
-func (sb *sandbox) checkFuel() {
-	cur := sb.cur
-	if cur.used > cur.limits.MaxFuel {
-		panic(abortPanic{errBudget(cur.limits)})
-	}
-	sb.checkAbort()
-}
 
 // template joins a rewritten template literal's parts: each converted with
 // ToString, the total checked against MaxStringLength before it is built.

@@ -222,7 +222,10 @@ func CertDER(pemText string) ([]byte, error) {
 // run on the rest of this call's budget.
 func (sb *sandbox) checkConstitution(c goja.FunctionCall) goja.Value {
 	src := sb.stringArg(c, 0, "gavel.constitution.check", "source")
-	sb.chargeSize(int64(len(src)) * compileCost)
+	// Compiling (four esbuild passes, three goja compilations) costs
+	// milliseconds whatever the size: charged the same whether or not the
+	// result is cached, so the budget never depends on a cache.
+	sb.charge(compileBase + int64(len(src))*compileCost/stringUnit)
 	cur := sb.cur
 	if cur.env.checking {
 		// Checking a constitution runs its validate, which may check the
@@ -256,8 +259,12 @@ func (sb *sandbox) checkConstitution(c goja.FunctionCall) goja.Value {
 	return goja.Null()
 }
 
-// compileCost is fuel per stringUnit bytes of compiled source.
-const compileCost = 8
+// compileBase and compileCost are the fuel of compiling a constitution:
+// a fixed part and a part per stringUnit bytes of source.
+const (
+	compileBase = 50_000
+	compileCost = 8
+)
 
 // logger converts and charges its arguments whether or not anyone listens,
 // so a call costs the same on the replica and in the auditor.

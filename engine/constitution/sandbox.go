@@ -22,8 +22,8 @@ var hardenProgram = goja.MustCompile("gavel:harden.js", hardenSource, false)
 // call instead of several saves goja's per-call setup.
 var driverProgram = goja.MustCompile("gavel:driver.js", `(function (exportHook, take) {
 	"use strict";
-	return function drive(factory, maxString, entry, a, b, c, d) {
-		__gavel_begin(maxString);
+	return function drive(factory, entry, a, b, c, d) {
+		__gavel_begin();
 		factory(exportHook);
 		const exports = take();
 		if (exports === undefined) throw new TypeError("the module exported nothing");
@@ -71,9 +71,7 @@ type call struct {
 	overlay *overlay
 	random  uint64
 	logged  int
-	// fuel: used is what was charged, given what the module instance holds
-	// of its last chunk (instrument.go).
-	used, given int64
+	used    int64 // fuel charged (fuel.go)
 }
 
 func newSandbox() (sb *sandbox, err error) {
@@ -261,7 +259,7 @@ func run(env Env, inv invocation) (ov *overlay, err error) {
 	defer func() {
 		watch.remove(sb)
 		if env.fuelUsed != nil {
-			*env.fuelUsed += c.used + c.given
+			*env.fuelUsed += c.used
 		}
 		sb.cur = nil
 		sb.exports = nil
@@ -304,7 +302,7 @@ func (sb *sandbox) freshCall(inv invocation) (goja.Value, error) {
 		factory = f
 		sb.factories[inv.mod] = f
 	}
-	args := append([]goja.Value{factory, sb.rt.ToValue(sb.cur.limits.MaxStringLength), sb.rt.ToValue(inv.entry)}, inv.args(sb.rt)...)
+	args := append([]goja.Value{factory, sb.rt.ToValue(inv.entry)}, inv.args(sb.rt)...)
 	return sb.driver(goja.Undefined(), args...)
 }
 
