@@ -72,7 +72,18 @@ func (sb *sandbox) stateFailed(err error) {
 	panic(abortPanic{engine.Wrap(engine.KindInternal, CodeStateReadFailed, err, "reading governance state failed")})
 }
 
+// readable is the one allowlist of tables scripts may read, the same on
+// the replica and in the auditor: the governance tables (ReadablePrefix),
+// never the engine's own (gavel.*) nor the statements index, which an
+// auditor does not keep.
+func (sb *sandbox) readable(table string) {
+	if !strings.HasPrefix(table, ReadablePrefix) {
+		panic(sb.rt.NewTypeError("gavel.kv: only tables named " + ReadablePrefix + "* can be read, not " + table))
+	}
+}
+
 func (sb *sandbox) read(table, key string) (v []byte, ok bool) {
+	sb.readable(table)
 	var err error
 	sb.inHost(func() { v, ok, err = sb.cur.overlay.get(table, key) })
 	if err != nil {
@@ -83,6 +94,7 @@ func (sb *sandbox) read(table, key string) (v []byte, ok bool) {
 }
 
 func (sb *sandbox) list(table string) (entries []entry) {
+	sb.readable(table)
 	var err error
 	sb.inHost(func() { entries, err = sb.cur.overlay.entries(table) })
 	if err != nil {

@@ -203,6 +203,8 @@ func TestHostileScripts(t *testing.T) {
 		{"backtracks catastrophically", `return /^(a+)+(?=c)/.test("a".repeat(40))`, CodeScriptSafetyLimit, quick},
 		{"catches and loops", `for (;;) { try { for (;;) {} } catch (e) {} }`, CodeScriptBudgetExceeded, nil},
 		{"uses eval", `return eval("1") === 1`, CodeScriptThrew, nil},
+		{"reads an engine table", `return gavel.kv.get("gavel.gov.proposals", "x") === undefined`, CodeScriptThrew, nil},
+		{"lists the statements index", `return gavel.kv.keys("gavel.statements").length === 0`, CodeScriptThrew, nil},
 	}
 	e := env(MemState{})
 	e.Limits = limits

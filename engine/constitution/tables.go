@@ -30,6 +30,9 @@ const (
 // WritablePrefix is the prefix of every table gavel.kv.set may write.
 const WritablePrefix = "gov."
 
+// ReadablePrefix is the prefix of every table gavel.kv may read.
+const ReadablePrefix = "gov."
+
 // Member and node states stored by the default constitution.
 const (
 	MemberActive = "Active"
