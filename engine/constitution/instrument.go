@@ -139,7 +139,13 @@ func (in *instrumenter) apply() (string, error) {
 }
 
 func start(n ast.Node) int { return int(n.Idx0()) - 1 }
-func end(n ast.Node) int   { return int(n.Idx1()) - 1 }
+func end(n ast.Node) int {
+	if p, ok := n.(*ast.PrivateDotExpression); ok {
+		// The parser's end of #name leaves out the #.
+		return start(&p.Identifier) + 1 + len(p.Identifier.Name)
+	}
+	return int(n.Idx1()) - 1
+}
 
 // skip moves past white space and comments from i.
 func (in *instrumenter) skip(i int) int {
@@ -227,6 +233,13 @@ func (in *instrumenter) loopBody(body ast.Statement, depth int, tick string) {
 		in.open(start(b)+1, depth, tick)
 		return
 	}
+	if es, ok := body.(*ast.ExpressionStatement); ok {
+		// The parser drops parentheses around the expression: wrap the
+		// expression itself, not the statement.
+		in.open(start(es.Expression), depth, "("+strings.TrimSuffix(tick, ";")+", ")
+		in.close(end(es.Expression), depth, ")")
+		return
+	}
 	in.open(start(body), depth, "{"+tick)
 	in.close(in.stmtEnd(body), depth, "}")
 }
@@ -268,8 +281,13 @@ func (in *instrumenter) walk(v reflect.Value, depth int) {
 func (in *instrumenter) visit(n any, d int) {
 	switch x := n.(type) {
 	case *ast.Identifier:
-		if name := string(x.Name); strings.HasPrefix(name, reservedPrefix) && name != exportHook {
+		name := string(x.Name)
+		if strings.HasPrefix(name, reservedPrefix) && name != exportHook {
 			in.fail("the name %s is reserved: names starting with %s are gavel's", name, reservedPrefix)
+		}
+		if !isASCII(name) {
+			// The parser's end positions of such names are not byte offsets.
+			in.fail("identifiers must be ASCII, not %q", name)
 		}
 	case *ast.NumberLiteral:
 		if _, big := x.Value.(*big.Int); big || strings.HasSuffix(x.Literal, "n") {
@@ -368,14 +386,15 @@ func (in *instrumenter) addAssign(x *ast.AssignExpression, d int) {
 		in.fail("%w: +=", errNotInstrumentable)
 		return
 	}
-	closing := ", " + strCheck + ")"
+	// The right side binds looser than +: parenthesise it (a += b = c).
+	closing := "), " + strCheck + ")"
 	if _, id := x.Left.(*ast.Identifier); !id && in.skip(end(x.Left)) != opAt {
 		in.fail("%w: += to a parenthesised target", errNotInstrumentable)
 		return
 	}
 	switch t := x.Left.(type) {
 	case *ast.Identifier:
-		in.replace(opAt, opAt+2, "= (__gavel_t = "+string(t.Name)+" +")
+		in.replace(opAt, opAt+2, "= (__gavel_t = "+string(t.Name)+" + (")
 		in.close(to, d, closing)
 	case *ast.DotExpression:
 		if _, ok := t.Left.(*ast.SuperExpression); ok {
@@ -389,7 +408,7 @@ func (in *instrumenter) addAssign(x *ast.AssignExpression, d int) {
 		}
 		name := string(t.Identifier.Name)
 		in.open(from, d, "(__gavel_o = ")
-		in.replace(dot-1, opAt+2, ", __gavel_o."+name+" = (__gavel_t = __gavel_o."+name+" +")
+		in.replace(dot-1, opAt+2, ", __gavel_o."+name+" = (__gavel_t = __gavel_o."+name+" + (")
 		in.close(to, d, closing+")")
 	case *ast.PrivateDotExpression:
 		dot := in.skipBack(start(&t.Identifier))
@@ -399,7 +418,7 @@ func (in *instrumenter) addAssign(x *ast.AssignExpression, d int) {
 		}
 		name := "#" + string(t.Identifier.Name)
 		in.open(from, d, "(__gavel_o = ")
-		in.replace(dot-1, opAt+2, ", __gavel_o."+name+" = (__gavel_t = __gavel_o."+name+" +")
+		in.replace(dot-1, opAt+2, ", __gavel_o."+name+" = (__gavel_t = __gavel_o."+name+" + (")
 		in.close(to, d, closing+")")
 	case *ast.BracketExpression:
 		if _, ok := t.Left.(*ast.SuperExpression); ok {
@@ -416,7 +435,7 @@ func (in *instrumenter) addAssign(x *ast.AssignExpression, d int) {
 		}
 		in.open(from, d, "(__gavel_r = __gavel_ref(")
 		in.replace(lb, lb+1, ", ")
-		in.replace(rb, opAt+2, "), __gavel_r.o[__gavel_r.k] = (__gavel_t = __gavel_r.o[__gavel_r.k] +")
+		in.replace(rb, opAt+2, "), __gavel_r.o[__gavel_r.k] = (__gavel_t = __gavel_r.o[__gavel_r.k] + (")
 		in.close(to, d, closing+")")
 	default:
 		in.fail("%w: += to a %T", errNotInstrumentable, x.Left)
@@ -440,4 +459,13 @@ func iifeBody(prog *ast.Program) (*ast.BlockStatement, error) {
 		}
 	}
 	return nil, fmt.Errorf("bundle is not an IIFE")
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
