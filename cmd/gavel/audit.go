@@ -16,6 +16,7 @@ import (
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/audit"
+	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/cose"
 	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/natslog"
@@ -151,6 +152,8 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	natsURL := fs.String("nats", "", "a running service's NATS URL")
 	creds := fs.String("creds", "", "NATS credentials for --nats: an nkey seed such as DATA/nats/auditor.nk (the auditor.json beside it sets the inbox prefix) or a .creds file")
 	serviceCert := fs.String("service-cert", "", "the service certificate genesis must record (optional)")
+	safety := constitution.DefaultSafetyNet()
+	scriptSafetyFlags(fs, &safety)
 	fs.Usage = func() {
 		fmt.Fprintln(errOut, "usage: gavel audit replay (--data DIR | --nats URL --creds F) [--service-cert F]")
 		fs.PrintDefaults()
@@ -161,6 +164,9 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	}
 	if (*data == "") == (*natsURL == "") || len(pos) != 0 || (*natsURL != "" && *creds == "") {
 		return usageError(errOut, fs, "give --data DIR, or --nats URL with --creds F")
+	}
+	if err := constitution.CheckSafetyNet(safety); err != nil {
+		return usageError(errOut, fs, "%v", err)
 	}
 	// A read the credentials do not allow is never answered: the server's
 	// permission violation ends the replay at once, and names itself.
@@ -227,6 +233,7 @@ func runReplay(args []string, out, errOut io.Writer) int {
 			return failf(errOut, "%s: %v", *serviceCert, err)
 		}
 	}
+	r.SetScriptLimits(safety)
 	progress := newProgress(errOut, "replay", last)
 	err = reader.Range(ctx, 1, func(m engine.LedgerMsg) error {
 		progress.set(m.Seq)
@@ -252,6 +259,13 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	}
 	if sum.Entries == 0 {
 		return failf(errOut, "not verified: the ledger is empty")
+	}
+	if len(sum.Inconclusive) > 0 {
+		// No divergence, but some entries a safety net decided: neither
+		// verified nor refuted (the JSON field "inconclusive" lists them).
+		printJSON(out, sum)
+		fmt.Fprintf(errOut, "gavel: inconclusive: %d governance entries were decided by a script safety net (see \"inconclusive\")\n", len(sum.Inconclusive))
+		return exitInconclusive
 	}
 	return printJSON(out, sum)
 }

@@ -16,10 +16,13 @@ import (
 
 // Exit codes shared by every command.
 const (
-	exitOK       = 0
-	exitFailed   = 1 // not verified, refused, or failed: the reason is printed
-	exitUsage    = 2
-	usageSummary = "usage: gavel <command> [flags]; gavel help lists the commands"
+	exitOK     = 0
+	exitFailed = 1 // not verified, refused, or failed: the reason is printed
+	exitUsage  = 2
+	// exitInconclusive: audit replay found no divergence, but some entries
+	// were decided by a script safety net (Summary.Inconclusive).
+	exitInconclusive = 3
+	usageSummary     = "usage: gavel <command> [flags]; gavel help lists the commands"
 )
 
 // command is one (sub)command. Run returns an exit code.

@@ -69,11 +69,10 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&f.fdLimit, "fd-limit", 0, "soft limit of open descriptors (0: raised to the hard limit)")
 	fs.IntVar(&f.maxConns, "max-conns", 0, "open HTTP connections in all (0: half the descriptors free at start, at most 16384)")
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "open HTTP connections from one client address (0: an eighth of --max-conns)")
-	f.scripts = constitution.DefaultLimits()
-	f.scripts.Timeout = replica.DefaultScriptTimeout
-	fs.DurationVar(&f.scripts.Timeout, "script-timeout", f.scripts.Timeout, "wall-clock budget of one constitution or ballot call")
-	fs.IntVar(&f.scripts.MaxCallStackSize, "script-stack", f.scripts.MaxCallStackSize, "deepest JavaScript call nesting")
-	fs.Uint64Var(&f.scripts.MaxHeapGrowth, "script-heap", f.scripts.MaxHeapGrowth, "bytes the heap may grow during one script call")
+	// The script budget is ledger state (set_js_runtime_options); these are
+	// the process's safety nets: tripping one refuses the request.
+	f.scripts = constitution.DefaultSafetyNet()
+	scriptSafetyFlags(fs, &f.scripts)
 }
 
 // seqFlags names the sequencer settings' flags.
@@ -190,6 +189,9 @@ func runServe(args []string, out, errOut io.Writer) int {
 	if len(pos) > 0 {
 		return usageError(errOut, fs, "unexpected arguments %v", pos)
 	}
+	if err := constitution.CheckSafetyNet(f.scripts); err != nil {
+		return usageError(errOut, fs, "%v", err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError(errOut, fs, "bad --log-level %q", f.logLevel)
@@ -297,4 +299,11 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return httpSrv.Shutdown(shutdownCtx)
+}
+
+// scriptSafetyFlags registers the script safety-net flags (serve, audit
+// replay).
+func scriptSafetyFlags(fs *flag.FlagSet, l *constitution.Limits) {
+	fs.DurationVar(&l.Timeout, "script-timeout", l.Timeout, fmt.Sprintf("wall-clock safety net of one constitution or ballot call (%v to %v); the budget itself is ledger state", constitution.MinTimeout, constitution.MaxTimeout))
+	fs.Uint64Var(&l.MaxHeapGrowth, "script-heap", l.MaxHeapGrowth, fmt.Sprintf("heap growth safety net of one script call, bytes (%d to %d)", constitution.MinHeapGrowth, constitution.MaxHeapGrowthCap))
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"crypto"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/constitution"
@@ -40,11 +43,23 @@ type Summary struct {
 	// foreign writes, folded as engine.VoidLeaf and never applied. They
 	// are findings, not divergences: the history around them is whole.
 	VoidEntries []VoidEntry `json:"void_entries"`
+	// Inconclusive lists governance entries whose outcome a safety net
+	// decided (wall-clock or heap: machine-dependent, so neither verified
+	// nor a divergence): an entry an older build recorded with such an
+	// outcome, or one whose re-execution here tripped the auditor's own
+	// safety net. The replay goes on with the recorded writes.
+	Inconclusive []Inconclusive `json:"inconclusive,omitempty"`
 }
 
 // VoidEntry is a void entry the replay found.
 type VoidEntry struct {
 	Seqno  uint64 `json:"seqno"`
+	Reason string `json:"reason"`
+}
+
+// Inconclusive is an entry the replay could neither verify nor refute.
+type Inconclusive struct {
+	TxID   string `json:"txid"`
 	Reason string `json:"reason"`
 }
 
@@ -87,8 +102,9 @@ func (r *Replayer) ExpectServiceCertificate(certPEM []byte) error {
 	return nil
 }
 
-// SetScriptLimits sets the limits for re-executed constitution calls (the
-// service's own, by default DefaultLimits).
+// SetScriptLimits sets the safety net (wall-clock, heap) for re-executed
+// constitution calls; the budget is the ledger's, as in force at each
+// entry.
 func (r *Replayer) SetScriptLimits(l constitution.Limits) { r.limits = l }
 
 func (r *Replayer) apply(ws engine.WriteSet) {
@@ -100,8 +116,14 @@ func (r *Replayer) apply(ws engine.WriteSet) {
 	}
 }
 
+// errInconclusive marks a governance entry a safety net decided.
+type errInconclusive struct{ reason string }
+
+func (e *errInconclusive) Error() string { return e.reason }
+
 // governance re-executes a member's request against the state before it,
-// with the constitution then in force, and compares the write sets.
+// with the constitution and budget then in force, and compares the write
+// sets.
 func (r *Replayer) governance(e *engine.Entry) error {
 	typ := map[engine.EntryKind]govreq.MsgType{
 		engine.KindGovProposal: govreq.MsgProposal, engine.KindGovBallot: govreq.MsgBallot, engine.KindGovWithdrawal: govreq.MsgWithdrawal,
@@ -113,6 +135,9 @@ func (r *Replayer) governance(e *engine.Entry) error {
 	}
 	facts := engine.Facts{TxID: e.TxID(), Time: e.Time()}
 	eff, err := gov.Command(req, r.limits).Execute(r.state, facts)
+	if errors.Is(err, constitution.ErrSafetyLimit) {
+		return &errInconclusive{"re-execution tripped the auditor's script safety net: " + err.Error()}
+	}
 	if err != nil {
 		return fmt.Errorf("re-execution refuses the request: %w", err)
 	}
@@ -120,6 +145,9 @@ func (r *Replayer) governance(e *engine.Entry) error {
 		return fmt.Errorf("the ledger already held this request")
 	}
 	if got := eff.Writes.Canonical(); !got.Equal(e.Writes) {
+		if code := legacySafetyOutcome(e.Writes); code != "" {
+			return &errInconclusive{"the entry records a " + code + " outcome (a wall-clock or heap limit of an older build), which no re-execution can reproduce"}
+		}
 		return fmt.Errorf("write set differs from re-execution: %s", diffWrites(e.Writes, got))
 	}
 	if !bytes.Equal(eff.Result, e.Result) {
@@ -219,7 +247,10 @@ func (r *Replayer) check(seq uint64, subject string, e *engine.Entry) error {
 		if r.serviceKey == nil {
 			return bad("governance before genesis")
 		}
-		if err := r.governance(e); err != nil {
+		var inc *errInconclusive
+		if err := r.governance(e); errors.As(err, &inc) {
+			r.sum.Inconclusive = append(r.sum.Inconclusive, Inconclusive{TxID: tx, Reason: inc.reason})
+		} else if err != nil {
 			return bad("%v", err)
 		}
 		r.sum.Governance++
@@ -306,4 +337,40 @@ func (r *Replayer) statement(e *engine.Entry) error {
 		return fmt.Errorf("recorded answer %q, re-executed %q", e.Result, eff.Result)
 	}
 	return nil
+}
+
+// legacySafetyOutcome names the wall-clock or heap code an older build
+// recorded as a script failure in a proposal written by ws, or "".
+func legacySafetyOutcome(ws engine.WriteSet) string {
+	for _, w := range ws {
+		if w.Table != gov.TableProposals || w.Delete {
+			continue
+		}
+		var p struct {
+			Failure *struct {
+				Reason string `json:"reason"`
+			} `json:"failure"`
+			VoteFailures map[string]struct {
+				Reason string `json:"reason"`
+			} `json:"vote_failures"`
+		}
+		if json.Unmarshal(w.Value, &p) != nil {
+			continue
+		}
+		reasons := []string{}
+		if p.Failure != nil {
+			reasons = append(reasons, p.Failure.Reason)
+		}
+		for _, f := range p.VoteFailures {
+			reasons = append(reasons, f.Reason)
+		}
+		for _, reason := range reasons {
+			for _, code := range []string{constitution.CodeLegacyScriptTimeout, constitution.CodeLegacyScriptMemoryLimit} {
+				if strings.HasPrefix(reason, code+": ") || strings.Contains(reason, ": "+code+": ") {
+					return code
+				}
+			}
+		}
+	}
+	return ""
 }

@@ -23,8 +23,6 @@ const (
 	// exportHook is the parameter the sandbox wraps around every bundle; the
 	// synthesised entry hands the module's exports to it.
 	exportHook = "__gavel_export"
-	// freezeHook receives the bundle's top-level values once it has run.
-	freezeHook = "__gavel_freeze"
 )
 
 // entrySource synthesises the bundle entry: it imports the entry points by

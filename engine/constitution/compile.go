@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"maps"
 	"slices"
-	"strings"
 	"sync/atomic"
 
 	"github.com/dop251/goja"
@@ -29,7 +28,10 @@ var (
 // resolve and apply. It is safe for concurrent use.
 type Constitution struct {
 	hash [32]byte
-	mod  *module
+	// One bundle per entry point: esbuild leaves out what an entry point
+	// does not import, so a call instantiates only the code it can run
+	// (each call still gets a fresh instance).
+	validate, resolve, apply *module
 }
 
 // Hash is the SHA-256 identifying the constitution's sources (the cache key).
@@ -41,11 +43,10 @@ type Ballot struct {
 	mod  *module
 }
 
-// module is a compiled bundle and whether its instances may be reused.
+// module is a compiled, instrumented bundle. The program is immutable and
+// shared; every call instantiates it afresh.
 type module struct {
-	program  *goja.Program
-	reusable atomic.Bool
-	reason   string // why it is not reusable
+	program *goja.Program
 }
 
 // Hash is the SHA-256 of the ballot source.
@@ -63,15 +64,22 @@ func Compile(files map[string]string) (*Constitution, error) {
 	if c, ok := constitutions.get(h); ok {
 		return c, nil
 	}
-	src, err := bundle(files, entryPoints, false)
-	if err != nil {
+	// The whole set first: every file must bundle, and all three entry
+	// points must be exported.
+	if _, err := bundle(files, entryPoints, false); err != nil {
 		return nil, engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not compile")
 	}
-	mod, err := compileModule("gavel:constitution", src)
-	if err != nil {
-		return nil, engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not compile")
+	var mods [3]*module
+	for i, entry := range entryPoints {
+		src, err := bundle(files, []string{entry}, false)
+		if err != nil {
+			return nil, engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not compile")
+		}
+		if mods[i], err = compileModule("gavel:constitution:"+entry, src); err != nil {
+			return nil, engine.Wrap(engine.KindInvalid, CodeConstitutionCompileError, err, "constitution does not compile")
+		}
 	}
-	return constitutions.add(h, &Constitution{hash: h, mod: mod}), nil
+	return constitutions.add(h, &Constitution{hash: h, validate: mods[0], resolve: mods[1], apply: mods[2]}), nil
 }
 
 // CompileModule compiles a constitution stored as one module (the value of
@@ -116,24 +124,21 @@ func CompileBallot(src string) (*Ballot, error) {
 	return ballots.add(h, &Ballot{hash: h, mod: mod}), nil
 }
 
-// compileModule wraps an IIFE bundle into a strict function of the export
-// and freeze hooks: running the program yields the factory, calling the
-// factory instantiates the modules, freezes their top-level values and
-// hands out the exports.
+// compileModule instruments an IIFE bundle (instrument.go) and wraps it
+// into a strict factory of the export hook and the meter: running the
+// program yields the factory, calling the factory instantiates the modules
+// and hands out the exports.
 func compileModule(name, iife string) (*module, error) {
-	shape, err := analyzeBundle(iife)
+	src, err := instrument(iife)
 	if err != nil {
 		return nil, err
 	}
-	src := iife[:shape.insertAt] + freezeHook + "([" + strings.Join(shape.names, ", ") + "]);\n" + iife[shape.insertAt:]
 	compilations.Add(1)
-	prog, err := goja.Compile(name, "(function ("+exportHook+", "+freezeHook+") {\n\"use strict\";\n"+src+"\n})", false)
+	prog, err := goja.Compile(name, "(function ("+exportHook+") {\n\"use strict\";\n"+src+"\n})", false)
 	if err != nil {
 		return nil, err
 	}
-	m := &module{program: prog, reason: shape.reason}
-	m.reusable.Store(shape.reusable)
-	return m, nil
+	return &module{program: prog}, nil
 }
 
 // filesHash is SHA-256 over the sorted (name, content) pairs, each

@@ -19,6 +19,9 @@ type Env struct {
 	Limits Limits
 	// Log, if set, receives console output (at most Limits.MaxLogBytes).
 	Log func(line string)
+
+	fuelUsed *int64 // if set, receives the fuel the call used (nested calls)
+	checking bool   // a CheckRepairable call: gavel.constitution.check only compiles
 }
 
 // Vote is one member's ballot result, as resolve receives it.
@@ -56,7 +59,7 @@ func str(s string) func(*goja.Runtime) []goja.Value {
 func (sb *sandbox) convert(f func() error) error {
 	var err error
 	if ex := sb.rt.Try(func() { err = f() }); ex != nil {
-		return classify(ex)
+		return sb.classify(ex)
 	}
 	return err
 }
@@ -65,7 +68,7 @@ func (sb *sandbox) convert(f func() error) error {
 func (c *Constitution) Validate(env Env, proposalJSON string) (ValidateResult, error) {
 	var out ValidateResult
 	_, err := run(env, invocation{
-		mod:   c.mod,
+		mod:   c.validate,
 		entry: "validate",
 		args:  str(proposalJSON),
 		result: func(sb *sandbox, v goja.Value) error {
@@ -102,7 +105,7 @@ func (c *Constitution) Validate(env Env, proposalJSON string) (ValidateResult, e
 func (c *Constitution) Resolve(env Env, proposalJSON, proposerID string, votes []Vote, proposalID string) (ProposalState, error) {
 	var out ProposalState
 	_, err := run(env, invocation{
-		mod:   c.mod,
+		mod:   c.resolve,
 		entry: "resolve",
 		args: func(rt *goja.Runtime) []goja.Value {
 			list := make([]any, len(votes))
@@ -135,7 +138,7 @@ func (c *Constitution) Resolve(env Env, proposalJSON, proposerID string, votes [
 // through gavel.kv, canonical. Nothing else it does has any effect.
 func (c *Constitution) Apply(env Env, proposalJSON, proposalID string) (engine.WriteSet, error) {
 	ov, err := run(env, invocation{
-		mod:   c.mod,
+		mod:   c.apply,
 		entry: "apply",
 		apply: true,
 		args: func(rt *goja.Runtime) []goja.Value {

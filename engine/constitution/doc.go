@@ -2,14 +2,16 @@
 // governance: it bundles a constitution (ES modules exporting validate,
 // resolve and apply, CCF-style) and ballots (a module exporting vote) with
 // esbuild, compiles them once for goja, and runs each call in a sealed
-// sandbox with the entry's time, a fixed Math.random, no I/O, a time budget,
-// a call-stack limit and memory guards. Scripts see the governance tables
+// sandbox with the entry's time, a fixed Math.random, no I/O, a
+// deterministic budget (fuel, counted by instrumenting the compiled source:
+// instrument.go, fuel.go) and wall-clock and heap safety nets. Scripts see the governance tables
 // through gavel.kv; only apply may write, and its writes are the entry's
 // engine.WriteSet.
 //
 // Isolation: each call instantiates the bundle afresh (module state never
-// outlives a call) inside a pooled goja runtime whose intrinsics, global
-// object and host API are frozen, so one call cannot influence the next.
+// outlives a call; only compiled programs are cached) inside a pooled goja
+// runtime whose intrinsics, global object and host API are frozen, so one
+// call cannot influence the next.
 // See README.md in scripts/constitution for the tables and actions of the
 // default constitution, and Limits for every bound and its trade-off.
 package constitution

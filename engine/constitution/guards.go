@@ -3,6 +3,7 @@ package constitution
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -16,10 +17,7 @@ import (
 // timeout as "no match", so Limits.Timeout is capped below it: the call's
 // own interrupt always lands first and a timed-out match never becomes a
 // result. Go-syntax-compatible expressions use Go's linear-time regexp.
-const regexpTimeout = 2 * time.Second
-
-// maxTimeout is the largest Limits.Timeout honoured (see regexpTimeout).
-const maxTimeout = time.Second
+const regexpTimeout = MaxTimeout + time.Second
 
 func init() {
 	// regexp2 is reached only through goja in gavel.
@@ -53,26 +51,48 @@ func isObject(v goja.Value) bool {
 	return ok
 }
 
+// The checks charge for what was attempted (up to the limit) before they
+// throw, so a script that catches and retries pays for each attempt.
 func (sb *sandbox) checkArrayLength(n int64, what string) {
 	if max := sb.limits().MaxArrayLength; n > int64(max) {
+		sb.charge(1 + int64(max)/elementUnit)
 		sb.throwRange("%s of length %d exceeds the limit of %d elements", what, n, max)
 	}
 }
 
 func (sb *sandbox) checkStringLength(n int64) {
 	if max := sb.limits().MaxStringLength; n > int64(max) {
+		sb.chargeSize(int64(max))
 		sb.throwRange("a string of length %d exceeds the limit of %d", n, max)
 	}
 }
 
-// lengthOf reads `length` of an array-like and checks it.
+// lengthOf reads `length` of an array-like, checks it and charges for
+// walking it.
 func (sb *sandbox) lengthOf(v goja.Value, what string) int64 {
 	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
 		return 0
 	}
 	n := toLength(v.ToObject(sb.rt).Get("length"))
 	sb.checkArrayLength(n, what)
+	sb.charge(1 + n/elementUnit)
 	return n
+}
+
+// elementUnit is how many elements a native builtin walks per unit of fuel.
+const elementUnit = 1
+
+// chargeResult charges for the array or string a builtin returned.
+func (sb *sandbox) chargeResult(v goja.Value) goja.Value {
+	switch x := v.(type) {
+	case goja.String:
+		sb.chargeSize(int64(x.Length()))
+	case *goja.Object:
+		if x.ClassName() == "Array" {
+			sb.charge(1 + toLength(x.Get("length")))
+		}
+	}
+	return v
 }
 
 // str is ECMAScript ToString: goja's Value.ToString returns a primitive,
@@ -160,14 +180,34 @@ func (sb *sandbox) installGuards() error {
 			return orig(c)
 		}
 	}
+	sorting := func(orig nativeFunc) nativeFunc {
+		return func(c goja.FunctionCall) goja.Value {
+			n := sb.lengthOf(c.This, "an array")
+			sb.charge(n * int64(bits.Len64(uint64(n))) / elementUnit)
+			return orig(c)
+		}
+	}
 	for _, m := range []string{"copyWithin", "every", "fill", "filter", "find", "findIndex", "findLast",
 		"findLastIndex", "forEach", "includes", "indexOf", "lastIndexOf", "map", "reduce", "reduceRight",
-		"reverse", "shift", "slice", "some", "sort", "splice", "unshift", "toReversed", "toSorted",
+		"reverse", "shift", "slice", "some", "splice", "unshift", "toReversed",
 		"toSpliced", "with"} {
 		if arrayProto.Get(m) != nil {
 			add(arrayProto, named(m), checkThis)
 		}
 	}
+	for _, m := range []string{"sort", "toSorted"} {
+		if arrayProto.Get(m) != nil {
+			add(arrayProto, named(m), sorting)
+		}
+	}
+	add(arrayProto, named("push"), func(orig nativeFunc) nativeFunc {
+		return func(c goja.FunctionCall) goja.Value {
+			n := toLength(c.This.ToObject(sb.rt).Get("length"))
+			sb.checkArrayLength(n+int64(len(c.Arguments)), "an array")
+			sb.charge(int64(len(c.Arguments)) / elementUnit)
+			return orig(c)
+		}
+	})
 	add(arrayProto, named("concat"), func(orig nativeFunc) nativeFunc {
 		return func(c goja.FunctionCall) goja.Value {
 			total := sb.lengthOf(c.This, "an array")
@@ -179,6 +219,7 @@ func (sb *sandbox) installGuards() error {
 				}
 			}
 			sb.checkArrayLength(total, "a concatenation")
+			sb.charge(total / elementUnit)
 			return orig(c)
 		}
 	})
@@ -188,6 +229,25 @@ func (sb *sandbox) installGuards() error {
 	add(arrayProto, named("toLocaleString"), func(nativeFunc) nativeFunc {
 		return func(c goja.FunctionCall) goja.Value { return sb.join(c, true) }
 	})
+	// %TypedArray%.prototype has its own join: same guard.
+	if tp, err := rt.RunString("Object.getPrototypeOf(Int8Array.prototype)"); err == nil {
+		typed := tp.ToObject(rt)
+		add(typed, named("join"), func(nativeFunc) nativeFunc {
+			return func(c goja.FunctionCall) goja.Value { return sb.join(c, false) }
+		})
+		add(typed, named("toLocaleString"), func(nativeFunc) nativeFunc {
+			return func(c goja.FunctionCall) goja.Value { return sb.join(c, true) }
+		})
+		for _, m := range []string{"every", "fill", "filter", "find", "findIndex", "forEach", "includes",
+			"indexOf", "lastIndexOf", "map", "reduce", "reduceRight", "reverse", "slice", "some", "subarray", "set"} {
+			if typed.Get(m) != nil {
+				add(typed, named(m), checkThis)
+			}
+		}
+		add(typed, named("sort"), sorting)
+	} else {
+		errs = append(errs, err)
+	}
 	add(arrayProto, named("flat"), func(orig nativeFunc) nativeFunc {
 		return func(c goja.FunctionCall) goja.Value {
 			depth := 1.0
@@ -235,7 +295,7 @@ func (sb *sandbox) installGuards() error {
 	// Spreading or destructuring iterates natively: let the watchdog stop it.
 	iterNext := func(orig nativeFunc) nativeFunc {
 		return func(c goja.FunctionCall) goja.Value {
-			sb.checkAbort()
+			sb.charge(8)
 			return orig(c)
 		}
 	}
@@ -274,7 +334,7 @@ func (sb *sandbox) installGuards() error {
 					sb.lengthOf(o, "a string used as an object")
 				}
 			}
-			return orig(c)
+			return sb.chargeResult(orig(c))
 		}
 	}
 	object := global("Object")
@@ -289,6 +349,7 @@ func (sb *sandbox) installGuards() error {
 	add(jsonObj, named("parse"), func(orig nativeFunc) nativeFunc {
 		return func(c goja.FunctionCall) goja.Value {
 			text := sb.str(c.Argument(0))
+			sb.chargeSize(int64(text.Length()))
 			if _, ok := goja.AssertFunction(c.Argument(1)); !ok {
 				return sb.parseJSONText(text.String(), sb.limits().MaxDepth)
 			}
@@ -300,7 +361,7 @@ func (sb *sandbox) installGuards() error {
 	})
 	add(jsonObj, named("stringify"), func(nativeFunc) nativeFunc {
 		return func(c goja.FunctionCall) goja.Value {
-			return sb.stringify(c.Argument(0), c.Argument(1), c.Argument(2))
+			return sb.chargeResult(sb.stringify(c.Argument(0), c.Argument(1), c.Argument(2)))
 		}
 	})
 	if len(errs) > 0 {
@@ -316,12 +377,14 @@ func (sb *sandbox) hostChecks() *goja.Object {
 	_ = o.Set("checkLength", func(c goja.FunctionCall) goja.Value {
 		if a := c.Argument(0); !goja.IsUndefined(a) {
 			sb.checkArrayLength(toLength(a), "a collection")
+			sb.charge(1 + toLength(a)/elementUnit)
 		}
 		return goja.Undefined()
 	})
 	_ = o.Set("checkBytes", func(c goja.FunctionCall) goja.Value {
 		if a := c.Argument(0); !goja.IsUndefined(a) {
 			sb.checkStringLength(toLength(a))
+			sb.chargeSize(toLength(a))
 		}
 		return goja.Undefined()
 	})
@@ -384,6 +447,7 @@ func (sb *sandbox) join(c goja.FunctionCall, locale bool) goja.Value {
 		sb.checkStringLength(size)
 		b.WriteString(s)
 	}
+	sb.chargeSize(size)
 	return b.String()
 }
 

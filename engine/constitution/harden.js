@@ -15,12 +15,14 @@
   });
 
   tameDate();
+  removeBigInt();
+  removeFunctionConstructors();
 
   // Constructors that allocate from a length they are given.
   const OriginalArrayBuffer = ArrayBuffer;
   guardConstructor("ArrayBuffer", (args) => host.checkBytes(args[0]));
   const typedArrays = ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array",
-    "Int32Array", "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"];
+    "Int32Array", "Uint32Array", "Float32Array", "Float64Array"];
   for (const name of typedArrays) {
     guardConstructor(name, (args) => {
       const a = args[0];
@@ -68,12 +70,13 @@
 
   function guardConstructor(name, check) {
     const Target = globalThis[name];
-    const Guarded = new Proxy(Target, {
+    const traps = {
       construct(target, args, newTarget) {
         check(args);
         return construct(target, args, newTarget === Guarded ? target : newTarget);
       },
-    });
+    };
+    const Guarded = new Proxy(Target, traps);
     defineProperty(Target.prototype, "constructor", { value: Guarded, writable: true, enumerable: false, configurable: true });
     defineProperty(globalThis, name, { value: Guarded, writable: true, enumerable: false, configurable: true });
   }
@@ -108,6 +111,30 @@
       }
     }
     for (const o of seen) freeze(o);
+  }
+
+  // BigInt arithmetic runs natively for as long as its operands are large
+  // and cannot be metered: BigInt is not part of gavel's realm (literals
+  // are refused at compile time, instrument.go).
+  function removeBigInt() {
+    for (const name of ["BigInt", "BigInt64Array", "BigUint64Array"]) delete globalThis[name];
+    const dv = DataView.prototype;
+    for (const name of ["getBigInt64", "setBigInt64", "getBigUint64", "setBigUint64"]) delete dv[name];
+  }
+
+  // Code compiled at run time would escape the fuel instrumentation.
+  function removeFunctionConstructors() {
+    const FunctionPrototype = Function.prototype;
+    const noFunction = function Function() { throw new EvalError("the Function constructor is not available"); };
+    defineProperty(noFunction, "prototype", { value: FunctionPrototype, writable: false });
+    const protos = [FunctionPrototype];
+    for (const make of [() => function* () {}, () => async function () {}]) {
+      try { protos.push(getPrototypeOf(make())); } catch (e) { /* not supported by this goja */ }
+    }
+    for (const proto of protos) {
+      defineProperty(proto, "constructor", { value: noFunction, writable: false, enumerable: false, configurable: false });
+    }
+    defineProperty(globalThis, "Function", { value: noFunction, writable: true, enumerable: false, configurable: true });
   }
 
   // Date sees only UTC: local-time methods and parsing would otherwise

@@ -85,7 +85,10 @@ func putJSON(t testing.TB, st MemState, table, key string, v any) {
 	st.Apply(engine.WriteSet{{Table: table, Key: key, Value: b}})
 }
 
-func env(st StateReader) Env { return Env{Time: entryTime, State: st} }
+// env has the widest safety net: a loaded machine must reach the budget.
+func env(st StateReader) Env {
+	return Env{Time: entryTime, State: st, Limits: Limits{Timeout: MaxTimeout}}
+}
 
 func defaultConstitution(t testing.TB) *Constitution {
 	t.Helper()

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"strings"
 
 	"github.com/dop251/goja"
@@ -33,8 +34,12 @@ func (sb *sandbox) installHostAPI() error {
 	sb.method(pemObj, "certDigestHex", sb.certDigestHex)
 	constitution := rt.NewObject()
 	sb.method(constitution, "check", sb.checkConstitution)
-	for name, v := range map[string]*goja.Object{"kv": kv, "schema": schema, "hash": hash, "pem": pemObj, "constitution": constitution} {
-		if err := gavel.DefineDataProperty(name, v, goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE); err != nil {
+	// A fixed order: scripts can list these keys.
+	for _, p := range []struct {
+		name string
+		v    *goja.Object
+	}{{"kv", kv}, {"schema", schema}, {"hash", hash}, {"pem", pemObj}, {"constitution", constitution}} {
+		if err := gavel.DefineDataProperty(p.name, p.v, goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE); err != nil {
 			return err
 		}
 	}
@@ -67,21 +72,39 @@ func (sb *sandbox) stateFailed(err error) {
 	panic(abortPanic{engine.Wrap(engine.KindInternal, CodeStateReadFailed, err, "reading governance state failed")})
 }
 
+// readable is the one allowlist of tables scripts may read, the same on
+// the replica and in the auditor: the governance tables (ReadablePrefix),
+// never the engine's own (gavel.*) nor the statements index, which an
+// auditor does not keep.
+func (sb *sandbox) readable(table string) {
+	if !strings.HasPrefix(table, ReadablePrefix) {
+		panic(sb.rt.NewTypeError("gavel.kv: only tables named " + ReadablePrefix + "* can be read, not " + table))
+	}
+}
+
 func (sb *sandbox) read(table, key string) (v []byte, ok bool) {
+	sb.readable(table)
 	var err error
 	sb.inHost(func() { v, ok, err = sb.cur.overlay.get(table, key) })
 	if err != nil {
 		sb.stateFailed(err)
 	}
+	sb.chargeSize(int64(len(table) + len(key) + len(v)))
 	return v, ok
 }
 
 func (sb *sandbox) list(table string) (entries []entry) {
+	sb.readable(table)
 	var err error
 	sb.inHost(func() { entries, err = sb.cur.overlay.entries(table) })
 	if err != nil {
 		sb.stateFailed(err)
 	}
+	size := int64(0)
+	for _, e := range entries {
+		size += int64(len(e.key) + len(e.value))
+	}
+	sb.chargeSize(size)
 	return entries
 }
 
@@ -141,7 +164,7 @@ func (sb *sandbox) writable(c goja.FunctionCall, fn string) (table, key string) 
 
 func (sb *sandbox) kvSet(c goja.FunctionCall) goja.Value {
 	table, key := sb.writable(c, "gavel.kv.set")
-	text := sb.stringify(c.Argument(2), goja.Undefined(), goja.Undefined())
+	text := sb.chargeResult(sb.stringify(c.Argument(2), goja.Undefined(), goja.Undefined()))
 	if goja.IsUndefined(text) {
 		panic(sb.rt.NewTypeError("gavel.kv.set: the value of " + table + "[" + key + "] has no JSON form"))
 	}
@@ -161,7 +184,7 @@ func (sb *sandbox) schemaValidate(c goja.FunctionCall) goja.Value {
 	if !schemas.Has(name) {
 		panic(sb.rt.NewTypeError("gavel.schema.validate: no schema named " + name))
 	}
-	text := sb.stringify(c.Argument(1), goja.Undefined(), goja.Undefined())
+	text := sb.chargeResult(sb.stringify(c.Argument(1), goja.Undefined(), goja.Undefined()))
 	if goja.IsUndefined(text) {
 		return sb.rt.ToValue("value has no JSON form")
 	}
@@ -173,6 +196,7 @@ func (sb *sandbox) schemaValidate(c goja.FunctionCall) goja.Value {
 
 func (sb *sandbox) sha256Hex(c goja.FunctionCall) goja.Value {
 	s := sb.stringArg(c, 0, "gavel.hash.sha256Hex", "input")
+	sb.chargeSize(int64(len(s)))
 	sum := sha256.Sum256([]byte(s))
 	return sb.rt.ToValue(hex.EncodeToString(sum[:]))
 }
@@ -182,6 +206,7 @@ func (sb *sandbox) sha256Hex(c goja.FunctionCall) goja.Value {
 // certificate.
 func (sb *sandbox) certDigestHex(c goja.FunctionCall) goja.Value {
 	s := sb.stringArg(c, 0, "gavel.pem.certDigestHex", "pem")
+	sb.chargeSize(int64(len(s)))
 	der, err := CertDER(s)
 	if err != nil {
 		panic(sb.rt.NewTypeError("gavel.pem.certDigestHex: " + err.Error()))
@@ -203,22 +228,62 @@ func CertDER(pemText string) ([]byte, error) {
 	return block.Bytes, nil
 }
 
-// checkConstitution returns null if source compiles as a constitution
-// module, else the compiler's message.
+// checkConstitution returns null if source is a constitution that
+// instantiates and keeps governance repairable (CheckRepairable), else a
+// stable reason. Compiling costs fuel by source size; the checking calls
+// run on the rest of this call's budget.
 func (sb *sandbox) checkConstitution(c goja.FunctionCall) goja.Value {
 	src := sb.stringArg(c, 0, "gavel.constitution.check", "source")
+	// Compiling (four esbuild passes, three goja compilations) costs
+	// milliseconds whatever the size: charged the same whether or not the
+	// result is cached, so the budget never depends on a cache.
+	sb.charge(compileBase + int64(len(src))*compileCost/stringUnit)
+	cur := sb.cur
+	if cur.env.checking {
+		// Checking a constitution runs its validate, which may check the
+		// default: one level is enough, and recursion would have no end.
+		var err error
+		sb.inHost(func() { _, err = CompileModule(src) })
+		if err != nil {
+			return sb.rt.ToValue(CodeConstitutionCompileError + ": the constitution does not compile")
+		}
+		return goja.Null()
+	}
+	env := cur.env
+	env.checking = true
+	env.Limits = cur.limits
+	env.Limits.MaxFuel = cur.limits.MaxFuel - cur.used
+	if env.Limits.MaxFuel <= 0 {
+		panic(abortPanic{errBudget(cur.limits)})
+	}
+	var used int64
+	env.fuelUsed = &used
 	var err error
-	sb.inHost(func() { _, err = CompileModule(src) })
+	sb.inHost(func() { err = CheckRepairable(env, src) })
+	sb.charge(used)
 	if err != nil {
-		return sb.rt.ToValue(err.Error())
+		if errors.Is(err, ErrSafetyLimit) || engine.KindOf(err) != engine.KindInvalid {
+			panic(abortPanic{engine.AsError(err)})
+		}
+		e := engine.AsError(err)
+		return sb.rt.ToValue(e.Code + ": " + e.Message)
 	}
 	return goja.Null()
 }
 
+// compileBase and compileCost are the fuel of compiling a constitution:
+// a fixed part and a part per stringUnit bytes of source.
+const (
+	compileBase = 50_000
+	compileCost = 8
+)
+
+// logger converts and charges its arguments whether or not anyone listens,
+// so a call costs the same on the replica and in the auditor.
 func (sb *sandbox) logger(level string) nativeFunc {
 	return func(c goja.FunctionCall) goja.Value {
 		cur := sb.cur
-		if cur == nil || cur.env.Log == nil || cur.logged >= cur.limits.MaxLogBytes {
+		if cur == nil {
 			return goja.Undefined()
 		}
 		parts := make([]string, len(c.Arguments))
@@ -226,6 +291,10 @@ func (sb *sandbox) logger(level string) nativeFunc {
 			parts[i] = a.String()
 		}
 		line := level + ": " + strings.Join(parts, " ")
+		sb.chargeSize(int64(len(line)))
+		if cur.env.Log == nil || cur.logged >= cur.limits.MaxLogBytes {
+			return goja.Undefined()
+		}
 		if room := cur.limits.MaxLogBytes - cur.logged; len(line) > room {
 			line = line[:room] + "…"
 		}

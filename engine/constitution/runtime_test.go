@@ -143,14 +143,37 @@ func TestHostileScripts(t *testing.T) {
 	// Cases that must hit a guard get the longest budget, so that a slow or
 	// busy machine (or the race detector) still reaches the guard; cases
 	// that must time out get a short one.
-	limits := Limits{Timeout: time.Second, MaxHeapGrowth: 64 << 20}
-	quick := &Limits{Timeout: 100 * time.Millisecond, MaxHeapGrowth: 64 << 20}
-	memory := &Limits{Timeout: time.Second, MaxHeapGrowth: 16 << 20}
+	// The budget is small so that even a loaded machine exhausts it long
+	// before the wall-clock safety net: the outcomes are deterministic.
+	limits := Limits{Timeout: MaxTimeout, MaxHeapGrowth: 64 << 20, MaxFuel: 300_000}
+	quick := &Limits{Timeout: 100 * time.Millisecond, MaxHeapGrowth: 64 << 20, MaxFuel: 300_000}
+	memory := &Limits{Timeout: MaxTimeout, MaxHeapGrowth: 16 << 20, MaxFuel: 300_000}
+	// Building strings is cheap per unit: these reach the length limit.
+	strings := &Limits{Timeout: MaxTimeout, MaxHeapGrowth: 256 << 20, MaxFuel: 2_000_000}
 	tests := []struct {
 		name, body, code string
 		limits           *Limits // default: limits
 	}{
-		{"loops forever", `for (;;) {}`, CodeScriptTimeout, quick},
+		{"loops forever", `for (;;) {}`, CodeScriptBudgetExceeded, nil},
+		{"loops forever in a while", `let i = 0; while (true) i++;`, CodeScriptBudgetExceeded, nil},
+		{"loops forever in a do-while", `do {} while (true);`, CodeScriptBudgetExceeded, nil},
+		{"loops with labelled continue", `outer: for (;;) { for (;;) continue outer; }`, CodeScriptBudgetExceeded, nil},
+		{"loops in for-of over a generator", `function* g() { for (;;) yield 1; } for (const x of g()) {}`, CodeScriptBudgetExceeded, nil},
+		{"recurses in arrows across a try", `const f = (n) => { try { return f(n + 1); } catch (e) { return f(n + 1); } }; return f(0);`, CodeScriptStackOverflow, nil},
+		{"uses the Function constructor", `return new Function("for(;;){}")()`, CodeScriptThrew, nil},
+		{"uses a generator's Function constructor", `return new (Object.getPrototypeOf(function* () {}).constructor)("for(;;){}")().next()`, CodeScriptThrew, nil},
+		{"uses BigInt", `return BigInt(1) > 0`, CodeScriptThrew, nil},
+		{"doubles a string by +", `let s = "x"; for (;;) s = s + s;`, CodeScriptThrew, strings},
+		{"doubles a string by += and catches", `let s = "x"; for (;;) { try { s += s; } catch (e) {} }`, CodeScriptBudgetExceeded, nil},
+		{"doubles a property by += and catches", `const o = { s: "x" }; for (;;) { try { o.s += o.s; } catch (e) {} }`, CodeScriptBudgetExceeded, nil},
+		{"doubles an element by += and catches", `const o = ["x"]; for (;;) { try { o[0] += o[0]; } catch (e) {} }`, CodeScriptBudgetExceeded, nil},
+		{"doubles a string by template", "let s = 'x'; for (;;) s = `${s}${s}`;", CodeScriptThrew, strings},
+		{"nests templates over a big string", "const s = 'x'.repeat(1 << 22); return `${s}${s}${s}${s}`.length > 0", CodeScriptThrew, strings},
+		{"joins a typed array with a huge separator", `return new Uint8Array(1 << 18).join("x".repeat(1 << 22)).length > 0`, CodeScriptThrew, strings},
+		{"grows an array by push", `const a = []; for (;;) a.push(a.length);`, CodeScriptThrew, strings},
+		{"grows an array by push and catches", `const a = []; for (;;) { try { a.push(a.length); } catch (e) {} }`, CodeScriptBudgetExceeded, nil},
+		{"lists keys of a large object in a loop", `const o = {}; for (let i = 0; i < 20000; i++) o["k" + i] = i; for (;;) Object.keys(o);`, CodeScriptBudgetExceeded, nil},
+		{"checks fresh constitutions in a loop", "for (let i = 0; ; i++) gavel.constitution.check(`export function validate() { return { valid: true }; } export function resolve() { return \"Accepted\"; } export function apply() { gavel.kv.set(\"gov.constitution\", \"\", ${i}); }`);", CodeScriptBudgetExceeded, nil},
 		{"recurses forever", `function f() { return f() + 1; } return f();`, CodeScriptStackOverflow, nil},
 		{"recurses through a builtin", `function f() { return [1].map(f); } return f();`, CodeScriptStackOverflow, nil},
 		{"throws", `throw new Error("no")`, CodeScriptThrew, nil},
@@ -160,15 +183,15 @@ func TestHostileScripts(t *testing.T) {
 		{"returns undefined", `return`, CodeScriptBadResult, nil},
 		{"returns a Boolean object", `return new Boolean(false)`, CodeScriptBadResult, nil},
 		{"returns an object whose getter loops", `return { get x() { for (;;) {} } }`, CodeScriptBadResult, nil},
-		{"allocates objects without bound", `const a = []; for (;;) a.push({ n: a.length, list: [1, 2, 3] });`, CodeScriptMemoryLimit, memory},
-		{"allocates strings without bound", `const a = []; for (;;) a.push("x".repeat(1 << 10).repeat(1 << 10) + a.length);`, CodeScriptMemoryLimit, memory},
-		{"doubles a string", `let s = "x"; for (;;) s += s;`, CodeScriptMemoryLimit, memory},
+		{"allocates objects without bound", `const a = []; for (;;) a.push({ n: a.length, list: [1, 2, 3] });`, CodeScriptSafetyLimit, memory},
+		{"allocates strings without bound", `const a = []; for (;;) a.push("x".repeat(1 << 10).repeat(1 << 10) + a.length);`, CodeScriptBudgetExceeded, memory},
+		{"doubles a string", `let s = "x"; for (;;) s += s;`, CodeScriptThrew, strings},
 		{"repeats a string", `return "x".repeat(2 ** 30).length > 0`, CodeScriptThrew, nil},
 		{"pads a string", `return "x".padEnd(2 ** 30).length > 0`, CodeScriptThrew, nil},
 		{"fills a sparse array", `const a = []; a.length = 2 ** 32 - 1; a.fill(0); return true`, CodeScriptThrew, nil},
-		{"spreads a sparse array", `const a = []; a.length = 2 ** 32 - 1; return [...a].length > 0`, CodeScriptTimeout, quick},
-		{"joins shared strings", `const s = "x".repeat(1 << 20); return new Array(1 << 12).fill(s).join("").length > 0`, CodeScriptThrew, nil},
-		{"stringifies shared strings", `const s = "x".repeat(1 << 20); return JSON.stringify(new Array(1 << 12).fill(s)).length > 0`, CodeScriptThrew, nil},
+		{"spreads a sparse array", `const a = []; a.length = 2 ** 32 - 1; return [...a].length > 0`, CodeScriptBudgetExceeded, nil},
+		{"joins shared strings", `const s = "x".repeat(1 << 20); return new Array(1 << 12).fill(s).join("").length > 0`, CodeScriptThrew, strings},
+		{"stringifies shared strings", `const s = "x".repeat(1 << 20); return JSON.stringify(new Array(1 << 12).fill(s)).length > 0`, CodeScriptThrew, strings},
 		{"stringifies deep nesting", `let a = []; for (let i = 0; i < 100000; i++) a = [a]; return JSON.stringify(a).length > 0`, CodeScriptThrew, nil},
 		{"parses deep nesting", `return JSON.parse("[".repeat(100000) + "]".repeat(100000)) !== null`, CodeScriptThrew, nil},
 		{"flattens a cycle", `const a = [1]; a.push(a); return a.flat(Infinity).length > 0`, CodeScriptThrew, nil},
@@ -176,10 +199,12 @@ func TestHostileScripts(t *testing.T) {
 		{"builds a huge typed array", `return new Uint8Array(2 ** 31).length > 0`, CodeScriptThrew, nil},
 		{"builds a huge buffer", `return new ArrayBuffer(2 ** 40).byteLength > 0`, CodeScriptThrew, nil},
 		{"fills a Set from a sparse array", `const a = []; a.length = 2 ** 32 - 1; return new Set(a).size > 0`, CodeScriptThrew, nil},
-		{"replaces into a huge string", `const s = "x".repeat(1 << 16); return s.replace(/x/g, "y".repeat(1 << 10)).length > 0`, CodeScriptThrew, nil},
-		{"backtracks catastrophically", `return /^(a+)+(?=c)/.test("a".repeat(40))`, CodeScriptTimeout, quick},
-		{"catches and loops", `for (;;) { try { for (;;) {} } catch (e) {} }`, CodeScriptTimeout, quick},
+		{"replaces into a huge string", `const s = "x".repeat(1 << 16); return s.replace(/x/g, "y".repeat(1 << 10)).length > 0`, CodeScriptBudgetExceeded, strings},
+		{"backtracks catastrophically", `return /^(a+)+(?=c)/.test("a".repeat(40))`, CodeScriptSafetyLimit, quick},
+		{"catches and loops", `for (;;) { try { for (;;) {} } catch (e) {} }`, CodeScriptBudgetExceeded, nil},
 		{"uses eval", `return eval("1") === 1`, CodeScriptThrew, nil},
+		{"reads an engine table", `return gavel.kv.get("gavel.gov.proposals", "x") === undefined`, CodeScriptThrew, nil},
+		{"lists the statements index", `return gavel.kv.keys("gavel.statements").length === 0`, CodeScriptThrew, nil},
 	}
 	e := env(MemState{})
 	e.Limits = limits
@@ -196,7 +221,7 @@ func TestHostileScripts(t *testing.T) {
 			if codeOf(err) != tc.code {
 				t.Fatalf("got %v, want %s", err, tc.code)
 			}
-			if took := time.Since(start); took > 5*time.Second {
+			if took := time.Since(start); took > regexpTimeout+5*time.Second {
 				t.Fatalf("took %v", took)
 			}
 			if ok, err := normal.Vote(e, "{}", "m"); err != nil || !ok {
@@ -319,17 +344,18 @@ func TestOverridesStillWork(t *testing.T) {
 }
 
 func TestModuleStateDoesNotLeak(t *testing.T) {
-	tests := []struct {
-		name, src string
-		reusable  bool
-	}{
-		{"counter", `let n = 0; export function resolve() { n++; return n === 1 ? "Open" : "Accepted"; }`, false},
+	// Each resolve answers from state it left behind in an earlier call;
+	// with a fresh module instance per call every call answers the same.
+	tests := []struct{ name, src string }{
+		{"counter", `let n = 0; export function resolve() { n++; return n === 1 ? "Open" : "Accepted"; }`},
 		{"closure made at load", `const next = (() => { let n = 0; return () => ++n; })();
-			export function resolve() { return next() === 1 ? "Open" : "Accepted"; }`, false},
-		{"map at load", `const seen = new Map(); export function resolve() { seen.set(seen.size, 1); return seen.size === 1 ? "Open" : "Accepted"; }`, false},
-		{"frozen object", `const state = { n: 0 }; export function resolve() { try { state.n++; } catch (e) {} return state.n === 0 ? "Open" : "Accepted"; }`, true},
-		{"function property", `export function resolve() { try { resolve.calls = (resolve.calls || 0) + 1; } catch (e) {} return resolve.calls === undefined ? "Open" : "Accepted"; }`, true},
-		{"class prototype", `class A {} export function resolve() { try { A.prototype.x = 1; } catch (e) {} return new A().x === undefined ? "Open" : "Accepted"; }`, true},
+			export function resolve() { return next() === 1 ? "Open" : "Accepted"; }`},
+		{"map at load", `const seen = new Map(); export function resolve() { seen.set(seen.size, 1); return seen.size === 1 ? "Open" : "Accepted"; }`},
+		{"object", `const state = { n: 0 }; export function resolve() { state.n++; return state.n === 1 ? "Open" : "Accepted"; }`},
+		{"function property", `export function resolve() { resolve.calls = (resolve.calls || 0) + 1; return resolve.calls === 1 ? "Open" : "Accepted"; }`},
+		{"class prototype", `class A {} export function resolve() { const first = new A().x === undefined; A.prototype.x = 1; return first ? "Open" : "Accepted"; }`},
+		{"static private field", `class C { static #n = 0; m() { return ++C.#n; } } export function resolve() { return new C().m() === 1 ? "Open" : "Accepted"; }`},
+		{"static block", `let log = []; class A { static { log.push(1); } } export function resolve() { log.push(2); return log.length === 2 ? "Open" : "Accepted"; }`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -340,59 +366,7 @@ func TestModuleStateDoesNotLeak(t *testing.T) {
 					t.Fatalf("call %d: %v %v", i, s, err)
 				}
 			}
-			if got := c.mod.reusable.Load(); got != tc.reusable {
-				t.Fatalf("reusable = %v (%s), want %v", got, c.mod.reason, tc.reusable)
-			}
 		})
-	}
-}
-
-func TestReuseAnalysis(t *testing.T) {
-	tests := []struct {
-		src      string
-		reusable bool
-	}{
-		{`export function vote() { return true; }`, true},
-		{"// héllo 😀\nconst GREETING = \"grüß 😀\"; export function vote() { return GREETING.length === 7; }", true},
-		{`const T = { a: [1, "x", null, -2, /re/], f() {}, get g() { return 1; } }; class A extends Object { m() {} static s() {} }
-			export function vote() { let x = 0; x++; const o = {}; o.y = 1; return T.a.length === 5 && x === 1; }`, true},
-		{`let n; export function vote() { n = 1; return true; }`, false},
-		{`let n = 0; export function vote() { [n] = [1]; return true; }`, false},
-		{`let n = 0; export function vote() { for (n of [1]); return true; }`, false},
-		{`const t = Date.now(); export function vote() { return t > 0; }`, false},
-		{"const s = `${1}`; export function vote() { return s === \"1\"; }", false},
-		{`const o = { ...{ a: 1 } }; export function vote() { return o.a === 1; }`, false},
-		{`const o = { [Symbol.iterator]: 1 }; export function vote() { return o[Symbol.iterator] === 1; }`, false},
-		{`class A { static x = 1; } export function vote() { return A.x === 1; }`, false},
-		{`let log = []; class A { static { log = [1]; } } export function vote() { return new A() !== null && log.length === 1; }`, false},
-		{`import * as ns from "./x.js"; export function vote() { return true; }`, true}, // the bad import fails compile first
-		{`export function vote() { return true; } if (true) {}`, false},
-	}
-	for _, tc := range tests {
-		out, err := bundle(map[string]string{fileBallot: tc.src}, []string{"vote"}, false)
-		if err != nil {
-			continue // not a ballot at all
-		}
-		shape, err := analyzeBundle(out)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.src, err)
-		}
-		if shape.reusable != tc.reusable {
-			t.Errorf("%s: reusable = %v (%s), want %v", tc.src, shape.reusable, shape.reason, tc.reusable)
-		}
-		if ok, err := ballot(t, tc.src).Vote(env(MemState{}), "{}", "m"); err != nil || !ok {
-			t.Errorf("%s: vote %v %v", tc.src, ok, err)
-		}
-	}
-}
-
-func TestDefaultConstitutionIsReused(t *testing.T) {
-	c := defaultConstitution(t)
-	if _, err := c.Resolve(env(MemState{}), "{}", "m", nil, "p"); err != nil {
-		t.Fatal(err)
-	}
-	if !c.mod.reusable.Load() {
-		t.Fatalf("default constitution is instantiated per call: %s", c.mod.reason)
 	}
 }
 
@@ -590,7 +564,9 @@ func TestHostHelpers(t *testing.T) {
 			gavel.schema.validate("ballot", { ballot: "x" }) === null,
 			gavel.schema.validate("ballot", {}).includes("missing property 'ballot'"),
 			gavel.constitution.check("export function validate() {}") !== null,
-			gavel.constitution.check("export function validate() {} export function resolve() {} export function apply() {}") === null,
+			gavel.constitution.check("export function validate() {} export function resolve() {} export function apply() {}").startsWith("ConstitutionNotRepairable: "),
+			gavel.constitution.check("export function validate() { return { valid: true }; } export function resolve() { return 'Accepted'; } export function apply(p) { gavel.kv.set('gov.constitution', '', JSON.parse(p).actions[0].args.constitution); }") === null,
+			gavel.constitution.check("throw new Error('top'); export function validate() {} export function resolve() {} export function apply() {}") === "ConstitutionNotRepairable: the constitution cannot restore the default: validate: ScriptThrew: Error: top",
 		];
 		let threw = 0;
 		for (const f of [() => gavel.pem.certDigestHex("junk"), () => gavel.schema.validate("nope", {}), () => gavel.kv.get(1, "k")]) {
@@ -609,7 +585,7 @@ func TestConcurrentCalls(t *testing.T) {
 	e := env(stateWithMembers(t, ms))
 	// Eight callers on a shared machine: wall-clock budgets stretch when
 	// there are more calls than cores (see Limits).
-	e.Limits.Timeout = time.Second
+	e.Limits.Timeout = MaxTimeout
 	votes := []Vote{{ms[0].id, true}, {ms[1].id, true}}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)

@@ -3,9 +3,7 @@ package constitution
 import (
 	_ "embed"
 	"fmt"
-	"reflect"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,10 +20,11 @@ var hardenProgram = goja.MustCompile("gavel:harden.js", hardenSource, false)
 // driverProgram yields, per sandbox, the one function each call goes
 // through: instantiate the bundle, then call the entry point. One top-level
 // call instead of several saves goja's per-call setup.
-var driverProgram = goja.MustCompile("gavel:driver.js", `(function (exportHook, freezeHook, take) {
+var driverProgram = goja.MustCompile("gavel:driver.js", `(function (exportHook, take) {
 	"use strict";
 	return function drive(factory, entry, a, b, c, d) {
-		factory(exportHook, freezeHook);
+		__gavel_begin();
+		factory(exportHook);
 		const exports = take();
 		if (exports === undefined) throw new TypeError("the module exported nothing");
 		const f = exports[entry];
@@ -34,16 +33,16 @@ var driverProgram = goja.MustCompile("gavel:driver.js", `(function (exportHook, 
 	};
 })`, false)
 
-// maxFactories bounds each sandbox's caches of bundle factories and reused
-// module instances (objects no script can reach, or frozen).
+// maxFactories bounds each sandbox's cache of bundle factories (functions
+// no script can reach, which hold no state: every call instantiates anew).
 const maxFactories = 512
 
 type nativeFunc = func(goja.FunctionCall) goja.Value
 
 // sandbox is one sealed goja runtime. It runs one call at a time; between
 // calls it holds no state a script can observe or change (the realm is
-// frozen; a module is either instantiated per call or, when analyzeBundle
-// proves it stateless, once and frozen), so any sandbox can serve any call.
+// frozen and every call instantiates its module afresh), so any sandbox can
+// serve any call.
 type sandbox struct {
 	rt    *goja.Runtime
 	cur   *call                        // the running call; nil between calls
@@ -55,14 +54,9 @@ type sandbox struct {
 	hostSince atomic.Int64 // start (UnixNano) of host work in progress, or 0
 
 	exportHook goja.Value    // handed to every bundle factory
-	freezeHook goja.Value    // likewise: deep-freezes the bundle's top-level values
 	exports    *goja.Object  // what the last instantiated bundle exported
-	frozeClean bool          // the last freeze met no state it cannot freeze
-	driver     goja.Callable // runs a fresh-instance call as one top-level JS call
+	driver     goja.Callable // runs a call as one top-level JS call
 	factories  map[*module]goja.Value
-	instances  map[*module]map[string]goja.Callable // reusable modules, instantiated once
-
-	freeze, isFrozen, ownKeys, ownDescriptor nativeFunc // Object.freeze etc., as found at setup
 
 	stringifyJSON nativeFunc // the original JSON.stringify
 	rangeError    *goja.Object
@@ -77,6 +71,7 @@ type call struct {
 	overlay *overlay
 	random  uint64
 	logged  int
+	used    int64 // fuel charged (fuel.go)
 }
 
 func newSandbox() (sb *sandbox, err error) {
@@ -96,15 +91,15 @@ func newSandbox() (sb *sandbox, err error) {
 		sb.exports = c.Argument(0).ToObject(rt)
 		return goja.Undefined()
 	})
-	sb.freezeHook = rt.ToValue(func(c goja.FunctionCall) goja.Value {
-		sb.frozeClean = sb.deepFreeze(c.Argument(0))
-		return goja.Undefined()
-	})
-	object := rt.Get("Object").ToObject(rt)
-	sb.freeze = object.Get("freeze").Export().(nativeFunc)
-	sb.isFrozen = object.Get("isFrozen").Export().(nativeFunc)
-	sb.ownDescriptor = object.Get("getOwnPropertyDescriptor").Export().(nativeFunc)
-	sb.ownKeys = rt.Get("Reflect").ToObject(rt).Get("ownKeys").Export().(nativeFunc)
+	if err := rt.Set("__gavel_host", sb.newMeter()); err != nil {
+		return nil, err
+	}
+	if _, err := rt.RunString(meterSource); err != nil {
+		return nil, err
+	}
+	if err := rt.GlobalObject().Delete("__gavel_host"); err != nil {
+		return nil, err
+	}
 	takeExports := rt.ToValue(func(goja.FunctionCall) goja.Value {
 		if sb.exports == nil {
 			return goja.Undefined()
@@ -116,13 +111,12 @@ func newSandbox() (sb *sandbox, err error) {
 		return nil, err
 	}
 	bind, _ := goja.AssertFunction(driver)
-	bound, err := bind(goja.Undefined(), sb.exportHook, sb.freezeHook, takeExports)
+	bound, err := bind(goja.Undefined(), sb.exportHook, takeExports)
 	if err != nil {
 		return nil, err
 	}
 	sb.driver, _ = goja.AssertFunction(bound)
 	sb.factories = map[*module]goja.Value{}
-	sb.instances = map[*module]map[string]goja.Callable{}
 	if err := sb.installGuards(); err != nil {
 		return nil, err
 	}
@@ -264,6 +258,9 @@ func run(env Env, inv invocation) (ov *overlay, err error) {
 	clean := false
 	defer func() {
 		watch.remove(sb)
+		if env.fuelUsed != nil {
+			*env.fuelUsed += c.used
+		}
 		sb.cur = nil
 		sb.exports = nil
 		if clean && sb.abort.Load() == nil {
@@ -283,64 +280,11 @@ func run(env Env, inv invocation) (ov *overlay, err error) {
 }
 
 func (sb *sandbox) invoke(inv invocation) error {
-	var res goja.Value
-	var err error
-	if fns, ok := sb.reusedInstance(inv.mod); ok {
-		fn, ok := fns[inv.entry]
-		if !ok {
-			return badResult("%s is not an exported function", inv.entry)
-		}
-		res, err = fn(goja.Undefined(), inv.args(sb.rt)...)
-	} else {
-		res, err = sb.freshCall(inv)
-	}
+	res, err := sb.freshCall(inv)
 	if err != nil {
-		return classify(err)
+		return sb.classify(err)
 	}
 	return inv.result(sb, res)
-}
-
-// reusedInstance returns the module's entry points from this sandbox's
-// instance, instantiating it on first use, if the module is reusable.
-func (sb *sandbox) reusedInstance(mod *module) (map[string]goja.Callable, bool) {
-	if !mod.reusable.Load() {
-		return nil, false
-	}
-	if fns, ok := sb.instances[mod]; ok {
-		return fns, true
-	}
-	// Loading a reusable module runs no script code (analyzeBundle), only
-	// work bounded by its size: it is not charged to the call's budget.
-	var err error
-	sb.exports, sb.frozeClean = nil, false
-	sb.inHost(func() {
-		var factory goja.Value
-		if factory, err = sb.rt.RunProgram(mod.program); err != nil {
-			return
-		}
-		instantiate, _ := goja.AssertFunction(factory)
-		_, err = instantiate(goja.Undefined(), sb.exportHook, sb.freezeHook)
-	})
-	if err != nil {
-		panic(classify(err))
-	}
-	if !sb.frozeClean || sb.exports == nil {
-		// Holds state freezing cannot fix: never reuse it (on any replica:
-		// the outcome depends on the code alone).
-		mod.reusable.Store(false)
-		return nil, false
-	}
-	fns := map[string]goja.Callable{}
-	for _, k := range sb.exports.Keys() {
-		if f, ok := goja.AssertFunction(sb.exports.Get(k)); ok {
-			fns[k] = f
-		}
-	}
-	if len(sb.instances) >= maxFactories {
-		clear(sb.instances)
-	}
-	sb.instances[mod] = fns
-	return fns, true
 }
 
 // freshCall instantiates the module and calls the entry point in one
@@ -362,57 +306,6 @@ func (sb *sandbox) freshCall(inv invocation) (goja.Value, error) {
 	return sb.driver(goja.Undefined(), args...)
 }
 
-var proxyType = reflect.TypeOf(goja.Proxy{})
-
-// deepFreeze freezes every object reachable from v that is not frozen yet
-// (intrinsics and the host API are, since harden.js). It reports false if it
-// met state that freezing does not make immutable.
-func (sb *sandbox) deepFreeze(v goja.Value) (clean bool) {
-	clean = true
-	rt := sb.rt
-	seen := map[*goja.Object]bool{}
-	todo := []goja.Value{v}
-	for len(todo) > 0 {
-		o, ok := todo[len(todo)-1].(*goja.Object)
-		todo = todo[:len(todo)-1]
-		if !ok || seen[o] {
-			continue
-		}
-		seen[o] = true
-		if o.ExportType() == proxyType {
-			clean = false // freezing would run its traps; and it forwards to anything
-			continue
-		}
-		switch o.ClassName() {
-		case "Map", "Set", "WeakMap", "WeakSet", "Date", "Promise", "ArrayBuffer", "DataView":
-			clean = false
-		}
-		if sb.isFrozen(goja.FunctionCall{Arguments: []goja.Value{o}}).ToBoolean() {
-			continue
-		}
-		keys := sb.ownKeys(goja.FunctionCall{Arguments: []goja.Value{o}}).(*goja.Object)
-		n := toLength(keys.Get("length"))
-		for i := int64(0); i < n; i++ {
-			d, ok := sb.ownDescriptor(goja.FunctionCall{Arguments: []goja.Value{o, keys.Get(strconv.FormatInt(i, 10))}}).(*goja.Object)
-			if !ok {
-				continue
-			}
-			for _, f := range [...]string{"value", "get", "set"} {
-				if x := d.Get(f); x != nil {
-					todo = append(todo, x)
-				}
-			}
-		}
-		if p := o.Prototype(); p != nil {
-			todo = append(todo, p)
-		}
-		if ex := rt.Try(func() { sb.freeze(goja.FunctionCall{Arguments: []goja.Value{o}}) }); ex != nil {
-			clean = false // e.g. a typed array with elements
-		}
-	}
-	return clean
-}
-
 // recovered maps a panic that escaped goja (an abort from a host check, or
 // a fault inside goja) to a typed error.
 func recovered(r any) *engine.Error {
@@ -422,7 +315,7 @@ func recovered(r any) *engine.Error {
 	case *engine.Error:
 		return v
 	case error:
-		return classify(v)
+		return classify(v, "")
 	default:
 		return engine.Errorf(engine.KindInternal, CodeScriptInternalError, "script runtime panicked: %v", r)
 	}

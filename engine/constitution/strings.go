@@ -18,6 +18,7 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 				if float64(s.Length())*math.Floor(f) > float64(sb.limits().MaxStringLength) {
 					sb.throwRange("repeat would build a string longer than %d", sb.limits().MaxStringLength)
 				}
+				sb.chargeSize(int64(float64(s.Length()) * math.Floor(f)))
 			}
 			return orig(goja.FunctionCall{This: s, Arguments: []goja.Value{count}})
 		}
@@ -28,6 +29,7 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 				s := sb.thisString(c, name)
 				n := c.Argument(0).ToNumber()
 				sb.checkStringLength(toLength(n))
+				sb.chargeSize(toLength(n))
 				return orig(goja.FunctionCall{This: s, Arguments: append([]goja.Value{n}, c.Arguments[min(1, len(c.Arguments)):]...)})
 			}
 		}
@@ -46,6 +48,7 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 				sb.checkStringLength(size)
 				b.WriteString(p)
 			}
+			sb.chargeSize(size)
 			return b.String()
 		}
 	})
@@ -70,6 +73,7 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 					b.WriteString(p)
 				}
 			}
+			sb.chargeSize(size)
 			return b.String()
 		}
 	})
@@ -104,12 +108,27 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 					parts = int64(strings.Count(s.String(), sep.String())) + 1
 				}
 				sb.checkArrayLength(min(parts, limit.ToInteger()), "a split result")
+				sb.chargeSize(int64(s.Length()))
 				return orig(goja.FunctionCall{This: s, Arguments: []goja.Value{sep, limit}})
 			}
 			return orig(goja.FunctionCall{This: s, Arguments: []goja.Value{goja.Undefined(), limit}})
 		}
 	})
 
+	// Matching is charged by input length; a backtracking match (regexp2)
+	// may still run long: the wall-clock safety net refuses it.
+	matching := func(orig nativeFunc) nativeFunc {
+		return func(c goja.FunctionCall) goja.Value {
+			s := sb.str(c.Argument(0))
+			sb.chargeSize(int64(s.Length()))
+			return orig(goja.FunctionCall{This: c.This, Arguments: []goja.Value{s}})
+		}
+	}
+	// exec and test are charged by the whole input: goja converts it at
+	// every call (a global regexp's replace or split calls exec per match).
+	add(regexpProto, named("exec"), matching)
+	add(regexpProto, named("test"), matching)
+	add(regexpProto, methodKey{sym: goja.SymSearch}, matching)
 	add(regexpProto, methodKey{sym: goja.SymReplace}, func(orig nativeFunc) nativeFunc {
 		return func(c goja.FunctionCall) goja.Value {
 			s := sb.str(c.Argument(0))
@@ -124,6 +143,7 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 				limit = int64(toUint32(l))
 			}
 			sb.checkArrayLength(min(limit, int64(s.Length())+1), "a split result")
+			sb.chargeSize(int64(s.Length()))
 			return orig(goja.FunctionCall{This: c.This, Arguments: []goja.Value{s, sb.rt.ToValue(limit)}})
 		}
 	})
@@ -133,6 +153,7 @@ func (sb *sandbox) installStringGuards(stringProto, stringCtor, regexpProto *goj
 			if rx, ok := c.This.(*goja.Object); ok && rx.Get("global").ToBoolean() {
 				sb.checkArrayLength(int64(s.Length())+1, "a global match result")
 			}
+			sb.chargeSize(int64(s.Length()))
 			return orig(goja.FunctionCall{This: c.This, Arguments: []goja.Value{s}})
 		}
 	})
@@ -165,7 +186,7 @@ func (sb *sandbox) meteredReplacer(s goja.String, replaceValue goja.Value) goja.
 	meter := func(r goja.String) goja.String {
 		size += int64(r.Length())
 		sb.checkStringLength(size)
-		sb.checkAbort()
+		sb.chargeSize(int64(r.Length()))
 		return r
 	}
 	if fn, ok := goja.AssertFunction(replaceValue); ok {

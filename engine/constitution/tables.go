@@ -15,6 +15,7 @@ const (
 	TableJSApp             = "gov.js_app"                     // "" → {metadata, modules}
 	TableNetworkParameters = "gov.network_parameters.pending" // "" → {parameters, description, update_deadline, hash}
 	TableServiceConfig     = "gov.service.config"             // "" → {recovery_threshold, max_actions_per_proposal, …}
+	TableJSRuntimeOptions  = "gov.js_runtime_options"         // "" → RuntimeOptions: the deterministic script budget
 )
 
 // Service configuration defaults, used while TableServiceConfig does not
@@ -28,6 +29,9 @@ const (
 
 // WritablePrefix is the prefix of every table gavel.kv.set may write.
 const WritablePrefix = "gov."
+
+// ReadablePrefix is the prefix of every table gavel.kv may read.
+const ReadablePrefix = "gov."
 
 // Member and node states stored by the default constitution.
 const (

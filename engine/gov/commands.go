@@ -104,7 +104,8 @@ type run struct {
 	st     engine.StateReader
 	facts  engine.Facts
 	limits constitution.Limits
-	cfg    Config // the service configuration, read by begin
+	cfg    Config                      // the service configuration, read by begin
+	opts   constitution.RuntimeOptions // the script budget in force, read by begin
 	writes engine.WriteSet
 	// openDelta is how the number of open proposals changes; the count is
 	// kept so that creating a proposal does not scan them.
@@ -141,12 +142,31 @@ func (r *run) beginAs(req VerifiedRequest, activeOnly bool) (replayed []byte, er
 	if r.cfg, err = loadConfig(r.st); err != nil {
 		return nil, err
 	}
+	if r.opts, err = constitution.LoadRuntimeOptions(r.st); err != nil {
+		return nil, err
+	}
 	window := time.Duration(r.cfg.ReplayWindowSeconds) * time.Second
 	return nil, govreq.CheckCreatedAt(req.CreatedAt, r.facts.Time, window)
 }
 
+// env is what scripts run with: the budget from the ledger, the safety
+// net from the command (the process's settings).
 func (r *run) env() constitution.Env {
-	return constitution.Env{Time: r.facts.Time, State: r.st, Limits: r.limits}
+	return constitution.Env{Time: r.facts.Time, State: r.st, Limits: r.opts.Apply(r.limits)}
+}
+
+// refusal reports whether a script error must refuse the request instead
+// of becoming its recorded outcome: a tripped safety net, a storage
+// failure or a fault of gavel is not a result.
+func refusal(err error) bool {
+	return errors.Is(err, constitution.ErrSafetyLimit) || engine.KindOf(err) != engine.KindInvalid
+}
+
+// reason is the recorded text of a script failure: code and message only,
+// never a wrapped cause (compiler text may change between builds).
+func reason(err error) string {
+	e := engine.AsError(err)
+	return e.Code + ": " + e.Message
 }
 
 // finish records the answer under the request's content id, and the new
@@ -192,7 +212,10 @@ func (c Propose) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 	body := string(c.Req.Payload)
 	v, err := con.Validate(r.env(), body)
 	if err != nil {
-		return engine.Effect{}, engine.Wrap(engine.KindInvalid, "ProposalFailedToValidate", err, "validate failed")
+		if refusal(err) {
+			return engine.Effect{}, err
+		}
+		return engine.Effect{}, engine.Errorf(engine.KindInvalid, "ProposalFailedToValidate", "validate failed: %s", reason(err))
 	}
 	if !v.Valid {
 		return engine.Effect{}, engine.Errorf(engine.KindInvalid, "ProposalFailedToValidate", "%s", v.Description)
@@ -201,7 +224,9 @@ func (c Propose) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 		ProposalID: govreq.ProposalID(c.Req.Raw), ProposerID: c.Req.KeyID, State: StateOpen,
 		CreatedTxID: f.TxID.String(), Body: body, Ballots: map[string]string{},
 	}
-	r.progress(con, p, false)
+	if err := r.progress(con, p, false); err != nil {
+		return engine.Effect{}, err
+	}
 	return r.finish(c.Req, p)
 }
 
@@ -235,7 +260,9 @@ func (c Vote) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, err
 		return engine.Effect{}, err
 	}
 	p.Ballots[c.Req.KeyID] = src
-	r.progress(con, p, true)
+	if err := r.progress(con, p, true); err != nil {
+		return engine.Effect{}, err
+	}
 	return r.finish(c.Req, p)
 }
 
@@ -301,10 +328,14 @@ func ballotSource(payload []byte) (string, error) {
 
 // progress re-runs every ballot, resolves, and applies an accepted
 // proposal: CCF's order. A throwing or misbehaving script fails the
-// proposal; it never fails the request.
-func (r *run) progress(con *constitution.Constitution, p *Proposal, wasOpen bool) {
+// proposal; it never fails the request — unless the failure is not a
+// result (refusal): then the request is refused and nothing is written.
+func (r *run) progress(con *constitution.Constitution, p *Proposal, wasOpen bool) error {
 	env := r.env()
-	votes, failures := runBallots(env, p)
+	votes, failures, err := runBallots(env, p)
+	if err != nil {
+		return err
+	}
 	p.BallotCount = len(p.Ballots)
 	p.FinalVotes = map[string]bool{}
 	for _, v := range votes {
@@ -314,11 +345,20 @@ func (r *run) progress(con *constitution.Constitution, p *Proposal, wasOpen bool
 	state, err := con.Resolve(env, p.Body, p.ProposerID, votes, p.ProposalID)
 	switch {
 	case err != nil:
-		p.State, p.Failure = StateFailed, &Failure{Reason: "resolve: " + err.Error()}
+		if refusal(err) {
+			return err
+		}
+		p.State, p.Failure = StateFailed, &Failure{Reason: "resolve: " + reason(err)}
 	case state == constitution.ProposalState(StateAccepted):
 		ws, err := con.Apply(env, p.Body, p.ProposalID)
+		if err == nil {
+			err = checkWrites(env, ws)
+		}
 		if err != nil {
-			p.State, p.Failure = StateFailed, &Failure{Reason: "apply: " + err.Error()}
+			if refusal(err) {
+				return err
+			}
+			p.State, p.Failure = StateFailed, &Failure{Reason: "apply: " + reason(err)}
 			break
 		}
 		p.State = StateAccepted
@@ -333,9 +373,40 @@ func (r *run) progress(con *constitution.Constitution, p *Proposal, wasOpen bool
 		p.State = StateOpen
 	}
 	r.record(p, wasOpen)
+	return nil
 }
 
-func runBallots(env constitution.Env, p *Proposal) ([]constitution.Vote, map[string]VoteFailure) {
+// checkWrites holds an accepted proposal's writes to what the engine
+// itself relies on: a script budget must be in range, and a new
+// constitution must instantiate and keep governance repairable
+// (constitution.CheckRepairable), whatever the constitution in force says.
+func checkWrites(env constitution.Env, ws engine.WriteSet) error {
+	for _, w := range ws {
+		if w.Key != "" || w.Delete && w.Table != constitution.TableConstitution {
+			continue
+		}
+		switch w.Table {
+		case constitution.TableJSRuntimeOptions:
+			if _, err := constitution.ParseRuntimeOptions(w.Value); err != nil {
+				return engine.Errorf(engine.KindInvalid, "InvalidRuntimeOptions", "%v", err)
+			}
+		case constitution.TableConstitution:
+			if w.Delete {
+				return engine.Errorf(engine.KindInvalid, constitution.CodeConstitutionNotRepairable, "the constitution cannot be removed")
+			}
+			src, err := decodeSource(w.Value)
+			if err != nil {
+				return engine.Errorf(engine.KindInvalid, constitution.CodeConstitutionNotRepairable, "the constitution record is not a JSON string")
+			}
+			if err := constitution.CheckRepairable(env, src); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func runBallots(env constitution.Env, p *Proposal) ([]constitution.Vote, map[string]VoteFailure, error) {
 	ids := make([]string, 0, len(p.Ballots))
 	for id := range p.Ballots {
 		ids = append(ids, id)
@@ -352,10 +423,13 @@ func runBallots(env constitution.Env, p *Proposal) ([]constitution.Vote, map[str
 				votes = append(votes, constitution.Vote{MemberID: id, Vote: v})
 				continue
 			}
+			if refusal(err) {
+				return nil, nil, err
+			}
 		}
-		failures[id] = VoteFailure{Reason: err.Error()}
+		failures[id] = VoteFailure{Reason: reason(err)}
 	}
-	return votes, failures
+	return votes, failures, nil
 }
 
 // record writes the proposal and its place in the open index; wasOpen

@@ -23,8 +23,9 @@ type memberRecord struct {
 }
 
 // GenesisWrites are the governance tables of a new service: its members,
-// the constitution module, and the service configuration. The constitution
-// must compile.
+// the constitution module, the service configuration and the script
+// budget (constitution.DefaultRuntimeOptions). The constitution must
+// compile.
 func GenesisWrites(members []InitialMember, constitutionModule string, cfg Config) (engine.WriteSet, error) {
 	if len(members) == 0 {
 		return nil, fmt.Errorf("gov: a service needs at least one member")
@@ -50,9 +51,11 @@ func GenesisWrites(members []InitialMember, constitutionModule string, cfg Confi
 	}
 	src, _ := json.Marshal(constitutionModule)
 	conf, _ := json.Marshal(cfg)
+	opts, _ := json.Marshal(constitution.DefaultRuntimeOptions())
 	ws = append(ws,
 		engine.Write{Table: constitution.TableConstitution, Key: "", Value: src},
 		engine.Write{Table: constitution.TableServiceConfig, Key: "", Value: conf},
+		engine.Write{Table: constitution.TableJSRuntimeOptions, Key: "", Value: opts},
 	)
 	ws = append(ws, constitutionDigestWrites(ws)...)
 	return ws.Canonical(), nil

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/metrics"
 	"slices"
 	"sort"
 	"strings"
@@ -83,14 +84,60 @@ func TestScenarios(t *testing.T) {
 		t.Fatalf("no scenarios: %v", err)
 	}
 	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) { runScenario(t, f) })
+		name := strings.TrimSuffix(filepath.Base(f), ".txt")
+		t.Run(name, func(t *testing.T) {
+			if !strings.HasPrefix(name, "hostile") {
+				runScenario(t, f)
+				return
+			}
+			peak := watchHeap()
+			runScenario(t, f)
+			p := peak()
+			t.Logf("heap peak %d MiB (bound %d MiB)", p>>20, hostileHeapBound>>20)
+			if p > hostileHeapBound {
+				t.Fatalf("the heap peaked at %d MiB running hostile scripts; the bound is %d MiB", p>>20, hostileHeapBound>>20)
+			}
+		})
+	}
+}
+
+// hostileHeapBound is the memory bound stated for hostile scripts: the
+// heap (live and unswept objects) never exceeds it while they run. Each
+// call may grow the heap by the safety net's 256 MiB at most, and a string
+// is checked against max_string_length (4 Mi code units) as it is built.
+const hostileHeapBound = 768 << 20
+
+// watchHeap samples the heap until the returned function is called, which
+// reports the peak.
+func watchHeap() func() uint64 {
+	stop := make(chan struct{})
+	done := make(chan uint64)
+	go func() {
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var peak uint64
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(sample)
+			peak = max(peak, sample[0].Value.Uint64())
+			select {
+			case <-stop:
+				done <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(stop)
+		return <-done
 	}
 }
 
 func runScenario(t *testing.T, file string) {
 	s := &scenario{t: t, file: file, state: constitution.MemState{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		// The service's budget: a loaded machine must not fail a sound script.
-		limits: constitution.Limits{Timeout: time.Second},
+		limits: constitution.Limits{Timeout: constitution.MaxTimeout},
 		keys:   map[string]*govreq.Member{}, names: map[string]string{}, props: map[string]string{}}
 	f, err := os.Open(file)
 	if err != nil {

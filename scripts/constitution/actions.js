@@ -5,16 +5,20 @@
 // it may change between proposal and acceptance, and throws to fail the
 // proposal.
 //
-// Like every top-level value, this table is frozen once the module has
-// loaded, and the module runs no code while loading, so gavel can keep one
-// instance per runtime instead of reloading it for every call.
+// gavel instantiates the module afresh for every call: nothing here
+// survives from one call to the next.
 import {
   MEMBERS, CONSTITUTION, SNP_HOST_DATA, SNP_MEASUREMENTS, NODES, JOIN_POLICY, JS_APP,
-  NETWORK_PARAMETERS, SERVICE_CONFIG, SINGLETON, serviceConfig, activeMemberIds,
+  NETWORK_PARAMETERS, SERVICE_CONFIG, JS_RUNTIME_OPTIONS, SINGLETON, serviceConfig, activeMemberIds,
 } from "./tables.js";
 
+// The table is built on first use, not at load: gavel instantiates the
+// module for every call, and resolve (the most frequent call) needs none
+// of it.
+let table;
 export function findAction(name) {
-  return Object.hasOwn(actions, name) ? actions[name] : undefined;
+  table ??= actions();
+  return Object.hasOwn(table, name) ? table[name] : undefined;
 }
 
 function checkRemovable(memberId) {
@@ -44,7 +48,7 @@ function checkDeadline(deadline) {
 
 function none() {}
 
-const actions = {
+function actions() { return {
   // CCF's arguments. A new member is Accepted until it acknowledges the
   // state digest; an existing one keeps its status.
   set_member: {
@@ -187,4 +191,12 @@ const actions = {
       gavel.kv.set(SERVICE_CONFIG, SINGLETON, { ...serviceConfig(), ...args });
     },
   },
-};
+  // The deterministic script budget (CCF's action name; the schema holds
+  // the ranges, the engine checks them again when the budget is written).
+  set_js_runtime_options: {
+    validate() {},
+    apply(args) {
+      gavel.kv.set(JS_RUNTIME_OPTIONS, SINGLETON, { ...gavel.kv.get(JS_RUNTIME_OPTIONS, SINGLETON), ...args });
+    },
+  },
+}; }

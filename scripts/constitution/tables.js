@@ -11,6 +11,7 @@ export const JOIN_POLICY = "gov.nodes.join_policy";
 export const JS_APP = "gov.js_app";
 export const NETWORK_PARAMETERS = "gov.network_parameters.pending";
 export const SERVICE_CONFIG = "gov.service.config";
+export const JS_RUNTIME_OPTIONS = "gov.js_runtime_options";
 
 export const SINGLETON = "";
 
