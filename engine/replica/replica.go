@@ -24,11 +24,6 @@ import (
 	"github.com/gavelhq/gavel/engine/state"
 )
 
-// DefaultScriptTimeout is the service's budget for one constitution or
-// ballot call: generous, because a wall-clock budget that a loaded machine
-// can overrun fails proposals that a quiet one accepts.
-const DefaultScriptTimeout = time.Second
-
 // MaxEntryBytes is the NATS payload limit of the embedded server: room for
 // the largest request the handlers accept and the entry around it.
 const MaxEntryBytes = 8 << 20
@@ -109,8 +104,13 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		cfg.Now = time.Now
 	}
 	cfg.Sequencer = cfg.Sequencer.WithDefaults()
-	if cfg.ScriptLimits.Timeout <= 0 {
-		cfg.ScriptLimits.Timeout = DefaultScriptTimeout
+	// Scripts' wall-clock and heap limits are safety nets (the budget is
+	// ledger state): unset, they take the same defaults as gavel serve.
+	if net := constitution.DefaultSafetyNet(); cfg.ScriptLimits.Timeout <= 0 {
+		cfg.ScriptLimits.Timeout = net.Timeout
+	}
+	if net := constitution.DefaultSafetyNet(); cfg.ScriptLimits.MaxHeapGrowth == 0 {
+		cfg.ScriptLimits.MaxHeapGrowth = net.MaxHeapGrowth
 	}
 	if cfg.MaxGovRequestBytes <= 0 {
 		cfg.MaxGovRequestBytes = govreq.DefaultMaxSize
