@@ -79,21 +79,21 @@ func TestReplayInAnotherProcess(t *testing.T) {
 	propose := func(body string) string {
 		t.Helper()
 		p, _ := member("alice", 0, "propose", write(body))
-		return p["proposal_id"].(string)
+		return p["proposalId"].(string)
 	}
 
 	for i, src := range hostileBallots {
 		id := propose(fmt.Sprintf(`{"actions":[{"name":"set_service_configuration","args":{"max_open_proposals":%d}}]}`, 2000+i))
 		p, _ := member("bob", 0, "vote", "--proposal", id, "--ballot", write(src))
-		failures, _ := p["vote_failures"].(map[string]any)
+		failures, _ := p["voteFailures"].(map[string]any)
 		if i == len(hostileBallots)-1 {
 			// The static #n counter is fresh at every call: a valid yes.
-			if len(failures) != 0 || p["state"] != "Open" {
+			if len(failures) != 0 || p["proposalState"] != "Open" {
 				t.Fatalf("ballot %d: %v", i, p)
 			}
 			continue
 		}
-		if p["state"] != "Open" || len(failures) != 1 {
+		if p["proposalState"] != "Open" || len(failures) != 1 {
 			t.Fatalf("ballot %d: %v", i, p)
 		}
 	}
@@ -106,12 +106,12 @@ func TestReplayInAnotherProcess(t *testing.T) {
 	// A smaller budget by governance; the auditor must use it from here on.
 	id := propose(`{"actions":[{"name":"set_js_runtime_options","args":{"max_fuel":50000}}]}`)
 	member("alice", 0, "vote", "--proposal", id)
-	if p, _ := member("bob", 0, "vote", "--proposal", id); p["state"] != "Accepted" {
+	if p, _ := member("bob", 0, "vote", "--proposal", id); p["proposalState"] != "Accepted" {
 		t.Fatalf("set_js_runtime_options: %v", p)
 	}
 	id = propose(`{"actions":[{"name":"set_service_configuration","args":{"max_open_proposals":3000}}]}`)
 	p, _ := member("bob", 0, "vote", "--proposal", id, "--ballot", write(`export function vote() { let n = 0; for (let i = 0; i < 100000; i++) n++; return true; }`))
-	if failures, _ := p["vote_failures"].(map[string]any); len(failures) != 1 {
+	if failures, _ := p["voteFailures"].(map[string]any); len(failures) != 1 {
 		t.Fatalf("a ballot over the new budget: %v", p)
 	}
 	srv.stop()
