@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,8 +34,19 @@ func runVerifyReceipt(args []string, out, errOut io.Writer) int {
 	fs := newFlags("audit verify-receipt", errOut)
 	certPath := fs.String("service-cert", "", "the service certificate (PEM)")
 	stPath := fs.String("statement", "", "the signed statement the receipt is for (its claims digest must match)")
+	fs.Bool("json", true, "print JSON (the only format of audit reports)")
 	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: gavel audit verify-receipt --service-cert CERT RECEIPT [--statement FILE]")
+		fmt.Fprint(errOut, `usage: gavel audit verify-receipt --service-cert CERT [--statement FILE] RECEIPT
+
+Verifies a CCF COSE receipt offline. Prints entry_txid (the transaction the
+receipt is for) and signature_txid (the signature entry whose signed root
+its proof leads to).
+
+example:
+  gavel audit verify-receipt --service-cert gavel-data/service_cert.pem --statement st.cose receipt.cose
+
+flags:
+`)
 		fs.PrintDefaults()
 	}
 	pos, code, ok := parseFlags(fs, args)
@@ -68,15 +80,27 @@ func runVerifyReceipt(args []string, out, errOut io.Writer) int {
 	if err != nil {
 		return failf(errOut, "not verified: %v", err)
 	}
-	return printJSON(out, map[string]any{"verified": true, "txid": v.TxID.String(), "root": hex.EncodeToString(v.Root[:])})
+	return printJSON(out, map[string]any{"verified": true, "entry_txid": entryTxID(v.Leaf.CommitEvidence),
+		"signature_txid": v.TxID.String(), "root": hex.EncodeToString(v.Root[:])})
 }
 
 func runVerifyStatement(args []string, out, errOut io.Writer) int {
 	fs := newFlags("audit verify-statement", errOut)
 	certPath := fs.String("service-cert", "", "the service certificate (PEM)")
 	paramsPath := fs.String("service-params", "", "service parameters JSON (a list of service certificates)")
+	fs.Bool("json", true, "print JSON (the only format of audit reports)")
 	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: gavel audit verify-statement (--service-cert CERT | --service-params JSON) FILE")
+		fmt.Fprint(errOut, `usage: gavel audit verify-statement (--service-cert CERT | --service-params JSON) TRANSPARENT_STATEMENT
+
+Verifies a transparent statement (a signed statement with its receipts in
+header 394) offline: the statement's signature and did:x509 issuer, and each
+receipt against the service's keys.
+
+example:
+  gavel audit verify-statement --service-cert gavel-data/service_cert.pem ts.cose
+
+flags:
+`)
 		fs.PrintDefaults()
 	}
 	pos, code, ok := parseFlags(fs, args)
@@ -99,6 +123,8 @@ func runVerifyStatement(args []string, out, errOut io.Writer) int {
 		return failf(errOut, "not verified: %v", err)
 	}
 	type verifiedReceipt struct {
+		EntryTxID string `json:"entry_txid"`
+		// TxID is the signature entry's; named as before for scripts.
 		TxID     string    `json:"txid"`
 		Root     string    `json:"root"`
 		IssuedAt time.Time `json:"iat"`
@@ -111,7 +137,7 @@ func runVerifyStatement(args []string, out, errOut io.Writer) int {
 		Receipts     []verifiedReceipt `json:"receipts"`
 	}{Verified: true, Issuer: res.Statement.Issuer, Subject: res.Statement.Subject, ClaimsDigest: hex.EncodeToString(res.ClaimsDigest[:])}
 	for _, v := range res.Receipts {
-		summary.Receipts = append(summary.Receipts, verifiedReceipt{TxID: v.TxID.String(), Root: hex.EncodeToString(v.Root[:]), IssuedAt: v.IssuedAt})
+		summary.Receipts = append(summary.Receipts, verifiedReceipt{EntryTxID: entryTxID(v.Leaf.CommitEvidence), TxID: v.TxID.String(), Root: hex.EncodeToString(v.Root[:]), IssuedAt: v.IssuedAt})
 	}
 	return printJSON(out, summary)
 }
@@ -151,8 +177,21 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	natsURL := fs.String("nats", "", "a running service's NATS URL")
 	creds := fs.String("creds", "", "NATS credentials (nkey seed or .creds file) for --nats")
 	serviceCert := fs.String("service-cert", "", "the service certificate genesis must record (optional)")
+	verbose := fs.Bool("verbose", false, "on a divergence, also print both full values of the differing key (hex)")
+	fs.Bool("json", true, "print JSON (the only format of audit reports)")
 	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: gavel audit replay (--data DIR | --nats URL --creds F) [--service-cert F]")
+		fmt.Fprint(errOut, `usage: gavel audit replay (--data DIR | --nats URL --creds F) [--service-cert F] [--verbose]
+
+Replays the whole ledger from its first entry and prints a JSON report that
+always has "verified" (true or false). A divergence names the first bad
+txid and, for a write set, the table, the key and a short diff.
+
+example:
+  gavel audit replay --nats "$GAVEL_NATS" --creds gavel-data/nats/client.nk
+  gavel audit replay --data gavel-data          # a stopped replica
+
+flags:
+`)
 		fs.PrintDefaults()
 	}
 	pos, code, ok := parseFlags(fs, args)
@@ -229,16 +268,39 @@ func runReplay(args []string, out, errOut io.Writer) int {
 	}
 	var div *audit.Divergence
 	if errors.As(err, &div) {
-		printJSON(out, map[string]any{"verified": false, "first_bad_txid": div.TxID, "reason": div.Reason, "checked": sum})
+		report := map[string]any{"verified": false, "first_bad_txid": div.TxID, "reason": div.Reason, "checked": sum}
+		if m := div.Mismatch; m != nil {
+			report["table"], report["key"] = m.Table, m.Key
+			report["diff"] = audit.ShortDiff(m.Recorded, m.Recomputed)
+			if *verbose {
+				report["recorded"], report["recomputed"] = hex.EncodeToString(m.Recorded), hex.EncodeToString(m.Recomputed)
+			}
+		}
+		printJSON(out, report)
 		return failf(errOut, "not verified: %v", div)
 	}
 	if err != nil {
 		return failf(errOut, "replay: %v", err)
 	}
 	if sum.Entries == 0 {
+		printJSON(out, map[string]any{"verified": false, "reason": "the ledger is empty", "checked": sum})
 		return failf(errOut, "not verified: the ledger is empty")
 	}
-	return printJSON(out, sum)
+	return printJSON(out, struct {
+		Verified bool `json:"verified"`
+		audit.Summary
+	}{true, sum})
+}
+
+// entryTxID is the transaction a receipt's leaf is for, read from its
+// commit evidence "ce:<view>.<seqno>:<nonce>".
+func entryTxID(ce string) string {
+	rest, ok := strings.CutPrefix(ce, "ce:")
+	if !ok {
+		return ""
+	}
+	tx, _, _ := strings.Cut(rest, ":")
+	return tx
 }
 
 // verifyStatementAt re-runs a registration's stateless checks as of the

@@ -123,8 +123,8 @@ func TestUsageErrors(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	// No command at all is a usage error that still lists the commands.
-	if code, out, _ := run(); code != exitUsage || !strings.Contains(out, "audit replay") {
-		t.Fatalf("no command: exit %d, %q", code, out)
+	if code, out, errOut := run(); code != exitUsage || out != "" || !strings.Contains(errOut, "audit replay") {
+		t.Fatalf("no command: exit %d, %q, %q", code, out, errOut)
 	}
 	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
 		code, out, _ := run(args...)

@@ -123,12 +123,13 @@ func TestRoundTrip(t *testing.T) {
 	rcpt := writeFile(t, dir, "receipt.cose", []byte(mustRun(t, "receipt", "--url", svc.url, "--txid", reg.TxID)))
 
 	var ver struct {
-		Verified bool   `json:"verified"`
-		TxID     string `json:"txid"`
-		Root     string `json:"root"`
+		Verified  bool   `json:"verified"`
+		EntryTxID string `json:"entry_txid"`
+		TxID      string `json:"signature_txid"`
+		Root      string `json:"root"`
 	}
 	out := mustRun(t, "audit", "verify-receipt", "--service-cert", svc.cert, rcpt, "--statement", stFile)
-	if err := json.Unmarshal([]byte(out), &ver); err != nil || !ver.Verified || len(ver.Root) != 64 {
+	if err := json.Unmarshal([]byte(out), &ver); err != nil || !ver.Verified || len(ver.Root) != 64 || ver.EntryTxID != tx.String() {
 		t.Fatalf("verify-receipt printed %s", out)
 	}
 	if sig, err := engine.ParseTxID(ver.TxID); err != nil || sig.Seqno <= tx.Seqno {
@@ -292,9 +293,12 @@ func appendToLedger(t *testing.T, dataDir, subject string, data []byte) {
 
 func replaySummary(t *testing.T, out string) audit.Summary {
 	t.Helper()
-	var s audit.Summary
-	if err := json.Unmarshal([]byte(out), &s); err != nil {
-		t.Fatalf("%v: %s", err, out)
+	var s struct {
+		Verified *bool `json:"verified"`
+		audit.Summary
 	}
-	return s
+	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Verified == nil || !*s.Verified {
+		t.Fatalf("a verified replay must say \"verified\": true (%v): %s", err, out)
+	}
+	return s.Summary
 }

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 
 	"github.com/gavelhq/gavel/engine"
@@ -20,6 +21,9 @@ import (
 type Divergence struct {
 	TxID   string // the first bad transaction (or "seq N" when undecodable)
 	Reason string
+	// Mismatch is set when a write set differs from its re-execution: the
+	// table, the key and both full values.
+	Mismatch *WriteSetMismatch
 }
 
 func (d *Divergence) Error() string { return fmt.Sprintf("divergence at %s: %s", d.TxID, d.Reason) }
@@ -120,7 +124,7 @@ func (r *Replayer) governance(e *engine.Entry) error {
 		return fmt.Errorf("the ledger already held this request")
 	}
 	if got := eff.Writes.Canonical(); !got.Equal(e.Writes) {
-		return fmt.Errorf("write set differs from re-execution: %s", diffWrites(e.Writes, got))
+		return fmt.Errorf("write set differs from re-execution: %w", diffWrites(e.Writes, got))
 	}
 	if !bytes.Equal(eff.Result, e.Result) {
 		return fmt.Errorf("recorded answer %s, re-executed %s", e.Result, eff.Result)
@@ -171,7 +175,13 @@ func (r *Replayer) AddAuthenticated(seq uint64, subject string, data []byte) err
 func (r *Replayer) check(seq uint64, subject string, e *engine.Entry) error {
 	tx := e.TxID().String()
 	bad := func(format string, args ...any) error {
-		return &Divergence{TxID: tx, Reason: fmt.Sprintf(format, args...)}
+		d := &Divergence{TxID: tx, Reason: fmt.Sprintf(format, args...)}
+		for _, a := range args {
+			if err, ok := a.(error); ok {
+				errors.As(err, &d.Mismatch)
+			}
+		}
+		return d
 	}
 	if e.Seqno != seq {
 		return bad("entry says seqno %d but sits at stream sequence %d", e.Seqno, seq)
@@ -300,7 +310,7 @@ func (r *Replayer) statement(e *engine.Entry) error {
 		return fmt.Errorf("claims digest %x, recomputed %x", e.ClaimsDigest, eff.ClaimsDigest)
 	}
 	if got := eff.Writes.Canonical(); !got.Equal(e.Writes) {
-		return fmt.Errorf("write set differs from re-execution: %s", diffWrites(e.Writes, got))
+		return fmt.Errorf("write set differs from re-execution: %w", diffWrites(e.Writes, got))
 	}
 	if !bytes.Equal(eff.Result, e.Result) {
 		return fmt.Errorf("recorded answer %q, re-executed %q", e.Result, eff.Result)
