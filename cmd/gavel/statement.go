@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -85,7 +86,14 @@ func runStatementRegister(args []string, out, errOut io.Writer) int {
 	// scitt-ccf-ledger's registration: an operation, polled until the
 	// entry's receipt can be had.
 	tx, err := client.New(*url, client.WithHTTPClient(httpClient)).RegisterAndWait(context.Background(), st, *wait)
-	if err != nil {
+	var amb *client.AmbiguousError
+	switch {
+	case errors.As(err, &amb) && amb.Landed:
+		// The answer was lost, the registration was not.
+		fmt.Fprintf(errOut, "gavel: the service's answer was lost (%v); the statement is registered\n", amb.Cause)
+	case errors.As(err, &amb):
+		return failf(errOut, "not registered: the service's answer was lost (%v) and it holds no statement with this claims digest", amb.Cause)
+	case err != nil:
 		return failf(errOut, "registration refused: %v", err)
 	}
 	b, _ := json.Marshal(map[string]string{"txid": tx})

@@ -97,6 +97,19 @@ func (r *Replica) signedRoot(sig state.SignatureRecord) (engine.Digest, error) {
 	return root, nil
 }
 
+// StatementByClaimsDigest finds a statement's latest registration.
+func (r *Replica) StatementByClaimsDigest(ctx context.Context, d engine.Digest) (engine.TxID, bool, error) {
+	seq, ok, err := r.store.StatementByClaimsDigest(d)
+	if err != nil || !ok {
+		return engine.TxID{}, false, err
+	}
+	rec, ok, err := r.store.Leaf(seq)
+	if err != nil || !ok {
+		return engine.TxID{}, false, err
+	}
+	return engine.TxID{View: rec.View, Seqno: seq}, true, nil
+}
+
 // TransparentStatement returns a registered statement with its receipt.
 func (r *Replica) TransparentStatement(ctx context.Context, tx engine.TxID) ([]byte, error) {
 	leaf, err := r.leaf(tx)
