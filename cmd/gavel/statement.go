@@ -28,10 +28,6 @@ func runStatementSign(args []string, out, errOut io.Writer) int {
 	issuer := fs.String("issuer", "", "did:x509 issuer that the chain satisfies")
 	subject := fs.String("subject", "", "the statement's subject (CWT sub)")
 	contentType := fs.String("content-type", "application/octet-stream", "the payload's content type")
-	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: gavel statement sign --key K --chain CHAIN.pem --issuer DID --subject S [--content-type T] PAYLOAD")
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -68,16 +64,12 @@ func runStatementRegister(args []string, out, errOut io.Writer) int {
 	fs := newFlags("statement register", errOut)
 	url := fs.String("url", "http://127.0.0.1:8080", "the service's HTTP address")
 	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the operation to succeed")
-	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: gavel statement register --url U [--wait D] FILE")
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		return usageError(errOut, fs, "one statement FILE is required")
+		return usageError(errOut, fs, "one STATEMENT file is required")
 	}
 	st, err := readInput(pos[0])
 	if err != nil {
