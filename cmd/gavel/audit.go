@@ -76,11 +76,23 @@ flags:
 		}
 		want = &cd
 	}
+	if receipt.IsSignatureReceipt(rcpt) {
+		// A signature entry's receipt: its own signature over its root.
+		if want != nil {
+			return failf(errOut, "not verified: this is the receipt of a signature entry, which holds no statement")
+		}
+		v, err := verifySignatureReceipt(keys, rcpt)
+		if err != nil {
+			return failf(errOut, "not verified: %v", err)
+		}
+		return printJSON(out, map[string]any{"verified": true, "kind": "signature", "entry_txid": v.TxID.String(),
+			"signature_txid": v.TxID.String(), "root": hex.EncodeToString(v.Root[:])})
+	}
 	v, err := verifyReceipt(keys, rcpt, want)
 	if err != nil {
 		return failf(errOut, "not verified: %v", err)
 	}
-	return printJSON(out, map[string]any{"verified": true, "entry_txid": entryTxID(v.Leaf.CommitEvidence),
+	return printJSON(out, map[string]any{"verified": true, "kind": "inclusion", "entry_txid": entryTxID(v.Leaf.CommitEvidence),
 		"signature_txid": v.TxID.String(), "root": hex.EncodeToString(v.Root[:])})
 }
 
@@ -157,6 +169,25 @@ func verifyReceipt(keys receipt.KeySet, rcpt []byte, want *engine.Digest) (*rece
 		return receipt.VerifyWithClaimsDigest(rcpt, key, *want)
 	}
 	return receipt.Verify(rcpt, key)
+}
+
+// verifySignatureReceipt checks a signature entry's receipt against the
+// service key its kid names.
+func verifySignatureReceipt(keys receipt.KeySet, rcpt []byte) (*receipt.Verified, error) {
+	m, err := cose.DecodeSign1(rcpt)
+	if err != nil {
+		return nil, err
+	}
+	phdr, err := m.ProtectedHeader()
+	if err != nil {
+		return nil, err
+	}
+	kid, _, _ := phdr.Bytes(cose.LabelKID)
+	key, ok := keys.Lookup(kid)
+	if !ok {
+		return nil, engine.Errorf(engine.KindInvalid, receipt.CodeUnknownServiceKey, "receipt kid %q is not a key of this service", kid)
+	}
+	return receipt.VerifySignatureReceipt(rcpt, key)
 }
 
 func loadServiceKeys(certPath, paramsPath string) (receipt.KeySet, error) {

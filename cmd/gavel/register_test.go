@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -160,4 +161,54 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestSignatureEntryReceipt: on a quiet service, the last signature entry,
+// which /node/network names as signed, has its receipt at once (no later
+// signature will come), and it verifies as that signature entry's.
+func TestSignatureEntryReceipt(t *testing.T) {
+	svc := startService(t)
+	dir := t.TempDir()
+	mustRun(t, "statement", "issuer", "--out", dir)
+	did := strings.TrimSpace(string(must(readInput(filepath.Join(dir, "did.txt")))))
+	st := writeFile(t, dir, "st.cose", []byte(mustRun(t, "statement", "sign", "--key", filepath.Join(dir, "key.pem"),
+		"--chain", filepath.Join(dir, "chain.pem"), "--issuer", did, "--subject", "s", writeFile(t, dir, "p.txt", []byte("p")))))
+	mustRun(t, "statement", "register", "--url", svc.url, st)
+	meta := svc.settled(t)
+
+	resp, err := http.Get(svc.url + "/node/network")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var network struct {
+		LastSigned string `json:"last_signed_txid"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&network)
+	resp.Body.Close()
+	if err != nil || !strings.HasSuffix(network.LastSigned, "."+strconv.FormatUint(meta.LastSignature, 10)) {
+		t.Fatalf("/node/network last_signed_txid %q (%v), store %+v", network.LastSigned, err, meta)
+	}
+	// No waiting: a pending answer would fail at once.
+	rcpt := writeFile(t, dir, "sig.receipt", []byte(mustRun(t, "receipt", "--url", svc.url, "--txid", network.LastSigned, "--wait", "0s")))
+	var v struct {
+		Verified  bool   `json:"verified"`
+		Kind      string `json:"kind"`
+		EntryTxID string `json:"entry_txid"`
+		SigTxID   string `json:"signature_txid"`
+		Root      string `json:"root"`
+	}
+	out := mustRun(t, "audit", "verify-receipt", "--service-cert", svc.cert, rcpt)
+	root, _ := svc.r.Store().RootAt(meta.LastSignature)
+	if err := json.Unmarshal([]byte(out), &v); err != nil || !v.Verified || v.Kind != "signature" ||
+		v.EntryTxID != network.LastSigned || v.SigTxID != network.LastSigned || v.Root != hex.EncodeToString(root[:]) {
+		t.Fatalf("verify-receipt: %s", out)
+	}
+	// It proves no statement.
+	if code, _, errOut := run("audit", "verify-receipt", "--service-cert", svc.cert, "--statement", st, rcpt); code != exitFailed || !strings.Contains(errOut, "signature entry") {
+		t.Fatalf("a signature receipt for a statement: exit %d, %q", code, errOut)
+	}
+	// And against another service it does not verify.
+	if code, _, _ := run("audit", "verify-receipt", "--service-cert", writeServiceCert(t, dir), rcpt); code != exitFailed {
+		t.Fatalf("another service's certificate: exit %d", code)
+	}
 }

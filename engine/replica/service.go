@@ -45,6 +45,9 @@ func (r *Replica) Receipt(ctx context.Context, tx engine.TxID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if leaf.Kind == engine.KindSignature {
+		return r.signatureReceipt(tx)
+	}
 	sig, ok, err := r.store.SignatureCovering(tx.Seqno)
 	if err != nil {
 		return nil, err
@@ -74,6 +77,26 @@ func (r *Replica) Receipt(ctx context.Context, tx engine.TxID) ([]byte, error) {
 		return nil, engine.Errorf(engine.KindInternal, "ReceiptSelfCheckFailed", "receipt for %s does not lead to the root signed at %d.%d (%v)", tx, sig.View, sig.Seqno, err)
 	}
 	return rcpt, nil
+}
+
+// signatureReceipt is a signature entry's receipt: its own signature with
+// the root it signs (receipt.BuildSignatureReceipt). No later signature is
+// needed, so it is served as soon as the entry is committed: the cover
+// search below would find only later signatures, and a quiet service
+// makes none.
+func (r *Replica) signatureReceipt(tx engine.TxID) ([]byte, error) {
+	sig, ok, err := r.store.SignatureCovering(tx.Seqno - 1) // the first at seqno ≥ tx.Seqno: itself
+	if err != nil {
+		return nil, err
+	}
+	if !ok || sig.Seqno != tx.Seqno {
+		return nil, engine.Errorf(engine.KindInternal, "InternalError", "signature entry %s has no signature record", tx)
+	}
+	root, err := r.signedRoot(sig)
+	if err != nil {
+		return nil, err
+	}
+	return receipt.BuildSignatureReceipt(sig.COSE, root)
 }
 
 // signedRoot is the Merkle root a signature entry signs, its signature
