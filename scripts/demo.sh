@@ -26,9 +26,8 @@ echo "release 1.2.3 of the demo" >"$work/payload.txt"
   --subject demo/release --content-type text/plain "$work/payload.txt" >"$work/statement.cose"
 
 step "register it (an operation, polled until its receipt exists) and fetch its receipt"
-reg=$("$g" statement register --url "$url" "$work/statement.cose")
-echo "$reg"
-txid=$(echo "$reg" | sed -E 's/.*"txid":"([^"]+)".*/\1/')
+txid=$("$g" statement register --url "$url" "$work/statement.cose")
+echo "registered as $txid"
 "$g" receipt --url "$url" --txid "$txid" >"$work/receipt.cose"
 "$g" audit verify-receipt --service-cert "$work/data/service_cert.pem" "$work/receipt.cose" --statement "$work/statement.cose"
 curl -sf "$url/entries/$txid/statement" >"$work/transparent.cose"

@@ -100,7 +100,7 @@ func TestRegisterResolvesResetConnection(t *testing.T) {
 	proxy.resetRegistration.Store(true)
 
 	st := sign("a", "lost answer")
-	code, out, errOut := run("statement", "register", "--url", proxy.url(), st)
+	code, out, errOut := run("statement", "register", "--url", proxy.url(), "--json", st)
 	var reg struct{ TxID string }
 	if code != exitOK || json.Unmarshal([]byte(out), &reg) != nil || reg.TxID == "" || !strings.Contains(errOut, "answer was lost") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)

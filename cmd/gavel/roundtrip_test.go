@@ -113,7 +113,7 @@ func TestRoundTrip(t *testing.T) {
 	var reg struct {
 		TxID string `json:"txid"`
 	}
-	if err := json.Unmarshal([]byte(mustRun(t, "statement", "register", "--url", svc.url, stFile)), &reg); err != nil {
+	if err := json.Unmarshal([]byte(mustRun(t, "statement", "register", "--url", svc.url, "--json", stFile)), &reg); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := engine.ParseTxID(reg.TxID)

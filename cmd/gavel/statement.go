@@ -17,7 +17,7 @@ import (
 
 func init() {
 	register("statement sign", "sign a payload as a COSE signed statement (to stdout)", runStatementSign)
-	register("statement register", "register a signed statement; prints JSON with its txid", runStatementRegister)
+	register("statement register", "register a signed statement; prints its txid once a signature covers it", runStatementRegister)
 	register("receipt", "fetch the COSE receipt of a transaction (to stdout)", runReceipt)
 }
 
@@ -64,6 +64,7 @@ func runStatementRegister(args []string, out, errOut io.Writer) int {
 	fs := newFlags("statement register", errOut)
 	url := fs.String("url", "http://127.0.0.1:8080", "the service's HTTP address")
 	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the operation to succeed")
+	asJSON := fs.Bool("json", false, `print {"txid": …} instead of the txid alone`)
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -88,8 +89,12 @@ func runStatementRegister(args []string, out, errOut io.Writer) int {
 	case err != nil:
 		return failf(errOut, "registration refused: %v", err)
 	}
-	b, _ := json.Marshal(map[string]string{"txid": tx})
-	fmt.Fprintf(out, "%s\n", b)
+	if *asJSON {
+		b, _ := json.Marshal(map[string]string{"txid": tx})
+		fmt.Fprintf(out, "%s\n", b)
+		return exitOK
+	}
+	fmt.Fprintln(out, tx)
 	return exitOK
 }
 
