@@ -35,8 +35,7 @@ curl -sf "$url/entries/$txid/statement" >"$work/transparent.cose"
 
 step "govern: member0 adds a second member (CCF's governance API, api-version 2024-07-01)"
 "$g" member keygen --out "$work/keys" --name alice >/dev/null
-printf '{"actions":[{"name":"set_member","args":{"cert":%s}}]}' \
-  "$(sed -e ':a;N;$!ba;s/\n/\\n/g' -e 's/.*/"&\\n"/' "$work/keys/alice_cert.pem")" >"$work/proposal.json"
+"$g" member proposal --url "$url" set_member --arg-file cert="$work/keys/alice_cert.pem" >"$work/proposal.json"
 m0=(--url "$url" --cert "$work/data/member0_cert.pem" --key "$work/data/member0_privk.pem")
 id=$("$g" member propose "${m0[@]}" --json "$work/proposal.json" | sed -E 's/.*"proposalId":"([^"]+)".*/\1/')
 "$g" member vote "${m0[@]}" --proposal "$id"
