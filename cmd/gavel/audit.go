@@ -236,53 +236,53 @@ flags:
 	var nc *nats.Conn
 	if *data != "" {
 		if _, err := os.Stat(filepath.Join(*data, "nats")); err != nil {
-			return failf(errOut, "%s has no ledger: %v", *data, err)
+			return replayFailed(out, errOut, "%s has no ledger: %v", *data, err)
 		}
 		// The folder's lock, not endpoints.json, says whether a replica
 		// runs: a killed one leaves the file behind but not the lock.
 		lock, err := replica.LockDir(*data, "gavel audit replay", false)
 		if errors.Is(err, replica.ErrInUse) {
-			return failf(errOut, "%v: stop it, or replay with --nats", err)
+			return replayFailed(out, errOut, "%v: stop it, or replay with --nats", err)
 		}
 		if err != nil {
-			return failf(errOut, "%v", err)
+			return replayFailed(out, errOut, "%v", err)
 		}
 		defer lock.Release()
 		emb, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: filepath.Join(*data, "nats"), Listen: "127.0.0.1:0"})
 		if err != nil {
-			return failf(errOut, "open the ledger in %s: %v", *data, err)
+			return replayFailed(out, errOut, "open the ledger in %s: %v", *data, err)
 		}
 		defer emb.Shutdown()
 		if nc, err = emb.ConnectReplica(); err != nil {
-			return failf(errOut, "%v", err)
+			return replayFailed(out, errOut, "%v", err)
 		}
 	} else {
 		opt, err := natslog.ConnectOptions(*creds)
 		if err != nil {
-			return failf(errOut, "%v", err)
+			return replayFailed(out, errOut, "%v", err)
 		}
 		if nc, err = nats.Connect(*natsURL, opt, nats.Name("gavel-audit")); err != nil {
-			return failf(errOut, "connect %s: %v", *natsURL, err)
+			return replayFailed(out, errOut, "connect %s: %v", *natsURL, err)
 		}
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return failf(errOut, "%v", err)
+		return replayFailed(out, errOut, "%v", err)
 	}
 	reader := natslog.NewReader(js)
 	last, err := reader.LastSequence(ctx)
 	if err != nil {
-		return failf(errOut, "read the ledger: %v", err)
+		return replayFailed(out, errOut, "read the ledger: %v", err)
 	}
 	r := audit.NewReplayer(verifyStatementAt)
 	if *serviceCert != "" {
 		b, err := os.ReadFile(*serviceCert)
 		if err != nil {
-			return failf(errOut, "%v", err)
+			return replayFailed(out, errOut, "%v", err)
 		}
 		if err := r.ExpectServiceCertificate(b); err != nil {
-			return failf(errOut, "%s: %v", *serviceCert, err)
+			return replayFailed(out, errOut, "%s: %v", *serviceCert, err)
 		}
 	}
 	progress := newProgress(errOut, "replay", last)
@@ -311,16 +311,22 @@ flags:
 		return failf(errOut, "not verified: %v", div)
 	}
 	if err != nil {
-		return failf(errOut, "replay: %v", err)
+		return replayFailed(out, errOut, "replay: %v", err)
 	}
 	if sum.Entries == 0 {
-		printJSON(out, map[string]any{"verified": false, "reason": "the ledger is empty", "checked": sum})
-		return failf(errOut, "not verified: the ledger is empty")
+		return replayFailed(out, errOut, "not verified: the ledger is empty")
 	}
 	return printJSON(out, struct {
 		Verified bool `json:"verified"`
 		audit.Summary
 	}{true, sum})
+}
+
+// replayFailed reports a replay that could not verify the ledger: the
+// report on stdout still says "verified": false, the reason goes to stderr.
+func replayFailed(out, errOut io.Writer, format string, args ...any) int {
+	printJSON(out, map[string]any{"verified": false, "reason": fmt.Sprintf(format, args...)})
+	return failf(errOut, format, args...)
 }
 
 // entryTxID is the transaction a receipt's leaf is for, read from its

@@ -257,6 +257,17 @@ func TestReplayEmptyOrMissingLedger(t *testing.T) {
 	if code, _, errOut := run("audit", "replay", "--data", empty); code != exitFailed || !strings.Contains(errOut, "empty") {
 		t.Fatalf("empty ledger: exit %d, %q", code, errOut)
 	}
+	// Whatever stops it, a replay's report says it did not verify.
+	for _, dir := range []string{empty, t.TempDir()} {
+		code, out, _ := run("audit", "replay", "--data", dir)
+		var report struct {
+			Verified *bool  `json:"verified"`
+			Reason   string `json:"reason"`
+		}
+		if code != exitFailed || json.Unmarshal([]byte(out), &report) != nil || report.Verified == nil || *report.Verified || report.Reason == "" {
+			t.Fatalf("replay of %s: exit %d, stdout %q: want \"verified\": false with a reason", dir, code, out)
+		}
+	}
 }
 
 // appendToLedger opens a stopped replica's NATS store as the replica user
