@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,6 +84,11 @@ type Answer struct {
 	RetryAfter  time.Duration
 }
 
+// ErrNoAnswer is inside the error of a request that got no answer (a
+// refused or reset connection, a timeout): it may or may not have reached
+// the service.
+var ErrNoAnswer = errors.New("no answer from the service")
+
 // Do sends a request to path (relative, or an absolute URL the service
 // handed out, such as a nextLink). Answers of 400 and above are returned
 // as the service's typed error.
@@ -104,7 +110,7 @@ func (c *Client) Do(ctx context.Context, method, path, contentType string, body 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return Answer{}, engine.Wrap(engine.KindUnavailable, "Unreachable", err, "%s %s", method, path)
+		return Answer{}, engine.Wrap(engine.KindUnavailable, "Unreachable", fmt.Errorf("%w: %w", ErrNoAnswer, err), "%s %s", method, path)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswerBytes))

@@ -2,10 +2,15 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/cose"
 	"github.com/gavelhq/gavel/handlers"
 )
 
@@ -60,13 +65,89 @@ func (c *Client) WaitOperation(ctx context.Context, id string, wait time.Duratio
 }
 
 // RegisterAndWait registers a statement and waits, at most wait, until
-// its receipt can be had; it returns the entry's transaction id.
+// its receipt can be had; it returns the entry's transaction id. When the
+// request may have reached the service but no answer came back (a reset
+// connection), it asks the service whether the statement landed (by its
+// claims digest) before giving up: then the error is an *AmbiguousError
+// and, if the statement was found, the txid is returned with it.
 func (c *Client) RegisterAndWait(ctx context.Context, statement []byte, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
 	op, err := c.Register(ctx, statement)
+	if errors.Is(err, ErrNoAnswer) {
+		return c.resolve(ctx, statement, err, deadline)
+	}
 	if err != nil {
 		return "", err
 	}
-	return c.WaitOperation(ctx, op.OperationID, wait)
+	return c.WaitOperation(ctx, op.OperationID, time.Until(deadline))
+}
+
+// AmbiguousError is a registration whose answer was lost. Landed says
+// whether the service holds the statement after all.
+type AmbiguousError struct {
+	Cause  error
+	Landed bool
+}
+
+func (e *AmbiguousError) Error() string {
+	if e.Landed {
+		return fmt.Sprintf("no answer (%v), but the service holds the statement", e.Cause)
+	}
+	return fmt.Sprintf("no answer (%v), and the service does not hold the statement", e.Cause)
+}
+
+func (e *AmbiguousError) Unwrap() error { return e.Cause }
+
+// resolveTries bounds how often a lost registration is looked for: the
+// request may still be in the service's queue when the first look finds
+// nothing.
+const resolveTries = 10
+
+func (c *Client) resolve(ctx context.Context, statement []byte, cause error, deadline time.Time) (string, error) {
+	cd, err := cose.ClaimsDigest(statement)
+	if err != nil {
+		return "", cause
+	}
+	for i := 0; ; i++ {
+		tx, ok, err := c.FindStatement(ctx, cd)
+		if err == nil && ok {
+			tx, err = c.WaitOperation(ctx, tx, time.Until(deadline))
+			if err != nil {
+				return "", err
+			}
+			return tx, &AmbiguousError{Cause: cause, Landed: true}
+		}
+		if i+1 >= resolveTries || time.Now().After(deadline) {
+			if err != nil {
+				return "", fmt.Errorf("%w; and whether it landed is unknown: %v", cause, err)
+			}
+			return "", &AmbiguousError{Cause: cause}
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// FindStatement is the txid of the latest registration of the statement
+// with that claims digest (GET /entries?claims_digest=, a gavel extension).
+func (c *Client) FindStatement(ctx context.Context, claimsDigest engine.Digest) (string, bool, error) {
+	a, err := c.Do(ctx, http.MethodGet, "/entries?claims_digest="+hex.EncodeToString(claimsDigest[:]), "", nil)
+	if engine.KindOf(err) == engine.KindNotFound {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	var v struct {
+		TxID string `json:"txid"`
+	}
+	if err := json.Unmarshal(a.Body, &v); err != nil || v.TxID == "" {
+		return "", false, engine.Errorf(engine.KindInternal, "UnexpectedAnswer", "claims digest lookup answered %s", truncate(a.Body))
+	}
+	return v.TxID, true, nil
 }
 
 // Receipt is the CCF COSE receipt of a transaction; it waits, at most

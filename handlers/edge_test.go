@@ -84,7 +84,7 @@ func TestEveryAnswerIsJSON(t *testing.T) {
 		{"asterisk target", "GET * HTTP/1.1\r\nHost: g\r\n\r\n", 400, "MalformedRequest", ""},
 		{"unknown route", get("/nope"), 404, "ResourceNotFound", ""},
 		{"unknown schema", get("/schemas/nope.json"), 404, "ResourceNotFound", ""},
-		{"PUT /entries", "PUT /entries HTTP/1.1\r\nHost: g\r\nContent-Length: 0\r\n\r\n", 405, "MethodNotAllowed", "POST"},
+		{"PUT /entries", "PUT /entries HTTP/1.1\r\nHost: g\r\nContent-Length: 0\r\n\r\n", 405, "MethodNotAllowed", "GET, HEAD, POST"},
 		{"DELETE a receipt", "DELETE /entries/1.2/receipt HTTP/1.1\r\nHost: g\r\n\r\n", 405, "MethodNotAllowed", "GET, HEAD"},
 		{"POST the proposal list", "POST /gov/members/proposals HTTP/1.1\r\nHost: g\r\nContent-Length: 0\r\n\r\n", 405, "MethodNotAllowed", "GET, HEAD"},
 		{"POST under a proposal, no action", "POST /gov/members/proposals/p1?api-version=2024-07-01 HTTP/1.1\r\nHost: g\r\nContent-Length: 0\r\n\r\n", 404, "ResourceNotFound", ""},

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -36,6 +37,7 @@ const (
 
 func (h *HTTP) entryRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /entries", h.postEntry)
+	mux.HandleFunc("GET /entries", h.findEntry)
 	mux.HandleFunc("GET /entries/{txid}", h.getEntry)
 	mux.HandleFunc("GET /entries/{txid}/receipt", h.getEntryReceipt)
 	mux.HandleFunc("GET /entries/{txid}/statement", h.getEntryStatement)
@@ -100,6 +102,31 @@ func (h *HTTP) getOperation(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", "/entries/"+tx.String())
 		writeCBOR(w, http.StatusOK, Operation{OperationID: tx.String(), Status: OperationSucceeded, EntryID: tx.String()})
 	}
+}
+
+// findEntry is GET /entries?claims_digest=HEX: the txid of a statement's
+// latest registration, so that a client whose registration failed
+// ambiguously (a reset connection) can learn whether it landed. A gavel
+// extension of scitt-ccf-ledger's API.
+func (h *HTTP) findEntry(w http.ResponseWriter, r *http.Request) {
+	raw := r.URL.Query().Get("claims_digest")
+	b, err := hex.DecodeString(raw)
+	if err != nil || len(b) != len(engine.Digest{}) {
+		h.fail(w, engine.Errorf(engine.KindInvalid, "InvalidInput", "claims_digest must be 64 hex digits, got %q", truncateParam(raw)))
+		return
+	}
+	tx, ok, err := h.svc.StatementByClaimsDigest(r.Context(), engine.Digest(b))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if !ok {
+		h.fail(w, engine.Errorf(engine.KindNotFound, "NotFound", "no registered statement has claims digest %s", raw))
+		return
+	}
+	w.Header().Set("Location", "/entries/"+tx.String())
+	out, _ := json.Marshal(map[string]string{"txid": tx.String()})
+	writeJSONBytes(w, http.StatusOK, out)
 }
 
 // getEntry is the entry's receipt (scitt-ccf-ledger's GET /entries/{id}).

@@ -31,6 +31,9 @@ type Statements interface {
 	// TransparentStatement is a registered statement with its receipt in
 	// unprotected header 394.
 	TransparentStatement(ctx context.Context, tx engine.TxID) ([]byte, error)
+	// StatementByClaimsDigest finds the latest committed registration of
+	// the statement with that claims digest (false if there is none).
+	StatementByClaimsDigest(ctx context.Context, d engine.Digest) (engine.TxID, bool, error)
 	// IsStatement reports whether tx is a committed statement entry.
 	IsStatement(ctx context.Context, tx engine.TxID) (bool, error)
 }

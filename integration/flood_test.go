@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/issuer"
+	"github.com/gavelhq/gavel/handlers"
 )
 
 // flood holds trickling HTTP connections open against a server: each
@@ -240,8 +242,14 @@ func registerDuringFlood(t *testing.T, url string, iss *issuer.Issuer, reg *regi
 						Error struct{ Code, Message string }
 					}
 					json.Unmarshal(body, &res)
+					// A registration is answered 202 with a CBOR operation
+					// once durable; its id is the entry's txid.
+					var op handlers.Operation
+					if resp.StatusCode == http.StatusAccepted && engine.CBORDecode.Unmarshal(body, &op) == nil {
+						res.TxID = op.OperationID
+					}
 					switch {
-					case resp.StatusCode == http.StatusCreated && res.TxID != "":
+					case resp.StatusCode == http.StatusAccepted && res.TxID != "":
 						tally.created++
 						reg.mu.Lock()
 						reg.acks = append(reg.acks, acked{res.TxID, st})
@@ -361,13 +369,13 @@ func runDescriptorFlood(t *testing.T, c floodCase) {
 		if err != nil {
 			t.Fatalf("registration %d after the flood: %v", i, err)
 		}
-		var res struct{ TxID string }
-		json.NewDecoder(resp.Body).Decode(&res)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("registration %d after the flood: %d", i, resp.StatusCode)
+		var op handlers.Operation
+		if resp.StatusCode != http.StatusAccepted || engine.CBORDecode.Unmarshal(body, &op) != nil || op.OperationID == "" {
+			t.Fatalf("registration %d after the flood: %d %x", i, resp.StatusCode, body)
 		}
-		after.acks = append(after.acks, acked{res.TxID, st})
+		after.acks = append(after.acks, acked{op.OperationID, st})
 	}
 	certPEM, err := os.ReadFile(filepath.Join(data, "service_cert.pem"))
 	if err != nil {

@@ -85,7 +85,7 @@ func TestKillDuringRegistrations(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(data, "state")); err != nil {
 		t.Fatal(err)
 	}
-	srv = startServer(t, data, "--sign-interval", "1h")
+	srv = startServer(t, data, "--sign-interval", "1m")
 	resp, err := http.Get(srv.HTTP + "/node/network")
 	if err != nil {
 		t.Fatal(err)

@@ -26,9 +26,8 @@ echo "release 1.2.3 of the demo" >"$work/payload.txt"
   --subject demo/release --content-type text/plain "$work/payload.txt" >"$work/statement.cose"
 
 step "register it (an operation, polled until its receipt exists) and fetch its receipt"
-reg=$("$g" statement register --url "$url" "$work/statement.cose")
-echo "$reg"
-txid=$(echo "$reg" | sed -E 's/.*"txid":"([^"]+)".*/\1/')
+txid=$("$g" statement register --url "$url" "$work/statement.cose")
+echo "registered as $txid"
 "$g" receipt --url "$url" --txid "$txid" >"$work/receipt.cose"
 "$g" audit verify-receipt --service-cert "$work/data/service_cert.pem" "$work/receipt.cose" --statement "$work/statement.cose"
 curl -sf "$url/entries/$txid/statement" >"$work/transparent.cose"
@@ -36,8 +35,7 @@ curl -sf "$url/entries/$txid/statement" >"$work/transparent.cose"
 
 step "govern: member0 adds a second member (CCF's governance API, api-version 2024-07-01)"
 "$g" member keygen --out "$work/keys" --name alice >/dev/null
-printf '{"actions":[{"name":"set_member","args":{"cert":%s}}]}' \
-  "$(sed -e ':a;N;$!ba;s/\n/\\n/g' -e 's/.*/"&\\n"/' "$work/keys/alice_cert.pem")" >"$work/proposal.json"
+"$g" member proposal --url "$url" set_member --arg-file cert="$work/keys/alice_cert.pem" >"$work/proposal.json"
 m0=(--url "$url" --cert "$work/data/member0_cert.pem" --key "$work/data/member0_privk.pem")
 id=$("$g" member propose "${m0[@]}" --json "$work/proposal.json" | sed -E 's/.*"proposalId":"([^"]+)".*/\1/')
 "$g" member vote "${m0[@]}" --proposal "$id"

@@ -121,3 +121,58 @@ func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestEveryHelpNamesArgumentsAndExample: every registered command's -h is
+// help (exit 0, on stderr), starts with its usage line, names the
+// positional arguments it takes and shows an example of the command.
+func TestEveryHelpNamesArgumentsAndExample(t *testing.T) {
+	positional := map[string][]string{
+		"serve":                  nil,
+		"version":                nil,
+		"completion":             {"bash|zsh"},
+		"statement issuer":       nil,
+		"statement sign":         {"PAYLOAD"},
+		"statement register":     {"STATEMENT"},
+		"receipt":                nil,
+		"audit verify-receipt":   {"RECEIPT"},
+		"audit verify-statement": {"TRANSPARENT_STATEMENT"},
+		"audit replay":           nil,
+		"member keygen":          nil,
+		"member proposal":        {"ACTION"},
+		"member propose":         {"PROPOSAL.json|-"},
+		"member vote":            nil,
+		"member withdraw":        nil,
+		"member proposals":       nil,
+		"member ack":             nil,
+		"member sign":            {"[PAYLOAD]"},
+		"bench commit":           nil,
+		"bench gov":              nil,
+		"bench scale":            nil,
+		"dev snp-signer":         nil,
+	}
+	for name := range commands {
+		t.Run(name, func(t *testing.T) {
+			args, known := positional[name]
+			if !known {
+				t.Fatalf("gavel %s is not in this table: add the positional arguments its -h must name", name)
+			}
+			code, stdout, stderr := run(append(strings.Fields(name), "-h")...)
+			if code != exitOK || stdout != "" {
+				t.Fatalf("-h: exit %d, stdout %q", code, stdout)
+			}
+			usage, _, _ := strings.Cut(stderr, "\n")
+			if !strings.HasPrefix(usage, "usage: gavel "+name) {
+				t.Fatalf("-h does not start with its usage line:\n%s", stderr)
+			}
+			for _, a := range args {
+				if !strings.Contains(usage, a) {
+					t.Errorf("usage line %q does not name %s", usage, a)
+				}
+			}
+			_, example, ok := strings.Cut(stderr, "example")
+			if !ok || !strings.Contains(example, "gavel "+name) {
+				t.Errorf("-h shows no example of gavel %s:\n%s", name, stderr)
+			}
+		})
+	}
+}

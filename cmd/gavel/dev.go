@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"path/filepath"
+	"text/tabwriter"
 	"time"
 
 	"github.com/gavelhq/gavel/engine/attest/devsnp"
@@ -18,6 +20,7 @@ func init() {
 func runDevSNPSigner(args []string, out, errOut io.Writer) int {
 	fs := newFlags("dev snp-signer", errOut)
 	dir := fs.String("out", "", "folder for ark.pem, ask.pem, vcek.pem and vcek_privk.pem (created)")
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -44,6 +47,15 @@ func runDevSNPSigner(args []string, out, errOut io.Writer) int {
 		VCEK: filepath.Join(*dir, devsnp.VCEKFile), VCEKKey: filepath.Join(*dir, devsnp.VCEKKeyFile),
 		ARKFingerprint: hex.EncodeToString(fp[:]), CPUID: devsnp.CPUID, TCB: devsnp.TCBVersion,
 		NotAfter: s.VCEK.NotAfter.UTC().Format(time.RFC3339),
+	}
+	if !*asJSON {
+		tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
+		for _, kv := range [][2]string{{"ark", summary.ARK}, {"ask", summary.ASK}, {"vcek", summary.VCEK}, {"vcek key", summary.VCEKKey},
+			{"ark sha256", summary.ARKFingerprint}, {"cpuid", summary.CPUID}, {"vcek not after", summary.NotAfter}} {
+			fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+		}
+		tw.Flush()
+		return exitOK
 	}
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")

@@ -20,7 +20,7 @@ import (
 // the real SNP path once its ARK is trusted, and only then.
 func TestDevSNPSigner(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "snp")
-	code, stdout, stderr := run("dev", "snp-signer", "--out", dir)
+	code, stdout, stderr := run("dev", "snp-signer", "--out", dir, "--json")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

@@ -18,6 +18,7 @@ func runStatementIssuer(args []string, out, errOut io.Writer) int {
 	fs := newFlags("statement issuer", errOut)
 	dir := fs.String("out", ".", "folder for key.pem, chain.pem and did.txt")
 	alg := fs.String("alg", "ES256", "leaf key: ES256, ES384, ES512, PS256 or EdDSA")
+	asJSON := fs.Bool("json", false, "print the DID and the files' paths as JSON")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -44,6 +45,9 @@ func runStatementIssuer(args []string, out, errOut io.Writer) int {
 		if err := os.WriteFile(filepath.Join(*dir, name), data, mode); err != nil {
 			return failf(errOut, "%v", err)
 		}
+	}
+	if *asJSON {
+		return printJSON(out, map[string]string{"did": iss.DID, "key": filepath.Join(*dir, "key.pem"), "chain": filepath.Join(*dir, "chain.pem")})
 	}
 	fmt.Fprintln(out, iss.DID)
 	return exitOK

@@ -225,6 +225,7 @@ func runVersion(args []string, out, errOut io.Writer) int {
 func newFlags(name string, errOut io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("gavel "+name, flag.ContinueOnError)
 	fs.SetOutput(errOut)
+	fs.Usage = defaultUsage(fs, name)
 	return fs
 }
 

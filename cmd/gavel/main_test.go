@@ -105,6 +105,20 @@ func TestUsageErrors(t *testing.T) {
 		{"bench commit with argument", []string{"bench", "commit", f}},
 		{"bench commit with zero requests", []string{"bench", "commit", "-n", "0"}},
 		{"bench commit with unknown flag", []string{"bench", "commit", "--bogus"}},
+		{"bench gov with malformed number", []string{"bench", "gov", "--proposals", "many"}},
+
+		{"completion without shell", []string{"completion"}},
+		{"completion with two shells", []string{"completion", "bash", "zsh"}},
+		{"dev snp-signer without out", []string{"dev", "snp-signer"}},
+		{"version with unknown flag", []string{"version", "--bogus"}},
+		{"ack without cert", []string{"member", "ack", "--key", g}},
+		{"ack with argument", []string{"member", "ack", "--cert", f, "--key", g, f}},
+		{"proposals with malformed url flag", []string{"member", "proposals", "--url"}},
+		{"proposal without action", []string{"member", "proposal", "--url", "http://127.0.0.1:1"}},
+		{"proposal with malformed arg", []string{"member", "proposal", "--url", "http://127.0.0.1:1", "set_member", "--arg", "cert"}},
+		{"proposal with bad action name", []string{"member", "proposal", "--url", "http://127.0.0.1:1", "../x"}},
+		{"register with bad duration", []string{"statement", "register", "--wait", "soon", f}},
+		{"serve with malformed number", []string{"serve", "--sign-every", "often"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := run(tc.args...)
@@ -118,6 +132,33 @@ func TestUsageErrors(t *testing.T) {
 				t.Fatalf("a usage error wrote to stdout: %q", out)
 			}
 		})
+	}
+}
+
+// TestEveryCommandRefusesBadCommandLines: every registered command answers
+// an unknown flag and too many arguments with usage (exit 2, its own help
+// on stderr, nothing on stdout, no stack trace), before doing any work.
+func TestEveryCommandRefusesBadCommandLines(t *testing.T) {
+	for name := range commands {
+		words := strings.Fields(name)
+		for what, args := range map[string][]string{
+			"unknown flag":     append(append([]string{}, words...), "--no-such-flag"),
+			"extra arguments":  append(append([]string{}, words...), "x", "y", "z"),
+			"flag after extra": append(append([]string{}, words...), "x", "y", "z", "--no-such-flag"),
+		} {
+			t.Run(name+"/"+what, func(t *testing.T) {
+				code, out, errOut := run(args...)
+				if code != exitUsage || out != "" {
+					t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+				}
+				if !strings.Contains(errOut, "usage: gavel "+name) {
+					t.Fatalf("stderr does not show the command's own usage: %q", errOut)
+				}
+				if strings.Contains(errOut, "goroutine ") || strings.Contains(errOut, "panic") {
+					t.Fatalf("a stack trace: %s", errOut)
+				}
+			})
+		}
 	}
 }
 

@@ -31,6 +31,7 @@ func runMemberKeygen(args []string, out, errOut io.Writer) int {
 	dir := fs.String("out", ".", "folder for NAME_cert.pem and NAME_privk.pem")
 	name := fs.String("name", "", "member name (the certificate's CN and the file prefix)")
 	alg := fs.String("alg", "ES384", "ES256, ES384 or EdDSA")
+	asJSON := fs.Bool("json", false, "print the member id and the files' paths as JSON")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -58,6 +59,9 @@ func runMemberKeygen(args []string, out, errOut io.Writer) int {
 		return failf(errOut, "%v", err)
 	}
 	cert, _ := govreq.ParseCertificatePEM(certPEM)
+	if *asJSON {
+		return printJSON(out, map[string]string{"member_id": govreq.MemberID(cert), "cert": certPath, "key": keyPath})
+	}
 	fmt.Fprintf(out, "%s\n", govreq.MemberID(cert))
 	return exitOK
 }

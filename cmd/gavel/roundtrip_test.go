@@ -113,7 +113,7 @@ func TestRoundTrip(t *testing.T) {
 	var reg struct {
 		TxID string `json:"txid"`
 	}
-	if err := json.Unmarshal([]byte(mustRun(t, "statement", "register", "--url", svc.url, stFile)), &reg); err != nil {
+	if err := json.Unmarshal([]byte(mustRun(t, "statement", "register", "--url", svc.url, "--json", stFile)), &reg); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := engine.ParseTxID(reg.TxID)
@@ -123,12 +123,13 @@ func TestRoundTrip(t *testing.T) {
 	rcpt := writeFile(t, dir, "receipt.cose", []byte(mustRun(t, "receipt", "--url", svc.url, "--txid", reg.TxID)))
 
 	var ver struct {
-		Verified bool   `json:"verified"`
-		TxID     string `json:"txid"`
-		Root     string `json:"root"`
+		Verified  bool   `json:"verified"`
+		EntryTxID string `json:"entry_txid"`
+		TxID      string `json:"signature_txid"`
+		Root      string `json:"root"`
 	}
 	out := mustRun(t, "audit", "verify-receipt", "--service-cert", svc.cert, rcpt, "--statement", stFile)
-	if err := json.Unmarshal([]byte(out), &ver); err != nil || !ver.Verified || len(ver.Root) != 64 {
+	if err := json.Unmarshal([]byte(out), &ver); err != nil || !ver.Verified || len(ver.Root) != 64 || ver.EntryTxID != tx.String() {
 		t.Fatalf("verify-receipt printed %s", out)
 	}
 	if sig, err := engine.ParseTxID(ver.TxID); err != nil || sig.Seqno <= tx.Seqno {
@@ -261,6 +262,17 @@ func TestReplayEmptyOrMissingLedger(t *testing.T) {
 	if code, _, errOut := run("audit", "replay", "--data", empty); code != exitFailed || !strings.Contains(errOut, "empty") {
 		t.Fatalf("empty ledger: exit %d, %q", code, errOut)
 	}
+	// Whatever stops it, a replay's report says it did not verify.
+	for _, dir := range []string{empty, t.TempDir()} {
+		code, out, _ := run("audit", "replay", "--data", dir)
+		var report struct {
+			Verified *bool  `json:"verified"`
+			Reason   string `json:"reason"`
+		}
+		if code != exitFailed || json.Unmarshal([]byte(out), &report) != nil || report.Verified == nil || *report.Verified || report.Reason == "" {
+			t.Fatalf("replay of %s: exit %d, stdout %q: want \"verified\": false with a reason", dir, code, out)
+		}
+	}
 }
 
 // appendToLedger opens a stopped replica's NATS store as the replica user
@@ -297,9 +309,12 @@ func appendToLedger(t *testing.T, dataDir, subject string, data []byte) {
 
 func replaySummary(t *testing.T, out string) audit.Summary {
 	t.Helper()
-	var s audit.Summary
-	if err := json.Unmarshal([]byte(out), &s); err != nil {
-		t.Fatalf("%v: %s", err, out)
+	var s struct {
+		Verified *bool `json:"verified"`
+		audit.Summary
 	}
-	return s
+	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Verified == nil || !*s.Verified {
+		t.Fatalf("a verified replay must say \"verified\": true (%v): %s", err, out)
+	}
+	return s.Summary
 }

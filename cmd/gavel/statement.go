@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,7 +17,7 @@ import (
 
 func init() {
 	register("statement sign", "sign a payload as a COSE signed statement (to stdout)", runStatementSign)
-	register("statement register", "register a signed statement; prints JSON with its txid", runStatementRegister)
+	register("statement register", "register a signed statement; prints its txid once a signature covers it", runStatementRegister)
 	register("receipt", "fetch the COSE receipt of a transaction (to stdout)", runReceipt)
 }
 
@@ -27,10 +28,6 @@ func runStatementSign(args []string, out, errOut io.Writer) int {
 	issuer := fs.String("issuer", "", "did:x509 issuer that the chain satisfies")
 	subject := fs.String("subject", "", "the statement's subject (CWT sub)")
 	contentType := fs.String("content-type", "application/octet-stream", "the payload's content type")
-	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: gavel statement sign --key K --chain CHAIN.pem --issuer DID --subject S [--content-type T] PAYLOAD")
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -67,16 +64,13 @@ func runStatementRegister(args []string, out, errOut io.Writer) int {
 	fs := newFlags("statement register", errOut)
 	url := fs.String("url", "http://127.0.0.1:8080", "the service's HTTP address")
 	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the operation to succeed")
-	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: gavel statement register --url U [--wait D] FILE")
-		fs.PrintDefaults()
-	}
+	asJSON := fs.Bool("json", false, `print {"txid": …} instead of the txid alone`)
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		return usageError(errOut, fs, "one statement FILE is required")
+		return usageError(errOut, fs, "one STATEMENT file is required")
 	}
 	st, err := readInput(pos[0])
 	if err != nil {
@@ -85,11 +79,22 @@ func runStatementRegister(args []string, out, errOut io.Writer) int {
 	// scitt-ccf-ledger's registration: an operation, polled until the
 	// entry's receipt can be had.
 	tx, err := client.New(*url, client.WithHTTPClient(httpClient)).RegisterAndWait(context.Background(), st, *wait)
-	if err != nil {
+	var amb *client.AmbiguousError
+	switch {
+	case errors.As(err, &amb) && amb.Landed:
+		// The answer was lost, the registration was not.
+		fmt.Fprintf(errOut, "gavel: the service's answer was lost (%v); the statement is registered\n", amb.Cause)
+	case errors.As(err, &amb):
+		return failf(errOut, "not registered: the service's answer was lost (%v) and it holds no statement with this claims digest", amb.Cause)
+	case err != nil:
 		return failf(errOut, "registration refused: %v", err)
 	}
-	b, _ := json.Marshal(map[string]string{"txid": tx})
-	fmt.Fprintf(out, "%s\n", b)
+	if *asJSON {
+		b, _ := json.Marshal(map[string]string{"txid": tx})
+		fmt.Fprintf(out, "%s\n", b)
+		return exitOK
+	}
+	fmt.Fprintln(out, tx)
 	return exitOK
 }
 

@@ -11,25 +11,74 @@ import (
 	"github.com/gavelhq/gavel/engine"
 )
 
-// diffWrites names the first table/key where two canonical write sets differ.
-func diffWrites(recorded, recomputed engine.WriteSet) string {
+// WriteSetMismatch is the first table and key where a recorded write set
+// and its re-execution differ. Its message is short (lengths and the bytes
+// around the first difference); the full values are in its fields.
+type WriteSetMismatch struct {
+	Table, Key           string
+	Recorded, Recomputed []byte // nil where that side wrote nothing (or deleted)
+	What                 string // "differs", "only re-executed", "only recorded", "other key"
+	OtherTable, OtherKey string // for "other key": what re-execution wrote instead
+}
+
+func (m *WriteSetMismatch) Error() string {
+	switch m.What {
+	case "only re-executed":
+		return fmt.Sprintf("%s/%q written only by re-execution", m.Table, m.Key)
+	case "only recorded":
+		return fmt.Sprintf("%s/%q recorded but not re-executed", m.Table, m.Key)
+	case "other key":
+		return fmt.Sprintf("recorded %s/%q where re-execution wrote %s/%q", m.Table, m.Key, m.OtherTable, m.OtherKey)
+	}
+	return fmt.Sprintf("%s/%q: %s", m.Table, m.Key, ShortDiff(m.Recorded, m.Recomputed))
+}
+
+// diffContext is how many bytes ShortDiff shows on each side of the first
+// difference.
+const diffContext = 8
+
+// ShortDiff says where two values first differ: their lengths and the
+// bytes around the first difference, never the whole values.
+func ShortDiff(recorded, recomputed []byte) string {
+	i := 0
+	for i < len(recorded) && i < len(recomputed) && recorded[i] == recomputed[i] {
+		i++
+	}
+	window := func(b []byte) string {
+		lo, hi := max(0, i-diffContext), min(len(b), i+diffContext)
+		s := fmt.Sprintf("%x", b[lo:hi])
+		if lo > 0 {
+			s = "…" + s
+		}
+		if hi < len(b) {
+			s += "…"
+		}
+		return s
+	}
+	return fmt.Sprintf("recorded %d bytes, re-executed %d bytes, first difference at byte %d: recorded %s, re-executed %s",
+		len(recorded), len(recomputed), i, window(recorded), window(recomputed))
+}
+
+// diffWrites finds the first table/key where two canonical write sets
+// differ.
+func diffWrites(recorded, recomputed engine.WriteSet) error {
 	recorded, recomputed = recorded.Canonical(), recomputed.Canonical()
 	for i := 0; i < max(len(recorded), len(recomputed)); i++ {
 		switch {
 		case i >= len(recorded):
-			return fmt.Sprintf("%s/%q written only by re-execution", recomputed[i].Table, recomputed[i].Key)
+			return &WriteSetMismatch{Table: recomputed[i].Table, Key: recomputed[i].Key, Recomputed: recomputed[i].Value, What: "only re-executed"}
 		case i >= len(recomputed):
-			return fmt.Sprintf("%s/%q recorded but not re-executed", recorded[i].Table, recorded[i].Key)
+			return &WriteSetMismatch{Table: recorded[i].Table, Key: recorded[i].Key, Recorded: recorded[i].Value, What: "only recorded"}
 		}
 		a, b := recorded[i], recomputed[i]
 		if a.Table != b.Table || a.Key != b.Key {
-			return fmt.Sprintf("recorded %s/%q where re-execution wrote %s/%q", a.Table, a.Key, b.Table, b.Key)
+			return &WriteSetMismatch{Table: a.Table, Key: a.Key, Recorded: a.Value, Recomputed: b.Value, What: "other key", OtherTable: b.Table, OtherKey: b.Key}
 		}
 		if a.Delete != b.Delete || !bytes.Equal(a.Value, b.Value) {
-			return fmt.Sprintf("%s/%q: recorded %x, re-executed %x", a.Table, a.Key, a.Value, b.Value)
+			return &WriteSetMismatch{Table: a.Table, Key: a.Key, Recorded: a.Value, Recomputed: b.Value, What: "differs"}
 		}
 	}
-	return "no difference"
+	return errors.New("no difference")
 }
 
 func publicKeyFromPEM(b []byte) (crypto.PublicKey, error) {

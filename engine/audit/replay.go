@@ -23,6 +23,9 @@ import (
 type Divergence struct {
 	TxID   string // the first bad transaction (or "seq N" when undecodable)
 	Reason string
+	// Mismatch is set when a write set differs from its re-execution: the
+	// table, the key and both full values.
+	Mismatch *WriteSetMismatch
 }
 
 func (d *Divergence) Error() string { return fmt.Sprintf("divergence at %s: %s", d.TxID, d.Reason) }
@@ -148,7 +151,7 @@ func (r *Replayer) governance(e *engine.Entry) error {
 		if code := legacySafetyOutcome(e.Writes); code != "" {
 			return &errInconclusive{"the entry records a " + code + " outcome (a wall-clock or heap limit of an older build), which no re-execution can reproduce"}
 		}
-		return fmt.Errorf("write set differs from re-execution: %s", diffWrites(e.Writes, got))
+		return fmt.Errorf("write set differs from re-execution: %w", diffWrites(e.Writes, got))
 	}
 	if !bytes.Equal(eff.Result, e.Result) {
 		return fmt.Errorf("recorded answer %s, re-executed %s", e.Result, eff.Result)
@@ -199,7 +202,13 @@ func (r *Replayer) AddAuthenticated(seq uint64, subject string, data []byte) err
 func (r *Replayer) check(seq uint64, subject string, e *engine.Entry) error {
 	tx := e.TxID().String()
 	bad := func(format string, args ...any) error {
-		return &Divergence{TxID: tx, Reason: fmt.Sprintf(format, args...)}
+		d := &Divergence{TxID: tx, Reason: fmt.Sprintf(format, args...)}
+		for _, a := range args {
+			if err, ok := a.(error); ok {
+				errors.As(err, &d.Mismatch)
+			}
+		}
+		return d
 	}
 	if e.Seqno != seq {
 		return bad("entry says seqno %d but sits at stream sequence %d", e.Seqno, seq)
@@ -331,7 +340,7 @@ func (r *Replayer) statement(e *engine.Entry) error {
 		return fmt.Errorf("claims digest %x, recomputed %x", e.ClaimsDigest, eff.ClaimsDigest)
 	}
 	if got := eff.Writes.Canonical(); !got.Equal(e.Writes) {
-		return fmt.Errorf("write set differs from re-execution: %s", diffWrites(e.Writes, got))
+		return fmt.Errorf("write set differs from re-execution: %w", diffWrites(e.Writes, got))
 	}
 	if !bytes.Equal(eff.Result, e.Result) {
 		return fmt.Errorf("recorded answer %q, re-executed %q", e.Result, eff.Result)

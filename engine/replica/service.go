@@ -54,6 +54,9 @@ func (r *Replica) receipt(st *state.Store, tx engine.TxID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if leaf.Kind == engine.KindSignature {
+		return r.signatureReceipt(st, tx)
+	}
 	sig, ok, err := st.SignatureCovering(tx.Seqno)
 	if err != nil {
 		return nil, err
@@ -85,6 +88,26 @@ func (r *Replica) receipt(st *state.Store, tx engine.TxID) ([]byte, error) {
 	return rcpt, nil
 }
 
+// signatureReceipt is a signature entry's receipt: its own signature with
+// the root it signs (receipt.BuildSignatureReceipt). No later signature is
+// needed, so it is served as soon as the entry is committed: the cover
+// search below would find only later signatures, and a quiet service
+// makes none.
+func (r *Replica) signatureReceipt(st *state.Store, tx engine.TxID) ([]byte, error) {
+	sig, ok, err := st.SignatureCovering(tx.Seqno - 1) // the first at seqno ≥ tx.Seqno: itself
+	if err != nil {
+		return nil, err
+	}
+	if !ok || sig.Seqno != tx.Seqno {
+		return nil, engine.Errorf(engine.KindInternal, "InternalError", "signature entry %s has no signature record", tx)
+	}
+	root, err := r.signedRoot(st, sig)
+	if err != nil {
+		return nil, err
+	}
+	return receipt.BuildSignatureReceipt(sig.COSE, root)
+}
+
 // signedRoot is the Merkle root a signature entry signs, its signature
 // verified against the service key once and then remembered.
 func (r *Replica) signedRoot(st *state.Store, sig state.SignatureRecord) (engine.Digest, error) {
@@ -104,6 +127,19 @@ func (r *Replica) signedRoot(st *state.Store, sig state.SignatureRecord) (engine
 	}
 	r.signedRoots.Put(sig.Seqno, root)
 	return root, nil
+}
+
+// StatementByClaimsDigest finds a statement's latest registration.
+func (r *Replica) StatementByClaimsDigest(ctx context.Context, d engine.Digest) (engine.TxID, bool, error) {
+	seq, ok, err := r.store.StatementByClaimsDigest(d)
+	if err != nil || !ok {
+		return engine.TxID{}, false, err
+	}
+	rec, ok, err := r.store.Leaf(seq)
+	if err != nil || !ok {
+		return engine.TxID{}, false, err
+	}
+	return engine.TxID{View: rec.View, Seqno: seq}, true, nil
 }
 
 // TransparentStatement returns a registered statement with its receipt.

@@ -3,6 +3,8 @@ package state
 import (
 	"encoding/binary"
 
+	"github.com/gavelhq/gavel/engine"
+
 	"github.com/transparency-dev/merkle/compact"
 )
 
@@ -13,6 +15,7 @@ const (
 	prefixNode      = 'n' // n <level:1> <index:8>     → 32-byte hash
 	prefixEntry     = 'e' // e <seqno:8>               → leafRecord
 	prefixSignature = 's' // s <seqno:8>               → signatureRecord
+	prefixClaims    = 'c' // c <claims digest:32>      → seqno:8 of the statement's latest registration
 	keyMeta         = "m" // m                         → meta
 )
 
@@ -56,4 +59,8 @@ func prefixEnd(p []byte) []byte {
 		}
 	}
 	return nil
+}
+
+func claimsKey(d engine.Digest) []byte {
+	return append([]byte{prefixClaims}, d[:]...)
 }

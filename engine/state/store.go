@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -188,6 +189,12 @@ func (s *Store) Apply(entries []*engine.Entry) error {
 		if err := b.Set(seqKey(prefixEntry, e.Seqno), mustCBOR(&leaf), nil); err != nil {
 			return err
 		}
+		if e.Kind == engine.KindStatement {
+			// Found again by its claims digest after an ambiguous failure.
+			if err := b.Set(claimsKey(e.ClaimsDigest), seqKey(prefixClaims, e.Seqno)[1:], nil); err != nil {
+				return err
+			}
+		}
 		if e.Kind == engine.KindSignature {
 			sig, ok := e.Writes.Value(engine.TableSignatures, "")
 			if !ok {
@@ -277,6 +284,23 @@ func (s *Store) SignatureCovering(seqno uint64) (SignatureRecord, bool, error) {
 		return rec, false, fmt.Errorf("state: signature record: %w", err)
 	}
 	return rec, true, nil
+}
+
+// StatementByClaimsDigest is the seqno of the latest registration of the
+// statement with that claims digest.
+func (s *Store) StatementByClaimsDigest(d engine.Digest) (uint64, bool, error) {
+	v, closer, err := s.db.Get(claimsKey(d))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("state: claims index entry of %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
 }
 
 // InclusionPath is the receipt path of entry seqno in the tree signed by

@@ -163,3 +163,39 @@ func TestApplyCatchUpAndReopen(t *testing.T) {
 		}
 	}
 }
+
+// TestStatementByClaimsDigest: every statement is found by its claims
+// digest, a signature or genesis entry is not, and the latest
+// registration of a digest wins.
+func TestStatementByClaimsDigest(t *testing.T) {
+	entries, _ := makeEntries(t, 30)
+	again := &engine.Entry{Kind: engine.KindStatement, View: 1, Seqno: 31, TimeMillis: 2000, ClaimsDigest: entries[4].ClaimsDigest}
+	again.Seal()
+	entries = append(entries, again)
+	s, err := Open(filepath.Join(t.TempDir(), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Apply(entries); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		seq, ok, err := s.StatementByClaimsDigest(e.ClaimsDigest)
+		want := e.Seqno
+		if e.Seqno == 5 {
+			want = 31
+		}
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case e.Kind == engine.KindStatement && (!ok || seq != want):
+			t.Errorf("statement %d: found %d, %v; want %d", e.Seqno, seq, ok, want)
+		case e.Kind != engine.KindStatement && ok:
+			t.Errorf("%s entry %d is indexed as a statement (%d)", e.Kind, e.Seqno, seq)
+		}
+	}
+	if _, ok, _ := s.StatementByClaimsDigest(engine.Digest{0xff}); ok {
+		t.Error("an unknown digest was found")
+	}
+}
