@@ -41,6 +41,15 @@ type Error struct {
 	Code    string
 	Message string
 	Err     error // cause, if any
+	// Details are CCF's error details: the individual reasons behind the
+	// message (a refused join carries gavel's and the policy's).
+	Details []ErrorDetail
+}
+
+// ErrorDetail is one detail of an error, as CCF's ODataError details.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 func (e *Error) Error() string {
