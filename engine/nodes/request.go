@@ -157,7 +157,7 @@ func checkFields(req JoinRequest) error {
 	if len(req.CodeVersion) > maxFieldBytes {
 		return fmt.Errorf("code_version is over %d bytes", maxFieldBytes)
 	}
-	if len(req.Attestation) == 0 {
+	if len(req.Attestation) == 0 || string(req.Attestation) == "null" {
 		return errors.New("attestation is missing")
 	}
 	if len(req.NodeData) > MaxNodeDataBytes {
