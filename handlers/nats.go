@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/engine/nodes"
 )
 
 // Subjects served over NATS request/reply, with the same bodies and answers
@@ -52,11 +53,15 @@ func ServeNATS(nc *nats.Conn, svc Service, limits Limits, inFlight int, logger *
 			res, err := svc.SubmitGov(ctx, govreq.MsgWithdrawal, "", "", b)
 			return res.Body, err
 		},
+		SubjectNodeJoin: svc.JoinNode,
 	}
 	for subject, call := range routes {
 		limit := limits.MaxGovBytes
-		if subject == SubjectStatement {
+		switch subject {
+		case SubjectStatement:
 			limit = limits.MaxStatementBytes
+		case SubjectNodeJoin:
+			limit = nodes.MaxJoinBytes
 		}
 		sub, err := nc.QueueSubscribe(subject, queueGroup, h.serve(limit, call))
 		if err != nil {

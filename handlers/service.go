@@ -15,6 +15,7 @@ import (
 type Service interface {
 	Statements
 	Node
+	Nodes
 	GovernanceWrites
 	GovernanceReads
 }

@@ -79,9 +79,12 @@ func TestDefaultActionsWriteSets(t *testing.T) {
 		{"remove_snp_measurement", map[string]any{"measurement": hex96},
 			engine.WriteSet{{Table: TableSNPMeasurements, Key: hex96, Delete: true}}},
 		{"transition_node_to_trusted", map[string]any{"node_id": nodeID, "valid_from": "2026-03-04T00:00:00Z"},
-			engine.WriteSet{{Table: TableNodes, Key: nodeID, Value: []byte(`{"role":"participant","status":"Trusted","valid_from":"2026-03-04T00:00:00Z"}`)}}},
+			engine.WriteSet{{Table: TableNodes, Key: nodeID, Value: []byte(`{"role":"participant","status":"Trusted","valid_from":"2026-03-04T00:00:00Z","validity_period_days":365}`)}}},
+		{"transition_node_to_trusted", map[string]any{"node_id": nodeID, "valid_from": "220101120000Z", "validity_period_days": 30},
+			engine.WriteSet{{Table: TableNodes, Key: nodeID, Value: []byte(`{"role":"participant","status":"Trusted","valid_from":"220101120000Z","validity_period_days":30}`)}}},
+		// A Pending node is deleted outright, as in CCF.
 		{"remove_node", map[string]any{"node_id": nodeID},
-			engine.WriteSet{{Table: TableNodes, Key: nodeID, Value: []byte(`{"role":"participant","status":"Retired","retired_committed":false}`)}}},
+			engine.WriteSet{{Table: TableNodes, Key: nodeID, Delete: true}}},
 		{"remove_node", map[string]any{"node_id": hex64}, engine.WriteSet{}}, // unknown node: nothing to do
 		{"set_node_join_policy", map[string]any{"policy": "export function apply() { return false }"},
 			engine.WriteSet{{Table: TableJoinPolicy, Key: "", Value: jsonOf(t, "export function apply() { return false }")}}},

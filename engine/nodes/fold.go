@@ -1,6 +1,11 @@
 package nodes
 
-import "github.com/gavelhq/gavel/engine"
+import (
+	"strings"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/constitution"
+)
 
 // Fold follows the log for what the nodes table alone does not say: the
 // seqno that last wrote each node's record (CCF's last_written) and the
@@ -51,4 +56,39 @@ func (f *Fold) LastWritten(id string) uint64 { return f.lastWritten[id] }
 func (f *Fold) RetiredCommitted(rec Record, primary string) bool {
 	w, ok := f.lastWritten[rec.NodeID]
 	return ok && rec.Status == StatusRetired && rec.NodeID != primary && w < f.lastSignature
+}
+
+// TablePrefix is the prefix of every node table a Follower keeps.
+const TablePrefix = "gov.nodes."
+
+// Follower folds raw ledger messages as the state does — each
+// authenticated against the service nodes Trusted before it, a void one
+// skipped — into the node tables (State) and the Fold. It is the read
+// model the node projections read, and what `gavel projections rebuild`
+// rebuilds from the log alone.
+type Follower struct {
+	trusted *engine.TrustedNodes
+	Fold    *Fold
+	State   constitution.MemState
+}
+
+// NewFollower returns the follower of an empty log.
+func NewFollower() *Follower {
+	return &Follower{trusted: engine.NewTrustedNodes(), Fold: NewFold(), State: constitution.MemState{}}
+}
+
+// Add folds the next message of the log.
+func (f *Follower) Add(m engine.LedgerMsg) {
+	e, err := f.trusted.OpenEntry(m)
+	if err != nil {
+		f.Fold.Skip(m.Seq)
+		return
+	}
+	f.trusted.Observe(e.Writes)
+	f.Fold.Observe(e)
+	for _, w := range e.Writes {
+		if strings.HasPrefix(w.Table, TablePrefix) {
+			f.State.Apply(engine.WriteSet{w})
+		}
+	}
 }

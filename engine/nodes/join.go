@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"time"
 
@@ -228,4 +229,35 @@ func refuseWith(reason, cause error, what string) *engine.Error {
 	e.Err = reason
 	e.Details = []engine.ErrorDetail{{Code: c.Code, Message: c.Message}}
 	return e
+}
+
+// SettingsFrom builds the join settings of a service whose genesis
+// recorded virtual mode and a development SEV-SNP root (PEM, or ""), and
+// whose identity certificate is serviceCertPEM.
+func SettingsFrom(virtual bool, devRootPEM string, serviceCertPEM []byte) (Settings, error) {
+	s := Settings{Virtual: virtual}
+	parse := func(what string, b []byte) (*x509.Certificate, error) {
+		blk, _ := pem.Decode(b)
+		if blk == nil || blk.Type != "CERTIFICATE" {
+			return nil, engine.Errorf(engine.KindInternal, "CorruptSettings", "%s is not a PEM certificate", what)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, engine.Wrap(engine.KindInternal, "CorruptSettings", err, "%s", what)
+		}
+		return c, nil
+	}
+	if devRootPEM != "" {
+		root, err := parse("dev_snp_root", []byte(devRootPEM))
+		if err != nil {
+			return s, err
+		}
+		s.Roots = []*x509.Certificate{root}
+	}
+	cert, err := parse("the service certificate", serviceCertPEM)
+	if err != nil {
+		return s, err
+	}
+	s.ServiceKeys, err = receipt.NewKeySet(cert.PublicKey)
+	return s, err
 }
