@@ -86,8 +86,8 @@ func TestDefaultActionsWriteSets(t *testing.T) {
 		{"remove_node", map[string]any{"node_id": nodeID},
 			engine.WriteSet{{Table: TableNodes, Key: nodeID, Delete: true}}},
 		{"remove_node", map[string]any{"node_id": hex64}, engine.WriteSet{}}, // unknown node: nothing to do
-		{"set_node_join_policy", map[string]any{"policy": "export function apply() { return false }"},
-			engine.WriteSet{{Table: TableJoinPolicy, Key: "", Value: jsonOf(t, "export function apply() { return false }")}}},
+		{"set_node_join_policy", map[string]any{"policy": "export function apply() { return true }"},
+			engine.WriteSet{{Table: TableJoinPolicy, Key: "", Value: jsonOf(t, "export function apply() { return true }")}}},
 		{"remove_node_join_policy", nil,
 			engine.WriteSet{{Table: TableJoinPolicy, Key: "", Delete: true}}},
 		{"set_js_app", map[string]any{"bundle": map[string]any{"modules": []any{map[string]any{"name": "app.js", "module": "export {}"}}}},
@@ -380,6 +380,12 @@ export function apply() {}`
 	}
 	if ChangesCodeIdentity(engine.WriteSet{{Table: TableMembers, Key: "x"}}) {
 		t.Fatal("a member change is not a code identity change")
+	}
+	if !ChangesCodeIdentity(engine.WriteSet{{Table: TableSNPHostData, Key: "x", Value: []byte(`{}`)}}) {
+		t.Fatal("add_snp_host_data must drop other open proposals")
+	}
+	if ChangesCodeIdentity(engine.WriteSet{{Table: TableSNPHostData, Key: "x", Delete: true}}) {
+		t.Fatal("remove_snp_host_data drops no proposal (CCF)")
 	}
 }
 

@@ -33,6 +33,7 @@ func (sb *sandbox) installHostAPI() error {
 	sb.method(pemObj, "certDigestHex", sb.certDigestHex)
 	constitution := rt.NewObject()
 	sb.method(constitution, "check", sb.checkConstitution)
+	sb.method(constitution, "checkJoinPolicy", sb.checkJoinPolicy) // joinpolicy.go
 	for name, v := range map[string]*goja.Object{"kv": kv, "schema": schema, "hash": hash, "pem": pemObj, "constitution": constitution} {
 		if err := gavel.DefineDataProperty(name, v, goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE); err != nil {
 			return err

@@ -77,3 +77,16 @@ func (p *JoinPolicy) Judge(env Env, inputJSON string) (reason string, accepted b
 	})
 	return reason, accepted, err
 }
+
+// checkJoinPolicy is gavel.constitution.checkJoinPolicy(source): null if
+// source compiles as a join policy, else the compiler's message, so that
+// set_node_join_policy refuses a broken policy when it is proposed.
+func (sb *sandbox) checkJoinPolicy(c goja.FunctionCall) goja.Value {
+	src := sb.stringArg(c, 0, "gavel.constitution.checkJoinPolicy", "source")
+	var err error
+	sb.inHost(func() { _, err = CompileJoinPolicy(src) })
+	if err != nil {
+		return sb.rt.ToValue(err.Error())
+	}
+	return goja.Null()
+}

@@ -198,7 +198,11 @@ const actions = {
     },
   },
   set_node_join_policy: {
-    validate: none,
+    // Compiled when proposed (CCF only checks it is a string).
+    validate(args) {
+      const problem = gavel.constitution.checkJoinPolicy(args.policy);
+      if (problem !== null) throw new Error(problem);
+    },
     apply(args) {
       gavel.kv.set(JOIN_POLICY, SINGLETON, args.policy);
     },
