@@ -29,6 +29,7 @@ import (
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/nodes"
 	"github.com/gavelhq/gavel/engine/receipt"
+	"github.com/gavelhq/gavel/handlers"
 	"github.com/gavelhq/gavel/projections"
 	"github.com/gavelhq/gavel/scripts/policies"
 )
@@ -423,5 +424,38 @@ func (s *nodeScenario) checkRebuiltAndAudited() {
 		a, _ := json.Marshal(live)
 		b, _ := json.Marshal(rebuilt)
 		s.t.Fatalf("rebuilt node read model differs from the live one\nlive    %s\nrebuilt %s", a, b)
+	}
+}
+
+// A join over NATS (gavel.submit.node.join) gets the HTTP route's answer.
+func TestNodeJoinOverNATS(t *testing.T) {
+	f := newGovFixture(t, 1)
+	s := &nodeScenario{t: t, f: f, ctx: context.Background(), nodes: map[string]*scenarioNode{}}
+	s.propose(`{"name":"add_virtual_measurement","args":{"measurement":"`+measurement+`"}}`, "")
+	s.step(strings.Fields("trust-code A"), "")
+	s.step(strings.Fields("node a A"), "")
+	n := s.node("a")
+	var hd [32]byte
+	b, _ := hex.DecodeString(hostData("A"))
+	copy(hd[:], b)
+	m, _ := hex.DecodeString(measurement)
+	rd := attest.ReportDataFor(n.bind)
+	ev, _ := json.Marshal(attest.VirtualEvidence(hd, m, rd[:]))
+	raw, err := nodes.SignJoin(n.key, nodes.JoinRequest{Role: n.role, Address: n.address, Attestation: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := f.natsClient(t)
+	msg, err := nc.Request(handlers.SubjectNodeJoin, raw, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res nodes.JoinResult
+	if msg.Header.Get(handlers.StatusHeader) != "200" || json.Unmarshal(msg.Data, &res) != nil || res.NodeID != n.id || res.NodeStatus != "Pending" {
+		t.Fatalf("NATS join: %v %s", msg.Header, msg.Data)
+	}
+	msg, err = nc.Request(handlers.SubjectNodeJoin, raw[:len(raw)-1], 10*time.Second)
+	if err != nil || msg.Header.Get(handlers.StatusHeader) != "400" {
+		t.Fatalf("truncated join over NATS: %v %v", msg, err)
 	}
 }
