@@ -132,6 +132,9 @@ func opts(words []string) map[string]string {
 }
 
 func (s *nodeScenario) node(name string) *scenarioNode {
+	if name == "primary" { // the replica's own node, Trusted from genesis
+		return &scenarioNode{id: s.f.r.Node().ID}
+	}
 	n, ok := s.nodes[name]
 	if !ok {
 		s.fatalf("no node %s", name)

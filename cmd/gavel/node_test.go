@@ -173,3 +173,12 @@ func TestNodeJoinDevSNP(t *testing.T) {
 		t.Fatalf("audit re-derived %d node entries", sum.Nodes)
 	}
 }
+
+func TestDemoCodeUpgrade(t *testing.T) {
+	out := mustRun(t, "demo", "code-upgrade", "--data", t.TempDir())
+	for _, want := range []string{"a4 (code A) refused", "SVN too low: 1", "c3 (code C) refused", "retired and deleted", "receipt", "Summary"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("the demo does not say %q:\n%s", want, out)
+		}
+	}
+}

@@ -147,7 +147,7 @@ func (j *Join) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, er
 // host data.
 func (j *Join) judge(st engine.StateReader, f engine.Facts, hostData string) error {
 	if len(j.Signed.Request.TransparentStatement) == 0 {
-		return refuse(ErrHostDataUntrusted, "host data %s is not trusted and the node presents no transparent statement", hostData)
+		return refuse(ErrHostDataUntrusted, "host data %s", hostData)
 	}
 	if j.StatementErr != nil {
 		return j.StatementErr
@@ -158,7 +158,7 @@ func (j *Join) judge(st engine.StateReader, f engine.Facts, hostData string) err
 	}
 	var src string
 	if !ok || json.Unmarshal(v, &src) != nil || src == "" {
-		return refuse(ErrNoJoinPolicy, "host data %s is not trusted and no join policy is set", hostData)
+		return refuse(ErrNoJoinPolicy, "host data %s", hostData)
 	}
 	policy, err := constitution.CompileJoinPolicy(src)
 	if err != nil {
@@ -173,7 +173,7 @@ func (j *Join) judge(st engine.StateReader, f engine.Facts, hostData string) err
 		return refuseWith(ErrPolicyFailed, err, "join policy failed")
 	}
 	if !accepted {
-		e := refuse(ErrPolicyRejected, "join policy rejected the transparent statement: %s", reason)
+		e := refuse(ErrPolicyRejected, "%s", reason)
 		e.Details = []engine.ErrorDetail{{Code: "JoinPolicyRejected", Message: reason}}
 		return e
 	}

@@ -31,6 +31,15 @@ function checkValidFrom(v) {
   throw new Error(`valid_from ${v} is neither an X.509 time (220101120000Z) nor ISO 8601`);
 }
 
+function trustedServiceNodes() {
+  const entries = gavel.kv.entries(NODES);
+  let n = 0;
+  for (let i = 0; i < entries.length; i++) {
+    if (entries[i][1].role === "service" && entries[i][1].status === "Trusted") n++;
+  }
+  return n;
+}
+
 export function findAction(name) {
   return Object.hasOwn(actions, name) ? actions[name] : undefined;
 }
@@ -191,6 +200,10 @@ const actions = {
       if (node.status === "Pending") {
         gavel.kv.delete(NODES, args.node_id); // never trusted: nothing to retire (CCF)
         return;
+      }
+      if (node.role === "service" && node.status === "Trusted" && trustedServiceNodes() === 1) {
+        // Its entries would authenticate nothing after: the ledger would stop.
+        throw new Error(`node ${args.node_id} is the last trusted service node`);
       }
       node.status = "Retired";
       node.retired_committed = false;
