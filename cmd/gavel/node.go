@@ -17,6 +17,7 @@ func init() {
 	register("node keygen", "make a node key and certificate (node_privk.pem, node_cert.pem)", runNodeKeygen)
 	register("node join", "join a service as a node, with the evidence node.json describes", runNodeJoin)
 	register("node status", "show a node (or every node) of a service", runNodeStatus)
+	register("node delete", "delete a retired node whose retirement is committed", runNodeDelete)
 	register("nodes", "list a service's nodes, or the removable ones", runNodes)
 }
 
@@ -147,5 +148,22 @@ func runNodes(args []string, out, errOut io.Writer) int {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%v\n", v.NodeID[:16], v.Status, v.Role, v.Address, v.CodeVersion, v.Primary, v.RetiredCommitted)
 	}
 	tw.Flush()
+	return exitOK
+}
+
+func runNodeDelete(args []string, out, errOut io.Writer) int {
+	fs := newFlags("node delete", errOut)
+	url := fs.String("url", "http://127.0.0.1:8080", "the service's HTTP address")
+	id := fs.String("id", "", "the node id")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if *id == "" || len(pos) != 0 {
+		return usageError(errOut, fs, "--id is required")
+	}
+	if err := client.New(*url).DeleteNode(context.Background(), *id); err != nil {
+		return failf(errOut, "%v", err)
+	}
 	return exitOK
 }
