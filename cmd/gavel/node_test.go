@@ -156,6 +156,13 @@ func TestNodeJoinDevSNP(t *testing.T) {
 	if code, _, errOut := run("node", "join", "--url", svc.url, "--key-dir", keys, "--config", cfg); code != exitFailed || !strings.Contains(errOut, "measurement") {
 		t.Fatalf("untrusted measurement: exit %d %s", code, errOut)
 	}
+	high := devsnp.TCBVersion
+	high.SNP++
+	tcbHigh, _ := json.Marshal(high)
+	svc.accept(t, `{"name":"add_snp_measurement","args":{"measurement":"`+m+`"}},{"name":"set_snp_minimum_tcb_version","args":{"cpuid":"`+devsnp.CPUID+`","tcb_version":`+string(tcbHigh)+`}}`)
+	if code, _, errOut := run("node", "join", "--url", svc.url, "--key-dir", keys, "--config", cfg); code != exitFailed || !strings.Contains(errOut, "TCB below the minimum") {
+		t.Fatalf("TCB below the minimum: exit %d %s", code, errOut)
+	}
 	tcb, _ := json.Marshal(devsnp.TCBVersion)
 	svc.accept(t, `{"name":"add_snp_measurement","args":{"measurement":"`+m+`"}},{"name":"set_snp_minimum_tcb_version","args":{"cpuid":"`+devsnp.CPUID+`","tcb_version":`+string(tcb)+`}},{"name":"add_snp_host_data","args":{"host_data":"`+hd+`"}}`)
 	var res client.JoinResult
