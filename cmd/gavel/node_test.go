@@ -70,6 +70,9 @@ func TestNodeCommands(t *testing.T) {
 		t.Fatalf("untrusted join: exit %d %s", code, errOut)
 	}
 	svc.accept(t, `{"name":"add_virtual_measurement","args":{"measurement":"aabbcc"}},{"name":"add_virtual_host_data","args":{"host_data":"`+hd+`"}}`)
+	if jp, err := client.New(svc.url).JoinPolicies(context.Background()); err != nil || len(jp.Virtual.HostData) != 1 || jp.Virtual.HostData[0] != hd || len(jp.Virtual.Measurements) != 1 {
+		t.Fatalf("join policies %+v %v", jp, err)
+	}
 	var res struct {
 		NodeID          string `json:"node_id"`
 		Status          string `json:"status"`
