@@ -7,8 +7,8 @@ import (
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/constitution"
-	"github.com/gavelhq/gavel/engine/nodes"
 	"github.com/gavelhq/gavel/engine/gov"
+	"github.com/gavelhq/gavel/engine/nodes"
 )
 
 // Governance is the read side of governance over a state. Its answers are
