@@ -211,3 +211,21 @@ func TestFoldRetiredCommitted(t *testing.T) {
 		t.Fatal("a trusted node is retired_committed")
 	}
 }
+
+// BenchmarkJoin is one virtual join: the stateless verification and the
+// decision against a state trusting its host data.
+func BenchmarkJoin(b *testing.B) {
+	t := &testing.T{}
+	st := governed()
+	n := newNode(t)
+	raw := n.join(t, "10.0.0.9:443", codeA, n.der)
+	for b.Loop() {
+		j, err := nodes.VerifyJoin(raw, nodes.Settings{Virtual: true}, at, constitution.Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := j.Execute(st, engine.Facts{TxID: engine.TxID{View: 1, Seqno: 2}, Time: at}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
