@@ -139,7 +139,7 @@ func decodeError(status int, body []byte) error {
 	if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code == "" {
 		return engine.Errorf(kindOf(status), "HTTP"+fmt.Sprint(status), "%s: %s", http.StatusText(status), truncate(body))
 	}
-	return &engine.Error{Kind: kindOf(status), Code: eb.Error.Code, Message: eb.Error.Message}
+	return &engine.Error{Kind: kindOf(status), Code: eb.Error.Code, Message: eb.Error.Message, Details: eb.Error.Details}
 }
 
 // kindOf inverts handlers.Status.

@@ -24,6 +24,11 @@ const (
 	// acknowledgement of it (CCF's member activation).
 	KindGovStateDigest EntryKind = "state_digest"
 	KindGovAck         EntryKind = "ack"
+
+	// A node's signed join request (admitted Pending), and the delete of a
+	// retired node whose retirement a signature covers.
+	KindNodeJoin   EntryKind = "node_join"
+	KindNodeDelete EntryKind = "node_delete"
 )
 
 // Tables written by the ledger spine itself.
@@ -135,7 +140,7 @@ func (k EntryKind) String() string { return string(k) }
 func (k EntryKind) Validate() error {
 	switch k {
 	case KindGenesis, KindStatement, KindSignature, KindGovProposal, KindGovBallot, KindGovWithdrawal,
-		KindGovStateDigest, KindGovAck:
+		KindGovStateDigest, KindGovAck, KindNodeJoin, KindNodeDelete:
 		return nil
 	}
 	return fmt.Errorf("unknown entry kind %q", string(k))

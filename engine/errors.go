@@ -44,6 +44,15 @@ type Error struct {
 	// Sentinel is what errors.Is matches besides the cause chain (e.g.
 	// sequencer.ErrNotPrimary), so callers branch on a value, not a Code.
 	Sentinel error
+	// Details are CCF's error details: the individual reasons behind the
+	// message (a refused join carries gavel's and the policy's).
+	Details []ErrorDetail
+}
+
+// ErrorDetail is one detail of an error, as CCF's ODataError details.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 func (e *Error) Error() string {

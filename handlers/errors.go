@@ -44,8 +44,9 @@ type ErrorBody struct {
 
 // ErrorDetail is the inside of ErrorBody.
 type ErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code    string               `json:"code"`
+	Message string               `json:"message"`
+	Details []engine.ErrorDetail `json:"details,omitempty"`
 }
 
 // errorBody renders err for the wire. Internal errors say nothing about
@@ -65,7 +66,7 @@ func errorBody(err error, logger *slog.Logger) (int, []byte) {
 	case status >= 500:
 		logger.Error("request failed", slog.String("code", e.Code), slog.Any("err", err))
 	}
-	b, _ := json.Marshal(ErrorBody{Error: ErrorDetail{Code: e.Code, Message: msg}})
+	b, _ := json.Marshal(ErrorBody{Error: ErrorDetail{Code: e.Code, Message: msg, Details: e.Details}})
 	return status, b
 }
 

@@ -38,6 +38,7 @@ func NewHTTP(svc Service, limits Limits, logger *slog.Logger) *HTTP {
 	mux.HandleFunc("GET /receipt", h.getReceipt)
 	mux.HandleFunc("GET /node/network", h.getNetwork)
 	h.nodeRoutes(mux)
+	h.networkNodeRoutes(mux)
 	h.govRoutes(mux)
 	// "/schemas" itself too, or the mux would redirect it to "/schemas/".
 	mux.HandleFunc("GET /schemas", h.getSchema)

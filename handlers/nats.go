@@ -15,6 +15,7 @@ import (
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/govreq"
 	"github.com/gavelhq/gavel/engine/natslog"
+	"github.com/gavelhq/gavel/engine/nodes"
 )
 
 // Subjects served over NATS request/reply, with the same bodies and answers
@@ -185,13 +186,17 @@ func ServeNATS(nc *nats.Conn, svc Service, limits Limits, cfg NATSConfig, logger
 			res, err := svc.SubmitGov(ctx, govreq.MsgWithdrawal, "", "", b)
 			return res.Body, err
 		},
+		SubjectNodeJoin: svc.JoinNode,
 	}
 	h.wg.Add(1)
 	go h.dispatch()
 	for subject, call := range routes {
 		limit := limits.MaxGovBytes
-		if subject == SubjectStatement {
+		switch subject {
+		case SubjectStatement:
 			limit = limits.MaxStatementBytes
+		case SubjectNodeJoin:
+			limit = nodes.MaxJoinBytes
 		}
 		sub, err := nc.QueueSubscribe(subject, queueGroup, h.admit(limit, call))
 		if err != nil {

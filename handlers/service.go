@@ -16,6 +16,7 @@ import (
 type Service interface {
 	Statements
 	Node
+	Nodes
 	GovernanceWrites
 	GovernanceReads
 }

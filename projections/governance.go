@@ -8,6 +8,7 @@ import (
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/gov"
+	"github.com/gavelhq/gavel/engine/nodes"
 )
 
 // Governance is the read side of governance over a state. Its answers are
@@ -342,5 +343,27 @@ func (g Governance) JoinPolicies() (JoinPolicies, error) {
 		return true
 	})
 	sort.Strings(jp.SNP.Measurements)
-	return jp, err
+	if err != nil {
+		return jp, err
+	}
+	return jp, g.nodeJoinPolicies(&jp)
+}
+
+// nodeJoinPolicies adds the node tables CCF also reports: minimum TCB
+// versions, virtual host data and measurements (projections/nodes.go).
+func (g Governance) nodeJoinPolicies(jp *JoinPolicies) error {
+	err := g.State.Range(nodes.TableSNPTCBVersions, func(cpuid string, v []byte) bool {
+		jp.SNP.TCBVersions[cpuid] = json.RawMessage(v)
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	for table, list := range map[string]*[]string{nodes.TableVirtualHostData: &jp.Virtual.HostData, nodes.TableVirtualMeasurements: &jp.Virtual.Measurements} {
+		if err := g.State.Range(table, func(k string, _ []byte) bool { *list = append(*list, k); return true }); err != nil {
+			return err
+		}
+		sort.Strings(*list)
+	}
+	return nil
 }

@@ -44,7 +44,7 @@ func TestValidateJSON(t *testing.T) {
 		{"actions/add_snp_measurement", `{"measurement":"` + hex64 + hex64[:32] + `"}`, ""},
 		{"actions/add_snp_measurement", `{"measurement":"` + hex64 + `"}`, "at '/measurement'"},
 		{"actions/transition_node_to_trusted", `{"node_id":"` + hex64 + `","valid_from":"2026-01-02T03:04:05Z"}`, ""},
-		{"actions/transition_node_to_trusted", `{"node_id":"` + hex64 + `","valid_from":"yesterday"}`, "is not valid date-time"},
+		{"actions/transition_node_to_trusted", `{"node_id":"` + hex64 + `","valid_from":"yesterday"}`, "does not match pattern"},
 		{"actions/remove_node_join_policy", `{}`, ""},
 		{"actions/remove_node_join_policy", `{"x":1}`, "maxProperties"},
 		{"actions/set_service_configuration", `{"recovery_threshold":2}`, ""},

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gavelhq/gavel/engine/attest/devsnp"
 	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/natslog"
@@ -41,6 +42,7 @@ type serveFlags struct {
 	fdLimit                 uint64 // soft RLIMIT_NOFILE; 0: the hard limit
 	maxConns, maxConnsPerIP int    // HTTP connection caps; 0: from the descriptor budget
 	natsMaxConns            int    // embedded NATS connection cap
+	devSNPRoot              string // a development SEV-SNP ARK (PEM) to trust
 }
 
 // stringList is a repeatable string flag.
@@ -65,6 +67,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.limits.MaxStatementBytes, "max-statement-bytes", f.limits.MaxStatementBytes, "largest signed statement accepted")
 	fs.Int64Var(&f.limits.MaxGovBytes, "max-gov-bytes", f.limits.MaxGovBytes, "largest signed governance request accepted")
 	fs.Var(&f.memberCerts, "member-cert", "initial member certificate (PEM), repeatable; none: member0 is created in --data")
+	fs.StringVar(&f.devSNPRoot, "dev-snp-root", "", "trust a development SEV-SNP root (the ark.pem of gavel dev snp-signer); genesis records it")
 	fs.StringVar(&f.constitutionDir, "constitution", "", "folder of constitution modules (*.js); default: the embedded scripts/constitution")
 	fs.Uint64Var(&f.fdLimit, "fd-limit", 0, "soft limit of open descriptors (0: raised to the hard limit)")
 	fs.IntVar(&f.maxConns, "max-conns", 0, "open HTTP connections in all (0: half the descriptors free at start, at most 16384)")
@@ -253,9 +256,18 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, NATSMaxConnections: natsConns,
-		Sequencer: f.seq, Logger: logger, Members: members, ConstitutionModule: module,
-		MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts, Lock: lock})
+	var devRoot []byte
+	if f.devSNPRoot != "" {
+		if _, err := devsnp.LoadRoot(f.devSNPRoot); err != nil {
+			return fmt.Errorf("--dev-snp-root: %w", err)
+		}
+		if devRoot, err = os.ReadFile(f.devSNPRoot); err != nil {
+			return err
+		}
+	}
+	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, NATSMaxConnections: natsConns, Sequencer: f.seq, Logger: logger,
+		Members: members, ConstitutionModule: module, MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts,
+		Lock: lock, DevSNPRoot: devRoot})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gavelhq/gavel/client"
@@ -28,6 +29,8 @@ func runStatementSign(args []string, out, errOut io.Writer) int {
 	issuer := fs.String("issuer", "", "did:x509 issuer that the chain satisfies")
 	subject := fs.String("subject", "", "the statement's subject (CWT sub)")
 	contentType := fs.String("content-type", "application/octet-stream", "the payload's content type")
+	svn := fs.Int64("svn", -1, "the CWT claim svn (security version number) a join policy judges; none when negative")
+	iatFlag := fs.String("iat", "", "the CWT iat: RFC 3339 or Unix seconds (default: now)")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -47,12 +50,22 @@ func runStatementSign(args []string, out, errOut io.Writer) int {
 	if err != nil {
 		return failf(errOut, "%v", err)
 	}
+	iat := time.Now()
+	if *iatFlag != "" {
+		if iat, err = parseIAT(*iatFlag); err != nil {
+			return usageError(errOut, fs, "--iat: %v", err)
+		}
+	}
+	var opts []cose.SignOption
+	if *svn >= 0 {
+		opts = append(opts, cose.WithClaim("svn", *svn))
+	}
 	// Refuse here what the service would refuse: a chain that does not
 	// satisfy the issuer DID.
-	if _, err := didx509.Resolve(*issuer, certs, time.Now()); err != nil {
+	if _, err := didx509.Resolve(*issuer, certs, iat); err != nil {
 		return failf(errOut, "the chain does not satisfy %s: %v", *issuer, err)
 	}
-	st, err := cose.SignStatement(signer, certs, *issuer, *subject, *contentType, payload, time.Now())
+	st, err := cose.SignStatement(signer, certs, *issuer, *subject, *contentType, payload, iat, opts...)
 	if err != nil {
 		return failf(errOut, "sign: %v", err)
 	}
@@ -122,3 +135,15 @@ func runReceipt(args []string, out, errOut io.Writer) int {
 }
 
 var httpClient = &http.Client{Timeout: 60 * time.Second}
+
+// parseIAT reads --iat: RFC 3339, or Unix seconds.
+func parseIAT(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor Unix seconds", s)
+	}
+	return time.Unix(n, 0), nil
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
 	"github.com/gavelhq/gavel/engine/merkle"
+	"github.com/gavelhq/gavel/engine/nodes"
 	"github.com/gavelhq/gavel/engine/receipt"
 )
 
@@ -38,6 +39,7 @@ type Summary struct {
 	Signatures uint64 `json:"signatures"`
 	Statements uint64 `json:"statements"`
 	Governance uint64 `json:"governance"`
+	Nodes      uint64 `json:"nodes"` // node joins and deletes, each re-derived
 	// LastSignedTxID is the last signature entry; entries after it are
 	// verified but not yet covered by a signature.
 	LastSignedTxID string `json:"last_signed_txid,omitempty"`
@@ -84,13 +86,17 @@ type Replayer struct {
 	// executed reads: governance is re-executed against it.
 	state  constitution.MemState
 	limits constitution.Limits
+	// nodes follows node writes and signatures: a delete is re-derived
+	// from it; joins are re-verified with the genesis settings.
+	nodes        *nodes.Fold
+	joinSettings *nodes.Settings
 }
 
 // NewReplayer returns a replayer for a log starting at seqno 1.
 func NewReplayer(verifyStatement StatementVerifier) *Replayer {
 	tree := merkle.New()
 	tree.Append(engine.Digest{}, nil) // CCF's zero leaf 0: leaf index = seqno
-	return &Replayer{verifyStatement: verifyStatement, tree: tree, state: constitution.MemState{}, trusted: engine.NewTrustedNodes(),
+	return &Replayer{verifyStatement: verifyStatement, tree: tree, state: constitution.MemState{}, trusted: engine.NewTrustedNodes(), nodes: nodes.NewFold(),
 		sum: Summary{VoidEntries: []VoidEntry{}}}
 }
 
@@ -177,6 +183,7 @@ func (r *Replayer) Add(m engine.LedgerMsg) error {
 	}
 	if err != nil {
 		r.tree.Append(engine.VoidLeaf, nil)
+		r.nodes.Skip(m.Seq)
 		r.sum.VoidEntries = append(r.sum.VoidEntries, VoidEntry{Seqno: m.Seq, Reason: err.Error()})
 		r.sum.Entries++
 		r.sum.Unsigned++
@@ -263,11 +270,20 @@ func (r *Replayer) check(seq uint64, subject string, e *engine.Entry) error {
 			return bad("%v", err)
 		}
 		r.sum.Governance++
+	case engine.KindNodeJoin, engine.KindNodeDelete:
+		if r.serviceKey == nil {
+			return bad("node entry before genesis")
+		}
+		if err := r.node(e); err != nil {
+			return bad("%v", err)
+		}
+		r.sum.Nodes++
 	default:
 		return bad("unknown entry kind %q", e.Kind)
 	}
 	r.tree.Append(e.Leaf(), nil)
 	r.apply(e.Writes)
+	r.nodes.Observe(e)
 	r.last = e
 	r.sum.Entries++
 	r.sum.LastTxID = tx
@@ -382,4 +398,58 @@ func legacySafetyOutcome(ws engine.WriteSet) string {
 		}
 	}
 	return ""
+}
+
+// node re-derives a node join (its request, evidence and statement
+// verified again at the entry's time, then decided against the state
+// before it: trusted host data or the join policy then in force) or a
+// delete (the retirement covered by a signature, by this replay's fold).
+func (r *Replayer) node(e *engine.Entry) error {
+	facts := engine.Facts{TxID: e.TxID(), Time: e.Time()}
+	var cmd engine.Command
+	if e.Kind == engine.KindNodeJoin {
+		if r.joinSettings == nil {
+			var g exec.ServiceSettings
+			if v, ok, _ := r.state.Get(engine.TableService, exec.KeyServiceSettings); ok {
+				if err := json.Unmarshal(v, &g); err != nil {
+					return fmt.Errorf("genesis settings: %w", err)
+				}
+			}
+			cert, _, _ := r.state.Get(engine.TableService, exec.KeyServiceCertificate)
+			s, err := nodes.SettingsFrom(g.Virtual, g.DevSNPRoot, cert)
+			if err != nil {
+				return err
+			}
+			r.joinSettings = &s
+		}
+		j, err := nodes.VerifyJoin(e.Input, *r.joinSettings, e.Time(), r.limits)
+		if err != nil {
+			return fmt.Errorf("join request does not verify: %w", err)
+		}
+		cmd = j
+	} else {
+		id, err := nodes.ParseDelete(e.Input)
+		if err != nil {
+			return err
+		}
+		committed := false
+		if rec, ok, err := nodes.ReadRecord(r.state, id); err == nil && ok {
+			committed = r.nodes.RetiredCommitted(rec, "")
+		}
+		cmd = nodes.Delete{NodeID: id, RetiredCommitted: committed}
+	}
+	eff, err := cmd.Execute(r.state, facts)
+	if err != nil {
+		return fmt.Errorf("re-execution refuses the %s: %w", e.Kind, err)
+	}
+	if eff.Replayed {
+		return fmt.Errorf("the node was already known: a poll has no entry")
+	}
+	if got := eff.Writes.Canonical(); !got.Equal(e.Writes) {
+		return fmt.Errorf("write set differs from re-execution: %s", diffWrites(e.Writes, got))
+	}
+	if !bytes.Equal(eff.Result, e.Result) {
+		return fmt.Errorf("recorded answer %s, re-executed %s", e.Result, eff.Result)
+	}
+	return nil
 }

@@ -79,12 +79,15 @@ func TestDefaultActionsWriteSets(t *testing.T) {
 		{"remove_snp_measurement", map[string]any{"measurement": hex96},
 			engine.WriteSet{{Table: TableSNPMeasurements, Key: hex96, Delete: true}}},
 		{"transition_node_to_trusted", map[string]any{"node_id": nodeID, "valid_from": "2026-03-04T00:00:00Z"},
-			engine.WriteSet{{Table: TableNodes, Key: nodeID, Value: []byte(`{"role":"participant","status":"Trusted","valid_from":"2026-03-04T00:00:00Z"}`)}}},
+			engine.WriteSet{{Table: TableNodes, Key: nodeID, Value: []byte(`{"role":"participant","status":"Trusted","valid_from":"2026-03-04T00:00:00Z","validity_period_days":365}`)}}},
+		{"transition_node_to_trusted", map[string]any{"node_id": nodeID, "valid_from": "220101120000Z", "validity_period_days": 30},
+			engine.WriteSet{{Table: TableNodes, Key: nodeID, Value: []byte(`{"role":"participant","status":"Trusted","valid_from":"220101120000Z","validity_period_days":30}`)}}},
+		// A Pending node is deleted outright, as in CCF.
 		{"remove_node", map[string]any{"node_id": nodeID},
-			engine.WriteSet{{Table: TableNodes, Key: nodeID, Value: []byte(`{"role":"participant","status":"Retired","retired_committed":false}`)}}},
+			engine.WriteSet{{Table: TableNodes, Key: nodeID, Delete: true}}},
 		{"remove_node", map[string]any{"node_id": hex64}, engine.WriteSet{}}, // unknown node: nothing to do
-		{"set_node_join_policy", map[string]any{"policy": "export function apply() { return false }"},
-			engine.WriteSet{{Table: TableJoinPolicy, Key: "", Value: jsonOf(t, "export function apply() { return false }")}}},
+		{"set_node_join_policy", map[string]any{"policy": "export function apply() { return true }"},
+			engine.WriteSet{{Table: TableJoinPolicy, Key: "", Value: jsonOf(t, "export function apply() { return true }")}}},
 		{"remove_node_join_policy", nil,
 			engine.WriteSet{{Table: TableJoinPolicy, Key: "", Delete: true}}},
 		{"set_js_app", map[string]any{"bundle": map[string]any{"modules": []any{map[string]any{"name": "app.js", "module": "export {}"}}}},
@@ -377,6 +380,12 @@ export function apply() {}`
 	}
 	if ChangesCodeIdentity(engine.WriteSet{{Table: TableMembers, Key: "x"}}) {
 		t.Fatal("a member change is not a code identity change")
+	}
+	if !ChangesCodeIdentity(engine.WriteSet{{Table: TableSNPHostData, Key: "x", Value: []byte(`{}`)}}) {
+		t.Fatal("add_snp_host_data must drop other open proposals")
+	}
+	if ChangesCodeIdentity(engine.WriteSet{{Table: TableSNPHostData, Key: "x", Delete: true}}) {
+		t.Fatal("remove_snp_host_data drops no proposal (CCF)")
 	}
 }
 

@@ -34,6 +34,7 @@ func (sb *sandbox) installHostAPI() error {
 	sb.method(pemObj, "certDigestHex", sb.certDigestHex)
 	constitution := rt.NewObject()
 	sb.method(constitution, "check", sb.checkConstitution)
+	sb.method(constitution, "checkJoinPolicy", sb.checkJoinPolicy) // joinpolicy.go
 	// A fixed order: scripts can list these keys.
 	for _, p := range []struct {
 		name string

@@ -48,8 +48,14 @@ const (
 func ChangesCodeIdentity(ws engine.WriteSet) bool {
 	for _, w := range ws {
 		switch w.Table {
-		case TableConstitution, TableSNPHostData, TableSNPMeasurements:
+		case TableConstitution, TableSNPMeasurements:
 			return true
+		case TableSNPHostData:
+			// Trusting host data drops the others; distrusting it
+			// (remove_snp_host_data) drops none, as in CCF.
+			if !w.Delete {
+				return true
+			}
 		}
 	}
 	return false

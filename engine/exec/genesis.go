@@ -24,6 +24,10 @@ type ServiceSettings struct {
 	SignatureEvery      int   `json:"signature_every"`
 	SignatureIntervalMs int64 `json:"signature_interval_ms"`
 	Virtual             bool  `json:"virtual_attestation"`
+	// DevSNPRoot is a development ARK (PEM) the service trusts besides
+	// AMD's roots (gavel serve --dev-snp-root): it proves nothing about
+	// hardware, and /node/version says so.
+	DevSNPRoot string `json:"dev_snp_root,omitempty"`
 }
 
 // Service table keys.

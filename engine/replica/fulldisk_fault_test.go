@@ -206,13 +206,9 @@ func TestFaultFullDisk(t *testing.T) {
 		_ = st // registered as is; its receipt is checked above
 	}
 	// The auditor replays the whole log to the replica's root.
-	js, _ := jetstream.New(r.Conn())
-	log, err := replica.NewLedgerLog(r.Conn(), js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, _ := jetstream.New(r.SequencerConn())
 	rp := audit.NewReplayer(func(raw []byte, f engine.Facts) (engine.Command, error) { return exec.VerifyStatement(raw, f.Time) })
-	if err := log.Range(context.Background(), 1, rp.Add); err != nil {
+	if err := natslog.NewReader(js).Range(context.Background(), 1, rp.Add); err != nil {
 		t.Fatalf("audit replay: %v", err)
 	}
 	sum := rp.Summary()

@@ -44,7 +44,12 @@ type Config struct {
 
 	// Lock is the data folder's lock, when the caller took it (gavel serve
 	// does, before it listens); nil: Open takes it. The replica owns it.
-	Lock               *DirLock
+	Lock *DirLock
+
+	// DevSNPRoot is a development SEV-SNP root (PEM ARK) to trust; genesis
+	// records it.
+	DevSNPRoot []byte
+
 	MaxGovRequestBytes int64               // largest signed governance request
 	ScriptLimits       constitution.Limits // per constitution or ballot call
 	Now                func() time.Time    // the clock; time.Now by default
@@ -82,6 +87,7 @@ type Replica struct {
 
 	verifySlots chan struct{}                         // bounds concurrent signature checks to the cores
 	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
+	nodeReads   nodeReads                             // the node read model (nodes.go)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -223,6 +229,7 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 			SignatureEvery:      cfg.Sequencer.SignEvery,
 			SignatureIntervalMs: cfg.Sequencer.SignInterval.Milliseconds(),
 			Virtual:             true,
+			DevSNPRoot:          string(cfg.DevSNPRoot),
 		}, Node: r.node.Record(), Governance: govWrites})
 		if err != nil {
 			return nil, fmt.Errorf("genesis: %w", err)

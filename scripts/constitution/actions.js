@@ -12,6 +12,33 @@ import {
   NETWORK_PARAMETERS, SERVICE_CONFIG, JS_RUNTIME_OPTIONS, SINGLETON, serviceConfig, activeMemberIds,
 } from "./tables.js";
 
+// Node tables of CCF's the shared table list does not name yet.
+const VIRTUAL_HOST_DATA = "gov.nodes.virtual.host_data";
+const VIRTUAL_MEASUREMENTS = "gov.nodes.virtual.measurements";
+const SNP_TCB_VERSIONS = "gov.nodes.snp.tcb_versions";
+
+// A node certificate's validity when transition_node_to_trusted names none
+// (CCF's default).
+const DEFAULT_NODE_VALIDITY_DAYS = 365;
+
+// valid_from in the forms CCF's tools send: an X.509 UTCTime or
+// GeneralizedTime ("220101120000Z"), or ISO 8601.
+function checkValidFrom(v) {
+  if (v === undefined) return;
+  if (/^([0-9]{2}|[0-9]{4})[0-9]{10}Z$/.test(v)) return;
+  if (/^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$/.test(v) && !Number.isNaN(Date.parse(v))) return;
+  throw new Error(`valid_from ${v} is neither an X.509 time (220101120000Z) nor ISO 8601`);
+}
+
+function trustedServiceNodes() {
+  const entries = gavel.kv.entries(NODES);
+  let n = 0;
+  for (let i = 0; i < entries.length; i++) {
+    if (entries[i][1].role === "service" && entries[i][1].status === "Trusted") n++;
+  }
+  return n;
+}
+
 // The table is built on first use, not at load: gavel instantiates the
 // module for every call, and resolve (the most frequent call) needs none
 // of it.
@@ -110,6 +137,36 @@ function actions() { return {
       gavel.kv.delete(SNP_HOST_DATA, args.host_data);
     },
   },
+  add_virtual_host_data: {
+    validate: none,
+    apply(args) {
+      gavel.kv.set(VIRTUAL_HOST_DATA, args.host_data, { metadata: args.metadata ?? "" });
+    },
+  },
+  remove_virtual_host_data: {
+    validate: none,
+    apply(args) {
+      gavel.kv.delete(VIRTUAL_HOST_DATA, args.host_data);
+    },
+  },
+  add_virtual_measurement: {
+    validate: none,
+    apply(args) {
+      gavel.kv.set(VIRTUAL_MEASUREMENTS, args.measurement, "AllowedToJoin");
+    },
+  },
+  remove_virtual_measurement: {
+    validate: none,
+    apply(args) {
+      gavel.kv.delete(VIRTUAL_MEASUREMENTS, args.measurement);
+    },
+  },
+  set_snp_minimum_tcb_version: {
+    validate: none,
+    apply(args) {
+      gavel.kv.set(SNP_TCB_VERSIONS, args.cpuid, args.tcb_version);
+    },
+  },
   add_snp_measurement: {
     validate: none,
     apply(args) {
@@ -123,14 +180,19 @@ function actions() { return {
     },
   },
   transition_node_to_trusted: {
-    validate: none,
+    validate(args) {
+      checkValidFrom(args.valid_from);
+    },
     apply(args) {
       const node = gavel.kv.get(NODES, args.node_id);
       if (node === undefined) throw new Error(`no node ${args.node_id}`);
       if (node.status === "Retired") throw new Error(`node ${args.node_id} is retired`);
       if (node.status === "Trusted") return;
       node.status = "Trusted";
-      if (args.valid_from !== undefined) node.valid_from = args.valid_from;
+      // The endorsed certificate's validity: from the proposal's
+      // acceptance (the entry's time) unless valid_from says otherwise.
+      node.valid_from = args.valid_from ?? new Date().toISOString();
+      node.validity_period_days = args.validity_period_days ?? DEFAULT_NODE_VALIDITY_DAYS;
       gavel.kv.set(NODES, args.node_id, node);
     },
   },
@@ -139,13 +201,25 @@ function actions() { return {
     apply(args) {
       const node = gavel.kv.get(NODES, args.node_id);
       if (node === undefined || node.status === "Retired") return; // idempotent, as in CCF
+      if (node.status === "Pending") {
+        gavel.kv.delete(NODES, args.node_id); // never trusted: nothing to retire (CCF)
+        return;
+      }
+      if (node.role === "service" && node.status === "Trusted" && trustedServiceNodes() === 1) {
+        // Its entries would authenticate nothing after: the ledger would stop.
+        throw new Error(`node ${args.node_id} is the last trusted service node`);
+      }
       node.status = "Retired";
       node.retired_committed = false;
       gavel.kv.set(NODES, args.node_id, node);
     },
   },
   set_node_join_policy: {
-    validate: none,
+    // Compiled when proposed (CCF only checks it is a string).
+    validate(args) {
+      const problem = gavel.constitution.checkJoinPolicy(args.policy);
+      if (problem !== null) throw new Error(problem);
+    },
     apply(args) {
       gavel.kv.set(JOIN_POLICY, SINGLETON, args.policy);
     },

@@ -1,0 +1,117 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gavelhq/gavel/engine/nodes"
+	"github.com/gavelhq/gavel/projections"
+)
+
+// SubjectNodeJoin is a node's join over NATS (the body of POST /node/join).
+const SubjectNodeJoin = "gavel.submit.node.join"
+
+// Nodes is the network of nodes: joins, the node table, deletes.
+type Nodes interface {
+	// JoinNode checks a node's signed join request and commits it (the node
+	// is Pending) or answers its poll ({node_id, node_status,
+	// node_certificate once Trusted}).
+	JoinNode(ctx context.Context, raw []byte) ([]byte, error)
+	// DeleteNode removes a retired node whose retirement is committed.
+	DeleteNode(ctx context.Context, id string) error
+	NodeList(ctx context.Context, status, host string) ([]projections.NodeView, error)
+	NodeInfo(ctx context.Context, id string) (projections.NodeView, error)
+	RemovableNodes(ctx context.Context) ([]projections.NodeView, error)
+	Version(ctx context.Context) (VersionInfo, error)
+}
+
+// VersionInfo is the answer of GET /node/version. Unsafe is true when the
+// service accepts evidence that proves nothing about hardware: virtual
+// evidence, or a development SEV-SNP root.
+type VersionInfo struct {
+	GavelVersion string `json:"gavel_version"`
+	GojaVersion  string `json:"goja_version"`
+	CodeVersion  string `json:"code_version"`
+	HostData     string `json:"host_data"`
+	Unsafe       bool   `json:"unsafe"`
+	Virtual      bool   `json:"virtual_attestation"`
+	DevSNPRoot   bool   `json:"dev_snp_root"`
+}
+
+// NodeList is CCF's answer of GET /node/network/nodes.
+type NodeList struct {
+	Nodes []projections.NodeView `json:"nodes"`
+}
+
+// networkNodeRoutes adds CCF's node network routes and POST /node/join.
+func (h *HTTP) networkNodeRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /node/join", h.postJoin)
+	mux.HandleFunc("GET /node/network/nodes", h.getNodes)
+	mux.HandleFunc("GET /node/network/nodes/{id}", h.getNode)
+	mux.HandleFunc("DELETE /node/network/nodes/{id}", h.deleteNode)
+	mux.HandleFunc("GET /node/network/removable_nodes", h.getRemovable)
+	mux.HandleFunc("GET /node/version", h.getVersion)
+}
+
+func (h *HTTP) postJoin(w http.ResponseWriter, r *http.Request) {
+	if err := requireContentType(r, contentTypeCOSE); err != nil {
+		h.fail(w, err)
+		return
+	}
+	body, err := readBody(w, r, nodes.MaxJoinBytes)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	res, err := h.svc.JoinNode(r.Context(), body)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSONBytes(w, http.StatusOK, res)
+}
+
+func (h *HTTP) getNodes(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	list, err := h.svc.NodeList(r.Context(), q.Get("status"), q.Get("host"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.writeJSON(w, NodeList{Nodes: list})
+}
+
+func (h *HTTP) getNode(w http.ResponseWriter, r *http.Request) {
+	v, err := h.svc.NodeInfo(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.writeJSON(w, v)
+}
+
+func (h *HTTP) deleteNode(w http.ResponseWriter, r *http.Request) {
+	if err := h.svc.DeleteNode(r.Context(), r.PathValue("id")); err != nil {
+		h.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *HTTP) getRemovable(w http.ResponseWriter, r *http.Request) {
+	list, err := h.svc.RemovableNodes(r.Context())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.writeJSON(w, NodeList{Nodes: list})
+}
+
+func (h *HTTP) getVersion(w http.ResponseWriter, r *http.Request) {
+	v, err := h.svc.Version(r.Context())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.writeJSON(w, v)
+}
