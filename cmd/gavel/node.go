@@ -24,10 +24,6 @@ func init() {
 func runNodeKeygen(args []string, out, errOut io.Writer) int {
 	fs := newFlags("node keygen", errOut)
 	dir := fs.String("out", ".", "folder for node_privk.pem and node_cert.pem")
-	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: gavel node keygen --out DIR\n\nPrints the node id (hex SHA-256 of the public key's DER).")
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -55,10 +51,6 @@ func runNodeJoin(args []string, out, errOut io.Writer) int {
 	config := fs.String("config", "", "the node's join config (node.json)")
 	wait := fs.Bool("wait", false, "poll until the node is Trusted")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long --wait waits")
-	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: gavel node join --url U --key-dir DIR --config node.json [--wait]\n\nPrints {\"node_id\", \"status\"} (and node_certificate, the endorsed certificate, once Trusted).")
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code

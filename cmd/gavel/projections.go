@@ -31,10 +31,6 @@ func init() {
 func runProjectionsRebuild(args []string, out, errOut io.Writer) int {
 	fs := newFlags("projections rebuild", errOut)
 	data := fs.String("data", "", "a stopped replica's data folder")
-	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: gavel projections rebuild --data DIR\n\nPrints the node read models (JSON) folded from the ledger alone.")
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code

@@ -34,6 +34,14 @@ var synopses = map[string]synopsis{
 	"bench gov":      {"[--proposals N] [--clients N] [--json] [flags]", "gavel bench gov --proposals 5000"},
 	"bench scale":    {"[--entries N] [--window N] [--clients N] [--json]", "gavel bench scale --entries 100000 --window 10000"},
 	"dev snp-signer": {"--out DIR", "gavel dev snp-signer --out snp"},
+	"node keygen":    {"--out DIR (prints the node id: hex SHA-256 of the public key's DER)", "gavel node keygen --out n1"},
+	"node join": {"--url U --key-dir DIR --config node.json [--wait] (prints {\"node_id\", \"status\"})",
+		`gavel node join --url "$GAVEL_URL" --key-dir n1 --config node.json --wait`},
+	"node status":         {"--url U [--id ID] [--json]", `gavel node status --url "$GAVEL_URL" --id "$NODE_ID"`},
+	"node delete":         {"--url U --id ID", `gavel node delete --url "$GAVEL_URL" --id "$NODE_ID"`},
+	"nodes":               {"--url U [--removable] [--json]", `gavel nodes --url "$GAVEL_URL" --removable`},
+	"projections rebuild": {"--data DIR (prints the node read models folded from the ledger alone)", "gavel projections rebuild --data gavel-data"},
+	"demo code-upgrade":   {"[flags]", "gavel demo code-upgrade"},
 }
 
 // defaultUsage prints "usage: gavel NAME ARGS", the summary, an example
