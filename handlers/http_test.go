@@ -54,6 +54,12 @@ func newFixture(t testing.TB, seq sequencer.Config) *fixture {
 // with the client credentials; both stop with the test.
 func (f *fixture) natsClient(t testing.TB) *nats.Conn {
 	t.Helper()
+	return f.natsClientAs(t, natslog.UserMember)
+}
+
+// natsClientAs serves the submit subjects and connects as a client kind.
+func (f *fixture) natsClientAs(t testing.TB, kind natslog.User) *nats.Conn {
+	t.Helper()
 	cfg := handlers.DefaultNATSConfig(16, handlers.DefaultLimits())
 	cfg.InFlight, cfg.HasInterest = 16, f.r.HasInterest
 	srv, err := handlers.ServeNATS(f.r.HandlerConn(), f.r, handlers.DefaultLimits(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -61,7 +67,7 @@ func (f *fixture) natsClient(t testing.TB) *nats.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	opt, err := natslog.ConnectOptions(f.r.ClientCredsFile(natslog.UserMember))
+	opt, err := natslog.ConnectOptions(f.r.ClientCredsFile(kind))
 	if err != nil {
 		t.Fatal(err)
 	}

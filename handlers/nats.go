@@ -100,6 +100,7 @@ var replyKinds = map[string][]natslog.User{
 	SubjectGovProposal:   {natslog.UserMember},
 	SubjectGovBallot:     {natslog.UserMember},
 	SubjectGovWithdrawal: {natslog.UserMember},
+	SubjectNodeJoin:      {natslog.UserNode},
 }
 
 // ReplyAllowed says whether a request on subject may be answered on reply:

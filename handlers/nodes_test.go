@@ -448,7 +448,7 @@ func TestNodeJoinOverNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc := f.natsClient(t)
+	nc := f.natsClientAs(t, natslog.UserNode)
 	msg, err := nc.Request(handlers.SubjectNodeJoin, raw, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)

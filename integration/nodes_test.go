@@ -121,9 +121,8 @@ func TestCodeUpgradeProcedure(t *testing.T) {
 	statement := func(name string, svn string) string {
 		st := gavel(0, "statement", "sign", "--key", filepath.Join(iss, "key.pem"), "--chain", filepath.Join(iss, "chain.pem"),
 			"--issuer", did, "--subject", "gavel/code", "--svn", svn, payload)
-		var reg struct{ TxID string }
-		json.Unmarshal([]byte(gavel(0, "statement", "register", "--url", srv.HTTP, write(name+".cose", st))), &reg)
-		return write(name+".ts.cose", string(getCOSE(t, srv.HTTP+"/entries/"+reg.TxID+"/statement")))
+		txid := strings.TrimSpace(gavel(0, "statement", "register", "--url", srv.HTTP, write(name+".cose", st)))
+		return write(name+".ts.cose", string(getCOSE(t, srv.HTTP+"/entries/"+txid+"/statement")))
 	}
 	if out := join("c1", "C", statement("c1", "3"), 0); !strings.Contains(out, `"Pending"`) {
 		t.Fatalf("join c1: %s", out)
