@@ -24,6 +24,12 @@ const (
 	// acknowledgement of it (CCF's member activation).
 	KindGovStateDigest EntryKind = "state_digest"
 	KindGovAck         EntryKind = "ack"
+
+	// The network map's entries (engine/netmap): a node's signed NodeInfo,
+	// its acceptance of a pending parameters update, and the flag day.
+	KindNodeInfo EntryKind = "node_info"
+	KindNodeAck  EntryKind = "node_ack"
+	KindFlagDay  EntryKind = "flag_day"
 )
 
 // Tables written by the ledger spine itself.
@@ -135,7 +141,7 @@ func (k EntryKind) String() string { return string(k) }
 func (k EntryKind) Validate() error {
 	switch k {
 	case KindGenesis, KindStatement, KindSignature, KindGovProposal, KindGovBallot, KindGovWithdrawal,
-		KindGovStateDigest, KindGovAck:
+		KindGovStateDigest, KindGovAck, KindNodeInfo, KindNodeAck, KindFlagDay:
 		return nil
 	}
 	return fmt.Errorf("unknown entry kind %q", string(k))

@@ -90,8 +90,8 @@ func TestDefaultActionsWriteSets(t *testing.T) {
 		{"set_js_app", map[string]any{"bundle": map[string]any{"modules": []any{map[string]any{"name": "app.js", "module": "export {}"}}}},
 			engine.WriteSet{{Table: TableJSApp, Key: "", Value: []byte(`{"metadata":{},"modules":[{"module":"export {}","name":"app.js"}]}`)}}},
 		{"set_network_parameters", map[string]any{"parameters": params, "description": "more notaries", "update_deadline": deadline},
-			engine.WriteSet{{Table: TableNetworkParameters, Key: "", Value: []byte(`{"parameters":` + string(jsonOf(t, params)) +
-				`,"description":"more notaries","update_deadline":"` + deadline + `","hash":"` + sha256Hex(string(jsonOf(t, params))) + `"}`)}}},
+			engine.WriteSet{}}, // the engine (netmap) stores and advertises them
+		{"cancel_network_parameters_update", map[string]any{}, engine.WriteSet{}},
 		{"set_service_configuration", map[string]any{"recovery_threshold": 2},
 			engine.WriteSet{{Table: TableServiceConfig, Key: "", Value: []byte(`{"recovery_threshold":2,"max_actions_per_proposal":` +
 				itoa(DefaultMaxActionsPerProposal) + `,"max_open_proposals":` + itoa(DefaultMaxOpenProposals) +
@@ -127,7 +127,7 @@ func TestDefaultActionsWriteSets(t *testing.T) {
 var defaultActionNames = []string{"set_member", "remove_member", "set_constitution", "add_snp_host_data",
 	"remove_snp_host_data", "add_snp_measurement", "remove_snp_measurement", "transition_node_to_trusted",
 	"remove_node", "set_node_join_policy", "remove_node_join_policy", "set_js_app", "set_network_parameters",
-	"set_service_configuration"}
+	"cancel_network_parameters_update", "set_service_configuration"}
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
