@@ -28,10 +28,10 @@ import (
 	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/cose"
 	"github.com/gavelhq/gavel/engine/exec"
-	"github.com/gavelhq/gavel/engine/netmap"
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
 	"github.com/gavelhq/gavel/engine/merkle"
+	"github.com/gavelhq/gavel/engine/netmap"
 	"github.com/gavelhq/gavel/engine/receipt"
 )
 
