@@ -38,6 +38,9 @@ func NewHTTP(svc Service, limits Limits, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /node/network", h.getNetwork)
 	h.nodeRoutes(mux)
 	h.govRoutes(mux)
+	if nm, ok := svc.(NetworkMap); ok {
+		h.netmapRoutes(mux, nm)
+	}
 	// "/schemas" itself too, or the mux would redirect it to "/schemas/".
 	mux.HandleFunc("GET /schemas", h.getSchema)
 	mux.HandleFunc("GET /schemas/{path...}", h.getSchema)

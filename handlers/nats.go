@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"strconv"
 	"time"
 
@@ -52,6 +53,9 @@ func ServeNATS(nc *nats.Conn, svc Service, limits Limits, inFlight int, logger *
 			res, err := svc.SubmitGov(ctx, govreq.MsgWithdrawal, "", "", b)
 			return res.Body, err
 		},
+	}
+	if nm, ok := svc.(NetworkMap); ok {
+		maps.Copy(routes, netmapSubjects(nm))
 	}
 	for subject, call := range routes {
 		limit := limits.MaxGovBytes

@@ -54,6 +54,8 @@ type Config struct {
 	MaxGovRequestBytes int64               // largest signed governance request
 	ScriptLimits       constitution.Limits // per constitution or ballot call
 	Now                func() time.Time    // the clock; time.Now by default
+
+	Netmap NetmapConfig // the network map (netmap.go)
 }
 
 // Replica is one running gavel replica.
@@ -71,6 +73,8 @@ type Replica struct {
 
 	verifySlots chan struct{}                         // bounds concurrent signature checks to the cores
 	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
+	nm          *netmapSide                           // the network map's read side (netmap.go)
+	feeds       *feeds
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -117,6 +121,9 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	}
 	if r.identity, err = LoadOrCreateIdentity(cfg.DataDir, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("service identity: %w", err)
+	}
+	if err := r.openNetmap(); err != nil {
+		return nil, err
 	}
 	if r.node, err = LoadOrCreateNodeIdentity(cfg.DataDir, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("node identity: %w", err)
@@ -190,15 +197,19 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		if err != nil {
 			return nil, err
 		}
+		nmGenesis, nodes := r.netmapGenesis()
 		out, err := r.seq.Submit(ctx, exec.Genesis{ServiceCertPEM: r.identity.CertPEM, Settings: exec.ServiceSettings{
 			SignatureEvery:      cfg.Sequencer.SignEvery,
 			SignatureIntervalMs: cfg.Sequencer.SignInterval.Milliseconds(),
 			Virtual:             true,
-		}, Node: r.node.Record(), Governance: govWrites})
+		}, Node: r.node.Record(), Governance: govWrites, NetworkMap: nmGenesis, Nodes: nodes})
 		if err != nil {
 			return nil, fmt.Errorf("genesis: %w", err)
 		}
 		r.logger.Info("service created", slog.String("txid", out.TxID.String()))
+	}
+	if err := r.startNetmap(runCtx); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
