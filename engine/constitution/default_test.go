@@ -170,6 +170,7 @@ func TestDefaultActionsInvalidArgs(t *testing.T) {
 		{"set_network_parameters", map[string]any{"parameters": map[string]any{}, "description": "", "update_deadline": "2030-01-01T00:00:00Z"}, "at '/parameters'"},
 		{"set_network_parameters", map[string]any{"parameters": map[string]any{"minimum_platform_version": 1, "notaries": []any{},
 			"max_message_size": 1, "max_transaction_size": 1, "epoch": 1}, "description": "", "update_deadline": "2020-01-01T00:00:00Z"}, "is not in the future"},
+		{"cancel_network_parameters_update", map[string]any{"hash": "x"}, "additional properties 'hash' not allowed"},
 		{"set_service_configuration", map[string]any{"recovery_threshold": 0}, "at '/recovery_threshold'"},
 		{"set_service_configuration", map[string]any{"recovery_threshold": 4}, "more than the 3 active member(s)"},
 		{"set_service_configuration", map[string]any{"colour": "red"}, "additional properties 'colour' not allowed"},

@@ -122,9 +122,6 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if r.identity, err = LoadOrCreateIdentity(cfg.DataDir, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("service identity: %w", err)
 	}
-	if err := r.openNetmap(); err != nil {
-		return nil, err
-	}
 	if r.node, err = LoadOrCreateNodeIdentity(cfg.DataDir, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("node identity: %w", err)
 	}
@@ -171,6 +168,9 @@ func Open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		if err := r.checkNode(); err != nil {
 			return nil, err
 		}
+	}
+	if err := r.openNetmap(); err != nil {
+		return nil, err
 	}
 	if n, last := r.store.Voids(); n > 0 {
 		r.logger.Error("the ledger holds void entries: messages that are not authenticated entries, never applied",
