@@ -39,6 +39,7 @@ type serveFlags struct {
 
 	fdLimit                 uint64 // soft RLIMIT_NOFILE; 0: the hard limit
 	maxConns, maxConnsPerIP int    // HTTP connection caps; 0: from the descriptor budget
+	mapMaxAge               time.Duration
 }
 
 // stringList is a repeatable string flag.
@@ -66,6 +67,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&f.fdLimit, "fd-limit", 0, "soft limit of open descriptors (0: raised to the hard limit)")
 	fs.IntVar(&f.maxConns, "max-conns", 0, "open HTTP connections in all (0: half the descriptors free at start, at most 16384)")
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "open HTTP connections from one client address (0: an eighth of --max-conns)")
+	fs.DurationVar(&f.mapMaxAge, "map-max-age", time.Minute, "Cache-Control max-age of GET /network-map")
 	f.scripts = constitution.DefaultLimits()
 	f.scripts.Timeout = replica.DefaultScriptTimeout
 	fs.DurationVar(&f.scripts.Timeout, "script-timeout", f.scripts.Timeout, "wall-clock budget of one constitution or ballot call")
@@ -240,9 +242,17 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	bootMembers, nm, err := loadNetworkGenesis(f.data) // gavel bootstrap's network
+	if err != nil {
+		return err
+	}
+	if len(members) == 0 {
+		members = bootMembers
+	}
+	nm.MaxAge = f.mapMaxAge
 	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, Sequencer: f.seq, Logger: logger,
 		Members: members, ConstitutionModule: module, MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts,
-		Lock: lock})
+		Lock: lock, Netmap: nm})
 	if err != nil {
 		return err
 	}
