@@ -43,6 +43,10 @@ const (
 	UpdatesFile     = "updates.jsonl"
 	StateFile       = "agent.json"
 	CacheDir        = "node-infos"
+	// PendingFile holds the advertised update's signed parameters until the
+	// node accepts it; as in Corda, network-parameters-update is written
+	// only on acceptance, so a restart never promotes an unaccepted update.
+	PendingFile = "network-parameters-pending"
 	AdditionalDir   = "additional-node-infos"
 )
 
@@ -368,6 +372,7 @@ func (a *Agent) onMap(ctx context.Context, m netmap.MapPayload) *Exit {
 	}
 	if m.ParametersUpdate == nil && a.pending != nil {
 		a.pending = nil // cancelled
+		os.Remove(a.path(PendingFile))
 		os.Remove(a.path(agent.ParametersUpdateFile))
 	}
 	return nil
@@ -423,11 +428,14 @@ func (a *Agent) advertised(ctx context.Context, up netmap.UpdatePayload) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(a.path(agent.ParametersUpdateFile), signed); err != nil {
+	if err := writeAtomic(a.path(PendingFile), signed); err != nil {
 		return err
 	}
 	if u.AutoAccepted {
 		if err := Ack(ctx, a.c, a.key, u.Hash); err != nil {
+			return err
+		}
+		if err := writeAtomic(a.path(agent.ParametersUpdateFile), signed); err != nil {
 			return err
 		}
 	}
@@ -442,6 +450,7 @@ func (a *Agent) flagDay(hash string) *Exit {
 			hash, a.curHash, agent.MsgNotAccepted)}
 	}
 	accepted := Accepted(a.cfg.Base, hash)
+	os.Remove(a.path(PendingFile))
 	out := agent.FlagDay(a.current, a.pending.Parameters, accepted)
 	switch out.Action {
 	case agent.HotLoad:
@@ -527,7 +536,8 @@ func AcceptLocal(ctx context.Context, base, hash string) error {
 		u = us[len(us)-1]
 		pending = u.Hash
 	}
-	if _, err := os.Stat(filepath.Join(base, agent.ParametersUpdateFile)); err != nil {
+	signed, err := os.ReadFile(filepath.Join(base, PendingFile))
+	if err != nil {
 		pending = ""
 	}
 	if err := agent.Accept(hash, pending); err != nil {
@@ -552,6 +562,9 @@ func AcceptLocal(ctx context.Context, base, hash string) error {
 		return err
 	}
 	if err := Ack(ctx, client.New(st.URL), key, hash); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(base, agent.ParametersUpdateFile), signed); err != nil {
 		return err
 	}
 	u.Accepted = true
