@@ -46,8 +46,8 @@ const (
 	// PendingFile holds the advertised update's signed parameters until the
 	// node accepts it; as in Corda, network-parameters-update is written
 	// only on acceptance, so a restart never promotes an unaccepted update.
-	PendingFile = "network-parameters-pending"
-	AdditionalDir   = "additional-node-infos"
+	PendingFile   = "network-parameters-pending"
+	AdditionalDir = "additional-node-infos"
 )
 
 // NodeConfig is node.json: what the node publishes.
