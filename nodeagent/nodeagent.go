@@ -40,6 +40,7 @@ const (
 	KeyFile         = "node_privk.pem"
 	ConfigFile      = "node.json"
 	ServiceCertFile = "service_cert.pem"
+	MapCertFile     = "network_map_cert.pem"
 	UpdatesFile     = "updates.jsonl"
 	StateFile       = "agent.json"
 	CacheDir        = "node-infos"
@@ -192,7 +193,12 @@ func (a *Agent) Start(ctx context.Context) error {
 		a.cfg.Logger.Warn("network map unreachable at start", slog.Any("err", err))
 	}
 	if a.mapKey == nil {
-		return Exit{1, "the network map cannot be reached and verified: no network-map key"}
+		// Corda starts on its file when the map is away: the map key then
+		// comes from the certificate bootstrap left, checked against the
+		// service's.
+		if err := a.mapKeyFromFile(); err != nil {
+			return Exit{1, "the network map cannot be reached and verified: " + err.Error()}
+		}
 	}
 	for {
 		params, err := readOptional(a.path(agent.ParametersFile))
@@ -229,6 +235,26 @@ func (a *Agent) Start(ctx context.Context) error {
 		a.current, a.curHash = d.Parameters, d.Hash
 		return nil
 	}
+}
+
+func (a *Agent) mapKeyFromFile() error {
+	b, err := os.ReadFile(a.path(MapCertFile))
+	if err != nil {
+		return err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return fmt.Errorf("%s is not PEM", MapCertFile)
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return err
+	}
+	if err := cert.CheckSignatureFrom(a.service); err != nil {
+		return fmt.Errorf("%s is not issued by the service: %w", MapCertFile, err)
+	}
+	a.mapKey = cert.PublicKey
+	return nil
 }
 
 // Run starts the agent and follows the map until the flag day decides an
