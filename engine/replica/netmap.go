@@ -163,6 +163,7 @@ type netmapSide struct {
 	signed  []byte
 	etag    string
 	params  map[string][]byte // hash → signed parameters
+	index   *netmap.MapIndex  // the map as of seqno
 
 	// feeds: what was last published.
 	fedParams, fedMap string
@@ -248,11 +249,14 @@ func (r *Replica) SignedMap(ctx context.Context) (handlers.SignedMap, error) {
 	nm.mu.Lock()
 	defer nm.mu.Unlock()
 	if nm.signed == nil || meta.Seqno != nm.seqno {
-		m, err := netmap.Map(r.store, r.directory(), time.UnixMilli(meta.TimeMillis))
-		if err != nil {
-			return handlers.SignedMap{}, err
+		if !r.advanceIndex(ctx, meta.Seqno) {
+			x, err := netmap.BuildIndex(r.store, r.directory(), time.UnixMilli(meta.TimeMillis))
+			if err != nil {
+				return handlers.SignedMap{}, err
+			}
+			nm.index = x
 		}
-		payload := m.Encode()
+		payload := nm.index.Payload().Encode()
 		if !bytes.Equal(payload, nm.payload) {
 			signed, err := netmap.SignMap(nm.id.key, nm.id.chain, payload)
 			if err != nil {
@@ -264,6 +268,29 @@ func (r *Replica) SignedMap(ctx context.Context) (handlers.SignedMap, error) {
 		nm.seqno = meta.Seqno
 	}
 	return handlers.SignedMap{Body: nm.signed, ETag: nm.etag, MaxAge: nm.cfg.MaxAge}, nil
+}
+
+// maxIndexSteps bounds how many entries the index folds before a full
+// rebuild is cheaper than reading them back from the log.
+const maxIndexSteps = 256
+
+// advanceIndex folds the entries after the index's seqno up to seqno into
+// it; false when it must be rebuilt instead. Called with nm.mu held.
+func (r *Replica) advanceIndex(ctx context.Context, seqno uint64) bool {
+	nm := r.nm
+	if nm.index == nil || seqno < nm.seqno || seqno-nm.seqno > maxIndexSteps {
+		return false
+	}
+	for s := nm.seqno + 1; s <= seqno; s++ {
+		e, err := r.log.Entry(ctx, s)
+		if err != nil {
+			return false
+		}
+		if ok, err := nm.index.Apply(r.store, r.directory(), e.Writes, e.Time()); err != nil || !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // NodeInfo is a signed NodeInfo by hash, current or not.
