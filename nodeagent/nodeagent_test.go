@@ -181,4 +181,19 @@ func TestAgentsThroughAnUpdate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), cur.Hash) || !strings.Contains(err.Error(), pend.NewParametersHash) {
 		t.Fatalf("a stale network-parameters file: %v", err)
 	}
+	// With the map away the node starts on its file, the map key taken from
+	// the certificate bootstrap leaves; below the minimum platform version
+	// it is refused.
+	os.WriteFile(filepath.Join(nodes[0].base, nodeagent.MapCertFile), r.MapCertificate(), 0o644)
+	srv.Close()
+	a, _ = nodeagent.Load(nodeagent.Config{Base: nodes[0].base, URL: srv.URL, Logger: logger})
+	if err := a.Start(ctx); err != nil {
+		t.Fatalf("start with the map away: %v", err)
+	}
+	cfg, _ := json.Marshal(nodeagent.NodeConfig{LegalName: "O=Alice,L=London,C=GB", Addresses: []string{"127.0.0.1:1"}, PlatformVersion: 0})
+	os.WriteFile(filepath.Join(nodes[0].base, nodeagent.ConfigFile), cfg, 0o644)
+	a, _ = nodeagent.Load(nodeagent.Config{Base: nodes[0].base, URL: srv.URL, Logger: logger})
+	if err := a.Start(ctx); err == nil || !strings.Contains(err.Error(), "below the network's minimum_platform_version") {
+		t.Fatalf("platform version 0: %v", err)
+	}
 }
