@@ -139,3 +139,16 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// gavel demo parameters runs its narration to the end: the non-acceptor
+// leaves the map, its agent exits with the reason, the flag-day receipt
+// verifies.
+func TestDemoParameters(t *testing.T) {
+	out, errOut, code := runGavel(t, "demo", "parameters", "--dir", t.TempDir())
+	for _, want := range []string{"auto_accepted=true", "exits 1: gavel node run: parameters were not accepted before the deadline",
+		"Carol left", "has a receipt that verifies"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("exit %d, no %q in:\n%s\n%s", code, want, out, errOut)
+		}
+	}
+}
