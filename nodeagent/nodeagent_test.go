@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/gavelhq/gavel/client"
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/gov"
@@ -196,4 +198,57 @@ func TestAgentsThroughAnUpdate(t *testing.T) {
 	if err := a.Start(ctx); err == nil || !strings.Contains(err.Error(), "below the network's minimum_platform_version") {
 		t.Fatalf("platform version 0: %v", err)
 	}
+}
+
+// With NATS the agent follows gavel.feed.map: the map's max-age is an hour,
+// so only the feed can make it see a new update within the test.
+func TestAgentFollowsTheFeed(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	svcDir := filepath.Join(root, "service")
+	os.MkdirAll(svcDir, 0o755)
+	id, err := replica.LoadOrCreateIdentity(svcDir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNode(t, root, "O=Alice,L=London,C=GB", 0, id.CertPEM)
+	certPEM, keyPEM, _ := govreq.Keygen("ES256", "m0")
+	m, _ := govreq.LoadMember(certPEM, keyPEM)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := replica.Open(ctx, replica.Config{DataDir: svcDir, NATSListen: "127.0.0.1:0", Logger: logger,
+		Members: []gov.InitialMember{{CertPEM: certPEM}}, Netmap: replica.NetmapConfig{Nodes: []engine.NodeRecord{n.rec}, Tick: 10 * time.Millisecond, MaxAge: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	srv := httptest.NewServer(handlers.NewHTTP(r, handlers.DefaultLimits(), logger))
+	defer srv.Close()
+	creds, err := nats.NkeyOptionFromSeed(r.ClientCredsFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := nodeagent.Load(nodeagent.Config{Base: n.base, URL: srv.URL, NATSURL: r.NATSURL(), NATSOpts: []nats.Option{creds}, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan nodeagent.Exit, 1)
+	go func() { done <- a.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the agent's NodeInfo", func() bool { return len(nodeagent.CachedNodeInfos(n.base)) == 1 })
+	c := client.New(srv.URL)
+	body := `{"actions":[{"name":"set_network_parameters","args":{"description":"feed","update_deadline":"` +
+		time.Now().UTC().Add(time.Hour).Format(time.RFC3339) + `","parameters":{"minimum_platform_version":1,"notaries":[],` +
+		`"max_message_size":10485760,"max_transaction_size":10485760,"package_ownership":{"com.example":"key"}}}}]}`
+	p, _, err := c.Propose(ctx, m, []byte(body))
+	if err == nil {
+		p, _, err = c.Vote(ctx, m, p.ProposalID, "export function vote() { return true; }")
+	}
+	if err != nil || p.State != gov.StateAccepted {
+		t.Fatalf("update: %+v %v", p, err)
+	}
+	waitFor(t, "the update through the feed", func() bool {
+		us, _ := nodeagent.Updates(n.base)
+		return len(us) == 1 && us[0].AutoAccepted
+	})
 }
