@@ -171,6 +171,9 @@ func ifNoneMatch(values []string, etag string) (bool, error) {
 	for _, v := range values {
 		for _, t := range strings.Split(v, ",") {
 			t = strings.TrimSpace(t)
+			if t == "" {
+				continue // RFC 9110: empty list elements are ignored
+			}
 			if t == "*" {
 				match = true
 				continue
