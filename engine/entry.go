@@ -29,6 +29,11 @@ const (
 	// retired node whose retirement a signature covers.
 	KindNodeJoin   EntryKind = "node_join"
 	KindNodeDelete EntryKind = "node_delete"
+	// The network map's entries (engine/netmap): a node's signed NodeInfo,
+	// its acceptance of a pending parameters update, and the flag day.
+	KindNodeInfo EntryKind = "node_info"
+	KindNodeAck  EntryKind = "node_ack"
+	KindFlagDay  EntryKind = "flag_day"
 )
 
 // Tables written by the ledger spine itself.
@@ -140,7 +145,8 @@ func (k EntryKind) String() string { return string(k) }
 func (k EntryKind) Validate() error {
 	switch k {
 	case KindGenesis, KindStatement, KindSignature, KindGovProposal, KindGovBallot, KindGovWithdrawal,
-		KindGovStateDigest, KindGovAck, KindNodeJoin, KindNodeDelete:
+		KindGovStateDigest, KindGovAck, KindNodeJoin, KindNodeDelete,
+		KindNodeInfo, KindNodeAck, KindFlagDay:
 		return nil
 	}
 	return fmt.Errorf("unknown entry kind %q", string(k))

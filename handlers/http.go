@@ -40,6 +40,9 @@ func NewHTTP(svc Service, limits Limits, logger *slog.Logger) *HTTP {
 	h.nodeRoutes(mux)
 	h.networkNodeRoutes(mux)
 	h.govRoutes(mux)
+	if nm, ok := svc.(NetworkMap); ok {
+		h.netmapRoutes(mux, nm)
+	}
 	// "/schemas" itself too, or the mux would redirect it to "/schemas/".
 	mux.HandleFunc("GET /schemas", h.getSchema)
 	mux.HandleFunc("GET /schemas/{path...}", h.getSchema)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,6 +102,8 @@ var replyKinds = map[string][]natslog.User{
 	SubjectGovBallot:     {natslog.UserMember},
 	SubjectGovWithdrawal: {natslog.UserMember},
 	SubjectNodeJoin:      {natslog.UserNode},
+	SubjectNodeInfo:      {natslog.UserNode},
+	SubjectNodeAck:       {natslog.UserNode},
 }
 
 // ReplyAllowed says whether a request on subject may be answered on reply:
@@ -188,6 +191,9 @@ func ServeNATS(nc *nats.Conn, svc Service, limits Limits, cfg NATSConfig, logger
 			return res.Body, err
 		},
 		SubjectNodeJoin: svc.JoinNode,
+	}
+	if nm, ok := svc.(NetworkMap); ok {
+		maps.Copy(routes, netmapSubjects(nm))
 	}
 	h.wg.Add(1)
 	go h.dispatch()

@@ -43,6 +43,7 @@ type serveFlags struct {
 	maxConns, maxConnsPerIP int    // HTTP connection caps; 0: from the descriptor budget
 	natsMaxConns            int    // embedded NATS connection cap
 	devSNPRoot              string // a development SEV-SNP ARK (PEM) to trust
+	mapMaxAge               time.Duration
 }
 
 // stringList is a repeatable string flag.
@@ -72,6 +73,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&f.fdLimit, "fd-limit", 0, "soft limit of open descriptors (0: raised to the hard limit)")
 	fs.IntVar(&f.maxConns, "max-conns", 0, "open HTTP connections in all (0: half the descriptors free at start, at most 16384)")
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "open HTTP connections from one client address (0: an eighth of --max-conns)")
+	fs.DurationVar(&f.mapMaxAge, "map-max-age", time.Minute, "Cache-Control max-age of GET /network-map")
 	// The script budget is ledger state (set_js_runtime_options); these are
 	// the process's safety nets: tripping one refuses the request.
 	f.scripts = constitution.DefaultSafetyNet()
@@ -265,9 +267,17 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 			return err
 		}
 	}
+	bootMembers, nm, err := loadNetworkGenesis(f.data) // gavel bootstrap's network
+	if err != nil {
+		return err
+	}
+	if len(members) == 0 {
+		members = bootMembers
+	}
+	nm.MaxAge = f.mapMaxAge
 	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, NATSMaxConnections: natsConns, Sequencer: f.seq, Logger: logger,
 		Members: members, ConstitutionModule: module, MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts,
-		Lock: lock, DevSNPRoot: devRoot})
+		Lock: lock, DevSNPRoot: devRoot, Netmap: nm})
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,8 @@ type Summary struct {
 	Statements uint64 `json:"statements"`
 	Governance uint64 `json:"governance"`
 	Nodes      uint64 `json:"nodes"` // node joins and deletes, each re-derived
+	// NetworkMap counts NodeInfo publishes, acknowledgements and flag days.
+	NetworkMap uint64 `json:"network_map"`
 	// LastSignedTxID is the last signature entry; entries after it are
 	// verified but not yet covered by a signature.
 	LastSignedTxID string `json:"last_signed_txid,omitempty"`
@@ -278,6 +280,14 @@ func (r *Replayer) check(seq uint64, subject string, e *engine.Entry) error {
 			return bad("%v", err)
 		}
 		r.sum.Nodes++
+	case engine.KindNodeInfo, engine.KindNodeAck, engine.KindFlagDay:
+		if r.serviceKey == nil {
+			return bad("network map before genesis")
+		}
+		if err := r.netmap(e); err != nil {
+			return bad("%v", err)
+		}
+		r.sum.NetworkMap++
 	default:
 		return bad("unknown entry kind %q", e.Kind)
 	}

@@ -93,8 +93,8 @@ func TestDefaultActionsWriteSets(t *testing.T) {
 		{"set_js_app", map[string]any{"bundle": map[string]any{"modules": []any{map[string]any{"name": "app.js", "module": "export {}"}}}},
 			engine.WriteSet{{Table: TableJSApp, Key: "", Value: []byte(`{"metadata":{},"modules":[{"module":"export {}","name":"app.js"}]}`)}}},
 		{"set_network_parameters", map[string]any{"parameters": params, "description": "more notaries", "update_deadline": deadline},
-			engine.WriteSet{{Table: TableNetworkParameters, Key: "", Value: []byte(`{"parameters":` + string(jsonOf(t, params)) +
-				`,"description":"more notaries","update_deadline":"` + deadline + `","hash":"` + sha256Hex(string(jsonOf(t, params))) + `"}`)}}},
+			engine.WriteSet{}}, // the engine (netmap) stores and advertises them
+		{"cancel_network_parameters_update", map[string]any{}, engine.WriteSet{}},
 		{"set_service_configuration", map[string]any{"recovery_threshold": 2},
 			engine.WriteSet{{Table: TableServiceConfig, Key: "", Value: []byte(`{"recovery_threshold":2,"max_actions_per_proposal":` +
 				itoa(DefaultMaxActionsPerProposal) + `,"max_open_proposals":` + itoa(DefaultMaxOpenProposals) +
@@ -130,7 +130,7 @@ func TestDefaultActionsWriteSets(t *testing.T) {
 var defaultActionNames = []string{"set_member", "remove_member", "set_constitution", "add_snp_host_data",
 	"remove_snp_host_data", "add_snp_measurement", "remove_snp_measurement", "transition_node_to_trusted",
 	"remove_node", "set_node_join_policy", "remove_node_join_policy", "set_js_app", "set_network_parameters",
-	"set_service_configuration"}
+	"cancel_network_parameters_update", "set_service_configuration"}
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
@@ -173,6 +173,7 @@ func TestDefaultActionsInvalidArgs(t *testing.T) {
 		{"set_network_parameters", map[string]any{"parameters": map[string]any{}, "description": "", "update_deadline": "2030-01-01T00:00:00Z"}, "at '/parameters'"},
 		{"set_network_parameters", map[string]any{"parameters": map[string]any{"minimum_platform_version": 1, "notaries": []any{},
 			"max_message_size": 1, "max_transaction_size": 1, "epoch": 1}, "description": "", "update_deadline": "2020-01-01T00:00:00Z"}, "is not in the future"},
+		{"cancel_network_parameters_update", map[string]any{"hash": "x"}, "additional properties 'hash' not allowed"},
 		{"set_service_configuration", map[string]any{"recovery_threshold": 0}, "at '/recovery_threshold'"},
 		{"set_service_configuration", map[string]any{"recovery_threshold": 4}, "more than the 3 active member(s)"},
 		{"set_service_configuration", map[string]any{"colour": "red"}, "additional properties 'colour' not allowed"},

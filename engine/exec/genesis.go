@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/netmap"
 )
 
 // Genesis creates the service: its identity certificate, its ledger
@@ -16,6 +17,20 @@ type Genesis struct {
 	Settings       ServiceSettings
 	Node           engine.NodeRecord
 	Governance     engine.WriteSet
+	// NetworkMap gives the service its first network parameters and the
+	// map's limits; Nodes are further nodes it trusts from the start (the
+	// participants gavel bootstrap lists).
+	NetworkMap *NetworkMapGenesis
+	Nodes      []engine.NodeRecord
+}
+
+// NetworkMapGenesis is the network map's part of a genesis: the first
+// parameters (a zero modified_time becomes the genesis entry's time), the
+// limits every later check uses, and the network-map key's certificate.
+type NetworkMapGenesis struct {
+	Parameters netmap.NetworkParameters
+	Limits     netmap.Limits
+	CertPEM    []byte
 }
 
 // ServiceSettings are the service's ledger settings, recorded at genesis so
@@ -34,6 +49,9 @@ type ServiceSettings struct {
 const (
 	KeyServiceCertificate = "certificate"
 	KeyServiceSettings    = "settings"
+	// KeyNetworkMapCertificate is the network-map key's certificate, issued
+	// by the service identity: what nodes verify the map and parameters by.
+	KeyNetworkMapCertificate = "network_map_certificate"
 )
 
 func (g Genesis) Kind() engine.EntryKind { return engine.KindGenesis }
@@ -62,6 +80,22 @@ func (g Genesis) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 	}, g.Governance...)
 	if g.Node.NodeID != "" {
 		writes = append(writes, g.Node.Write())
+	}
+	for _, n := range g.Nodes {
+		writes = append(writes, n.Write())
+	}
+	if nm := g.NetworkMap; nm != nil {
+		p := nm.Parameters
+		if p.ModifiedTime.IsZero() {
+			p.ModifiedTime = f.Time.UTC()
+		}
+		ws, err := netmap.GenesisWrites(st, p, f, nm.Limits)
+		if err != nil {
+			return engine.Effect{}, err
+		}
+		writes = append(writes, ws...)
+		writes = append(writes, netmap.LimitsWrite(nm.Limits),
+			engine.Write{Table: engine.TableService, Key: KeyNetworkMapCertificate, Value: nm.CertPEM})
 	}
 	return engine.Effect{Writes: writes, Result: result}, nil
 }

@@ -220,6 +220,9 @@ func (c Propose) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 	if !v.Valid {
 		return engine.Effect{}, engine.Errorf(engine.KindInvalid, "ProposalFailedToValidate", "%s", v.Description)
 	}
+	if err := validateNetmapActions(st, f.Time, body); err != nil {
+		return engine.Effect{}, engine.Wrap(engine.KindInvalid, "ProposalFailedToValidate", err, "set_network_parameters")
+	}
 	p := &Proposal{
 		ProposalID: govreq.ProposalID(c.Req.Raw), ProposerID: c.Req.KeyID, State: StateOpen,
 		CreatedTxID: f.TxID.String(), Body: body, Ballots: map[string]string{},
@@ -353,6 +356,11 @@ func (r *run) progress(con *constitution.Constitution, p *Proposal, wasOpen bool
 		ws, err := con.Apply(env, p.Body, p.ProposalID)
 		if err == nil {
 			err = checkWrites(env, ws)
+		}
+		if err == nil {
+			var nws engine.WriteSet
+			nws, err = applyNetmapActions(r.st, r.facts, p.Body)
+			ws = append(ws, nws...)
 		}
 		if err != nil {
 			if refusal(err) {

@@ -32,6 +32,7 @@ import (
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
 	"github.com/gavelhq/gavel/engine/merkle"
+	"github.com/gavelhq/gavel/engine/netmap"
 	"github.com/gavelhq/gavel/engine/receipt"
 )
 
@@ -331,7 +332,8 @@ func (s *scenario) genesis(names []string, line int) string {
 		s.fatalf(line, "%v", err)
 	}
 	s.identity, s.signer = serviceCert(s.t)
-	eff, err := exec.Genesis{ServiceCertPEM: s.identity, Governance: ws}.Execute(s.state, s.facts())
+	eff, err := exec.Genesis{ServiceCertPEM: s.identity, Governance: ws,
+		NetworkMap: &exec.NetworkMapGenesis{Parameters: netmap.DefaultParameters(), Limits: netmap.DefaultLimits()}}.Execute(s.state, s.facts())
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -10,19 +10,13 @@ import (
 	"github.com/gavelhq/gavel/engine"
 )
 
-// NodeRecord is what the map needs of a node's record in the governance
-// nodes table. The key is a PEM "PUBLIC KEY" or "CERTIFICATE", under
-// public_key or cert.
-type NodeRecord struct {
-	NodeID    string `json:"node_id"`
-	Status    string `json:"status"`
-	Role      string `json:"role"`
-	PublicKey string `json:"public_key,omitempty"`
-	Cert      string `json:"cert,omitempty"`
-}
+// NodeRecord is a node's record in the governance nodes table, the one
+// entry authentication reads (engine.NodeRecord): its key is a PEM "PUBLIC
+// KEY" under public_key, or its certificate under cert.
+type NodeRecord = engine.NodeRecord
 
-// Key parses the record's public key.
-func (r NodeRecord) Key() (crypto.PublicKey, error) {
+// recordKey parses a record's public key.
+func recordKey(r NodeRecord) (crypto.PublicKey, error) {
 	src := r.PublicKey
 	if src == "" {
 		src = r.Cert
@@ -93,7 +87,7 @@ func lookupNode(dir NodeDirectory, id string) (NodeRecord, crypto.PublicKey, err
 	if !ok {
 		return NodeRecord{}, nil, engine.Errorf(engine.KindUnauthorized, CodeUnknownNode, "node %s is not a node of this service", id)
 	}
-	key, err := rec.Key()
+	key, err := recordKey(rec)
 	if err != nil {
 		return NodeRecord{}, nil, engine.Wrap(engine.KindInternal, "InvalidNodeRecord", err, "node %s has no usable key", id)
 	}

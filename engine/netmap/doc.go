@@ -17,6 +17,6 @@
 // ApplyCancelUpdate's writes to the accepting entry; the primary appends
 // the FlagDay that DueFlagDay returns; followers and the auditor rebuild
 // each entry's command with Decode. The read side computes Map as of the
-// last applied entry's time, or maintains it from the writes to TableSeen,
-// TableAcks, TableCurrent and the nodes table.
+// last applied entry's time: a MapIndex built once (Map is its full build)
+// and folded forward with each applied entry's writes.
 package netmap

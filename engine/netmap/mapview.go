@@ -2,7 +2,6 @@ package netmap
 
 import (
 	"encoding/json"
-	"slices"
 	"strings"
 	"time"
 
@@ -53,54 +52,11 @@ func InMap(n NodeState, rec NodeRecord, known bool, acceptedCurrent bool, cur Cu
 // event horizon through TableSeen, newest first, and stops at the first
 // stale one: its cost is the live nodes', and a publish changes O(1) keys.
 func Map(st engine.StateReader, dir NodeDirectory, asOf time.Time) (MapPayload, error) {
-	cur, err := LoadCurrent(st)
+	x, err := BuildIndex(st, dir, asOf)
 	if err != nil {
 		return MapPayload{}, err
 	}
-	m := MapPayload{NodeInfoHashes: []string{}, NetworkParametersHash: cur.Hash}
-	if p, ok, err := LoadPending(st); err != nil {
-		return MapPayload{}, err
-	} else if ok {
-		m.ParametersUpdate = &UpdatePayload{NewParametersHash: p.NewParametersHash, Description: p.Description, UpdateDeadline: p.UpdateDeadline}
-	}
-	cutoff := asOf.UnixMilli() - cur.EventHorizonSeconds*1000
-	var firstErr error
-	err = st.Range(TableSeen, func(key string, v []byte) bool {
-		ms, id, err := ParseSeenKey(key)
-		if err != nil {
-			firstErr = err
-			return false
-		}
-		if ms < cutoff {
-			return false
-		}
-		epoch, hash, err := ParseSeenValue(v)
-		var rec NodeRecord
-		var known, accepted bool
-		if err == nil {
-			rec, known, err = dir.Node(id)
-		}
-		if err == nil && epoch < cur.Epoch {
-			_, accepted, err = st.Get(TableAcks, AckKey(cur.Hash, id))
-		}
-		if err != nil {
-			firstErr = err
-			return false
-		}
-		n := NodeState{NodeID: id, Hash: hash, LastSeenMs: ms, Epoch: epoch}
-		if InMap(n, rec, known, accepted, cur, asOf) {
-			m.NodeInfoHashes = append(m.NodeInfoHashes, hash)
-		}
-		return true
-	})
-	if err == nil {
-		err = firstErr
-	}
-	if err != nil {
-		return MapPayload{}, err
-	}
-	slices.Sort(m.NodeInfoHashes)
-	return m, nil
+	return x.Payload(), nil
 }
 
 // DueFlagDay is the primary's trigger: the flag-day command once the

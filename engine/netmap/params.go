@@ -364,3 +364,17 @@ func truncate(s string) string {
 	}
 	return s
 }
+
+// UnmarshalJSON reads parameters as ParseParameters does (their canonical
+// form, or a proposal's), without a size limit: the caller bounded the
+// bytes it read.
+func (p *NetworkParameters) UnmarshalJSON(b []byte) error {
+	lim := DefaultLimits()
+	lim.MaxParametersBytes = len(b)
+	q, err := ParseParameters(b, lim)
+	if err != nil {
+		return err
+	}
+	*p = q
+	return nil
+}

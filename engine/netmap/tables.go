@@ -4,9 +4,9 @@ import "github.com/gavelhq/gavel/engine"
 
 // Entry kinds of the network map; each is one subject token.
 const (
-	KindNodeInfo engine.EntryKind = "node_info" // a node's signed NodeInfo
-	KindNodeAck  engine.EntryKind = "node_ack"  // a node's acceptance of a pending update
-	KindFlagDay  engine.EntryKind = "flag_day"  // the pending update comes into force
+	KindNodeInfo = engine.KindNodeInfo // a node's signed NodeInfo
+	KindNodeAck  = engine.KindNodeAck  // a node's acceptance of a pending update
+	KindFlagDay  = engine.KindFlagDay  // the pending update comes into force
 )
 
 // Tables the engine keeps for the map. They sit outside "gov." so that no
@@ -37,6 +37,9 @@ const (
 	TableAcks = "gavel.netmap.acks"
 	// TableAccepted: node id → the last parameters hash it accepted.
 	TableAccepted = "gavel.netmap.accepted"
+	// TableLimits: "" → Limits, fixed at genesis so that every replica and
+	// the auditor check NodeInfos and parameters with the same limits.
+	TableLimits = "gavel.netmap.limits"
 )
 
 // NodesDirectoryTable is the governance nodes table (constitution.TableNodes)

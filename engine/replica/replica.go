@@ -58,6 +58,7 @@ type Config struct {
 	// flood of them leaves JetStream its files; 0 means
 	// natslog.DefaultMaxConnections.
 	NATSMaxConnections int
+	Netmap             NetmapConfig // the network map (netmap.go)
 }
 
 // Replica is one running gavel replica.
@@ -88,6 +89,8 @@ type Replica struct {
 	verifySlots chan struct{}                         // bounds concurrent signature checks to the cores
 	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
 	nodeReads   nodeReads                             // the node read model (nodes.go)
+	nm          *netmapSide                           // the network map's read side (netmap.go)
+	feeds       *feeds
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -198,6 +201,9 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 			return nil, err
 		}
 	}
+	if err := r.openNetmap(); err != nil {
+		return nil, err
+	}
 	if n, last := r.store.Voids(); n > 0 {
 		r.logger.Error("the ledger holds void entries: messages that are not authenticated entries, never applied",
 			slog.Uint64("count", n), slog.Uint64("last_seqno", last.Seqno), slog.String("last_reason", last.Reason))
@@ -225,16 +231,20 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		if err != nil {
 			return nil, err
 		}
+		nmGenesis, nodes := r.netmapGenesis()
 		out, err := r.submit(ctx, exec.Genesis{ServiceCertPEM: r.identity.CertPEM, Settings: exec.ServiceSettings{
 			SignatureEvery:      cfg.Sequencer.SignEvery,
 			SignatureIntervalMs: cfg.Sequencer.SignInterval.Milliseconds(),
 			Virtual:             true,
 			DevSNPRoot:          string(cfg.DevSNPRoot),
-		}, Node: r.node.Record(), Governance: govWrites})
+		}, Node: r.node.Record(), Governance: govWrites, NetworkMap: nmGenesis, Nodes: nodes})
 		if err != nil {
 			return nil, fmt.Errorf("genesis: %w", err)
 		}
 		r.logger.Info("service created", slog.String("txid", out.TxID.String()))
+	}
+	if err := r.startNetmap(runCtx); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

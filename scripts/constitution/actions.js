@@ -9,7 +9,7 @@
 // survives from one call to the next.
 import {
   MEMBERS, CONSTITUTION, SNP_HOST_DATA, SNP_MEASUREMENTS, NODES, JOIN_POLICY, JS_APP,
-  NETWORK_PARAMETERS, SERVICE_CONFIG, JS_RUNTIME_OPTIONS, SINGLETON, serviceConfig, activeMemberIds,
+  SERVICE_CONFIG, JS_RUNTIME_OPTIONS, SINGLETON, serviceConfig, activeMemberIds,
 } from "./tables.js";
 
 // Node tables of CCF's the shared table list does not name yet.
@@ -242,19 +242,17 @@ function actions() { return {
       gavel.kv.set(JS_APP, SINGLETON, { metadata: args.bundle.metadata ?? {}, modules: args.bundle.modules });
     },
   },
+  // The network map's actions: the engine stores and advertises the
+  // parameters itself (canonical form, hash, epoch), so apply writes nothing.
   set_network_parameters: {
     validate(args) {
       checkDeadline(args.update_deadline);
     },
-    apply(args) {
-      checkDeadline(args.update_deadline);
-      gavel.kv.set(NETWORK_PARAMETERS, SINGLETON, {
-        parameters: args.parameters,
-        description: args.description,
-        update_deadline: args.update_deadline,
-        hash: gavel.hash.sha256Hex(JSON.stringify(args.parameters)),
-      });
-    },
+    apply: none,
+  },
+  cancel_network_parameters_update: {
+    validate: none,
+    apply: none,
   },
   set_service_configuration: {
     validate(args) {

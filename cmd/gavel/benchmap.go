@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gavelhq/gavel/client"
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/engine/netmap"
+	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/handlers"
+)
+
+func init() {
+	register("bench map", "measure GET /network-map against a static file of the same bytes, with N published nodes", runBenchMap)
+}
+
+func runBenchMap(args []string, out, errOut io.Writer) int {
+	fs := flag.NewFlagSet("bench map", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	n := fs.Int("nodes", 10000, "published nodes")
+	clients := fs.Int("clients", 32, "concurrent GET clients")
+	dur := fs.Duration("duration", 3*time.Second, "how long each GET run lasts")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || *n < 1 {
+		return exitUsage
+	}
+	if err := benchMap(out, *n, *clients, *dur); err != nil {
+		fmt.Fprintf(errOut, "gavel bench map: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func benchMap(out io.Writer, n, clients int, dur time.Duration) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "gavel-bench-map-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	keys := make([]ed25519.PrivateKey, n)
+	recs := make([]engine.NodeRecord, n)
+	for i := range keys {
+		_, keys[i], _ = ed25519.GenerateKey(rand.Reader)
+		recs[i] = participantRecord(keys[i])
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := replica.Open(ctx, replica.Config{DataDir: dir, NATSListen: "127.0.0.1:0", Logger: logger,
+		Netmap: replica.NetmapConfig{Nodes: recs, Tick: 10 * time.Millisecond}})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	signed := func(i int, serial int64) []byte {
+		b, _ := netmap.SignNodeInfo(keys[i], netmap.NodeInfo{Addresses: []string{fmt.Sprintf("10.0.%d.%d:10000", i/250, i%250)},
+			LegalIdentities: []string{fmt.Sprintf("O=Node%d,L=London,C=GB", i)}, PlatformVersion: 4, Serial: serial})
+		return b
+	}
+	// Publish every node, many at once so that group commit batches them.
+	start := time.Now()
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	sem := make(chan struct{}, 256)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := r.PublishNodeInfo(ctx, signed(i, 1)); err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "published %d NodeInfos in %v (%.0f/s)\n", n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
+	t0 := time.Now()
+	sm, err := r.SignedMap(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "first map: %d bytes, computed and signed in %v\n", len(sm.Body), time.Since(t0).Round(time.Microsecond))
+	// One more publish: what it adds to the next GET.
+	var adds []time.Duration
+	for k := range 20 {
+		if _, err := r.PublishNodeInfo(ctx, signed(k, 2)); err != nil {
+			return err
+		}
+		t0 = time.Now()
+		if _, err := r.SignedMap(ctx); err != nil {
+			return err
+		}
+		adds = append(adds, time.Since(t0))
+	}
+	slices.Sort(adds)
+	fmt.Fprintf(out, "map after one publish: median %v, max %v (the entries folded into the index, the payload encoded, one signature)\n",
+		adds[len(adds)/2].Round(time.Microsecond), adds[len(adds)-1].Round(time.Microsecond))
+	sm, _ = r.SignedMap(ctx)
+
+	gavelSrv := httptest.NewServer(handlers.NewHTTP(r, handlers.DefaultLimits(), logger))
+	defer gavelSrv.Close()
+	body := sm.Body
+	static := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		http.ServeContent(w, req, "network-map", time.Time{}, bytes.NewReader(body))
+	}))
+	defer static.Close()
+	sGavel, err := getLoad(gavelSrv.URL+"/network-map", clients, dur)
+	if err != nil {
+		return err
+	}
+	sStatic, err := getLoad(static.URL+"/network-map", clients, dur)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "GET /network-map (%d clients, %v): gavel %.0f/s p99 %v; static file %.0f/s p99 %v; ratio %.0f%%\n",
+		clients, dur, sGavel.rate, sGavel.p99, sStatic.rate, sStatic.p99, 100*sGavel.rate/sStatic.rate)
+
+	// A flag day at n nodes: an update voted by member0, half the nodes
+	// accept, then the time from the deadline until the map shows it.
+	certPEM, _ := os.ReadFile(filepath.Join(dir, replica.Member0CertFile))
+	keyPEM, _ := os.ReadFile(filepath.Join(dir, replica.Member0KeyFile))
+	m0, err := govreq.LoadMember(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	c := client.New(gavelSrv.URL)
+	deadline := time.Now().Add(3*time.Second + time.Duration(n/2)*2*time.Millisecond).UTC()
+	prop := `{"actions":[{"name":"set_network_parameters","args":{"description":"bench","update_deadline":"` + deadline.Format(time.RFC3339Nano) + `",` +
+		`"parameters":{"minimum_platform_version":1,"notaries":[],"max_message_size":10485760,"max_transaction_size":20971520}}}]}`
+	p, _, err := c.Propose(ctx, m0, []byte(prop))
+	if err == nil {
+		p, _, err = c.Vote(ctx, m0, p.ProposalID, "export function vote() { return true; }")
+	}
+	if err != nil {
+		return err
+	}
+	pend, _, err := netmap.LoadPending(r.Store())
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	for i := 0; i < n; i += 2 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ack, _ := netmap.SignAck(keys[i], pend.NewParametersHash)
+			if _, err := r.AckParameters(ctx, ack); err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%d acknowledgements in %v\n", (n+1)/2, time.Since(start).Round(time.Millisecond))
+	if time.Now().After(deadline) {
+		return fmt.Errorf("the acknowledgements took past the deadline; the flag day was not measured")
+	}
+	time.Sleep(time.Until(deadline))
+	for {
+		sm, err := r.SignedMap(ctx)
+		if err != nil {
+			return err
+		}
+		v, err := netmap.VerifyMap(sm.Body, r.Identity().Cert)
+		if err != nil {
+			return err
+		}
+		if v.Payload.NetworkParametersHash == pend.NewParametersHash {
+			fmt.Fprintf(out, "flag day at %d nodes: the map showed it %v after the deadline (tick 10 ms), %d nodes stay\n",
+				n, time.Since(deadline).Round(time.Millisecond), len(v.Payload.NodeInfoHashes))
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+type loadStats struct {
+	rate float64
+	p99  time.Duration
+}
+
+func getLoad(url string, clients int, dur time.Duration) (loadStats, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: clients}
+	hc := &http.Client{Transport: tr}
+	defer tr.CloseIdleConnections()
+	end := time.Now().Add(dur)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(end) {
+				t0 := time.Now()
+				resp, err := hc.Get(url)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("%s: %s", url, resp.Status)
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return loadStats{}, firstErr
+	}
+	slices.Sort(lat)
+	return loadStats{rate: float64(len(lat)) / dur.Seconds(), p99: lat[len(lat)*99/100].Round(time.Microsecond)}, nil
+}
