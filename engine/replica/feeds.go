@@ -50,16 +50,21 @@ func newFeeds(nc *nats.Conn) (*feeds, error) {
 
 // paramsFeed is the feed message for the state as it is.
 func (r *Replica) paramsFeed() (ParamsFeed, error) {
-	cur, err := netmap.LoadCurrent(r.store)
+	st, done, err := r.reading()
+	if err != nil {
+		return ParamsFeed{}, err
+	}
+	defer done()
+	cur, err := netmap.LoadCurrent(st)
 	if err != nil {
 		return ParamsFeed{}, err
 	}
 	f := ParamsFeed{NetworkParametersHash: cur.Hash, Epoch: cur.Epoch, TxID: cur.TxID}
-	p, ok, err := netmap.LoadPending(r.store)
+	p, ok, err := netmap.LoadPending(st)
 	if err != nil || !ok {
 		return f, err
 	}
-	_, canonical, ok, err := netmap.LoadParameters(r.store, p.NewParametersHash)
+	_, canonical, ok, err := netmap.LoadParameters(st, p.NewParametersHash)
 	if err != nil || !ok {
 		return f, err
 	}

@@ -198,7 +198,7 @@ func (r *Replica) openNetmap() error {
 }
 
 func (r *Replica) directory() netmap.NodeDirectory {
-	return netmap.TableDirectory{State: r.store, Table: netmap.NodesDirectoryTable}
+	return netmap.TableDirectory{State: r.Store(), Table: netmap.NodesDirectoryTable}
 }
 
 // MapCertificate is the network-map key's certificate (PEM).
@@ -207,7 +207,7 @@ func (r *Replica) MapCertificate() []byte { return r.nm.id.certPEM }
 // PublishNodeInfo verifies a signed NodeInfo against the node's recorded
 // key and the service's limits, then commits it.
 func (r *Replica) PublishNodeInfo(ctx context.Context, raw []byte) ([]byte, error) {
-	lim, err := netmap.LoadLimits(r.store)
+	lim, err := netmap.LoadLimits(r.Store())
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +215,7 @@ func (r *Replica) PublishNodeInfo(ctx context.Context, raw []byte) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.seq.Submit(ctx, netmap.Publish{Info: v})
+	out, err := r.submit(ctx, netmap.Publish{Info: v})
 	return out.Result, err
 }
 
@@ -225,7 +225,7 @@ func (r *Replica) AckParameters(ctx context.Context, raw []byte) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.seq.Submit(ctx, netmap.Ack{Ack: v})
+	out, err := r.submit(ctx, netmap.Ack{Ack: v})
 	return out.Result, err
 }
 
@@ -245,12 +245,12 @@ func withSlot[T any](ctx context.Context, r *Replica, f func() (T, error)) (T, e
 // payload changed.
 func (r *Replica) SignedMap(ctx context.Context) (handlers.SignedMap, error) {
 	nm := r.nm
-	meta := r.store.Meta()
+	meta := r.Store().Meta()
 	nm.mu.Lock()
 	defer nm.mu.Unlock()
 	if nm.signed == nil || meta.Seqno != nm.seqno {
 		if !r.advanceIndex(ctx, meta.Seqno) {
-			x, err := netmap.BuildIndex(r.store, r.directory(), time.UnixMilli(meta.TimeMillis))
+			x, err := netmap.BuildIndex(r.Store(), r.directory(), time.UnixMilli(meta.TimeMillis))
 			if err != nil {
 				return handlers.SignedMap{}, err
 			}
@@ -286,7 +286,7 @@ func (r *Replica) advanceIndex(ctx context.Context, seqno uint64) bool {
 		if err != nil {
 			return false
 		}
-		if ok, err := nm.index.Apply(r.store, r.directory(), e.Writes, e.Time()); err != nil || !ok {
+		if ok, err := nm.index.Apply(r.Store(), r.directory(), e.Writes, e.Time()); err != nil || !ok {
 			return false
 		}
 	}
@@ -295,7 +295,7 @@ func (r *Replica) advanceIndex(ctx context.Context, seqno uint64) bool {
 
 // NodeInfoByHash is a signed NodeInfo by hash, current or not.
 func (r *Replica) NodeInfoByHash(ctx context.Context, hash string) ([]byte, error) {
-	b, ok, err := r.store.Get(netmap.TableNodeInfos, hash)
+	b, ok, err := r.Store().Get(netmap.TableNodeInfos, hash)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +337,7 @@ func (r *Replica) SignedParameters(ctx context.Context, hash string) ([]byte, er
 	if ok {
 		return b, nil
 	}
-	p, _, ok, err := netmap.LoadParameters(r.store, hash)
+	p, _, ok, err := netmap.LoadParameters(r.Store(), hash)
 	if err != nil {
 		return nil, err
 	}
@@ -358,25 +358,25 @@ func (r *Replica) SignedParameters(ctx context.Context, hash string) ([]byte, er
 // update, else the parameters in force) and who has not.
 func (r *Replica) Acceptances(ctx context.Context, hash string) (handlers.Acceptances, error) {
 	if hash == "" {
-		p, ok, err := netmap.LoadPending(r.store)
+		p, ok, err := netmap.LoadPending(r.Store())
 		if err != nil {
 			return handlers.Acceptances{}, err
 		}
 		if ok {
 			hash = p.NewParametersHash
 		} else {
-			cur, err := netmap.LoadCurrent(r.store)
+			cur, err := netmap.LoadCurrent(r.Store())
 			if err != nil {
 				return handlers.Acceptances{}, err
 			}
 			hash = cur.Hash
 		}
 	}
-	acks, err := netmap.Acceptances(r.store, hash)
+	acks, err := netmap.Acceptances(r.Store(), hash)
 	if err != nil {
 		return handlers.Acceptances{}, err
 	}
-	_, pending, err := netmap.Acceptance(r.store, hash)
+	_, pending, err := netmap.Acceptance(r.Store(), hash)
 	if err != nil {
 		return handlers.Acceptances{}, err
 	}
@@ -406,11 +406,16 @@ func (r *Replica) runNetmap(ctx context.Context) {
 }
 
 func (r *Replica) netmapTick(ctx context.Context) {
-	fd, due, err := netmap.DueFlagDay(r.store, r.cfg.Now())
+	st, done, err := r.reading()
+	if err != nil {
+		return // restarting: the write fault says why; the next tick retries
+	}
+	fd, due, err := netmap.DueFlagDay(st, r.cfg.Now())
+	done()
 	if err != nil {
 		r.logger.Error("flag day check", slog.Any("err", err))
 	} else if due {
-		out, err := r.seq.Submit(ctx, fd)
+		out, err := r.submit(ctx, fd)
 		switch {
 		case err == nil:
 			r.logger.Info("flag day", slog.String("hash", fd.Hash), slog.String("txid", out.TxID.String()))

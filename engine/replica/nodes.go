@@ -41,7 +41,7 @@ func (r *Replica) Nodes(ctx context.Context) (projections.Nodes, func(), error) 
 		nr.follower = nodes.NewFollower()
 	}
 	f := nr.follower
-	target := r.store.Meta().Seqno
+	target := r.Store().Meta().Seqno
 	if f.Fold.Seqno() < target {
 		err := r.log.Range(ctx, f.Fold.Seqno()+1, func(m engine.LedgerMsg) error {
 			if m.Seq > target {
@@ -64,7 +64,7 @@ func (r *Replica) Nodes(ctx context.Context) (projections.Nodes, func(), error) 
 // nodeSettings is what genesis fixed about attestation.
 func (r *Replica) nodeSettings() (nodes.Settings, error) {
 	var s nodes.Settings
-	v, ok, err := r.store.Get(engine.TableService, exec.KeyServiceSettings)
+	v, ok, err := r.Store().Get(engine.TableService, exec.KeyServiceSettings)
 	if err != nil {
 		return s, err
 	}
@@ -95,7 +95,7 @@ func (r *Replica) JoinNode(ctx context.Context, raw []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.seq.Submit(ctx, j)
+	out, err := r.submit(ctx, j)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func (r *Replica) JoinNode(ctx context.Context, raw []byte) ([]byte, error) {
 		return nil, engine.Wrap(engine.KindInternal, "BadJoinResult", err, "join result")
 	}
 	if res.NodeStatus == nodes.StatusTrusted {
-		rec, ok, err := nodes.ReadRecord(r.store, res.NodeID)
+		rec, ok, err := nodes.ReadRecord(r.Store(), res.NodeID)
 		if err != nil {
 			return nil, err
 		}
@@ -181,7 +181,7 @@ func (r *Replica) DeleteNode(ctx context.Context, id string) error {
 		committed = view.Fold.RetiredCommitted(rec, view.Primary)
 	}
 	unlock()
-	_, err = r.seq.Submit(ctx, nodes.Delete{NodeID: id, RetiredCommitted: committed})
+	_, err = r.submit(ctx, nodes.Delete{NodeID: id, RetiredCommitted: committed})
 	return err
 }
 
