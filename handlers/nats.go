@@ -219,6 +219,12 @@ func ServeNATS(nc *nats.Conn, svc Service, limits Limits, cfg NATSConfig, logger
 		}
 		h.subs = append(h.subs, sub)
 	}
+	// Once the server has every subscription, a request sent after
+	// ServeNATS returns finds its responder.
+	if err := nc.Flush(); err != nil {
+		h.Stop()
+		return nil, err
+	}
 	return h, nil
 }
 

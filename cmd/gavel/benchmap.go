@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,13 +30,16 @@ func init() {
 }
 
 func runBenchMap(args []string, out, errOut io.Writer) int {
-	fs := flag.NewFlagSet("bench map", flag.ContinueOnError)
-	fs.SetOutput(errOut)
+	fs := newFlags("bench map", errOut)
 	n := fs.Int("nodes", 10000, "published nodes")
 	clients := fs.Int("clients", 32, "concurrent GET clients")
 	dur := fs.Duration("duration", 3*time.Second, "how long each GET run lasts")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || *n < 1 {
-		return exitUsage
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 || *n < 1 {
+		return usageError(errOut, fs, "--nodes must be at least 1, and no arguments are taken")
 	}
 	if err := benchMap(out, *n, *clients, *dur); err != nil {
 		fmt.Fprintf(errOut, "gavel bench map: %v\n", err)

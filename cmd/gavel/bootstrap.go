@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -56,8 +55,7 @@ type nodeConfig struct {
 }
 
 func runBootstrap(args []string, out, errOut io.Writer) int {
-	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
-	fs.SetOutput(errOut)
+	fs := newFlags("bootstrap", errOut)
 	dir := fs.String("dir", "", "network folder (required)")
 	nodes := fs.Int("nodes", 3, "participant nodes")
 	members := fs.Int("members", 1, "members")
@@ -66,8 +64,12 @@ func runBootstrap(args []string, out, errOut io.Writer) int {
 	fs.Var(&names, "legal-name", "legal name of node i (repeatable, in order; default O=Node<i>,L=London,C=GB)")
 	minPlatform := fs.Int("minimum-platform-version", 1, "minimum_platform_version of the parameters")
 	platform := fs.Int("platform-version", 4, "platform_version the nodes publish")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 || *dir == "" {
+		return usageError(errOut, fs, "--dir D is required, and no arguments are taken")
 	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(errOut, "gavel bootstrap: "+format+"\n", a...)

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,11 +30,14 @@ func init() {
 }
 
 func runDemoParameters(args []string, out, errOut io.Writer) int {
-	fs := flag.NewFlagSet("demo parameters", flag.ContinueOnError)
-	fs.SetOutput(errOut)
+	fs := newFlags("demo parameters", errOut)
 	keep := fs.String("dir", "", "folder for the network (default: a temporary one, removed after)")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		return exitUsage
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 {
+		return usageError(errOut, fs, "no arguments are taken")
 	}
 	if err := demoParameters(*keep, out); err != nil {
 		fmt.Fprintf(errOut, "gavel demo parameters: %v\n", err)

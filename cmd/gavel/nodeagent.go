@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,8 +27,7 @@ func init() {
 }
 
 func runNodeRun(args []string, out, errOut io.Writer) int {
-	fs := flag.NewFlagSet("node run", flag.ContinueOnError)
-	fs.SetOutput(errOut)
+	fs := newFlags("node run", errOut)
 	base := fs.String("base", "", "the node's folder (gavel bootstrap's nodes/<name>) (required)")
 	url := fs.String("url", "", "the service's HTTP URL (required)")
 	natsURL := fs.String("nats", "", "the service's NATS URL, to follow gavel.feed.map (optional)")
@@ -40,12 +38,12 @@ func runNodeRun(args []string, out, errOut io.Writer) int {
 	var exclude stringList
 	fs.Var(&exclude, "exclude-auto-accept", "an auto-acceptable field that needs gavel node accept (repeatable)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		return exitUsage
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
-	if *base == "" || *url == "" {
-		fmt.Fprintln(errOut, "gavel node run: --base and --url are required")
-		return exitUsage
+	if len(pos) != 0 || *base == "" || *url == "" {
+		return usageError(errOut, fs, "--base DIR and --url U are required, and no arguments are taken")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -82,12 +80,15 @@ func runNodeRun(args []string, out, errOut io.Writer) int {
 }
 
 func runNodeUpdates(args []string, out, errOut io.Writer) int {
-	fs := flag.NewFlagSet("node updates", flag.ContinueOnError)
-	fs.SetOutput(errOut)
+	fs := newFlags("node updates", errOut)
 	base := fs.String("base", "", "the node's folder (required)")
 	follow := fs.Bool("follow", false, "keep printing updates as the agent records them")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || *base == "" {
-		return exitUsage
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 || *base == "" {
+		return usageError(errOut, fs, "--base DIR is required, and no arguments are taken")
 	}
 	if !*follow {
 		us, err := mapagent.Updates(*base)
@@ -122,14 +123,16 @@ func runNodeUpdates(args []string, out, errOut io.Writer) int {
 }
 
 func runNodeAccept(args []string, out, errOut io.Writer) int {
-	fs := flag.NewFlagSet("node accept", flag.ContinueOnError)
-	fs.SetOutput(errOut)
+	fs := newFlags("node accept", errOut)
 	base := fs.String("base", "", "the node's folder (required)")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 || *base == "" {
-		fmt.Fprintln(errOut, "usage: gavel node accept --base DIR HASH")
-		return exitUsage
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
-	hash := fs.Arg(0)
+	if len(pos) != 1 || *base == "" {
+		return usageError(errOut, fs, "--base DIR and one HASH are required")
+	}
+	hash := pos[0]
 	if err := mapagent.AcceptLocal(context.Background(), *base, hash); err != nil {
 		fmt.Fprintf(errOut, "gavel node accept: %s\n", engine.AsError(err).Message)
 		return exitFailed

@@ -28,9 +28,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gavelhq/gavel/client"
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/netmap"
 	"github.com/gavelhq/gavel/engine/netmap/agent"
 )
@@ -597,13 +599,28 @@ func AcceptLocal(ctx context.Context, base, hash string) error {
 	return AppendUpdate(base, u)
 }
 
-// followFeed wakes the loop on each gavel.feed.map message.
+// followFeed wakes the loop on each gavel.feed.map message. It reads the
+// feeds stream through an ephemeral ordered consumer, the only way a node's
+// NATS user may read it, starting at the last map message.
 func (a *Agent) followFeed(wake chan<- struct{}) (func(), error) {
 	nc, err := nats.Connect(a.cfg.NATSURL, a.cfg.NATSOpts...)
 	if err != nil {
 		return nil, err
 	}
-	sub, err := nc.Subscribe("gavel.feed.map", func(*nats.Msg) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, natslog.FeedsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"gavel.feed.map"}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	cc, err := cons.Consume(func(jetstream.Msg) {
 		select {
 		case wake <- struct{}{}:
 		default:
@@ -613,7 +630,7 @@ func (a *Agent) followFeed(wake chan<- struct{}) (func(), error) {
 		nc.Close()
 		return nil, err
 	}
-	return func() { sub.Unsubscribe(); nc.Close() }, nil
+	return func() { cc.Stop(); nc.Close() }, nil
 }
 
 func writeAtomic(path string, b []byte) error {
