@@ -339,7 +339,9 @@ func TestNetworkMapEndToEnd(t *testing.T) {
 		t.Fatal("the cancelled update is still advertised")
 	}
 
-	// The auditor re-executes every publish, acknowledgement and flag day.
+	// The auditor re-executes every publish, acknowledgement and flag day,
+	// once the service is quiet (its tail signed, so the log stops growing).
+	waitFor(t, "a signed tail", func() bool { m := r.Store().Meta(); return m.Seqno == m.LastSignature })
 	rp := audit.NewReplayer(nil)
 	if err := natslog.NewReader(js).Range(ctx, 1, rp.Add); err != nil {
 		t.Fatalf("audit: %v", err)
