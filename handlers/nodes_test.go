@@ -162,6 +162,8 @@ func (s *nodeScenario) step(w []string, want string) {
 			n.bind, _ = x509.MarshalPKIXPublicKey(s.node(other).key.Public())
 		}
 		s.nodes[w[1]] = n
+	case "budget": // budget N: the ledger's script budget (set_js_runtime_options)
+		s.propose(`{"name":"set_js_runtime_options","args":{"max_fuel":`+w[1]+`}}`, want)
 	case "trust-code":
 		s.propose(`{"name":"add_virtual_host_data","args":{"host_data":"`+hostData(w[1])+`"}}`, want)
 	case "distrust-code":

@@ -168,7 +168,13 @@ func (j *Join) judge(st engine.StateReader, f engine.Facts, hostData string) err
 	if err != nil {
 		return err
 	}
-	reason, accepted, err := policy.Judge(constitution.Env{Time: f.Time, State: st, Limits: j.Limits}, string(input))
+	// The budget is the ledger's (set_js_runtime_options), as for every
+	// governance script; j.Limits are only the process's safety nets.
+	opts, err := constitution.LoadRuntimeOptions(st)
+	if err != nil {
+		return err
+	}
+	reason, accepted, err := policy.Judge(constitution.Env{Time: f.Time, State: st, Limits: opts.Apply(j.Limits)}, string(input))
 	if err != nil {
 		return refuseWith(ErrPolicyFailed, err, "join policy failed")
 	}
