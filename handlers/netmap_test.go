@@ -147,6 +147,9 @@ func TestNetworkMapEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Once the tail is signed the log is quiet: no signature entry can
+	// land between the two reads below.
+	waitFor(t, "a signed tail", func() bool { m := r.Store().Meta(); return m.Seqno == m.LastSignature })
 	before := r.Store().Meta().Seqno
 	again, err := c.PublishNodeInfo(ctx, a1)
 	if err != nil || again != first {
