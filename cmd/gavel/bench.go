@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
 	"time"
 
@@ -31,12 +33,19 @@ func runBenchCommit(args []string, out, errOut io.Writer) int {
 	fs.DurationVar(&cfg.Sequencer.Linger, "linger", cfg.Sequencer.Linger, "sequencer linger")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	peer := fs.Bool("peer", false, "also run tessera in the same process and print gavel / tessera (builds bench/ from a gavel checkout)")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 0 || cfg.Requests <= 0 || cfg.Clients <= 0 || cfg.RawOne <= 0 {
 		return usageError(errOut, fs, "flags must be positive and no arguments are taken")
+	}
+	if *peer {
+		if *cpuProfile != "" {
+			return usageError(errOut, fs, "--cpuprofile is not available with --peer")
+		}
+		return runPeerBench(args, out, errOut)
 	}
 	fmt.Fprintf(errOut, "bench commit: %d registrations, %d clients, SyncAlways store in %s\n", cfg.Requests, cfg.Clients, dir)
 	if stop, err := startProfile(*cpuProfile); err != nil {
@@ -51,14 +60,7 @@ func runBenchCommit(args []string, out, errOut io.Writer) int {
 	if *asJSON {
 		return printJSON(out, rep)
 	}
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
-	fmt.Fprintf(out, "entry size                         %d bytes\n", rep.EntryBytes)
-	fmt.Fprintf(out, "(a) raw JetStream publish, one     %9.0f msg/s\n", rep.RawOnePerSec)
-	fmt.Fprintf(out, "(b) raw atomic batch of %-4d       %9.0f msg/s\n", rep.BatchSize, rep.RawBatchPerSec)
-	fmt.Fprintf(out, "    raw atomic batch of 100        %9.0f msg/s\n", rep.RawBatch100)
-	fmt.Fprintf(out, "(c) gavel registration, peak       %9.0f entries/s  p50 %s  p99 %s\n", rep.GavelPerSec, ms(rep.PeakLatency.P50), ms(rep.PeakLatency.P99))
-	fmt.Fprintf(out, "    at half of peak (%.0f/s)     latency p50 %s  p99 %s\n", rep.HalfLoadPerSec, ms(rep.HalfLoadLatency.P50), ms(rep.HalfLoadLatency.P99))
-	fmt.Fprintf(out, "(c)/(a) = %.1f× (target ≥ 10×)   (c)/(b) = %.0f%% (target ≥ 50%%)   errors %d\n", rep.VsRawOne, 100*rep.VsRawBatch, rep.Errors)
+	rep.WriteText(out)
 	return exitOK
 }
 
@@ -161,4 +163,43 @@ func runBenchScale(args []string, out, errOut io.Writer) int {
 		rep.Entries, rep.Elapsed.Round(time.Second), rep.LastVsFirst, rep.P99LastVsFirst)
 	fmt.Fprintf(out, "tree size %d, pebble %d MB, JetStream %d MB, errors %d\n", rep.TreeSize, rep.StateBytes>>20, rep.LogBytes>>20, rep.Errors)
 	return exitOK
+}
+
+// runPeerBench runs the commit benchmark with tessera beside gavel. The
+// peer lives in bench/, a Go module of its own so that gavel does not
+// depend on it; it is built from the checkout this command runs in and
+// runs gavel and tessera in one process.
+func runPeerBench(args []string, out, errOut io.Writer) int {
+	dir, err := findBenchModule()
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	var rest []string
+	for _, a := range args {
+		if a != "--peer" && a != "-peer" && a != "--peer=true" && a != "-peer=true" {
+			rest = append(rest, a)
+		}
+	}
+	cmd := exec.Command("go", append([]string{"run", ".", "commit"}, rest...)...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, errOut
+	if err := cmd.Run(); err != nil {
+		return failf(errOut, "bench commit --peer: %v", err)
+	}
+	return exitOK
+}
+
+// findBenchModule finds bench/go.mod in the working directory or above.
+func findBenchModule() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "bench", "go.mod")); err == nil {
+			return filepath.Join(d, "bench"), nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("--peer builds the peer from bench/ in a gavel checkout; none found at or above %s", wd)
+		}
+	}
 }

@@ -41,6 +41,8 @@ type Config struct {
 	PayloadBytes int
 	Sequencer    sequencer.Config
 	Logger       *slog.Logger
+	// Peer, when set, is measured after gavel in the same run.
+	Peer Peer
 }
 
 // DefaultConfig is what `gavel bench commit` runs.
@@ -67,9 +69,13 @@ type CommitReport struct {
 	PeakLatency     Latency `json:"peak_latency"`
 	HalfLoadPerSec  float64 `json:"half_load_offered_per_sec"`
 	HalfLoadLatency Latency `json:"half_load_latency"`
-	VsRawOne        float64 `json:"ratio_vs_raw_one"`   // target ≥ 10
-	VsRawBatch      float64 `json:"ratio_vs_raw_batch"` // target ≥ 0.5
-	Errors          int64   `json:"errors"`
+	// ReceiptLag is the time from a registration's answer to the first
+	// signature entry covering it (its receipt exists from then), at half load.
+	ReceiptLag Latency     `json:"receipt_lag"`
+	Peer       *PeerReport `json:"peer,omitempty"`
+	VsRawOne   float64     `json:"ratio_vs_raw_one"`   // target ≥ 10
+	VsRawBatch float64     `json:"ratio_vs_raw_batch"` // target ≥ 0.5
+	Errors     int64       `json:"errors"`
 }
 
 // RunCommit measures (a), (b) and (c) in one process.
@@ -110,11 +116,11 @@ func RunCommit(ctx context.Context, cfg Config) (*CommitReport, error) {
 
 	// (c) at half of peak: an open loop at a fixed offered rate.
 	rep.HalfLoadPerSec = peak / 2
-	hl, herrs, err := openLoop(ctx, client, statements, rep.HalfLoadPerSec, cfg.HalfLoad)
+	hl, lag, herrs, err := gavelReceiptLag(ctx, r, client, statements, rep.HalfLoadPerSec, cfg.HalfLoad)
 	if err != nil {
 		return nil, err
 	}
-	rep.HalfLoadLatency = hl
+	rep.HalfLoadLatency, rep.ReceiptLag = hl, lag
 	rep.Errors += herrs
 
 	// (a) and (b) on a throwaway server of the same kind, same disk, with
@@ -125,6 +131,13 @@ func RunCommit(ctx context.Context, cfg Config) (*CommitReport, error) {
 	}
 	rep.VsRawOne = rep.GavelPerSec / rep.RawOnePerSec
 	rep.VsRawBatch = rep.GavelPerSec / rep.RawBatchPerSec
+	if cfg.Peer != nil {
+		stop() // the peer gets the machine to itself, as gavel had it
+		if rep.Peer, err = runPeer(ctx, cfg.Peer, cfg, statements, rep.EntryBytes); err != nil {
+			return nil, err
+		}
+		rep.Peer.GavelVsPeer = rep.GavelPerSec / rep.Peer.PerSec
+	}
 	return rep, nil
 }
 
@@ -153,7 +166,7 @@ func serve(ctx context.Context, cfg replica.Config) (*replica.Replica, *nats.Con
 		r.Close()
 		return nil, nil, nil, err
 	}
-	return r, client, func() { client.Close(); srv.Stop(); r.Close() }, nil
+	return r, client, sync.OnceFunc(func() { client.Close(); srv.Stop(); r.Close() }), nil
 }
 
 func baselines(ctx context.Context, dir string, cfg Config, payload []byte, rep *CommitReport) error {
@@ -231,10 +244,6 @@ func call(nc *nats.Conn, subject, want string, body []byte) error {
 	return nil
 }
 
-func register(nc *nats.Conn, st []byte) error {
-	return call(nc, handlers.SubjectStatement, "201", st)
-}
-
 // closedLoop registers total statements (cycling through sts) from clients
 // concurrent requesters.
 func closedLoop(ctx context.Context, nc *nats.Conn, sts [][]byte, total, clients int) (float64, Latency, int64, error) {
@@ -245,6 +254,16 @@ func closedLoop(ctx context.Context, nc *nats.Conn, sts [][]byte, total, clients
 // from clients concurrent requesters, each expecting the status want. More
 // than 1% failures fail the run.
 func requestLoop(ctx context.Context, nc *nats.Conn, subject, want string, bodies [][]byte, total, clients int) (float64, Latency, int64, error) {
+	return closedLoopOf(ctx, subject, total, clients, func(i int) error {
+		return call(nc, subject, want, bodies[i%len(bodies)])
+	})
+}
+
+// closedLoopOf runs do(0…total-1) from clients concurrent workers, each
+// starting its next call when the last returns, and reports the rate and
+// latencies. More than 1% failures fail the run; what names the calls in
+// that error.
+func closedLoopOf(ctx context.Context, what string, total, clients int, do func(i int) error) (float64, Latency, int64, error) {
 	lats := make([]time.Duration, total)
 	var next, errs atomic.Int64
 	var firstErr atomic.Value
@@ -260,7 +279,7 @@ func requestLoop(ctx context.Context, nc *nats.Conn, subject, want string, bodie
 					return
 				}
 				t := time.Now()
-				if err := call(nc, subject, want, bodies[i%int64(len(bodies))]); err != nil {
+				if err := do(int(i)); err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err)
 				}
@@ -271,12 +290,14 @@ func requestLoop(ctx context.Context, nc *nats.Conn, subject, want string, bodie
 	wg.Wait()
 	elapsed := time.Since(start)
 	if e := errs.Load(); e > int64(total)/100 {
-		return 0, Latency{}, e, fmt.Errorf("%d of %d requests on %s failed, first: %v", e, total, subject, firstErr.Load())
+		return 0, Latency{}, e, fmt.Errorf("%d of %d requests on %s failed, first: %v", e, total, what, firstErr.Load())
 	}
 	return float64(total) / elapsed.Seconds(), summarise(lats), errs.Load(), nil
 }
 
-func openLoop(ctx context.Context, nc *nats.Conn, sts [][]byte, rate float64, d time.Duration) (Latency, int64, error) {
+// openLoopOf offers do(i) at a fixed rate for d, whatever the answers do
+// (an open loop: a slow answer does not slow the offered load).
+func openLoopOf(ctx context.Context, rate float64, d time.Duration, do func(i int) error) (Latency, int64, error) {
 	n := int(rate * d.Seconds())
 	if n < 1 {
 		return Latency{}, 0, nil
@@ -287,7 +308,6 @@ func openLoop(ctx context.Context, nc *nats.Conn, sts [][]byte, rate float64, d 
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range n {
-		// Offer requests on schedule, whatever the answers do.
 		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
 			time.Sleep(wait)
 		}
@@ -295,7 +315,7 @@ func openLoop(ctx context.Context, nc *nats.Conn, sts [][]byte, rate float64, d 
 		go func() {
 			defer wg.Done()
 			t := time.Now()
-			if err := register(nc, sts[i%len(sts)]); err != nil {
+			if err := do(i); err != nil {
 				errs.Add(1)
 			}
 			lats[i] = time.Since(t)
