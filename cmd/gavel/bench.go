@@ -203,3 +203,40 @@ func findBenchModule() (string, error) {
 		}
 	}
 }
+
+func init() {
+	register("bench replay", "measure the auditor's replay against a raw ordered-consumer read of the same ledger", runBenchReplay)
+}
+
+func runBenchReplay(args []string, out, errOut io.Writer) int {
+	fs := newFlags("bench replay", errOut)
+	dir, err := os.MkdirTemp("", "gavel-bench-replay-")
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := perf.DefaultReplayConfig(dir)
+	fs.IntVar(&cfg.Entries, "entries", cfg.Entries, "statements registered before the replay")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent requesters while registering")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 || cfg.Entries <= 0 || cfg.Clients <= 0 {
+		return usageError(errOut, fs, "flags must be positive and no arguments are taken")
+	}
+	fmt.Fprintf(errOut, "bench replay: registering %d statements, then reading the ledger twice\n", cfg.Entries)
+	rep, err := perf.RunReplay(context.Background(), cfg)
+	if err != nil {
+		return failf(errOut, "bench: %v", err)
+	}
+	if *asJSON {
+		return printJSON(out, rep)
+	}
+	fmt.Fprintf(out, "ledger entries                     %d\n", rep.LedgerEntries)
+	fmt.Fprintf(out, "(r) raw ordered-consumer read      %9.0f entries/s\n", rep.RawPerSec)
+	fmt.Fprintf(out, "(a) gavel audit replay             %9.0f entries/s  root %s\n", rep.ReplayPerSec, rep.Root)
+	fmt.Fprintf(out, "(a)/(r) = %.0f%% (target ≥ 50%%)\n", 100*rep.Ratio)
+	return exitOK
+}

@@ -147,6 +147,7 @@ func TestEveryHelpNamesArgumentsAndExample(t *testing.T) {
 		"member sign":            {"[PAYLOAD]"},
 		"bench commit":           nil,
 		"bench gov":              nil,
+		"bench replay":           nil,
 		"bench scale":            nil,
 		"dev snp-signer":         nil,
 		"node keygen":            nil,

@@ -32,6 +32,7 @@ var synopses = map[string]synopsis{
 		"gavel member sign --type proposal --cert member0_cert.pem --key member0_privk.pem proposal.json > proposal.cose"},
 	"bench commit":   {"[-n N] [--clients N] [--json] [flags]", "gavel bench commit -n 30000 --json"},
 	"bench gov":      {"[--proposals N] [--clients N] [--json] [flags]", "gavel bench gov --proposals 5000"},
+	"bench replay":   {"[--entries N] [--clients N] [--json]", "gavel bench replay --entries 50000"},
 	"bench scale":    {"[--entries N] [--window N] [--clients N] [--json]", "gavel bench scale --entries 100000 --window 10000"},
 	"dev snp-signer": {"--out DIR", "gavel dev snp-signer --out snp"},
 	"node keygen":    {"--out DIR (prints the node id: hex SHA-256 of the public key's DER)", "gavel node keygen --out n1"},
