@@ -288,6 +288,16 @@ func (a AuthenticatedMsg) Open() (*Entry, error) {
 	return e, nil
 }
 
+// Clone is an independent copy of the set at its current version, for
+// readers that authenticate ahead on other goroutines.
+func (t *TrustedNodes) Clone() *TrustedNodes {
+	c := &TrustedNodes{keys: make(map[string]ed25519.PublicKey, len(t.keys)), version: t.version}
+	for id, k := range t.keys {
+		c.keys[id] = k
+	}
+	return c
+}
+
 // Version changes whenever Observe changes the set.
 func (t *TrustedNodes) Version() uint64 { return t.version }
 

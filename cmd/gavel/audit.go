@@ -305,10 +305,8 @@ flags:
 	}
 	r.SetScriptLimits(safety)
 	progress := newProgress(errOut, "replay", last)
-	err = reader.Range(ctx, 1, func(m engine.LedgerMsg) error {
-		progress.set(m.Seq)
-		return r.Add(m)
-	})
+	read := func(fn func(engine.LedgerMsg) error) error { return reader.Range(ctx, 1, fn) }
+	err = r.AddAll(ctx, read, 0, func(m engine.LedgerMsg) { progress.set(m.Seq) })
 	progress.done()
 	sum := r.Summary()
 	// Void entries are foreign writes, never applied: the history around

@@ -92,6 +92,9 @@ type Replayer struct {
 	// from it; joins are re-verified with the genesis settings.
 	nodes        *nodes.Fold
 	joinSettings *nodes.Settings
+	// ahead is the statement check AddAll ran ahead for the entry being
+	// added, if any.
+	ahead *verified
 }
 
 // NewReplayer returns a replayer for a log starting at seqno 1.
@@ -178,7 +181,13 @@ func (r *Replayer) Add(m engine.LedgerMsg) error {
 	if want := r.tree.Size(); m.Seq != want {
 		return &Divergence{TxID: fmt.Sprintf("seq %d", m.Seq), Reason: fmt.Sprintf("expected seqno %d", want)}
 	}
-	e, err := r.trusted.OpenEntry(m)
+	var e *engine.Entry
+	var err error
+	if v := r.ahead; v != nil && v.authenticated && v.seq == m.Seq && v.trustedVersion == r.trusted.Version() {
+		e, err = v.auth.Open() // authenticated ahead against this very set
+	} else {
+		e, err = r.trusted.OpenEntry(m)
+	}
 	if err != nil && m.Seq == 1 {
 		// Without it nothing after can be authenticated: not a history.
 		return &Divergence{TxID: "seq 1", Reason: "the first message is not an authenticated genesis entry: " + err.Error()}
@@ -354,7 +363,14 @@ func (r *Replayer) statement(e *engine.Entry) error {
 	if r.verifyStatement == nil {
 		return nil
 	}
-	cmd, err := r.verifyStatement(e.Input, engine.Facts{TxID: e.TxID(), Time: e.Time()})
+	f := engine.Facts{TxID: e.TxID(), Time: e.Time()}
+	var cmd engine.Command
+	var err error
+	if v := r.verifiedFor(e, f); v != nil {
+		cmd, err = v.cmd, v.err
+	} else {
+		cmd, err = r.verifyStatement(e.Input, f)
+	}
 	if err != nil {
 		return fmt.Errorf("statement does not verify: %w", err)
 	}

@@ -77,19 +77,43 @@ func recordLogWithNode(t *testing.T) ([]msg, engine.Digest, *engine.NodeSigner) 
 	return msgs, r.Store().Tree().Root(), node.Signer()
 }
 
-func replay(msgs []msg) (audit.Summary, error) {
+// replay replays msgs one by one with Add, and again with AddAll's
+// workers running ahead: both must reach the same summary and the same
+// verdict, whatever the log holds.
+func replay(t *testing.T, msgs []msg) (audit.Summary, error) {
+	t.Helper()
 	r := audit.NewReplayer(verifyAt)
+	var err error
 	for _, m := range msgs {
-		if err := r.Add(m); err != nil {
-			return r.Summary(), err
+		if err = r.Add(m); err != nil {
+			break
 		}
 	}
-	return r.Summary(), nil
+	sum := r.Summary()
+
+	p := audit.NewReplayer(verifyAt)
+	var seen []uint64
+	read := func(fn func(engine.LedgerMsg) error) error {
+		for _, m := range msgs {
+			if err := fn(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	perr := p.AddAll(context.Background(), read, 4, func(m engine.LedgerMsg) { seen = append(seen, m.Seq) })
+	if fmt.Sprint(err) != fmt.Sprint(perr) || fmt.Sprintf("%+v", sum) != fmt.Sprintf("%+v", p.Summary()) {
+		t.Fatalf("AddAll disagrees with Add:\n add:    %v %+v\n addall: %v %+v", err, sum, perr, p.Summary())
+	}
+	if want := int(sum.Entries); len(seen) != want {
+		t.Fatalf("AddAll reported %d added messages, Add added %d", len(seen), want)
+	}
+	return sum, err
 }
 
 func TestReplayVerifiesAnHonestLog(t *testing.T) {
 	msgs, root := recordLog(t)
-	sum, err := replay(msgs)
+	sum, err := replay(t, msgs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +187,7 @@ func TestReplayNamesTheFirstBadTxID(t *testing.T) {
 		{"time goes back", edit(t, msgs, st, true, node, func(e *engine.Entry) { e.TimeMillis = 1 }), txidOf(st), "time goes back"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := replay(tc.msgs)
+			_, err := replay(t, tc.msgs)
 			var div *audit.Divergence
 			if !errors.As(err, &div) {
 				t.Fatalf("replay passed a tampered log: %v", err)
@@ -188,11 +212,11 @@ func TestReplayListsVoidEntries(t *testing.T) {
 	replayed := msgs[4]
 	replayed.Seq = n + 2
 	all := append(slices.Clone(msgs), msg{Seq: n + 1, Subject: "gavel.ledger.statement", Data: []byte("garbage")}, replayed, forged)
-	before, err := replay(msgs)
+	before, err := replay(t, msgs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := replay(all)
+	sum, err := replay(t, all)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +263,7 @@ func TestReplayChecksTheGivenServiceCertificate(t *testing.T) {
 func TestReplayRefusesAnUnauthenticatedGenesis(t *testing.T) {
 	msgs, _ := recordLog(t)
 	msgs[0].Auth = ""
-	_, err := replay(msgs)
+	_, err := replay(t, msgs)
 	var div *audit.Divergence
 	if !errors.As(err, &div) || div.TxID != "seq 1" || !strings.Contains(div.Reason, "authenticated genesis") {
 		t.Fatalf("replay of a ledger without an authenticated genesis: %v", err)

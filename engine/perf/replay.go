@@ -105,7 +105,8 @@ func RunReplay(ctx context.Context, cfg ReplayConfig) (*ReplayReport, error) {
 		return exec.VerifyStatement(raw, f.Time)
 	})
 	start = time.Now()
-	if err := reader.Range(ctx, 1, replayer.Add); err != nil {
+	read := func(fn func(engine.LedgerMsg) error) error { return reader.Range(ctx, 1, fn) }
+	if err := replayer.AddAll(ctx, read, 0, nil); err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
 	rep.ReplayPerSec = float64(last) / time.Since(start).Seconds()
