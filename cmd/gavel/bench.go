@@ -162,6 +162,7 @@ func runBenchScale(args []string, out, errOut io.Writer) int {
 	fmt.Fprintf(out, "%d entries in %s: last window / first window = %.2f× throughput, %.2f× p99\n",
 		rep.Entries, rep.Elapsed.Round(time.Second), rep.LastVsFirst, rep.P99LastVsFirst)
 	fmt.Fprintf(out, "tree size %d, pebble %d MB, JetStream %d MB, errors %d\n", rep.TreeSize, rep.StateBytes>>20, rep.LogBytes>>20, rep.Errors)
+	fmt.Fprintf(out, "memory: Go heap in use %d MB after GC, peak RSS %d MB (replica, NATS server and clients in one process)\n", rep.HeapBytes>>20, rep.MaxRSSBytes>>20)
 	return exitOK
 }
 

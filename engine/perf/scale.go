@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
@@ -62,6 +63,11 @@ type ScaleReport struct {
 	LogBytes   int64  `json:"log_bytes"`   // JetStream store on disk
 	// LastVsFirst is the last window's throughput over the first's, and
 	// P99LastVsFirst the same for p99 latency: flat cost means both near 1.
+	// HeapBytes is the Go heap in use after a collection at the end, and
+	// MaxRSSBytes the process's peak resident set (the replica, its
+	// embedded NATS server and the benchmark's clients share the process).
+	HeapBytes      uint64        `json:"heap_bytes"`
+	MaxRSSBytes    int64         `json:"max_rss_bytes"`
 	LastVsFirst    float64       `json:"last_vs_first_throughput"`
 	P99LastVsFirst float64       `json:"last_vs_first_p99"`
 	Errors         int64         `json:"errors"`
@@ -130,6 +136,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		return nil, err
 	}
 	rep.LastVsFirst, rep.P99LastVsFirst = windowRatios(rep.Windows)
+	rep.HeapBytes, rep.MaxRSSBytes = memoryInUse()
 	return rep, nil
 }
 
@@ -212,4 +219,17 @@ func dirSize(dir string) (int64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// memoryInUse is the Go heap in use after a collection, and the process's
+// peak resident set size.
+func memoryInUse() (heap uint64, maxRSS int64) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		maxRSS = ru.Maxrss * 1024 // kilobytes on Linux
+	}
+	return ms.HeapInuse, maxRSS
 }
