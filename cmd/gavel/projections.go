@@ -17,6 +17,7 @@ import (
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/nodes"
 	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/engine/state"
 	"github.com/gavelhq/gavel/projections"
 )
 
@@ -24,10 +25,10 @@ func init() {
 	register("projections rebuild", "rebuild the node read models of a stopped replica from its log alone", runProjectionsRebuild)
 }
 
-// runProjectionsRebuild folds a stopped replica's ledger into the node
-// read models — nodes by status, removable nodes, trusted host data, the
-// join policy in force — and prints them: what the live replica answers,
-// derived from nothing but the log.
+// runProjectionsRebuild drops a stopped replica's node read models — nodes
+// by status, removable nodes, trusted host data, the join policy in force —
+// refolds them into its pebble state from nothing but the log, and prints
+// them: what the replica answers once started again.
 func runProjectionsRebuild(args []string, out, errOut io.Writer) int {
 	fs := newFlags("projections rebuild", errOut)
 	data := fs.String("data", "", "a stopped replica's data folder")
@@ -67,11 +68,26 @@ func runProjectionsRebuild(args []string, out, errOut io.Writer) int {
 	if err != nil {
 		return failf(errOut, "%v", err)
 	}
-	f := nodes.NewFollower()
-	if err := natslog.NewReader(js).Range(context.Background(), 1, func(m engine.LedgerMsg) error { f.Add(m); return nil }); err != nil {
-		return failf(errOut, "read the ledger: %v", err)
+	st, err := state.Open(filepath.Join(*data, "state"))
+	if err != nil {
+		return failf(errOut, "%v", err)
 	}
-	snap, err := projections.Nodes{State: f.State, Fold: f.Fold, Primary: node}.Snapshot()
+	defer st.Close()
+	st.SetProjector(nodes.Projector{})
+	// Dropped, the read model is refolded from the first entry of the log
+	// by the catch-up that also applies any tail the state lacks.
+	if err := st.DropModel(); err != nil {
+		return failf(errOut, "%v", err)
+	}
+	if err := state.CatchUp(context.Background(), st, ledgerReader{natslog.NewReader(js)}); err != nil {
+		return failf(errOut, "rebuild from the ledger: %v", err)
+	}
+	sn, err := st.Snapshot()
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	defer sn.Close()
+	snap, err := projections.Nodes{Model: sn.Model(), Primary: node}.Snapshot()
 	if err != nil {
 		return failf(errOut, "%v", err)
 	}
@@ -98,4 +114,11 @@ func replicaNodeID(dir string) (string, error) {
 		return "", fmt.Errorf("%s is not an Ed25519 certificate", replica.NodeCertFile)
 	}
 	return engine.NodeID(pub), nil
+}
+
+// ledgerReader is natslog's reader as state.LogReader.
+type ledgerReader struct{ r *natslog.Reader }
+
+func (l ledgerReader) Range(ctx context.Context, from uint64, fn func(engine.LedgerMsg) error) error {
+	return l.r.Range(ctx, from, fn)
 }

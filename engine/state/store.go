@@ -71,6 +71,7 @@ type Store struct {
 	mu   sync.RWMutex // guards meta and tree
 	meta Meta
 	tree *merkle.Tree
+	proj Projector // the read model folded in each Apply batch (model.go)
 }
 
 // Open opens (or creates) the store in dir and restores the Merkle tree's
@@ -144,7 +145,8 @@ func (s *Store) Tree() *merkle.Tree {
 }
 
 // Apply folds entries into the state in one pebble batch: table writes,
-// Merkle nodes, leaf and signature indexes and the new last seqno. The
+// Merkle nodes, leaf and signature indexes, the read model (SetProjector)
+// and the new last seqno. The
 // entries must be contiguous and follow Meta().Seqno. The batch is not
 // synced: the log is durable, and a lost tail is replayed on open.
 func (s *Store) Apply(entries []*engine.Entry) error {
@@ -216,6 +218,9 @@ func (s *Store) Apply(entries []*engine.Entry) error {
 			return putErr
 		}
 		meta.Seqno, meta.View, meta.TimeMillis = e.Seqno, e.View, e.TimeMillis
+	}
+	if err := s.project(b, entries); err != nil {
+		return err
 	}
 	if err := b.Set([]byte(keyMeta), mustCBOR(&meta), nil); err != nil {
 		return err
