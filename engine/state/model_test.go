@@ -192,3 +192,36 @@ func TestSnapshotIsOnePosition(t *testing.T) {
 		t.Fatalf("store at %d, read model at %d", s.Meta().Seqno, p)
 	}
 }
+
+// BenchmarkApplyReadModel is Apply's cost per entry in runs of 100 (a
+// group commit's size), without and with the node read model folded in
+// the same batch.
+func BenchmarkApplyReadModel(b *testing.B) {
+	_, log := makeEntries(b, 4096)
+	var at Meta
+	entries := openChunk(engine.NewTrustedNodes(), log, &at, nil)
+	for _, withModel := range []bool{false, true} {
+		b.Run(fmt.Sprintf("read_model=%v", withModel), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				s, err := Open(b.TempDir())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if withModel {
+					s.SetProjector(nodes.Projector{})
+				}
+				b.StartTimer()
+				for i := 0; i < len(entries); i += 100 {
+					if err := s.Apply(entries[i:min(i+100, len(entries))]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				s.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(entries)), "ns/entry")
+		})
+	}
+}
