@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -236,31 +235,12 @@ func (s *Store) Apply(entries []*engine.Entry) error {
 
 // Get reads a table value.
 func (s *Store) Get(table, key string) ([]byte, bool, error) {
-	v, closer, err := s.db.Get(tableKey(table, key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	defer closer.Close()
-	return bytes.Clone(v), true, nil
+	return reader{r: s.db, prefix: prefixTable}.Get(table, key)
 }
 
 // Range calls fn for each key of table in key order until fn returns false.
 func (s *Store) Range(table string, fn func(key string, value []byte) bool) error {
-	p := tablePrefix(table)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		if !fn(string(it.Key()[len(p):]), bytes.Clone(it.Value())) {
-			break
-		}
-	}
-	return it.Error()
+	return reader{r: s.db, prefix: prefixTable}.Range(table, fn)
 }
 
 // Leaf returns the leaf record of an applied entry.
