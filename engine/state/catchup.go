@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -28,11 +29,7 @@ func CatchUp(ctx context.Context, s *Store, log LogReader) error {
 	if s.proj != nil {
 		// A read model that does not reflect the state is refolded first:
 		// Apply folds on top of it.
-		pos, err := s.proj.Position(s.Model())
-		if err != nil {
-			return err
-		}
-		if pos != s.Meta().Seqno {
+		if pos, err := s.proj.Position(s.Model()); err != nil || pos != s.Meta().Seqno {
 			if err := s.refoldModel(ctx, log); err != nil {
 				return err
 			}
@@ -45,8 +42,18 @@ func CatchUp(ctx context.Context, s *Store, log LogReader) error {
 	meta := s.Meta()
 	var msgs []engine.LedgerMsg
 	flush := func() error {
-		err := s.Apply(openChunk(trusted, msgs, &meta, s.logger))
+		entries := openChunk(trusted, msgs, &meta, s.logger)
 		msgs = msgs[:0]
+		err := s.Apply(entries)
+		if errors.Is(err, ErrReadModel) {
+			// The read model, not the state, is broken: refolded from the
+			// log, the entries apply onto it.
+			s.logger.Error("the read model cannot be folded; refolding it from the log", slog.Any("err", err))
+			if err := s.refoldModel(ctx, log); err != nil {
+				return err
+			}
+			err = s.Apply(entries)
+		}
 		return err
 	}
 	err = log.Range(ctx, meta.Seqno+1, func(m engine.LedgerMsg) error {

@@ -49,6 +49,11 @@ func (s *Store) DropModel() error {
 	return nil
 }
 
+// ErrReadModel marks a read model the projector cannot fold onto (it does
+// not follow the entries, or holds what it cannot read): CatchUp refolds
+// it from the log.
+var ErrReadModel = errors.New("state: the read model cannot be folded")
+
 // project adds the read model's writes for entries to b.
 func (s *Store) project(b *pebble.Batch, entries []*engine.Entry) error {
 	if s.proj == nil {
@@ -56,7 +61,7 @@ func (s *Store) project(b *pebble.Batch, entries []*engine.Entry) error {
 	}
 	ws, err := s.proj.Project(s.Model(), entries)
 	if err != nil {
-		return fmt.Errorf("state: read model: %w", err)
+		return fmt.Errorf("%w: %w", ErrReadModel, err)
 	}
 	for _, w := range ws {
 		if w.Delete {

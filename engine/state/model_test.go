@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"testing"
 
 	"github.com/gavelhq/gavel/engine"
@@ -54,6 +55,7 @@ func openProjected(t *testing.T) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	s.SetLogger(slog.New(slog.DiscardHandler))
 	s.SetProjector(nodes.Projector{})
 	return s
 }
@@ -223,5 +225,35 @@ func BenchmarkApplyReadModel(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(entries)), "ns/entry")
 		})
+	}
+}
+
+// TestCatchUpHealsACorruptReadModel: a read model whose position or
+// records do not read is refolded from the log by catch-up, and the
+// entries then apply onto it.
+func TestCatchUpHealsACorruptReadModel(t *testing.T) {
+	ctx := context.Background()
+	log := nodeLog(t, 45)
+	v, _ := json.Marshal(nodes.Record{NodeID: "n2", Status: nodes.StatusTrusted})
+	log = append(log, signed(t, testNode, next(log, "k46", engine.Write{Table: engine.TableNodes, Key: "n2", Value: v})))
+	live := openProjected(t)
+	if err := CatchUp(ctx, live, log); err != nil {
+		t.Fatal(err)
+	}
+	want := dumpModel(t, live.Model())
+	for _, bad := range []struct{ table, key string }{{nodes.ModelPosition, ""}, {nodes.ModelNodes, "n2"}} {
+		s := openProjected(t)
+		if err := CatchUp(ctx, s, log[:45]); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Set(modelKey(bad.table, bad.key), []byte("not json"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := CatchUp(ctx, s, log); err != nil {
+			t.Fatalf("%s/%s corrupt: %v", bad.table, bad.key, err)
+		}
+		if got := dumpModel(t, s.Model()); got != want {
+			t.Fatalf("%s/%s corrupt: healed read model\n%s\nwant\n%s", bad.table, bad.key, got, want)
+		}
 	}
 }
