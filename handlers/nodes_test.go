@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -57,6 +58,7 @@ import (
 //	status NAME -> STATUS [retired_committed] | gone
 //	removable -> NAME,… | none
 //	list STATUS -> NAME,… | none
+//	pages STATUS|removable N -> NAME,… | none           the list N a page (?maxpagesize=N, then each nextLink)
 func TestNodeScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/nodes/*.txt")
 	if len(files) == 0 {
@@ -227,9 +229,53 @@ func (s *nodeScenario) step(w []string, want string) {
 	case "list":
 		list, err := s.f.c.Nodes(s.ctx, w[1], "")
 		s.expectNames(list, err, want)
+	case "pages": // pages STATUS|removable N: the list walked N a page through nextLink
+		s.pages(w[1], w[2], want)
 	default:
 		s.fatalf("unknown command %q", w[0])
 	}
+}
+
+// pages walks a node list (a status's, or the removable nodes) n a page
+// from its first page through each nextLink; every page but the last is
+// full and the pages add up to the list.
+func (s *nodeScenario) pages(status, n, want string) {
+	s.t.Helper()
+	path := "/node/network/nodes?status=" + status + "&maxpagesize=" + n
+	if status == "removable" {
+		path = "/node/network/removable_nodes?maxpagesize=" + n
+	}
+	size, _ := strconv.Atoi(n)
+	var all []client.NodeView
+	for page := 0; ; page++ {
+		code, _, body := s.f.do("GET", path, "", nil)
+		var l struct {
+			Nodes    []client.NodeView `json:"nodes"`
+			NextLink string            `json:"nextLink"`
+		}
+		if code != 200 || json.Unmarshal(body, &l) != nil {
+			s.fatalf("page %d of %s: %d %s", page, path, code, body)
+		}
+		all = append(all, l.Nodes...)
+		if l.NextLink == "" {
+			break
+		}
+		if len(l.Nodes) != size || page > 100 {
+			s.fatalf("page %d has %d nodes and a next page", page, len(l.Nodes))
+		}
+		u, err := url.Parse(l.NextLink)
+		if err != nil {
+			s.fatalf("%v", err)
+		}
+		path = u.RequestURI()
+		// The token is bound to its list: under another filter it is refused.
+		q := u.Query()
+		q.Set("status", "Other")
+		if code, _, body := s.f.do("GET", u.Path+"?"+q.Encode(), "", nil); status != "removable" && (code != 400 || !strings.Contains(string(body), "InvalidQueryParameterValue")) {
+			s.fatalf("a token under another filter: %d %s", code, body)
+		}
+	}
+	s.expectNames(all, nil, want)
 }
 
 func (s *nodeScenario) propose(action, want string) {

@@ -168,14 +168,14 @@ func (r *Replica) DeleteNode(ctx context.Context, id string) error {
 	return err
 }
 
-// NodeList, NodeInfo and RemovableNodes are the node read model's views
-// (every page: CCF's node lists have none).
-func (r *Replica) NodeList(_ context.Context, status, host string) (list []projections.NodeView, err error) {
+// NodeList, NodeInfo and RemovableNodes are the node read model's views,
+// each of one snapshot.
+func (r *Replica) NodeList(_ context.Context, status, host string, page projections.Page) (list []projections.NodeView, more bool, err error) {
 	err = r.withNodes(func(v projections.Nodes, _ engine.StateReader) error {
-		list, _, err = v.List(status, host, projections.Page{})
+		list, more, err = v.List(status, host, page)
 		return err
 	})
-	return list, err
+	return list, more, err
 }
 
 func (r *Replica) NodeInfo(_ context.Context, id string) (n projections.NodeView, err error) {
@@ -186,12 +186,12 @@ func (r *Replica) NodeInfo(_ context.Context, id string) (n projections.NodeView
 	return n, err
 }
 
-func (r *Replica) RemovableNodes(_ context.Context) (list []projections.NodeView, err error) {
+func (r *Replica) RemovableNodes(_ context.Context, page projections.Page) (list []projections.NodeView, more bool, err error) {
 	err = r.withNodes(func(v projections.Nodes, _ engine.StateReader) error {
-		list, _, err = v.Removable(projections.Page{})
+		list, more, err = v.Removable(page)
 		return err
 	})
-	return list, err
+	return list, more, err
 }
 
 // NodesSnapshot is the whole node read model, of one snapshot.
