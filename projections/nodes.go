@@ -60,16 +60,19 @@ func (n Nodes) load(id string) (NodeView, bool, error) {
 	return view, err == nil, err
 }
 
-// pageOf ranges table's keys after page.After (each key mapped to a node
-// id by id, "" skipping it) and loads up to page.Limit nodes that keep
-// returns true for.
-func (n Nodes) pageOf(table string, id func(key string) (string, bool), keep func(NodeView) bool, page Page) ([]NodeView, bool, error) {
+// pageOf ranges table's keys in order (each mapped to a node id by id,
+// which skips it or stops the range) and loads up to page.Limit nodes
+// after page.After that keep returns true for.
+func (n Nodes) pageOf(table string, id func(key string) (nid string, skip, stop bool), keep func(NodeView) bool, page Page) ([]NodeView, bool, error) {
 	out := []NodeView{}
 	more := false
 	var loadErr error
 	err := n.Model.Range(table, func(k string, _ []byte) bool {
-		nid, ok := id(k)
-		if !ok {
+		nid, skip, stop := id(k)
+		if stop {
+			return false
+		}
+		if skip {
 			return true
 		}
 		if page.After != "" && nid <= page.After {
@@ -108,12 +111,13 @@ func (n Nodes) List(status, host string, page Page) ([]NodeView, bool, error) {
 		return host == h || host == v.Address
 	}
 	if status == "" {
-		return n.pageOf(nodes.ModelNodes, func(k string) (string, bool) { return k, true }, keep, page)
+		return n.pageOf(nodes.ModelNodes, func(k string) (string, bool, bool) { return k, false, false }, keep, page)
 	}
+	// The status index is in status order: its keys end past the prefix.
 	prefix := status + "/"
-	return n.pageOf(nodes.ModelByStatus, func(k string) (string, bool) {
+	return n.pageOf(nodes.ModelByStatus, func(k string) (string, bool, bool) {
 		id, ok := strings.CutPrefix(k, prefix)
-		return id, ok
+		return id, !ok, !ok && k > prefix
 	}, keep, page)
 }
 
@@ -132,7 +136,7 @@ func (n Nodes) Get(id string) (NodeView, error) {
 // Removable is one page of the nodes DELETE accepts: retired, the
 // retirement covered by a signature, not the primary.
 func (n Nodes) Removable(page Page) ([]NodeView, bool, error) {
-	return n.pageOf(nodes.ModelSigned, func(k string) (string, bool) { return k, k != n.Primary },
+	return n.pageOf(nodes.ModelSigned, func(k string) (string, bool, bool) { return k, k == n.Primary, false },
 		func(NodeView) bool { return true }, page)
 }
 
