@@ -252,20 +252,25 @@ func (h *HTTP) list(w http.ResponseWriter, r *http.Request, items any, more bool
 	body := struct {
 		Value    any    `json:"value"`
 		NextLink string `json:"nextLink,omitempty"`
-	}{Value: items}
-	if more {
-		next.After = last
-		next.Check = next.check()
-		tb, _ := json.Marshal(next)
-		q := r.URL.Query()
-		q.Set("skipToken", base64.RawURLEncoding.EncodeToString(tb))
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		body.NextLink = (&url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}).String()
-	}
+	}{Value: items, NextLink: nextLink(r, more, last, next)}
 	h.writeJSON(w, body)
+}
+
+// nextLink is the link to the page after last ("" when none follows).
+func nextLink(r *http.Request, more bool, last string, next pageToken) string {
+	if !more {
+		return ""
+	}
+	next.After = last
+	next.Check = next.check()
+	tb, _ := json.Marshal(next)
+	q := r.URL.Query()
+	q.Set("skipToken", base64.RawURLEncoding.EncodeToString(tb))
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return (&url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}).String()
 }
 
 func (h *HTTP) getProposals(w http.ResponseWriter, r *http.Request) {

@@ -19,9 +19,11 @@ type Nodes interface {
 	JoinNode(ctx context.Context, raw []byte) ([]byte, error)
 	// DeleteNode removes a retired node whose retirement is committed.
 	DeleteNode(ctx context.Context, id string) error
-	NodeList(ctx context.Context, status, host string) ([]projections.NodeView, error)
+	// NodeList and RemovableNodes answer one page (projections.Page{}:
+	// all) and whether more follow.
+	NodeList(ctx context.Context, status, host string, page projections.Page) ([]projections.NodeView, bool, error)
 	NodeInfo(ctx context.Context, id string) (projections.NodeView, error)
-	RemovableNodes(ctx context.Context) ([]projections.NodeView, error)
+	RemovableNodes(ctx context.Context, page projections.Page) ([]projections.NodeView, bool, error)
 	Version(ctx context.Context) (VersionInfo, error)
 }
 
@@ -38,9 +40,32 @@ type VersionInfo struct {
 	DevSNPRoot   bool   `json:"dev_snp_root"`
 }
 
-// NodeList is CCF's answer of GET /node/network/nodes.
+// NodeList is CCF's answer of GET /node/network/nodes. CCF's node lists
+// have no pages; with ?maxpagesize= or a skipToken (a gavel extension, as
+// for the governance lists) one page is answered, and NextLink leads to
+// the next.
 type NodeList struct {
-	Nodes []projections.NodeView `json:"nodes"`
+	Nodes    []projections.NodeView `json:"nodes"`
+	NextLink string                 `json:"nextLink,omitempty"`
+}
+
+// nodePage is a node list's page: every node, unless the request asks for
+// pages.
+func (h *HTTP) nodePage(r *http.Request, filter string) (projections.Page, pageToken, error) {
+	q := r.URL.Query()
+	if !q.Has("maxpagesize") && !q.Has("skipToken") {
+		return projections.Page{}, pageToken{}, nil
+	}
+	return h.page(r, filter)
+}
+
+// writeNodes writes one page of a node list.
+func (h *HTTP) writeNodes(w http.ResponseWriter, r *http.Request, list []projections.NodeView, more bool, next pageToken) {
+	last := ""
+	if len(list) > 0 {
+		last = list[len(list)-1].NodeID
+	}
+	h.writeJSON(w, NodeList{Nodes: list, NextLink: nextLink(r, more, last, next)})
 }
 
 // networkNodeRoutes adds CCF's node network routes and POST /node/join.
@@ -73,12 +98,18 @@ func (h *HTTP) postJoin(w http.ResponseWriter, r *http.Request) {
 
 func (h *HTTP) getNodes(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	list, err := h.svc.NodeList(r.Context(), q.Get("status"), q.Get("host"))
+	status, host := q.Get("status"), q.Get("host")
+	page, next, err := h.nodePage(r, "nodes?status="+status+"&host="+host)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	h.writeJSON(w, NodeList{Nodes: list})
+	list, more, err := h.svc.NodeList(r.Context(), status, host, page)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.writeNodes(w, r, list, more, next)
 }
 
 func (h *HTTP) getNode(w http.ResponseWriter, r *http.Request) {
@@ -99,12 +130,17 @@ func (h *HTTP) deleteNode(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *HTTP) getRemovable(w http.ResponseWriter, r *http.Request) {
-	list, err := h.svc.RemovableNodes(r.Context())
+	page, next, err := h.nodePage(r, "removable_nodes")
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	h.writeJSON(w, NodeList{Nodes: list})
+	list, more, err := h.svc.RemovableNodes(r.Context(), page)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.writeNodes(w, r, list, more, next)
 }
 
 func (h *HTTP) getVersion(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -9,9 +10,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +32,7 @@ import (
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/nodes"
 	"github.com/gavelhq/gavel/engine/receipt"
+	"github.com/gavelhq/gavel/engine/state"
 	"github.com/gavelhq/gavel/handlers"
 	"github.com/gavelhq/gavel/projections"
 	"github.com/gavelhq/gavel/scripts/policies"
@@ -54,6 +58,7 @@ import (
 //	status NAME -> STATUS [retired_committed] | gone
 //	removable -> NAME,… | none
 //	list STATUS -> NAME,… | none
+//	pages STATUS|removable N -> NAME,… | none           the list N a page (?maxpagesize=N, then each nextLink)
 func TestNodeScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/nodes/*.txt")
 	if len(files) == 0 {
@@ -224,9 +229,53 @@ func (s *nodeScenario) step(w []string, want string) {
 	case "list":
 		list, err := s.f.c.Nodes(s.ctx, w[1], "")
 		s.expectNames(list, err, want)
+	case "pages": // pages STATUS|removable N: the list walked N a page through nextLink
+		s.pages(w[1], w[2], want)
 	default:
 		s.fatalf("unknown command %q", w[0])
 	}
+}
+
+// pages walks a node list (a status's, or the removable nodes) n a page
+// from its first page through each nextLink; every page but the last is
+// full and the pages add up to the list.
+func (s *nodeScenario) pages(status, n, want string) {
+	s.t.Helper()
+	path := "/node/network/nodes?status=" + status + "&maxpagesize=" + n
+	if status == "removable" {
+		path = "/node/network/removable_nodes?maxpagesize=" + n
+	}
+	size, _ := strconv.Atoi(n)
+	var all []client.NodeView
+	for page := 0; ; page++ {
+		code, _, body := s.f.do("GET", path, "", nil)
+		var l struct {
+			Nodes    []client.NodeView `json:"nodes"`
+			NextLink string            `json:"nextLink"`
+		}
+		if code != 200 || json.Unmarshal(body, &l) != nil {
+			s.fatalf("page %d of %s: %d %s", page, path, code, body)
+		}
+		all = append(all, l.Nodes...)
+		if l.NextLink == "" {
+			break
+		}
+		if len(l.Nodes) != size || page > 100 {
+			s.fatalf("page %d has %d nodes and a next page", page, len(l.Nodes))
+		}
+		u, err := url.Parse(l.NextLink)
+		if err != nil {
+			s.fatalf("%v", err)
+		}
+		path = u.RequestURI()
+		// The token is bound to its list: under another filter it is refused.
+		q := u.Query()
+		q.Set("status", "Other")
+		if code, _, body := s.f.do("GET", u.Path+"?"+q.Encode(), "", nil); status != "removable" && (code != 400 || !strings.Contains(string(body), "InvalidQueryParameterValue")) {
+			s.fatalf("a token under another filter: %d %s", code, body)
+		}
+	}
+	s.expectNames(all, nil, want)
 }
 
 func (s *nodeScenario) propose(action, want string) {
@@ -412,24 +461,96 @@ func (s *nodeScenario) checkRebuiltAndAudited() {
 	if nodeEntries == 0 || sum.Nodes != nodeEntries {
 		s.t.Fatalf("the auditor re-derived %d node entries of %d", sum.Nodes, nodeEntries)
 	}
-	live, err := s.f.r.NodesSnapshot(s.ctx)
+	live, seqno, err := s.f.r.NodesModel()
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	liveSnap, err := s.f.r.NodesSnapshot(s.ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	// Rebuilt from the log alone, up to the same entry, into a new state.
+	st, err := state.Open(s.t.TempDir())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer st.Close()
+	st.SetProjector(nodes.Projector{})
 	js, _ := jetstream.New(s.f.r.SequencerConn())
-	fol := nodes.NewFollower()
-	if err := natslog.NewReader(js).Range(s.ctx, 1, func(m engine.LedgerMsg) error { fol.Add(m); return nil }); err != nil {
+	if err := state.CatchUp(s.ctx, st, logUpTo{natslog.NewReader(js), seqno}); err != nil {
 		s.t.Fatal(err)
 	}
-	rebuilt, err := projections.Nodes{State: fol.State, Fold: fol.Fold, Primary: s.f.r.Node().ID}.Snapshot()
+	sn, err := st.Snapshot()
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	if !reflect.DeepEqual(live, rebuilt) {
-		a, _ := json.Marshal(live)
-		b, _ := json.Marshal(rebuilt)
-		s.t.Fatalf("rebuilt node read model differs from the live one\nlive    %s\nrebuilt %s", a, b)
+	defer sn.Close()
+	v := projections.Nodes{Model: sn.Model(), Primary: s.f.r.Node().ID}
+	rebuilt, err := v.Dump()
+	if err != nil {
+		s.t.Fatal(err)
 	}
+	if !bytes.Equal(live.Encode(), rebuilt.Encode()) {
+		s.t.Fatalf("the node read model rebuilt from the log differs from the live one at %d\n%s", seqno, modelDiff(live, rebuilt))
+	}
+	if liveSnap.Seqno == seqno {
+		rebuiltSnap, err := v.Snapshot()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		a, _ := json.Marshal(liveSnap)
+		b, _ := json.Marshal(rebuiltSnap)
+		if !bytes.Equal(a, b) {
+			s.t.Fatalf("rebuilt node views differ from the live ones\nlive    %s\nrebuilt %s", a, b)
+		}
+	}
+}
+
+// logUpTo is the ledger up to entry end.
+type logUpTo struct {
+	r   *natslog.Reader
+	end uint64
+}
+
+var errLogEnd = errors.New("end of the range")
+
+func (l logUpTo) Range(ctx context.Context, from uint64, fn func(engine.LedgerMsg) error) error {
+	err := l.r.Range(ctx, from, func(m engine.LedgerMsg) error {
+		if m.Seq > l.end {
+			return errLogEnd
+		}
+		return fn(m)
+	})
+	if errors.Is(err, errLogEnd) {
+		return nil
+	}
+	return err
+}
+
+// modelDiff lists the keys two read models disagree on.
+func modelDiff(live, rebuilt engine.WriteSet) string {
+	key := func(w engine.Write) string { return w.Table + "|" + w.Key }
+	in := func(ws engine.WriteSet) map[string]string {
+		m := map[string]string{}
+		for _, w := range ws {
+			m[key(w)] = string(w.Value)
+		}
+		return m
+	}
+	l, r := in(live), in(rebuilt)
+	var out []string
+	for k, v := range l {
+		if r[k] != v {
+			out = append(out, fmt.Sprintf("%s\n  live    %s\n  rebuilt %s", k, v, r[k]))
+		}
+	}
+	for k, v := range r {
+		if _, ok := l[k]; !ok {
+			out = append(out, fmt.Sprintf("%s\n  live    (none)\n  rebuilt %s", k, v))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
 }
 
 // A join over NATS (gavel.submit.node.join) gets the HTTP route's answer.

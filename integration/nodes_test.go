@@ -143,9 +143,12 @@ func TestCodeUpgradeProcedure(t *testing.T) {
 		Nodes           []map[string]any
 		TrustedHostData []map[string]any `json:"trusted_host_data"`
 		JoinPolicy      *string          `json:"join_policy"`
+		EqualsLive      *bool            `json:"rebuilt_equals_live"`
 	}
+	// The rebuild compares the read model the service kept with the log's
+	// fold, byte for byte (it fails when they differ).
 	json.Unmarshal([]byte(gavel(0, "projections", "rebuild", "--data", data)), &snap)
-	if len(snap.Nodes) != 5 || len(snap.TrustedHostData) != 1 || snap.JoinPolicy == nil {
+	if len(snap.Nodes) != 5 || len(snap.TrustedHostData) != 1 || snap.JoinPolicy == nil || snap.EqualsLive == nil || !*snap.EqualsLive {
 		t.Fatalf("rebuilt %+v", snap)
 	}
 }

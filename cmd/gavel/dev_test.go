@@ -8,7 +8,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,5 +63,27 @@ func TestDevSNPSigner(t *testing.T) {
 	}
 	if code, _, _ := run("dev", "snp-signer"); code != exitUsage {
 		t.Fatalf("without --out: exit %d", code)
+	}
+}
+
+// TestBinaryDoesNotLinkTesting: the gavel binary's dependencies include
+// neither Go's testing package nor go-sev-guest's test signer and fake KDS
+// (the development SNP chain is gavel's own, engine/attest/devsnp).
+func TestBinaryDoesNotLinkTesting(t *testing.T) {
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "list", "-deps", ".")
+	// Offline: the module cache already holds everything the build needs.
+	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=readonly")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 100 {
+		t.Fatalf("go list -deps listed %d packages", len(deps))
+	}
+	for _, d := range deps {
+		if d == "testing" || strings.HasPrefix(d, "testing/") || strings.HasPrefix(d, "github.com/google/go-sev-guest/testing") {
+			t.Errorf("the gavel binary depends on %s", d)
+		}
 	}
 }

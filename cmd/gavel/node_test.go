@@ -114,8 +114,17 @@ func TestNodeCommands(t *testing.T) {
 	}
 	svc.r.Close()
 	var rebuilt projections.NodesSnapshot
-	if err := json.Unmarshal([]byte(mustRun(t, "projections", "rebuild", "--data", svc.dataDir)), &rebuilt); err != nil {
+	var report struct {
+		Live      string `json:"live_model_sha256"`
+		EqualLive *bool  `json:"rebuilt_equals_live"`
+	}
+	out := mustRun(t, "projections", "rebuild", "--data", svc.dataDir)
+	if err := json.Unmarshal([]byte(out), &rebuilt); err != nil {
 		t.Fatal(err)
+	}
+	// The read model the replica kept is compared with the log's fold.
+	if err := json.Unmarshal([]byte(out), &report); err != nil || report.EqualLive == nil || !*report.EqualLive || report.Live != live.ModelSHA256 {
+		t.Fatalf("rebuild report %+v (live model %s)", report, live.ModelSHA256)
 	}
 	lj, _ := json.Marshal(live)
 	rj, _ := json.Marshal(rebuilt)

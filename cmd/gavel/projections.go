@@ -17,6 +17,7 @@ import (
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/nodes"
 	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/engine/state"
 	"github.com/gavelhq/gavel/projections"
 )
 
@@ -24,10 +25,11 @@ func init() {
 	register("projections rebuild", "rebuild the node read models of a stopped replica from its log alone", runProjectionsRebuild)
 }
 
-// runProjectionsRebuild folds a stopped replica's ledger into the node
-// read models — nodes by status, removable nodes, trusted host data, the
-// join policy in force — and prints them: what the live replica answers,
-// derived from nothing but the log.
+// runProjectionsRebuild drops a stopped replica's node read models — nodes
+// by status, removable nodes, trusted host data, the join policy in force —
+// refolds them into its pebble state from nothing but the log, and prints
+// them (what the replica answers once started again) with whether the ones
+// it kept live were the same, byte for byte.
 func runProjectionsRebuild(args []string, out, errOut io.Writer) int {
 	fs := newFlags("projections rebuild", errOut)
 	data := fs.String("data", "", "a stopped replica's data folder")
@@ -67,15 +69,68 @@ func runProjectionsRebuild(args []string, out, errOut io.Writer) int {
 	if err != nil {
 		return failf(errOut, "%v", err)
 	}
-	f := nodes.NewFollower()
-	if err := natslog.NewReader(js).Range(context.Background(), 1, func(m engine.LedgerMsg) error { f.Add(m); return nil }); err != nil {
-		return failf(errOut, "read the ledger: %v", err)
-	}
-	snap, err := projections.Nodes{State: f.State, Fold: f.Fold, Primary: node}.Snapshot()
+	st, err := state.Open(filepath.Join(*data, "state"))
 	if err != nil {
 		return failf(errOut, "%v", err)
 	}
-	return printJSON(out, snap)
+	defer st.Close()
+	st.SetProjector(nodes.Projector{})
+	ctx, log := context.Background(), ledgerReader{natslog.NewReader(js)}
+	// First the replica's own start: the read model as it was kept live,
+	// brought to the log's end (a stale one is refolded).
+	at, err := (nodes.Projector{}).Position(st.Model())
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	kept := at == st.Meta().Seqno
+	if err := state.CatchUp(ctx, st, log); err != nil {
+		return failf(errOut, "catch up with the ledger: %v", err)
+	}
+	live, err := modelSnapshot(st, node)
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	// Then dropped and refolded from the first entry of the log.
+	if err := st.DropModel(); err != nil {
+		return failf(errOut, "%v", err)
+	}
+	if err := state.CatchUp(ctx, st, log); err != nil {
+		return failf(errOut, "rebuild from the ledger: %v", err)
+	}
+	rebuilt, err := modelSnapshot(st, node)
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	rep := rebuildReport{NodesSnapshot: rebuilt}
+	if kept {
+		same := live.ModelSHA256 == rebuilt.ModelSHA256
+		rep.LiveModelSHA256, rep.RebuiltEqualsLive = live.ModelSHA256, &same
+	}
+	if code := printJSON(out, rep); code != exitOK {
+		return code
+	}
+	if kept && !*rep.RebuiltEqualsLive {
+		return failf(errOut, "the read model kept live (sha256 %s) differs from the log's fold (%s), which replaces it", live.ModelSHA256, rebuilt.ModelSHA256)
+	}
+	return exitOK
+}
+
+// rebuildReport is what `projections rebuild` prints: the rebuilt read
+// model, and whether the one the replica kept was the same, byte for byte
+// (when it reflected the state; a stale one is refolded, not compared).
+type rebuildReport struct {
+	projections.NodesSnapshot
+	LiveModelSHA256   string `json:"live_model_sha256,omitempty"`
+	RebuiltEqualsLive *bool  `json:"rebuilt_equals_live,omitempty"`
+}
+
+func modelSnapshot(st *state.Store, primary string) (projections.NodesSnapshot, error) {
+	sn, err := st.Snapshot()
+	if err != nil {
+		return projections.NodesSnapshot{}, err
+	}
+	defer sn.Close()
+	return projections.Nodes{Model: sn.Model(), Primary: primary}.Snapshot()
 }
 
 // replicaNodeID is the node id of the replica whose data folder is dir:
@@ -98,4 +153,11 @@ func replicaNodeID(dir string) (string, error) {
 		return "", fmt.Errorf("%s is not an Ed25519 certificate", replica.NodeCertFile)
 	}
 	return engine.NodeID(pub), nil
+}
+
+// ledgerReader is natslog's reader as state.LogReader.
+type ledgerReader struct{ r *natslog.Reader }
+
+func (l ledgerReader) Range(ctx context.Context, from uint64, fn func(engine.LedgerMsg) error) error {
+	return l.r.Range(ctx, from, fn)
 }

@@ -41,7 +41,7 @@ var synopses = map[string]synopsis{
 	"node status":         {"--url U [--id ID] [--json]", `gavel node status --url "$GAVEL_URL" --id "$NODE_ID"`},
 	"node delete":         {"--url U --id ID", `gavel node delete --url "$GAVEL_URL" --id "$NODE_ID"`},
 	"nodes":               {"--url U [--removable] [--json]", `gavel nodes --url "$GAVEL_URL" --removable`},
-	"projections rebuild": {"--data DIR (prints the node read models folded from the ledger alone)", "gavel projections rebuild --data gavel-data"},
+	"projections rebuild": {"--data DIR (refolds the node read models from the ledger alone, prints them and whether the kept ones were the same)", "gavel projections rebuild --data gavel-data"},
 	"demo code-upgrade":   {"[flags]", "gavel demo code-upgrade"},
 	"node run": {"--base DIR --url U [--nats N --creds F] [--heartbeat D] [--no-auto-accept]",
 		`gavel node run --base D/nodes/node0 --url "$GAVEL_URL"`},

@@ -7,15 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/cose"
+	"github.com/gavelhq/gavel/engine/internal/testpki"
 	"github.com/gavelhq/gavel/engine/issuer"
 	"github.com/gavelhq/gavel/engine/receipt"
 )
@@ -46,33 +43,16 @@ func newService(t testing.TB) *service {
 // seeds' receipts stay verifiable across runs.
 func fixedService(t testing.TB) *service {
 	t.Helper()
-	b, err := os.ReadFile("testdata/service-key.pem")
+	key, err := testpki.ReadKey("testdata/service-key.pem")
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		t.Fatal("testdata/service-key.pem is not PEM")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serviceFromKey(t, k.(*ecdsa.PrivateKey))
+	return serviceFromKey(t, key)
 }
 
-func serviceFromKey(t testing.TB, key *ecdsa.PrivateKey) *service {
+func serviceFromKey(t testing.TB, key crypto.Signer) *service {
 	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CCF Service"},
-		NotBefore: now.AddDate(0, -1, 0), NotAfter: now.AddDate(1, 0, 0),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := testpki.SelfSigned(key, "CCF Service", now.AddDate(0, -1, 0), now.AddDate(1, 0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -192,26 +192,6 @@ func TestParseJoinRefusesBadRequests(t *testing.T) {
 	}
 }
 
-func TestFoldRetiredCommitted(t *testing.T) {
-	f := nodes.NewFold()
-	rec := nodes.Record{NodeID: "n1", Status: nodes.StatusRetired}
-	f.Observe(&engine.Entry{Seqno: 5, Kind: engine.KindGovProposal, Writes: engine.WriteSet{{Table: engine.TableNodes, Key: "n1", Value: []byte("{}")}}})
-	if f.RetiredCommitted(rec, "") {
-		t.Fatal("committed before a signature")
-	}
-	f.Observe(&engine.Entry{Seqno: 6, Kind: engine.KindSignature})
-	if !f.RetiredCommitted(rec, "") || f.LastWritten("n1") != 5 {
-		t.Fatal("not committed after a signature")
-	}
-	if f.RetiredCommitted(rec, "n1") {
-		t.Fatal("the primary is retired_committed")
-	}
-	rec.Status = nodes.StatusTrusted
-	if f.RetiredCommitted(rec, "") {
-		t.Fatal("a trusted node is retired_committed")
-	}
-}
-
 // BenchmarkJoin is one virtual join: the stateless verification and the
 // decision against a state trusting its host data.
 func BenchmarkJoin(b *testing.B) {

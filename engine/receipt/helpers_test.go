@@ -6,17 +6,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/internal/testpki"
 )
 
 var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -34,19 +30,7 @@ func newService(t testing.TB, curve elliptic.Curve) *Signer {
 
 func serviceFromKey(t testing.TB, key crypto.Signer) *Signer {
 	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "CCF Service"},
-		NotBefore:    testNow.Add(-time.Hour),
-		NotAfter:     testNow.Add(time.Hour),
-		IsCA:         true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := testpki.SelfSigned(key, "CCF Service", testNow.Add(-time.Hour), testNow.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,16 +45,11 @@ func serviceFromKey(t testing.TB, key crypto.Signer) *Signer {
 // fuzz seeds stay verifiable across runs.
 func fixedService(t testing.TB) *Signer {
 	t.Helper()
-	b, err := os.ReadFile("testdata/service-key.pem")
+	key, err := testpki.ReadKey("testdata/service-key.pem")
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, _ := pem.Decode(b)
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serviceFromKey(t, k.(crypto.Signer))
+	return serviceFromKey(t, key)
 }
 
 // The naive RFC 6962-shaped tree: split at the largest power of two below n.

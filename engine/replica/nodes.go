@@ -9,65 +9,48 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
+	"path/filepath"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/nodes"
+	"github.com/gavelhq/gavel/engine/state"
 	"github.com/gavelhq/gavel/handlers"
 	"github.com/gavelhq/gavel/projections"
 )
 
-// nodeReads is the node read model: a nodes.Follower over the ledger
-// stream, caught up with the applied state on each read.
-type nodeReads struct {
-	mu       sync.Mutex
-	follower *nodes.Follower
-}
-
-// errFolded stops a Range at the last applied seqno.
-var errFolded = errors.New("folded up to the applied state")
-
-// Nodes is the node read model as of the last applied entry.
-func (r *Replica) Nodes(ctx context.Context) (projections.Nodes, func(), error) {
-	nr := &r.nodeReads
-	nr.mu.Lock()
-	if nr.follower == nil {
-		nr.follower = nodes.NewFollower()
+// withNodes runs fn on the node read model and the state of one pebble
+// snapshot, under the restart lock for the whole read: a restart waits
+// for it, and every view fn reads is of the same applied seqno.
+func (r *Replica) withNodes(fn func(v projections.Nodes, st engine.StateReader) error) error {
+	st, done, err := r.reading()
+	defer done()
+	if err != nil {
+		return err
 	}
-	f := nr.follower
-	target := r.Store().Meta().Seqno
-	if f.Fold.Seqno() < target {
-		err := r.log.Range(ctx, f.Fold.Seqno()+1, func(m engine.LedgerMsg) error {
-			if m.Seq > target {
-				return errFolded
-			}
-			f.Add(m)
-			if m.Seq == target {
-				return errFolded
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errFolded) {
-			nr.mu.Unlock()
-			return projections.Nodes{}, nil, engine.Wrap(engine.KindUnavailable, "LogUnavailable", err, "the node read model cannot follow the log")
-		}
+	sn, err := st.Snapshot()
+	if err != nil {
+		return engine.Wrap(engine.KindUnavailable, CodeStateFailed, err, "the state cannot be read")
 	}
-	return projections.Nodes{State: f.State, Fold: f.Fold, Primary: r.node.ID}, nr.mu.Unlock, nil
+	defer sn.Close()
+	return fn(projections.Nodes{Model: sn.Model(), Primary: r.node.ID}, sn)
 }
 
 // nodeSettings is what genesis fixed about attestation.
 func (r *Replica) nodeSettings() (nodes.Settings, error) {
 	var s nodes.Settings
-	v, ok, err := r.Store().Get(engine.TableService, exec.KeyServiceSettings)
+	v, err := read(r, func(st *state.Store) ([]byte, error) {
+		v, _, err := st.Get(engine.TableService, exec.KeyServiceSettings)
+		return v, err
+	})
 	if err != nil {
 		return s, err
 	}
+	ok := v != nil
 	var g exec.ServiceSettings
 	if ok {
 		if err := json.Unmarshal(v, &g); err != nil {
@@ -104,7 +87,12 @@ func (r *Replica) JoinNode(ctx context.Context, raw []byte) ([]byte, error) {
 		return nil, engine.Wrap(engine.KindInternal, "BadJoinResult", err, "join result")
 	}
 	if res.NodeStatus == nodes.StatusTrusted {
-		rec, ok, err := nodes.ReadRecord(r.Store(), res.NodeID)
+		var rec nodes.Record
+		var ok bool
+		err := r.withNodes(func(_ projections.Nodes, st engine.StateReader) (err error) {
+			rec, ok, err = nodes.ReadRecord(st, res.NodeID)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -169,58 +157,64 @@ func ParseValidFrom(s string) (time.Time, error) {
 
 // DeleteNode deletes a retired node whose retirement a signature covers.
 func (r *Replica) DeleteNode(ctx context.Context, id string) error {
-	view, unlock, err := r.Nodes(ctx)
-	if err != nil {
+	var committed bool
+	if err := r.withNodes(func(v projections.Nodes, _ engine.StateReader) error {
+		committed = v.RetiredCommitted(id)
+		return nil
+	}); err != nil {
 		return err
 	}
-	committed := false
-	if rec, ok, err := nodes.ReadRecord(view.State, id); err != nil {
-		unlock()
-		return err
-	} else if ok {
-		committed = view.Fold.RetiredCommitted(rec, view.Primary)
-	}
-	unlock()
-	_, err = r.submit(ctx, nodes.Delete{NodeID: id, RetiredCommitted: committed})
+	_, err := r.submit(ctx, nodes.Delete{NodeID: id, RetiredCommitted: committed})
 	return err
 }
 
-// NodeList, NodeInfo and RemovableNodes are the node read model's views.
-func (r *Replica) NodeList(ctx context.Context, status, host string) ([]projections.NodeView, error) {
-	v, unlock, err := r.Nodes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	return v.List(status, host)
+// NodeList, NodeInfo and RemovableNodes are the node read model's views,
+// each of one snapshot.
+func (r *Replica) NodeList(_ context.Context, status, host string, page projections.Page) (list []projections.NodeView, more bool, err error) {
+	err = r.withNodes(func(v projections.Nodes, _ engine.StateReader) error {
+		list, more, err = v.List(status, host, page)
+		return err
+	})
+	return list, more, err
 }
 
-func (r *Replica) NodeInfo(ctx context.Context, id string) (projections.NodeView, error) {
-	v, unlock, err := r.Nodes(ctx)
-	if err != nil {
-		return projections.NodeView{}, err
-	}
-	defer unlock()
-	return v.Get(id)
+func (r *Replica) NodeInfo(_ context.Context, id string) (n projections.NodeView, err error) {
+	err = r.withNodes(func(v projections.Nodes, _ engine.StateReader) error {
+		n, err = v.Get(id)
+		return err
+	})
+	return n, err
 }
 
-func (r *Replica) RemovableNodes(ctx context.Context) ([]projections.NodeView, error) {
-	v, unlock, err := r.Nodes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	return v.Removable()
+func (r *Replica) RemovableNodes(_ context.Context, page projections.Page) (list []projections.NodeView, more bool, err error) {
+	err = r.withNodes(func(v projections.Nodes, _ engine.StateReader) error {
+		list, more, err = v.Removable(page)
+		return err
+	})
+	return list, more, err
 }
 
-// NodesSnapshot is the whole node read model.
-func (r *Replica) NodesSnapshot(ctx context.Context) (projections.NodesSnapshot, error) {
-	v, unlock, err := r.Nodes(ctx)
-	if err != nil {
-		return projections.NodesSnapshot{}, err
-	}
-	defer unlock()
-	return v.Snapshot()
+// NodesSnapshot is the whole node read model, of one snapshot.
+func (r *Replica) NodesSnapshot(_ context.Context) (s projections.NodesSnapshot, err error) {
+	err = r.withNodes(func(v projections.Nodes, _ engine.StateReader) error {
+		s, err = v.Snapshot()
+		return err
+	})
+	return s, err
+}
+
+// NodesModel is every key of the node read model, of one snapshot (what a
+// rebuild must reproduce byte for byte), with the seqno it reflects.
+func (r *Replica) NodesModel() (dump engine.WriteSet, seqno uint64, err error) {
+	err = r.withNodes(func(v projections.Nodes, _ engine.StateReader) error {
+		p, err := nodes.ReadPosition(v.Model)
+		seqno = p.Seqno
+		if err == nil {
+			dump, err = v.Dump()
+		}
+		return err
+	})
+	return dump, seqno, err
 }
 
 // Version is GET /node/version.
@@ -243,4 +237,16 @@ func (r *Replica) Version(ctx context.Context) (handlers.VersionInfo, error) {
 	}
 	v.CodeVersion = v.GavelVersion
 	return v, nil
+}
+
+// openState opens the replica's state with the node read model folded in
+// each apply batch (nodes.Projector): the read model always reflects the
+// state's seqno, and catch-up refolds it from the log when it does not.
+func openState(dataDir string) (*state.Store, error) {
+	st, err := state.Open(filepath.Join(dataDir, "state"))
+	if err != nil {
+		return nil, err
+	}
+	st.SetProjector(nodes.Projector{})
+	return st, nil
 }

@@ -88,7 +88,6 @@ type Replica struct {
 
 	verifySlots chan struct{}                         // bounds concurrent signature checks to the cores
 	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
-	nodeReads   nodeReads                             // the node read model (nodes.go)
 	nm          *netmapSide                           // the network map's read side (netmap.go)
 	feeds       *feeds
 
@@ -182,7 +181,7 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if r.log, err = NewLedgerLog(r.conn, js, r.node.Signer()); err != nil {
 		return nil, err
 	}
-	if r.store, err = state.Open(filepath.Join(cfg.DataDir, "state")); err != nil {
+	if r.store, err = openState(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	r.store.SetLogger(r.logger.With("component", "state"))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -115,7 +114,7 @@ func (r *Replica) restart(ctx context.Context) (*sequencer.Sequencer, error) {
 		r.store.Close()
 		r.store = nil
 	}
-	st, err := state.Open(filepath.Join(r.cfg.DataDir, "state"))
+	st, err := openState(r.cfg.DataDir)
 	if err == nil {
 		r.store = st
 	}

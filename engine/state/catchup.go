@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -25,35 +26,34 @@ const catchUpChunk = 1024
 // goes on after it. Signatures are checked ahead on every core, a chunk at
 // a time, and again in order after an entry that changes the nodes.
 func CatchUp(ctx context.Context, s *Store, log LogReader) error {
+	if s.proj != nil {
+		// A read model that does not reflect the state is refolded first:
+		// Apply folds on top of it.
+		if pos, err := s.proj.Position(s.Model()); err != nil || pos != s.Meta().Seqno {
+			if err := s.refoldModel(ctx, log); err != nil {
+				return err
+			}
+		}
+	}
 	trusted, err := engine.LoadTrustedNodes(s)
 	if err != nil {
 		return err
 	}
 	meta := s.Meta()
 	var msgs []engine.LedgerMsg
-	entries := make([]*engine.Entry, 0, catchUpChunk)
 	flush := func() error {
-		ahead, version := authenticateAll(trusted, msgs)
-		for i, m := range msgs {
-			var e *engine.Entry
-			var err error
-			if m.Seq == 1 || trusted.Version() != version {
-				e, err = trusted.OpenEntry(m)
-			} else if err = ahead[i].err; err == nil {
-				e, err = ahead[i].msg.Open()
-			}
-			if err != nil {
-				e = engine.VoidEntry(m.Seq, meta.View, meta.TimeMillis, err)
-				s.logger.Error("void entry: the ledger holds a message that is not an authenticated entry; it is not applied",
-					slog.Uint64("seq", m.Seq), slog.String("subject", m.Subject), slog.String("reason", e.VoidReason))
-			} else {
-				trusted.Observe(e.Writes)
-				meta.View, meta.TimeMillis = e.View, e.TimeMillis
-			}
-			entries = append(entries, e)
-		}
+		entries := openChunk(trusted, msgs, &meta, s.logger)
+		msgs = msgs[:0]
 		err := s.Apply(entries)
-		msgs, entries = msgs[:0], entries[:0]
+		if errors.Is(err, ErrReadModel) {
+			// The read model, not the state, is broken: refolded from the
+			// log, the entries apply onto it.
+			s.logger.Error("the read model cannot be folded; refolding it from the log", slog.Any("err", err))
+			if err := s.refoldModel(ctx, log); err != nil {
+				return err
+			}
+			err = s.Apply(entries)
+		}
 		return err
 	}
 	err = log.Range(ctx, meta.Seqno+1, func(m engine.LedgerMsg) error {
@@ -67,6 +67,36 @@ func CatchUp(ctx context.Context, s *Store, log LogReader) error {
 		return err
 	}
 	return flush()
+}
+
+// openChunk authenticates and decodes msgs, the messages after at, against
+// trusted (which it advances); a message that is not an authenticated
+// entry claiming its own place becomes a void entry, logged at Error when
+// logger is set.
+func openChunk(trusted *engine.TrustedNodes, msgs []engine.LedgerMsg, at *Meta, logger *slog.Logger) []*engine.Entry {
+	entries := make([]*engine.Entry, 0, len(msgs))
+	ahead, version := authenticateAll(trusted, msgs)
+	for i, m := range msgs {
+		var e *engine.Entry
+		var err error
+		if m.Seq == 1 || trusted.Version() != version {
+			e, err = trusted.OpenEntry(m)
+		} else if err = ahead[i].err; err == nil {
+			e, err = ahead[i].msg.Open()
+		}
+		if err != nil {
+			e = engine.VoidEntry(m.Seq, at.View, at.TimeMillis, err)
+			if logger != nil {
+				logger.Error("void entry: the ledger holds a message that is not an authenticated entry; it is not applied",
+					slog.Uint64("seq", m.Seq), slog.String("subject", m.Subject), slog.String("reason", e.VoidReason))
+			}
+		} else {
+			trusted.Observe(e.Writes)
+			at.View, at.TimeMillis = e.View, e.TimeMillis
+		}
+		entries = append(entries, e)
+	}
+	return entries
 }
 
 type authResult struct {

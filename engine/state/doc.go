@@ -1,6 +1,7 @@
 // Package state owns gavel's durable state in pebble: the tables that write
 // sets change, the Merkle tree's nodes, an index of every entry's leaf parts
-// and of signature entries, and the last applied seqno — all written in one
+// and of signature entries, a read model a Projector folds (the node
+// projections), and the last applied seqno — all written in one
 // pebble batch per applied run of entries, so the state always equals a fold
 // of a prefix of the log. Nothing here is the truth: every byte can be
 // rebuilt from the ledger stream. Catch-up applies only authenticated

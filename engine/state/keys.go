@@ -12,6 +12,7 @@ import (
 // numbers keep the index spaces in seqno order.
 const (
 	prefixTable     = 't' // t <table> 0x00 <key>      → value
+	prefixModel     = 'p' // p <table> 0x00 <key>      → read model value (model.go)
 	prefixNode      = 'n' // n <level:1> <index:8>     → 32-byte hash
 	prefixEntry     = 'e' // e <seqno:8>               → leafRecord
 	prefixSignature = 's' // s <seqno:8>               → signatureRecord

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -71,6 +70,7 @@ type Store struct {
 	mu   sync.RWMutex // guards meta and tree
 	meta Meta
 	tree *merkle.Tree
+	proj Projector // the read model folded in each Apply batch (model.go)
 }
 
 // Open opens (or creates) the store in dir and restores the Merkle tree's
@@ -144,7 +144,8 @@ func (s *Store) Tree() *merkle.Tree {
 }
 
 // Apply folds entries into the state in one pebble batch: table writes,
-// Merkle nodes, leaf and signature indexes and the new last seqno. The
+// Merkle nodes, leaf and signature indexes, the read model (SetProjector)
+// and the new last seqno. The
 // entries must be contiguous and follow Meta().Seqno. The batch is not
 // synced: the log is durable, and a lost tail is replayed on open.
 func (s *Store) Apply(entries []*engine.Entry) error {
@@ -217,6 +218,9 @@ func (s *Store) Apply(entries []*engine.Entry) error {
 		}
 		meta.Seqno, meta.View, meta.TimeMillis = e.Seqno, e.View, e.TimeMillis
 	}
+	if err := s.project(b, entries); err != nil {
+		return err
+	}
 	if err := b.Set([]byte(keyMeta), mustCBOR(&meta), nil); err != nil {
 		return err
 	}
@@ -231,31 +235,12 @@ func (s *Store) Apply(entries []*engine.Entry) error {
 
 // Get reads a table value.
 func (s *Store) Get(table, key string) ([]byte, bool, error) {
-	v, closer, err := s.db.Get(tableKey(table, key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	defer closer.Close()
-	return bytes.Clone(v), true, nil
+	return reader{r: s.db, prefix: prefixTable}.Get(table, key)
 }
 
 // Range calls fn for each key of table in key order until fn returns false.
 func (s *Store) Range(table string, fn func(key string, value []byte) bool) error {
-	p := tablePrefix(table)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		if !fn(string(it.Key()[len(p):]), bytes.Clone(it.Value())) {
-			break
-		}
-	}
-	return it.Error()
+	return reader{r: s.db, prefix: prefixTable}.Range(table, fn)
 }
 
 // Leaf returns the leaf record of an applied entry.

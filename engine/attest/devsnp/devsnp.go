@@ -1,5 +1,6 @@
 // Package devsnp owns gavel's development SEV-SNP chain: an AMD-shaped ARK,
-// ASK and VCEK made with go-sev-guest's test signer, and real SEV-SNP
+// ASK and VCEK (gavel's own maker, chain.go, not go-sev-guest's test signer,
+// which would pull the testing package into the binary), and real SEV-SNP
 // attestation reports signed by that VCEK, so that the real SNP verification
 // path (package attest) runs on any machine. A service trusts the chain only
 // when told to (its ARK in attest.Policy.Roots); nothing here is trusted by
@@ -23,7 +24,6 @@ import (
 
 	"github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/kds"
-	sevtest "github.com/google/go-sev-guest/testing"
 
 	"github.com/gavelhq/gavel/engine/attest"
 )
@@ -91,31 +91,18 @@ type Signer struct {
 	key            *ecdsa.PrivateKey
 }
 
-// New certifies keys as an AMD-shaped chain with go-sev-guest's test signer:
-// ARK and ASK valid from created for 25 years, the VCEK (hwID zero, the TCB
-// above) until created plus 7 years.
+// New certifies keys as an AMD-shaped chain (chain.go): ARK and ASK valid
+// from created for 25 years, the VCEK (hwID zero, the TCB above) until
+// created plus 7 years.
 func New(keys Keys, created time.Time) (*Signer, error) {
 	if keys.ARK == nil || keys.ASK == nil || keys.VCEK == nil {
 		return nil, errors.New("devsnp: ARK, ASK and VCEK keys are all required")
 	}
-	b := &sevtest.AmdSignerBuilder{
-		// The builder also certifies an ASVK (for VLEKs); the ASK's key
-		// serves, as no VLEK is made.
-		Keys:             &sevtest.AmdKeys{Ark: keys.ARK, Ask: keys.ASK, Asvk: keys.ASK, Vcek: keys.VCEK},
-		ProductName:      ProductName,
-		ArkCreationTime:  created,
-		AskCreationTime:  created,
-		AsvkCreationTime: created,
-		VcekCreationTime: created,
-		VcekCustom: sevtest.CertOverride{
-			Extensions: sevtest.CustomExtensions(TCB, make([]byte, abi.ChipIDSize), "", ProductName),
-		},
-	}
-	s, err := b.TestOnlyCertChain()
+	ark, ask, vcek, err := makeChain(keys, created, TCB, [abi.ChipIDSize]byte{})
 	if err != nil {
-		return nil, fmt.Errorf("devsnp: %w", err)
+		return nil, err
 	}
-	return &Signer{ARK: s.Ark, ASK: s.Ask, VCEK: s.Vcek, key: keys.VCEK}, nil
+	return &Signer{ARK: ark, ASK: ask, VCEK: vcek, key: keys.VCEK}, nil
 }
 
 // Create makes a chain of fresh keys (NewKeys) and writes it (Write).
