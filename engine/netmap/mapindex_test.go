@@ -1,6 +1,7 @@
 package netmap_test
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -48,8 +49,10 @@ func TestMapIndexAgreesWithBuild(t *testing.T) {
 			}
 			cmd = netmap.Publish{Info: v}
 		case k == 6:
-			putNode(st, n, []string{netmap.StatusTrusted, netmap.StatusRetired}[rng.IntN(2)])
-			x, _ = netmap.BuildIndex(st, dir(st), now) // a nodes-table change
+			b, _ := jsonOf(n.record([]string{netmap.StatusTrusted, netmap.StatusRetired}[rng.IntN(2)]))
+			ws := engine.WriteSet{{Table: netmap.NodesDirectoryTable, Key: n.id, Value: b}}
+			st.Apply(ws)
+			x = step(t, st, x, ws, now, &rebuilds)
 			continue
 		case k == 7:
 			if _, ok, _ := netmap.LoadPending(st); !ok {
@@ -116,6 +119,10 @@ func step(t *testing.T, st engine.StateReader, x *netmap.MapIndex, ws engine.Wri
 	if !slices.Equal(got.NodeInfoHashes, want.NodeInfoHashes) || got.NetworkParametersHash != want.NetworkParametersHash ||
 		(got.ParametersUpdate == nil) != (want.ParametersUpdate == nil) {
 		t.Fatalf("at %v: incremental %+v, full %+v", now, got, want)
+	}
+	// The kept encoding is the payload's JSON, byte for byte.
+	if enc := x.AppendPayload(nil); !bytes.Equal(enc, want.Encode()) || len(enc) != x.PayloadLen() {
+		t.Fatalf("at %v: kept encoding %s (len %d), want %s", now, enc, x.PayloadLen(), want.Encode())
 	}
 	return x
 }

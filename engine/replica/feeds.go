@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,7 +15,29 @@ import (
 const (
 	SubjectFeedParams = "gavel.feed.params"
 	SubjectFeedMap    = "gavel.feed.map"
+	// SubjectFeedNodes + node id is a node's own feed (NodeFeed).
+	SubjectFeedNodes = "gavel.feed.nodes."
 )
+
+// NodeFeed is a gavel.feed.nodes.<node_id> message: the node's current
+// NodeInfo while it is in the map, and its leaving the map.
+type NodeFeed struct {
+	NodeID string `json:"node_id"`
+	InMap  bool   `json:"in_map"`
+	// NodeInfoHash is its current NodeInfo's, in the map or not (a node
+	// that left keeps it, retrievable by hash).
+	NodeInfoHash string `json:"node_info_hash"`
+	// NodeInfo is the signed NodeInfo (base64) while in the map.
+	NodeInfo []byte `json:"node_info,omitempty"`
+	// TxID is the last applied entry when the change was published.
+	TxID string `json:"txid"`
+}
+
+// nodeFed is what a node's feed last said.
+type nodeFed struct {
+	hash string
+	in   bool
+}
 
 // ParamsFeed is a gavel.feed.params message: the parameters in force and
 // the advertised update with its parameters, or null when none is pending.
@@ -78,6 +101,11 @@ func (r *Replica) publishFeeds(ctx context.Context) error {
 	if r.feeds == nil {
 		return nil
 	}
+	defer func() {
+		if err := r.publishNodeFeeds(ctx); err != nil && ctx.Err() == nil {
+			r.logger.Warn("node feeds", slog.Any("err", err))
+		}
+	}()
 	pf, err := r.paramsFeed()
 	if err != nil {
 		return err
@@ -104,4 +132,138 @@ func (r *Replica) publishFeeds(ctx context.Context) error {
 		r.nm.fedMap = sm.ETag
 	}
 	return nil
+}
+
+// maxFeedsPending bounds the node-feed messages in flight at once.
+const maxFeedsPending = 512
+
+// publishNodeFeeds publishes gavel.feed.nodes.<id> for each node whose
+// place in the map changed since the last call: the nodes the index
+// reported, or every node that ever published after a rebuild (and on the
+// publisher's first call, so a new primary states every node once).
+// Messages are made under one store read, then published asynchronously,
+// at most maxFeedsPending at once, each with Nats-Msg-Id
+// nodes/<node id>/<txid>.
+func (r *Replica) publishNodeFeeds(ctx context.Context) error {
+	changes, err := r.nodeFeedChanges(ctx)
+	if err != nil {
+		return r.nodeFeedsFailed(err)
+	}
+	nm := r.nm
+	var futures []jetstream.PubAckFuture
+	var sent []nodeChange
+	wait := func() error {
+		defer func() { futures, sent = futures[:0], sent[:0] }()
+		for i, f := range futures {
+			select {
+			case <-f.Ok():
+				nm.mu.Lock()
+				nm.fedNodes[sent[i].id] = sent[i].fed
+				nm.mu.Unlock()
+			case err := <-f.Err():
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	for _, c := range changes {
+		f, err := r.feeds.js.PublishMsgAsync(c.msg, jetstream.WithMsgID(c.msgID))
+		if err != nil {
+			wait()
+			return r.nodeFeedsFailed(err)
+		}
+		futures, sent = append(futures, f), append(sent, c)
+		if len(futures) == maxFeedsPending {
+			if err := wait(); err != nil {
+				return r.nodeFeedsFailed(err)
+			}
+		}
+	}
+	if err := wait(); err != nil {
+		return r.nodeFeedsFailed(err)
+	}
+	return nil
+}
+
+// nodeFeedsFailed makes the next call compare every node again, so what
+// was not acknowledged is published then.
+func (r *Replica) nodeFeedsFailed(err error) error {
+	r.nm.mu.Lock()
+	r.nm.nodesAll = true
+	r.nm.mu.Unlock()
+	return err
+}
+
+// nodeChange is one node-feed message to publish.
+type nodeChange struct {
+	id    string
+	fed   nodeFed
+	msg   *nats.Msg
+	msgID string
+}
+
+// nodeFeedChanges are the node-feed messages that differ from what was
+// last published, made from one store read.
+func (r *Replica) nodeFeedChanges(ctx context.Context) ([]nodeChange, error) {
+	st, done, err := r.reading()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	nm := r.nm
+	nm.mu.Lock()
+	defer nm.mu.Unlock()
+	if err := r.refreshMap(ctx, st); err != nil {
+		return nil, err
+	}
+	var ids []string
+	if nm.nodesAll || nm.fedNodes == nil {
+		if nm.fedNodes == nil {
+			nm.fedNodes = map[string]nodeFed{}
+		}
+		err = st.Range(netmap.TableNodes, func(id string, _ []byte) bool {
+			ids = append(ids, id)
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		for id := range nm.nodesDirty {
+			ids = append(ids, id)
+		}
+	}
+	nm.nodesAll = false
+	clear(nm.nodesDirty)
+	tip := nm.tip.String()
+	var out []nodeChange
+	for _, id := range ids {
+		hash, in := nm.index.Hash(id)
+		f := nodeFed{hash: hash, in: in}
+		if !in {
+			n, ok, err := netmap.LoadNode(st, id)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue // never published: it has no feed
+			}
+			f.hash = n.Hash
+		}
+		if prev, ok := nm.fedNodes[id]; ok && prev == f {
+			continue
+		}
+		m := NodeFeed{NodeID: id, InMap: in, NodeInfoHash: f.hash, TxID: tip}
+		if in {
+			if m.NodeInfo, err = nodeInfoByHash(st, f.hash); err != nil {
+				return nil, err
+			}
+		}
+		msg := nats.NewMsg(SubjectFeedNodes + id)
+		msg.Data, _ = json.Marshal(m)
+		out = append(out, nodeChange{id: id, fed: f, msg: msg, msgID: "nodes/" + id + "/" + tip})
+	}
+	return out, nil
 }
