@@ -157,9 +157,7 @@ func (r *Replica) publishNodeFeeds(ctx context.Context) error {
 		for i, f := range futures {
 			select {
 			case <-f.Ok():
-				nm.mu.Lock()
 				nm.fedNodes[sent[i].id] = sent[i].fed
-				nm.mu.Unlock()
 			case err := <-f.Err():
 				return err
 			case <-ctx.Done():
@@ -205,7 +203,8 @@ type nodeChange struct {
 }
 
 // nodeFeedChanges are the node-feed messages that differ from what was
-// last published, made from one store read.
+// last published, made from one store read. nm.mu is held only to take
+// the changed nodes' places from the index, not for the reads after.
 func (r *Replica) nodeFeedChanges(ctx context.Context) ([]nodeChange, error) {
 	st, done, err := r.reading()
 	if err != nil {
@@ -213,37 +212,53 @@ func (r *Replica) nodeFeedChanges(ctx context.Context) ([]nodeChange, error) {
 	}
 	defer done()
 	nm := r.nm
+	type place struct {
+		id, hash string
+		in       bool
+	}
+	var places []place
 	nm.mu.Lock()
-	defer nm.mu.Unlock()
 	if err := r.refreshMap(ctx, st); err != nil {
+		nm.mu.Unlock()
 		return nil, err
 	}
-	var ids []string
-	if nm.nodesAll || nm.fedNodes == nil {
-		if nm.fedNodes == nil {
-			nm.fedNodes = map[string]nodeFed{}
+	all := nm.nodesAll || nm.fedNodes == nil
+	if !all {
+		for id := range nm.nodesDirty {
+			hash, in := nm.index.Hash(id)
+			places = append(places, place{id, hash, in})
+		}
+	} else {
+		nm.index.Live(func(id, hash string) { places = append(places, place{id, hash, true}) })
+	}
+	nm.nodesAll = false
+	clear(nm.nodesDirty)
+	tip := nm.tip.String()
+	nm.mu.Unlock()
+	if nm.fedNodes == nil {
+		nm.fedNodes = map[string]nodeFed{}
+	}
+	if all {
+		// Every node that ever published: those out of the map too.
+		live := make(map[string]bool, len(places))
+		for _, p := range places {
+			live[p.id] = true
 		}
 		err = st.Range(netmap.TableNodes, func(id string, _ []byte) bool {
-			ids = append(ids, id)
+			if !live[id] {
+				places = append(places, place{id: id})
+			}
 			return true
 		})
 		if err != nil {
 			return nil, err
 		}
-	} else {
-		for id := range nm.nodesDirty {
-			ids = append(ids, id)
-		}
 	}
-	nm.nodesAll = false
-	clear(nm.nodesDirty)
-	tip := nm.tip.String()
 	var out []nodeChange
-	for _, id := range ids {
-		hash, in := nm.index.Hash(id)
-		f := nodeFed{hash: hash, in: in}
-		if !in {
-			n, ok, err := netmap.LoadNode(st, id)
+	for _, p := range places {
+		f := nodeFed{hash: p.hash, in: p.in}
+		if !p.in {
+			n, ok, err := netmap.LoadNode(st, p.id)
 			if err != nil {
 				return nil, err
 			}
@@ -252,18 +267,18 @@ func (r *Replica) nodeFeedChanges(ctx context.Context) ([]nodeChange, error) {
 			}
 			f.hash = n.Hash
 		}
-		if prev, ok := nm.fedNodes[id]; ok && prev == f {
+		if prev, ok := nm.fedNodes[p.id]; ok && prev == f {
 			continue
 		}
-		m := NodeFeed{NodeID: id, InMap: in, NodeInfoHash: f.hash, TxID: tip}
-		if in {
+		m := NodeFeed{NodeID: p.id, InMap: p.in, NodeInfoHash: f.hash, TxID: tip}
+		if p.in {
 			if m.NodeInfo, err = nodeInfoByHash(st, f.hash); err != nil {
 				return nil, err
 			}
 		}
-		msg := nats.NewMsg(SubjectFeedNodes + id)
+		msg := nats.NewMsg(SubjectFeedNodes + p.id)
 		msg.Data, _ = json.Marshal(m)
-		out = append(out, nodeChange{id: id, fed: f, msg: msg, msgID: "nodes/" + id + "/" + tip})
+		out = append(out, nodeChange{id: p.id, fed: f, msg: msg, msgID: "nodes/" + p.id + "/" + tip})
 	}
 	return out, nil
 }

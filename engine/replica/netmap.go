@@ -146,14 +146,14 @@ type netmapSide struct {
 	params map[string][]byte // hash → signed parameters
 
 	// Node feeds: the nodes whose place changed since the feed publisher
-	// last looked (all of them after a rebuild or when too many), and
-	// what it last published per node (feeds.go).
+	// last looked (all of them after a rebuild or when too many).
 	nodesDirty map[string]struct{}
 	nodesAll   bool
-	fedNodes   map[string]nodeFed
 
-	// feeds: what was last published.
+	// What the feeds last published, per feed and per node (feeds.go):
+	// the feed publisher's goroutine alone uses them.
 	fedParams, fedMap string
+	fedNodes          map[string]nodeFed
 }
 
 // maxDirtyNodes bounds the changed nodes remembered for the node feeds;
