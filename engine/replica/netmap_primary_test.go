@@ -3,8 +3,12 @@ package replica_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/netmap"
 	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/engine/sequencer"
 )
 
 // The flag day and the feeds are the primary's work: once a sequencer of a
@@ -112,4 +117,81 @@ func TestOnlyThePrimaryRunsTheFlagDay(t *testing.T) {
 	if s := logged.String(); strings.Contains(s, "flag day") {
 		t.Fatalf("a replica that is not primary tried the flag day:\n%s", s)
 	}
+}
+
+// Map reads racing a supervisor restart (a committed round that fails to
+// apply: the store is closed, re-opened and caught up) either answer from
+// one store or are refused as restarting; none reads a closed store.
+func TestMapReadsDuringARestart(t *testing.T) {
+	ctx := context.Background()
+	var armed, failed atomic.Bool
+	cfg := replica.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Netmap: replica.NetmapConfig{Tick: time.Millisecond}}
+	cfg.Sequencer.Knobs = &sequencer.TestingKnobs{ApplyFault: func(entries []*engine.Entry) error {
+		if armed.Load() && failed.CompareAndSwap(false, true) {
+			return errors.New("injected: pebble write failed")
+		}
+		return nil
+	}}
+	r, err := replica.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	var reads, refused atomic.Int64
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := r.SignedMap(ctx)
+				if err == nil {
+					_, err = r.NodeInfos(ctx)
+				}
+				if err == nil {
+					_, err = r.Acceptances(ctx, "")
+				}
+				reads.Add(1)
+				if err == nil {
+					continue
+				}
+				if e := engine.AsError(err); e.Kind == engine.KindUnavailable && e.Code == replica.CodeRestarting {
+					refused.Add(1)
+					continue
+				}
+				select {
+				case errs <- err:
+				default:
+				}
+				return
+			}
+		}()
+	}
+	armed.Store(true)
+	iss, err := issuer.New("ES256", time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := iss.Sign("restart", "text/plain", []byte("x"), time.Now())
+	r.RegisterStatement(ctx, st) // its round fails to apply: the restart
+	waitFor(t, func() bool {
+		info, _ := r.Network(ctx)
+		return failed.Load() && info.Writable && r.Sequencer().View() == 2
+	})
+	close(stop)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatalf("a map read during the restart: %v", err)
+	default:
+	}
+	t.Logf("%d reads, %d refused as restarting", reads.Load(), refused.Load())
 }
