@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/netmap"
 )
 
@@ -60,7 +61,8 @@ type ParamsFeedUpdate struct {
 // which may publish to gavel.feed.>), each message with Nats-Msg-Id = the
 // txid that made it, so a republish after a restart is deduplicated.
 type feeds struct {
-	js jetstream.JetStream
+	js    jetstream.JetStream
+	batch *natslog.FeedPublisher // the node feeds, many at a time
 }
 
 func newFeeds(nc *nats.Conn) (*feeds, error) {
@@ -68,7 +70,11 @@ func newFeeds(nc *nats.Conn) (*feeds, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &feeds{js: js}, nil
+	batch, err := natslog.NewFeedPublisher(nc)
+	if err != nil {
+		return nil, err
+	}
+	return &feeds{js: js, batch: batch}, nil
 }
 
 // paramsFeed is the feed message for the state as it is.
@@ -134,53 +140,30 @@ func (r *Replica) publishFeeds(ctx context.Context) error {
 	return nil
 }
 
-// maxFeedsPending bounds the node-feed messages in flight at once.
-const maxFeedsPending = 512
-
 // publishNodeFeeds publishes gavel.feed.nodes.<id> for each node whose
 // place in the map changed since the last call: the nodes the index
 // reported, or every node that ever published after a rebuild (and on the
 // publisher's first call, so a new primary states every node once).
-// Messages are made under one store read, then published asynchronously,
-// at most maxFeedsPending at once, each with Nats-Msg-Id
+// Messages are made under one store read, then published in atomic
+// batches (one write to disk per batch), each with Nats-Msg-Id
 // nodes/<node id>/<txid>.
 func (r *Replica) publishNodeFeeds(ctx context.Context) error {
 	changes, err := r.nodeFeedChanges(ctx)
 	if err != nil {
 		return r.nodeFeedsFailed(err)
 	}
-	nm := r.nm
-	var futures []jetstream.PubAckFuture
-	var sent []nodeChange
-	wait := func() error {
-		defer func() { futures, sent = futures[:0], sent[:0] }()
-		for i, f := range futures {
-			select {
-			case <-f.Ok():
-				nm.fedNodes[sent[i].id] = sent[i].fed
-			case err := <-f.Err():
-				return err
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+	for lo := 0; lo < len(changes); lo += natslog.MaxBatchMessages {
+		batch := changes[lo:min(lo+natslog.MaxBatchMessages, len(changes))]
+		msgs := make([]*nats.Msg, len(batch))
+		for i, c := range batch {
+			msgs[i] = c.msg
 		}
-		return nil
-	}
-	for _, c := range changes {
-		f, err := r.feeds.js.PublishMsgAsync(c.msg, jetstream.WithMsgID(c.msgID))
-		if err != nil {
-			wait()
+		if err := r.feeds.batch.Publish(ctx, msgs); err != nil {
 			return r.nodeFeedsFailed(err)
 		}
-		futures, sent = append(futures, f), append(sent, c)
-		if len(futures) == maxFeedsPending {
-			if err := wait(); err != nil {
-				return r.nodeFeedsFailed(err)
-			}
+		for _, c := range batch {
+			r.nm.fedNodes[c.id] = c.fed
 		}
-	}
-	if err := wait(); err != nil {
-		return r.nodeFeedsFailed(err)
 	}
 	return nil
 }
@@ -196,10 +179,9 @@ func (r *Replica) nodeFeedsFailed(err error) error {
 
 // nodeChange is one node-feed message to publish.
 type nodeChange struct {
-	id    string
-	fed   nodeFed
-	msg   *nats.Msg
-	msgID string
+	id  string
+	fed nodeFed
+	msg *nats.Msg
 }
 
 // nodeFeedChanges are the node-feed messages that differ from what was
@@ -278,7 +260,8 @@ func (r *Replica) nodeFeedChanges(ctx context.Context) ([]nodeChange, error) {
 		}
 		msg := nats.NewMsg(SubjectFeedNodes + p.id)
 		msg.Data, _ = json.Marshal(m)
-		out = append(out, nodeChange{id: p.id, fed: f, msg: msg, msgID: "nodes/" + p.id + "/" + tip})
+		msg.Header.Set(jetstream.MsgIDHeader, "nodes/"+p.id+"/"+tip)
+		out = append(out, nodeChange{id: p.id, fed: f, msg: msg})
 	}
 	return out, nil
 }
