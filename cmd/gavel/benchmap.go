@@ -23,9 +23,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/gavelhq/gavel/client"
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/netmap"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/handlers"
@@ -202,7 +205,33 @@ func benchMap(out io.Writer, n, clients int, dur time.Duration) error {
 		if v.Payload.NetworkParametersHash == pend.NewParametersHash {
 			fmt.Fprintf(out, "flag day at %d nodes: the map showed it %v after the deadline (tick 10 ms), %d nodes stay\n",
 				n, time.Since(deadline).Round(time.Millisecond), len(v.Payload.NodeInfoHashes))
-			return nil
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The node feeds of the nodes that left: published in node id order,
+	// so the last of them is the highest id among the non-acceptors (and
+	// the agent's node, which did not accept either).
+	last := engine.NodeID(keys[n].Public().(ed25519.PublicKey))
+	for i := 1; i < n; i += 2 {
+		last = max(last, engine.NodeID(keys[i].Public().(ed25519.PublicKey)))
+	}
+	js, err := jetstream.New(r.SequencerConn())
+	if err != nil {
+		return err
+	}
+	feeds, err := js.Stream(ctx, natslog.FeedsStream)
+	if err != nil {
+		return err
+	}
+	for {
+		if m, err := feeds.GetLastMsgForSubject(ctx, replica.SubjectFeedNodes+last); err == nil {
+			var f replica.NodeFeed
+			if json.Unmarshal(m.Data, &f) == nil && !f.InMap {
+				fmt.Fprintf(out, "node feeds: every node that left said so on gavel.feed.nodes.<id> %v after the deadline\n",
+					time.Since(deadline).Round(time.Millisecond))
+				return nil
+			}
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -236,6 +238,9 @@ func (r *Replica) nodeFeedChanges(ctx context.Context) ([]nodeChange, error) {
 			return nil, err
 		}
 	}
+	// In node id order, so that publishing is in an order the reader can
+	// know: the last id's message is the last of a round.
+	slices.SortFunc(places, func(a, b place) int { return strings.Compare(a.id, b.id) })
 	var out []nodeChange
 	for _, p := range places {
 		f := nodeFed{hash: p.hash, in: p.in}
