@@ -103,9 +103,24 @@ func TestMapIndexAgreesWithBuild(t *testing.T) {
 
 func step(t *testing.T, st engine.StateReader, x *netmap.MapIndex, ws engine.WriteSet, now time.Time, rebuilds *int) *netmap.MapIndex {
 	t.Helper()
+	before := map[string]string{}
+	x.Live(func(id, hash string) { before[id] = hash })
+	x.TakeChanged()
 	ok, err := x.Apply(st, dir(st), ws, now)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ok {
+		// Every node that entered, left or changed NodeInfo is reported
+		// (the node feeds publish exactly these).
+		changed := x.TakeChanged()
+		after := map[string]string{}
+		x.Live(func(id, hash string) { after[id] = hash })
+		for id := range union(before, after) {
+			if before[id] != after[id] && !slices.Contains(changed, id) {
+				t.Fatalf("at %v: node %s went from %q to %q unreported (changed %v)", now, id, before[id], after[id], changed)
+			}
+		}
 	}
 	full, err := netmap.BuildIndex(st, dir(st), now)
 	if err != nil {
@@ -125,4 +140,15 @@ func step(t *testing.T, st engine.StateReader, x *netmap.MapIndex, ws engine.Wri
 		t.Fatalf("at %v: kept encoding %s (len %d), want %s", now, enc, x.PayloadLen(), want.Encode())
 	}
 	return x
+}
+
+func union(a, b map[string]string) map[string]bool {
+	u := map[string]bool{}
+	for k := range a {
+		u[k] = true
+	}
+	for k := range b {
+		u[k] = true
+	}
+	return u
 }
