@@ -37,7 +37,7 @@ type NetworkMap interface {
 // SignedMap is GET /network-map's body and caching headers.
 type SignedMap struct {
 	Body   []byte // COSE_Sign1
-	ETag   string // hex SHA-256 of the payload, unquoted
+	ETag   string // hex digest of the signed Sig_structure, unquoted: it follows the payload
 	MaxAge time.Duration
 }
 

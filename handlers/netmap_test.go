@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -233,6 +234,46 @@ func TestNetworkMapEndToEnd(t *testing.T) {
 	}
 	genesisHash := m.Payload.NetworkParametersHash
 
+	// Each node's own feed, read as the node user reads it: its current
+	// NodeInfo while in the map. The node user reads the feeds and cannot
+	// write them, nor read the ledger.
+	nodeJS, err := jetstream.New(nodeConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeFeeds, err := nodeJS.Stream(ctx, natslog.FeedsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeFeed := func(n *mapNode) (replica.NodeFeed, error) {
+		last, err := nodeFeeds.GetLastMsgForSubject(ctx, replica.SubjectFeedNodes+n.id)
+		if err != nil {
+			return replica.NodeFeed{}, err
+		}
+		var f replica.NodeFeed
+		if err := json.Unmarshal(last.Data, &f); err != nil {
+			return f, err
+		}
+		if id := last.Header.Get("Nats-Msg-Id"); id != "nodes/"+n.id+"/"+f.TxID {
+			return f, fmt.Errorf("Nats-Msg-Id %q for txid %s", id, f.TxID)
+		}
+		return f, nil
+	}
+	waitFor(t, "alice's second NodeInfo on her feed", func() bool {
+		f, err := nodeFeed(alice)
+		return err == nil && f.InMap && f.NodeID == alice.id && f.NodeInfoHash == hashOf(t, a2) && bytes.Equal(f.NodeInfo, a2)
+	})
+	waitFor(t, "carol on her feed", func() bool { f, err := nodeFeed(carol); return err == nil && f.InMap })
+	if _, err := nodeFeed(pending); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatalf("a node that never published has a feed: %v", err)
+	}
+	if _, err := nodeJS.Publish(ctx, replica.SubjectFeedNodes+alice.id, []byte(`{"in_map":false}`)); err == nil {
+		t.Fatal("the node user wrote a node feed")
+	}
+	if _, err := nodeJS.Stream(ctx, natslog.LedgerStream); err == nil {
+		t.Fatal("the node user reads the ledger stream")
+	}
+
 	// An update, voted by members: advertised on the map and the feed.
 	deadline := time.Now().UTC().Add(2 * time.Second).Format(time.RFC3339Nano)
 	update := `{"actions":[{"name":"set_network_parameters","args":{"description":"a notary","update_deadline":"` + deadline + `",` +
@@ -307,6 +348,13 @@ func TestNetworkMapEndToEnd(t *testing.T) {
 	if _, err := c.NodeInfo(ctx, hashOf(t, c1)); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "carol leaving the map on her feed", func() bool {
+		f, err := nodeFeed(carol)
+		return err == nil && !f.InMap && f.NodeInfoHash == hashOf(t, c1) && f.NodeInfo == nil
+	})
+	if f, err := nodeFeed(alice); err != nil || !f.InMap {
+		t.Fatalf("alice accepted and stays in the map, her feed says %+v %v", f, err)
+	}
 	if _, err := c.SignedParameters(ctx, genesisHash); err != nil {
 		t.Fatal(err)
 	}
@@ -317,6 +365,10 @@ func TestNetworkMapEndToEnd(t *testing.T) {
 	if m, _ = getMap(); len(m.Payload.NodeInfoHashes) != 3 {
 		t.Fatalf("carol did not return: %+v", m.Payload)
 	}
+	waitFor(t, "carol back on her feed", func() bool {
+		f, err := nodeFeed(carol)
+		return err == nil && f.InMap && bytes.Equal(f.NodeInfo, c1)
+	})
 	var flagDay engine.TxID
 	for s := uint64(1); s <= r.Store().Meta().Seqno; s++ {
 		if rec, _, _ := r.Store().Leaf(s); rec.Kind == engine.KindFlagDay {

@@ -5,24 +5,34 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/gavelhq/gavel/client"
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/netmap"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/handlers"
+	"github.com/gavelhq/gavel/nodeagent/mapagent"
 )
 
 func init() {
@@ -55,8 +65,9 @@ func benchMap(out io.Writer, n, clients int, dur time.Duration) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	keys := make([]ed25519.PrivateKey, n)
-	recs := make([]engine.NodeRecord, n)
+	// n published nodes, and one more for the node agent.
+	keys := make([]ed25519.PrivateKey, n+1)
+	recs := make([]engine.NodeRecord, n+1)
 	for i := range keys {
 		_, keys[i], _ = ed25519.GenerateKey(rand.Reader)
 		recs[i] = participantRecord(keys[i])
@@ -134,6 +145,10 @@ func benchMap(out io.Writer, n, clients int, dur time.Duration) error {
 	fmt.Fprintf(out, "GET /network-map (%d clients, %v): gavel %.0f/s p99 %v; static file %.0f/s p99 %v; ratio %.0f%%\n",
 		clients, dur, sGavel.rate, sGavel.p99, sStatic.rate, sStatic.p99, 100*sGavel.rate/sStatic.rate)
 
+	if err := benchAgent(out, dir, gavelSrv.URL, keys[n], r, n); err != nil {
+		return err
+	}
+
 	// A flag day at n nodes: an update voted by member0, half the nodes
 	// accept, then the time from the deadline until the map shows it.
 	certPEM, _ := os.ReadFile(filepath.Join(dir, replica.Member0CertFile))
@@ -190,10 +205,110 @@ func benchMap(out io.Writer, n, clients int, dur time.Duration) error {
 		if v.Payload.NetworkParametersHash == pend.NewParametersHash {
 			fmt.Fprintf(out, "flag day at %d nodes: the map showed it %v after the deadline (tick 10 ms), %d nodes stay\n",
 				n, time.Since(deadline).Round(time.Millisecond), len(v.Payload.NodeInfoHashes))
-			return nil
+			break
 		}
 		time.Sleep(time.Millisecond)
 	}
+	// The node feeds of the nodes that left: published in node id order,
+	// so the last of them is the highest id among the non-acceptors (and
+	// the agent's node, which did not accept either).
+	last := engine.NodeID(keys[n].Public().(ed25519.PublicKey))
+	for i := 1; i < n; i += 2 {
+		last = max(last, engine.NodeID(keys[i].Public().(ed25519.PublicKey)))
+	}
+	js, err := jetstream.New(r.SequencerConn())
+	if err != nil {
+		return err
+	}
+	feeds, err := js.Stream(ctx, natslog.FeedsStream)
+	if err != nil {
+		return err
+	}
+	for {
+		if m, err := feeds.GetLastMsgForSubject(ctx, replica.SubjectFeedNodes+last); err == nil {
+			var f replica.NodeFeed
+			if json.Unmarshal(m.Data, &f) == nil && !f.InMap {
+				fmt.Fprintf(out, "node feeds: every node that left said so on gavel.feed.nodes.<id> %v after the deadline\n",
+					time.Since(deadline).Round(time.Millisecond))
+				return nil
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// benchAgent measures the node agent's memory with the whole map in its
+// cache: gavel node run as a child process (this binary) on a folder made
+// for key, until it has cached every NodeInfo of the map (n others and its
+// own), then stopped; its maximum resident set size is the figure.
+func benchAgent(out io.Writer, dir, url string, key ed25519.PrivateKey, r *replica.Replica, n int) error {
+	base := filepath.Join(dir, "agent")
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	cfg, _ := json.Marshal(mapagent.NodeConfig{LegalName: "O=Agent,L=London,C=GB", Addresses: []string{"10.1.0.1:10000"}, PlatformVersion: 4, Serial: 1})
+	files := map[string][]byte{mapagent.KeyFile: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+		mapagent.ConfigFile: cfg, mapagent.ServiceCertFile: r.Identity().CertPEM, mapagent.MapCertFile: r.MapCertificate()}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return err
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(base, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(exe, "node", "run", "--base", base, "--url", url, "--log-level", "error")
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	cached := 0
+	for cached < n+1 {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("the node agent exited before caching the map (%d of %d): %v\n%s", cached, n+1, err, stderr.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		cached = len(mapagent.CachedNodeInfos(base))
+	}
+	took := time.Since(start)
+	// The child's own high-water mark, read before it stops: its rusage
+	// would not do, as a child started by vfork carries the parent's
+	// resident set into its maximum until exec.
+	hwm, err := peakRSS(cmd.Process.Pid)
+	cmd.Process.Signal(os.Interrupt)
+	<-exited
+	if err != nil {
+		return fmt.Errorf("the node agent's memory: %w", err)
+	}
+	fmt.Fprintf(out, "node agent (gavel node run, a child process): %d NodeInfos cached in %v, peak RSS %.1f MB (VmHWM)\n",
+		cached, took.Round(time.Millisecond), float64(hwm)/(1<<20))
+	return nil
+}
+
+// peakRSS is a process's peak resident set size in bytes, from
+// /proc/PID/status (Linux).
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no VmHWM", pid)
 }
 
 type loadStats struct {

@@ -82,6 +82,8 @@ func runBootstrap(args []string, out, errOut io.Writer) int {
 		return fail("--nodes must be at least 1, not %d", *nodes)
 	case *members < 1:
 		return fail("--members must be at least 1, not %d", *members)
+	case *minPlatform < 1:
+		return fail("--minimum-platform-version must be at least 1, not %d", *minPlatform)
 	case len(names) > *nodes:
 		return fail("--legal-name is given %d times for %d nodes", len(names), *nodes)
 	case *platform < *minPlatform:

@@ -73,6 +73,20 @@ func TestBootstrap(t *testing.T) {
 	if epochOf() != 2 || !bytes.Equal(params("node3"), params("node0")) {
 		t.Fatalf("adding a notary: epoch %d", epochOf())
 	}
+	// Adding a node (NetworkBootstrapperTest "add node"): the parameters
+	// and the existing nodes' keys stay, every folder lists the newcomer.
+	key0, _ := os.ReadFile(filepath.Join(dir, "nodes", "node0", nodeKeyFile))
+	withNotary := params("node0")
+	if code, _, errOut := run("bootstrap", "--dir", dir, "--nodes", "4", "--members", "2", "--notary", "O=Notary,L=Zurich,C=CH"); code != 0 {
+		t.Fatal(errOut)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, "nodes", "node0", nodeKeyFile)); epochOf() != 2 || !bytes.Equal(again, key0) ||
+		!bytes.Equal(params("node0"), withNotary) || !bytes.Equal(params("node4"), withNotary) {
+		t.Fatalf("adding a node: epoch %d, node0's key kept %v, parameters kept %v", epochOf(), bytes.Equal(again, key0), bytes.Equal(params("node0"), withNotary))
+	}
+	if infos, _ := os.ReadDir(filepath.Join(dir, "nodes", "node0", additionalInfosDir)); len(infos) != 4 {
+		t.Fatalf("node0's additional-node-infos after adding a node: %d files, want 4", len(infos))
+	}
 	for _, tc := range []struct {
 		args []string
 		flag string
@@ -81,6 +95,9 @@ func TestBootstrap(t *testing.T) {
 		{[]string{"--notary", "O=Node0,L=London,C=GB"}, "--notary"},
 		{[]string{"--legal-name", "not a name"}, "--legal-name"},
 		{[]string{"--nodes", "0"}, "--nodes"},
+		{[]string{"--members", "0"}, "--members"},
+		{[]string{"--minimum-platform-version", "5"}, "--minimum-platform-version"},
+		{[]string{"--minimum-platform-version", "0"}, "--minimum-platform-version"},
 	} {
 		code, _, errOut := run(append([]string{"bootstrap", "--dir", t.TempDir()}, tc.args...)...)
 		if code != exitFailed || !strings.Contains(errOut, tc.flag) {

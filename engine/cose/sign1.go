@@ -89,12 +89,8 @@ func DecodeSign1(raw []byte) (*Sign1, error) {
 // SigStructure is the Signature1 Sig_structure of RFC 9052 §4.4 with an
 // empty external AAD: the bytes a COSE_Sign1 signature covers.
 func SigStructure(protected, payload []byte) []byte {
-	b := make([]byte, 0, 24+len(protected)+len(payload))
-	b = append(b, 0x84, 0x6a)
-	b = append(b, "Signature1"...)
-	b = appendBytes(b, protected)
-	b = append(b, 0x40) // external_aad = h''
-	return appendBytes(b, payload)
+	b := appendSigStructureHead(make([]byte, 0, 24+len(protected)+len(payload)), protected, len(payload))
+	return append(b, payload...)
 }
 
 // Header is a COSE header map. Labels are int64 or string; use Get and Set,

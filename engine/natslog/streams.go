@@ -81,8 +81,10 @@ func FeedsStreamConfig(replicas int) jetstream.StreamConfig {
 		Storage:           jetstream.FileStorage,
 		Replicas:          replicas,
 		AllowDirect:       true,
-		MaxConsumers:      MaxFeedConsumers,
-		ConsumerLimits:    jetstream.StreamConsumerLimits{InactiveThreshold: ConsumerInactiveThreshold},
+		// Node feeds change by the thousand at a flag day: one write each.
+		AllowAtomicPublish: true,
+		MaxConsumers:       MaxFeedConsumers,
+		ConsumerLimits:     jetstream.StreamConsumerLimits{InactiveThreshold: ConsumerInactiveThreshold},
 	}
 }
 

@@ -1,9 +1,12 @@
 package netmap_test
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/gavelhq/gavel/engine"
 
 	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/netmap"
@@ -133,5 +136,65 @@ func BenchmarkFlagDayAt10k(b *testing.B) {
 		if err != nil || len(m.NodeInfoHashes) != 5_000 || len(eff.Writes) != 3 {
 			b.Fatal(len(m.NodeInfoHashes), len(eff.Writes), err)
 		}
+	}
+}
+
+// What one publish adds to the next map read at 10,000 nodes: its writes
+// folded into the index and the map signed again. "kept" signs the kept
+// encoding (one copy, one hash); "reencoded" is the read path before it:
+// the hash list sorted and JSON-encoded, signed, hashed again for the ETag.
+func BenchmarkMapAfterPublishAt10k(b *testing.B) {
+	keys := newMapKeys(b)
+	signer, err := netmap.NewMapSigner(keys.key, keys.chain)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"kept", "reencoded"} {
+		b.Run(mode, func(b *testing.B) {
+			st, nodes := mapOf(b, 10_000)
+			x, err := netmap.BuildIndex(st, dir(st), t0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lim := netmap.DefaultLimits()
+			serial, seq := int64(1), uint64(20_000)
+			var pending []engine.WriteSet
+			for b.Loop() {
+				if len(pending) == 0 {
+					b.StopTimer()
+					serial++
+					for _, nd := range nodes[:256] {
+						v, err := netmap.VerifyNodeInfo(nd.sign(b, nd.info(serial)), dir(st), lim)
+						if err != nil {
+							b.Fatal(err)
+						}
+						seq++
+						eff, err := netmap.Publish{Info: v}.Execute(st, facts(seq, t0.Add(time.Second)))
+						if err != nil {
+							b.Fatal(err)
+						}
+						pending = append(pending, eff.Writes)
+					}
+					b.StartTimer()
+				}
+				ws := pending[0]
+				pending = pending[1:]
+				st.Apply(ws)
+				if ok, err := x.Apply(st, dir(st), ws, t0.Add(time.Second)); err != nil || !ok {
+					b.Fatal(ok, err)
+				}
+				if mode == "kept" {
+					if _, err := signer.Sign(x); err != nil {
+						b.Fatal(err)
+					}
+					continue
+				}
+				payload := x.Payload().Encode()
+				if _, err := netmap.SignMap(keys.key, keys.chain, payload); err != nil {
+					b.Fatal(err)
+				}
+				_ = sha256.Sum256(payload)
+			}
+		})
 	}
 }

@@ -18,5 +18,7 @@
 // the FlagDay that DueFlagDay returns; followers and the auditor rebuild
 // each entry's command with Decode. The read side computes Map as of the
 // last applied entry's time: a MapIndex built once (Map is its full build)
-// and folded forward with each applied entry's writes.
+// and folded forward with each applied entry's writes, which keeps the
+// payload encoded (a sorted run of hash items) so that MapSigner signs a
+// changed map with one copy and one hash of it.
 package netmap

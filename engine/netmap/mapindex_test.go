@@ -1,6 +1,7 @@
 package netmap_test
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -48,8 +49,10 @@ func TestMapIndexAgreesWithBuild(t *testing.T) {
 			}
 			cmd = netmap.Publish{Info: v}
 		case k == 6:
-			putNode(st, n, []string{netmap.StatusTrusted, netmap.StatusRetired}[rng.IntN(2)])
-			x, _ = netmap.BuildIndex(st, dir(st), now) // a nodes-table change
+			b, _ := jsonOf(n.record([]string{netmap.StatusTrusted, netmap.StatusRetired}[rng.IntN(2)]))
+			ws := engine.WriteSet{{Table: netmap.NodesDirectoryTable, Key: n.id, Value: b}}
+			st.Apply(ws)
+			x = step(t, st, x, ws, now, &rebuilds)
 			continue
 		case k == 7:
 			if _, ok, _ := netmap.LoadPending(st); !ok {
@@ -100,9 +103,24 @@ func TestMapIndexAgreesWithBuild(t *testing.T) {
 
 func step(t *testing.T, st engine.StateReader, x *netmap.MapIndex, ws engine.WriteSet, now time.Time, rebuilds *int) *netmap.MapIndex {
 	t.Helper()
+	before := map[string]string{}
+	x.Live(func(id, hash string) { before[id] = hash })
+	x.TakeChanged()
 	ok, err := x.Apply(st, dir(st), ws, now)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ok {
+		// Every node that entered, left or changed NodeInfo is reported
+		// (the node feeds publish exactly these).
+		changed := x.TakeChanged()
+		after := map[string]string{}
+		x.Live(func(id, hash string) { after[id] = hash })
+		for id := range union(before, after) {
+			if before[id] != after[id] && !slices.Contains(changed, id) {
+				t.Fatalf("at %v: node %s went from %q to %q unreported (changed %v)", now, id, before[id], after[id], changed)
+			}
+		}
 	}
 	full, err := netmap.BuildIndex(st, dir(st), now)
 	if err != nil {
@@ -117,5 +135,20 @@ func step(t *testing.T, st engine.StateReader, x *netmap.MapIndex, ws engine.Wri
 		(got.ParametersUpdate == nil) != (want.ParametersUpdate == nil) {
 		t.Fatalf("at %v: incremental %+v, full %+v", now, got, want)
 	}
+	// The kept encoding is the payload's JSON, byte for byte.
+	if enc := x.AppendPayload(nil); !bytes.Equal(enc, want.Encode()) || len(enc) != x.PayloadLen() {
+		t.Fatalf("at %v: kept encoding %s (len %d), want %s", now, enc, x.PayloadLen(), want.Encode())
+	}
 	return x
+}
+
+func union(a, b map[string]string) map[string]bool {
+	u := map[string]bool{}
+	for k := range a {
+		u[k] = true
+	}
+	for k := range b {
+		u[k] = true
+	}
+	return u
 }

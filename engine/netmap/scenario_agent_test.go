@@ -198,3 +198,18 @@ func forge(t testing.TB, msgType string, payload []byte, claimed, signer *testNo
 	}
 	return out
 }
+
+// unsigned is raw with its signature removed (an empty byte string).
+func unsigned(t testing.TB, raw []byte) []byte {
+	t.Helper()
+	m, err := cose.DecodeSign1(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Signature = []byte{}
+	out, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

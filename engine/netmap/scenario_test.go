@@ -24,11 +24,11 @@ import (
 //	node N [STATUS] [alg=EdDSA]     N in the nodes table (Trusted by default; made on first use)
 //	delete N                        N leaves the nodes table
 //	time +DUR                       move the entry clock
-//	publish N serial=S [platform=P] [names=A;B] [addrs=H:P,H:P] [@badsig] [@signer=M] [@forge=M] [@payload=JSON]
+//	publish N serial=S [platform=P] [names=A;B] [addrs=H:P,H:P] [@badsig] [@unsigned] [@signer=M] [@forge=M] [@payload=JSON]
 //	resend                          the previous envelope again, verbatim
 //	set L deadline=+DUR [desc=TEXT] JSON   an accepted set_network_parameters; L names its hash
 //	cancel                          an accepted cancel_network_parameters_update
-//	ack N L|current|unknown [@badsig] [@signer=M] [@forge=M]
+//	ack N L|current|unknown [@badsig] [@unsigned] [@signer=M] [@forge=M]
 //	flagday [L]                     the primary's flag-day entry (the pending hash by default)
 //	map                             => epoch=E nodes=N:S,… update=L|none
 //	nodeinfo N:S                    => stored | absent (the NodeInfo stays retrievable by hash)
@@ -40,6 +40,7 @@ import (
 //	folder NAME=N:S|NAME=corrupt …  the agent's additional-node-infos scan
 //	sync N                          N's cache against the map: => fetch=… drop=…
 //
+// @unsigned: the envelope with an empty signature;
 // @signer=M: M signs with its own key and kid (M is the publisher);
 // @forge=M: the envelope names N (kid and key) but M signs; @payload=JSON
 // (last on the line): these payload bytes, signed by N. In names, _ is a
@@ -414,6 +415,9 @@ func (s *scenario) publish(rest string, line int) string {
 	if _, ok := mods["badsig"]; ok {
 		raw[len(raw)-2] ^= 0x01
 	}
+	if _, ok := mods["unsigned"]; ok {
+		raw = unsigned(s.t, raw)
+	}
 	if pi, err := netmap.ParseNodeInfo(raw, s.lim); err == nil {
 		s.infos[pi.Hash] = fmt.Sprintf("%s:%d", s.names[pi.NodeID], pi.Info.Serial)
 		s.own[args[0]] = pi.Hash
@@ -450,6 +454,9 @@ func (s *scenario) ack(rest string, line int) string {
 	}
 	if _, ok := mods["badsig"]; ok {
 		raw[len(raw)-2] ^= 0x01
+	}
+	if _, ok := mods["unsigned"]; ok {
+		raw = unsigned(s.t, raw)
 	}
 	s.last, s.lastCmd = raw, "ack"
 	return s.submitAck(raw)

@@ -2,7 +2,9 @@ package netmap
 
 import (
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 
 	"github.com/fxamacker/cbor/v2"
@@ -21,6 +23,34 @@ const CodeInvalidMap = "InvalidNetworkMap"
 // key over payload (MapPayload.Encode), with x5chain = chain (the map
 // key's certificate first, then the service certificate), DER.
 func SignMap(mapKey crypto.Signer, chain [][]byte, payload []byte) ([]byte, error) {
+	s, err := NewMapSigner(mapKey, chain)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.sign(len(payload), func(b []byte) []byte { return append(b, payload...) })
+	return m.Body, err
+}
+
+// MapSigner signs maps with the network-map key. The protected header is
+// encoded once; each map is written into one buffer (the payload copied
+// once) and, with an ECDSA key, hashed once: the digest of the
+// Sig_structure is both what the key signs and the map's ETag.
+type MapSigner struct {
+	key       crypto.Signer
+	alg       cose.Algorithm
+	protected []byte
+}
+
+// SignedMap is a signed map and its ETag: the hex digest of the
+// Sig_structure its signature covers (the protected header, fixed, and the
+// payload), so it changes exactly when the payload does.
+type SignedMap struct {
+	Body []byte
+	ETag string
+}
+
+// NewMapSigner prepares signing with mapKey and x5chain = chain.
+func NewMapSigner(mapKey crypto.Signer, chain [][]byte) (*MapSigner, error) {
 	alg, err := cose.DefaultAlgorithm(mapKey.Public())
 	if err != nil {
 		return nil, err
@@ -34,11 +64,45 @@ func SignMap(mapKey crypto.Signer, chain [][]byte, payload []byte) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	sig, err := cose.Sign(mapKey, alg, protected, payload)
+	return &MapSigner{key: mapKey, alg: alg, protected: protected}, nil
+}
+
+// Sign signs the index's payload.
+func (s *MapSigner) Sign(x *MapIndex) (SignedMap, error) {
+	return s.sign(x.PayloadLen(), x.AppendPayload)
+}
+
+// sign writes a payload of n bytes with write into the message's buffer
+// and signs it.
+func (s *MapSigner) sign(n int, write func([]byte) []byte) (SignedMap, error) {
+	head, err := cose.Sign1Head(s.protected, cose.Header{}, n)
 	if err != nil {
-		return nil, err
+		return SignedMap{}, err
 	}
-	return (&cose.Sign1{Protected: protected, Payload: payload, Signature: sig}).Encode()
+	b := make([]byte, 0, len(head)+n+3+2*66) // the largest ECDSA signature: P-521's
+	b = append(b, head...)
+	b = write(b)
+	payload := b[len(head):]
+	if len(payload) != n {
+		return SignedMap{}, engine.Errorf(engine.KindInternal, CodeInvalidMap, "the map payload has %d bytes, not %d", len(payload), n)
+	}
+	var sig, digest []byte
+	if hash, ok := cose.PrehashOf(s.alg); ok {
+		d := hash.New()
+		d.Write(cose.SigStructureHead(s.protected, n))
+		d.Write(payload)
+		digest = d.Sum(nil)
+		sig, err = cose.SignDigest(s.key, s.alg, digest)
+	} else {
+		tbs := cose.SigStructure(s.protected, payload)
+		sum := sha256.Sum256(tbs)
+		digest = sum[:]
+		sig, err = cose.Sign(s.key, s.alg, s.protected, payload)
+	}
+	if err != nil {
+		return SignedMap{}, err
+	}
+	return SignedMap{Body: cose.AppendSignature(b, sig), ETag: hex.EncodeToString(digest)}, nil
 }
 
 // VerifiedMap is a signed map whose chain leads to the service certificate

@@ -1,17 +1,13 @@
 package replica
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -27,6 +23,7 @@ import (
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/netmap"
+	"github.com/gavelhq/gavel/engine/state"
 	"github.com/gavelhq/gavel/handlers"
 )
 
@@ -132,23 +129,36 @@ func LoadMapSigner(dir string) (crypto.Signer, error) {
 	return m.key, nil
 }
 
-// netmapSide is the replica's network-map read side: the signed map
-// cached until an entry changes it, and signed parameters by hash.
+// netmapSide is the replica's network-map read side: the map index and
+// the signed map, brought up to date on a read after entries were applied
+// and re-signed only when the payload changed, and signed parameters by
+// hash.
 type netmapSide struct {
-	cfg NetmapConfig
-	id  *mapIdentity
+	cfg    NetmapConfig
+	id     *mapIdentity
+	signer *netmap.MapSigner
 
-	mu      sync.Mutex
-	seqno   uint64 // the last applied entry the cache was checked at
-	payload []byte
-	signed  []byte
-	etag    string
-	params  map[string][]byte // hash → signed parameters
-	index   *netmap.MapIndex  // the map as of seqno
+	mu     sync.Mutex
+	seqno  uint64           // the last applied entry the index and signed are at
+	tip    engine.TxID      // that entry's txid
+	index  *netmap.MapIndex // the map as of seqno
+	signed netmap.SignedMap
+	params map[string][]byte // hash → signed parameters
 
-	// feeds: what was last published.
+	// Node feeds: the nodes whose place changed since the feed publisher
+	// last looked (all of them after a rebuild or when too many).
+	nodesDirty map[string]struct{}
+	nodesAll   bool
+
+	// What the feeds last published, per feed and per node (feeds.go):
+	// the feed publisher's goroutine alone uses them.
 	fedParams, fedMap string
+	fedNodes          map[string]nodeFed
 }
+
+// maxDirtyNodes bounds the changed nodes remembered for the node feeds;
+// beyond it the publisher compares every node.
+const maxDirtyNodes = 4096
 
 func (r *Replica) netmapGenesis() (*exec.NetworkMapGenesis, []engine.NodeRecord) {
 	p := netmap.DefaultParameters()
@@ -174,12 +184,17 @@ func (r *Replica) openNetmap() error {
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
 	}
-	r.nm = &netmapSide{cfg: cfg, id: id, params: map[string][]byte{}}
+	signer, err := netmap.NewMapSigner(id.key, id.chain)
+	if err != nil {
+		return fmt.Errorf("network-map signer: %w", err)
+	}
+	r.nm = &netmapSide{cfg: cfg, id: id, signer: signer, params: map[string][]byte{}, nodesDirty: map[string]struct{}{}, nodesAll: true}
 	return nil
 }
 
-func (r *Replica) directory() netmap.NodeDirectory {
-	return netmap.TableDirectory{State: r.Store(), Table: netmap.NodesDirectoryTable}
+// directory is the nodes table of st, as the map reads it.
+func directory(st engine.StateReader) netmap.NodeDirectory {
+	return netmap.TableDirectory{State: st, Table: netmap.NodesDirectoryTable}
 }
 
 // MapCertificate is the network-map key's certificate (PEM).
@@ -188,11 +203,15 @@ func (r *Replica) MapCertificate() []byte { return r.nm.id.certPEM }
 // PublishNodeInfo verifies a signed NodeInfo against the node's recorded
 // key and the service's limits, then commits it.
 func (r *Replica) PublishNodeInfo(ctx context.Context, raw []byte) ([]byte, error) {
-	lim, err := netmap.LoadLimits(r.Store())
-	if err != nil {
-		return nil, err
-	}
-	v, err := withSlot(ctx, r, func() (netmap.VerifiedNodeInfo, error) { return netmap.VerifyNodeInfo(raw, r.directory(), lim) })
+	v, err := withSlot(ctx, r, func() (netmap.VerifiedNodeInfo, error) {
+		return read(r, func(st *state.Store) (netmap.VerifiedNodeInfo, error) {
+			lim, err := netmap.LoadLimits(st)
+			if err != nil {
+				return netmap.VerifiedNodeInfo{}, err
+			}
+			return netmap.VerifyNodeInfo(raw, directory(st), lim)
+		})
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +221,9 @@ func (r *Replica) PublishNodeInfo(ctx context.Context, raw []byte) ([]byte, erro
 
 // AckParameters verifies a node's acceptance, then commits it.
 func (r *Replica) AckParameters(ctx context.Context, raw []byte) ([]byte, error) {
-	v, err := withSlot(ctx, r, func() (netmap.VerifiedAck, error) { return netmap.VerifyAck(raw, r.directory()) })
+	v, err := withSlot(ctx, r, func() (netmap.VerifiedAck, error) {
+		return read(r, func(st *state.Store) (netmap.VerifiedAck, error) { return netmap.VerifyAck(raw, directory(st)) })
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -223,32 +244,69 @@ func withSlot[T any](ctx context.Context, r *Replica, f func() (T, error)) (T, e
 
 // SignedMap is the network map as of the last applied entry: computed
 // again only when an entry was applied since, re-signed only when its
-// payload changed.
+// payload changed. The whole read holds one store (a restart waits).
 func (r *Replica) SignedMap(ctx context.Context) (handlers.SignedMap, error) {
+	st, done, err := r.reading()
+	if err != nil {
+		return handlers.SignedMap{}, err
+	}
+	defer done()
 	nm := r.nm
-	meta := r.Store().Meta()
 	nm.mu.Lock()
 	defer nm.mu.Unlock()
-	if nm.signed == nil || meta.Seqno != nm.seqno {
-		if !r.advanceIndex(ctx, meta.Seqno) {
-			x, err := netmap.BuildIndex(r.Store(), r.directory(), time.UnixMilli(meta.TimeMillis))
-			if err != nil {
-				return handlers.SignedMap{}, err
-			}
-			nm.index = x
-		}
-		payload := nm.index.Payload().Encode()
-		if !bytes.Equal(payload, nm.payload) {
-			signed, err := netmap.SignMap(nm.id.key, nm.id.chain, payload)
-			if err != nil {
-				return handlers.SignedMap{}, err
-			}
-			sum := sha256.Sum256(payload)
-			nm.payload, nm.signed, nm.etag = payload, signed, hex.EncodeToString(sum[:])
-		}
-		nm.seqno = meta.Seqno
+	if err := r.refreshMap(ctx, st); err != nil {
+		return handlers.SignedMap{}, err
 	}
-	return handlers.SignedMap{Body: nm.signed, ETag: nm.etag, MaxAge: nm.cfg.MaxAge}, nil
+	return handlers.SignedMap{Body: nm.signed.Body, ETag: nm.signed.ETag, MaxAge: nm.cfg.MaxAge}, nil
+}
+
+// refreshMap brings the index and the signed map to st's last applied
+// entry. Called with nm.mu held and st read-locked.
+//
+// Meta is read before the tables, and the store commits an entry's tables
+// before its Meta, so the tables may be one apply ahead of meta: the
+// index then folds those entries again at the next read, which the fold
+// allows (a publish's writes folded twice leave the node where once does).
+func (r *Replica) refreshMap(ctx context.Context, st *state.Store) error {
+	nm := r.nm
+	meta := st.Meta()
+	if nm.signed.Body != nil && meta.Seqno == nm.seqno {
+		return nil
+	}
+	dir := directory(st)
+	rebuilt := false
+	if !r.advanceIndex(ctx, st, dir, meta.Seqno) {
+		x, err := netmap.BuildIndex(st, dir, time.UnixMilli(meta.TimeMillis))
+		if err != nil {
+			return err
+		}
+		nm.index, rebuilt = x, true
+	}
+	changed := nm.index.TakeChanged()
+	nm.noteNodes(changed, rebuilt)
+	if rebuilt || len(changed) > 0 || nm.signed.Body == nil {
+		m, err := nm.signer.Sign(nm.index)
+		if err != nil {
+			return err
+		}
+		if m.ETag != nm.signed.ETag {
+			nm.signed = m // the same payload keeps the bytes already served
+		}
+	}
+	nm.seqno, nm.tip = meta.Seqno, engine.TxID{View: meta.View, Seqno: meta.Seqno}
+	return nil
+}
+
+// noteNodes remembers the nodes whose place changed, for the node feeds.
+func (nm *netmapSide) noteNodes(ids []string, all bool) {
+	if all || nm.nodesAll || len(nm.nodesDirty)+len(ids) > maxDirtyNodes {
+		nm.nodesAll = true
+		clear(nm.nodesDirty)
+		return
+	}
+	for _, id := range ids {
+		nm.nodesDirty[id] = struct{}{}
+	}
 }
 
 // maxIndexSteps bounds how many entries the index folds before a full
@@ -257,7 +315,7 @@ const maxIndexSteps = 256
 
 // advanceIndex folds the entries after the index's seqno up to seqno into
 // it; false when it must be rebuilt instead. Called with nm.mu held.
-func (r *Replica) advanceIndex(ctx context.Context, seqno uint64) bool {
+func (r *Replica) advanceIndex(ctx context.Context, st *state.Store, dir netmap.NodeDirectory, seqno uint64) bool {
 	nm := r.nm
 	if nm.index == nil || seqno < nm.seqno || seqno-nm.seqno > maxIndexSteps {
 		return false
@@ -267,7 +325,7 @@ func (r *Replica) advanceIndex(ctx context.Context, seqno uint64) bool {
 		if err != nil {
 			return false
 		}
-		if ok, err := nm.index.Apply(r.Store(), r.directory(), e.Writes, e.Time()); err != nil || !ok {
+		if ok, err := nm.index.Apply(st, dir, e.Writes, e.Time()); err != nil || !ok {
 			return false
 		}
 	}
@@ -276,7 +334,11 @@ func (r *Replica) advanceIndex(ctx context.Context, seqno uint64) bool {
 
 // NodeInfoByHash is a signed NodeInfo by hash, current or not.
 func (r *Replica) NodeInfoByHash(ctx context.Context, hash string) ([]byte, error) {
-	b, ok, err := r.Store().Get(netmap.TableNodeInfos, hash)
+	return read(r, func(st *state.Store) ([]byte, error) { return nodeInfoByHash(st, hash) })
+}
+
+func nodeInfoByHash(st engine.StateReader, hash string) ([]byte, error) {
+	b, ok, err := st.Get(netmap.TableNodeInfos, hash)
 	if err != nil {
 		return nil, err
 	}
@@ -286,21 +348,27 @@ func (r *Replica) NodeInfoByHash(ctx context.Context, hash string) ([]byte, erro
 	return b, nil
 }
 
-// NodeInfos are the signed NodeInfos of the nodes in the map.
+// NodeInfos are the signed NodeInfos of the nodes in the map, read from
+// the same store as the map they are listed by.
 func (r *Replica) NodeInfos(ctx context.Context) ([]handlers.HashedBytes, error) {
-	if _, err := r.SignedMap(ctx); err != nil {
+	st, done, err := r.reading()
+	if err != nil {
 		return nil, err
 	}
+	defer done()
 	r.nm.mu.Lock()
-	payload := r.nm.payload
+	err = r.refreshMap(ctx, st)
+	var hashes []string
+	if err == nil {
+		hashes = r.nm.index.Payload().NodeInfoHashes
+	}
 	r.nm.mu.Unlock()
-	var m netmap.MapPayload
-	if err := json.Unmarshal(payload, &m); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	out := make([]handlers.HashedBytes, 0, len(m.NodeInfoHashes))
-	for _, h := range m.NodeInfoHashes {
-		b, err := r.NodeInfoByHash(ctx, h)
+	out := make([]handlers.HashedBytes, 0, len(hashes))
+	for _, h := range hashes {
+		b, err := nodeInfoByHash(st, h)
 		if err != nil {
 			return nil, err
 		}
@@ -318,12 +386,15 @@ func (r *Replica) SignedParameters(ctx context.Context, hash string) ([]byte, er
 	if ok {
 		return b, nil
 	}
-	p, _, ok, err := netmap.LoadParameters(r.Store(), hash)
+	p, err := read(r, func(st *state.Store) (netmap.NetworkParameters, error) {
+		p, _, ok, err := netmap.LoadParameters(st, hash)
+		if err == nil && !ok {
+			err = engine.Errorf(engine.KindNotFound, "NetworkParametersNotFound", "no network parameters with hash %s", hash)
+		}
+		return p, err
+	})
 	if err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, engine.Errorf(engine.KindNotFound, "NetworkParametersNotFound", "no network parameters with hash %s", hash)
 	}
 	b, err = netmap.SignParameters(r.nm.id.key, p)
 	if err != nil {
@@ -338,26 +409,30 @@ func (r *Replica) SignedParameters(ctx context.Context, hash string) ([]byte, er
 // Acceptances lists who accepted a parameters hash ("" : the pending
 // update, else the parameters in force) and who has not.
 func (r *Replica) Acceptances(ctx context.Context, hash string) (handlers.Acceptances, error) {
+	return read(r, func(st *state.Store) (handlers.Acceptances, error) { return acceptances(st, hash) })
+}
+
+func acceptances(st engine.StateReader, hash string) (handlers.Acceptances, error) {
 	if hash == "" {
-		p, ok, err := netmap.LoadPending(r.Store())
+		p, ok, err := netmap.LoadPending(st)
 		if err != nil {
 			return handlers.Acceptances{}, err
 		}
 		if ok {
 			hash = p.NewParametersHash
 		} else {
-			cur, err := netmap.LoadCurrent(r.Store())
+			cur, err := netmap.LoadCurrent(st)
 			if err != nil {
 				return handlers.Acceptances{}, err
 			}
 			hash = cur.Hash
 		}
 	}
-	acks, err := netmap.Acceptances(r.Store(), hash)
+	acks, err := netmap.Acceptances(st, hash)
 	if err != nil {
 		return handlers.Acceptances{}, err
 	}
-	_, pending, err := netmap.Acceptance(r.Store(), hash)
+	_, pending, err := netmap.Acceptance(st, hash)
 	if err != nil {
 		return handlers.Acceptances{}, err
 	}
@@ -369,6 +444,16 @@ func (r *Replica) Acceptances(ctx context.Context, hash string) (handlers.Accept
 		a.Accepted = append(a.Accepted, handlers.Accepted{NodeID: k.NodeID, TxID: k.TxID})
 	}
 	return a, nil
+}
+
+// IsPrimary reports whether this replica sequences now. It is the one
+// predicate that gates the primary's own work (the flag day, the feeds).
+// Today the single replica is primary while its sequencer runs in its
+// view: no restart under way, and the sequencer not stopped (it stops
+// when a newer view wrote). Issue 11's lease changes this body, not its
+// callers.
+func (r *Replica) IsPrimary() bool {
+	return r.fault.p.Load() == nil && !r.Sequencer().Stopped()
 }
 
 // runNetmap is the primary's network-map loop: the flag day once the
@@ -387,6 +472,9 @@ func (r *Replica) runNetmap(ctx context.Context) {
 }
 
 func (r *Replica) netmapTick(ctx context.Context) {
+	if !r.IsPrimary() {
+		return
+	}
 	st, done, err := r.reading()
 	if err != nil {
 		return // restarting: the write fault says why; the next tick retries

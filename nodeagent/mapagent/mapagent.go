@@ -2,7 +2,8 @@
 // embeds, with Corda's node behaviour: it publishes its NodeInfo on start,
 // when nodeinfo.json changes and every heartbeat; follows the signed map
 // (polling GET /network-map honouring max-age, woken early by the
-// gavel.feed.map feed when NATS is given); caches the map's NodeInfos in
+// gavel.feed.map feed when NATS is given, and publishing again when its own
+// gavel.feed.nodes.<id> says it left the map); caches the map's NodeInfos in
 // its folder and drops those that left (never its own); reads
 // additional-node-infos; keeps network-parameters and
 // network-parameters-update; records every advertised update in
@@ -25,6 +26,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -102,6 +104,9 @@ type Agent struct {
 	pending *agent.Update
 	lastPub time.Time
 	cfgMod  time.Time
+	// left is the NodeInfo hash the node's own feed last said left the
+	// map ("" if none since the loop looked); set by the feed's goroutine.
+	left atomic.Value
 }
 
 // Load reads the base folder.
@@ -314,6 +319,23 @@ func (a *Agent) step(ctx context.Context) (time.Duration, *Exit) {
 		}
 	}
 	a.scanFolder()
+	maxAge, exit := a.followMap(ctx)
+	if exit != nil {
+		return maxAge, exit
+	}
+	// After the map, so that a node that left at a flag day it did not
+	// accept exits instead of returning under parameters it does not run.
+	if h, _ := a.left.Swap("").(string); h != "" && h == a.ownHash {
+		a.cfg.Logger.Info("the node's feed says it left the map; publishing again", slog.String("hash", h))
+		if err := a.publish(ctx); err != nil {
+			a.cfg.Logger.Error("publish", slog.Any("err", err))
+		}
+	}
+	return maxAge, nil
+}
+
+// followMap fetches the map (If-None-Match) and acts on a changed one.
+func (a *Agent) followMap(ctx context.Context) (time.Duration, *Exit) {
 	ans, err := a.c.NetworkMap(ctx, a.etag)
 	if err != nil {
 		a.cfg.Logger.Warn("network map", slog.Any("err", err))
@@ -599,9 +621,15 @@ func AcceptLocal(ctx context.Context, base, hash string) error {
 	return AppendUpdate(base, u)
 }
 
-// followFeed wakes the loop on each gavel.feed.map message. It reads the
-// feeds stream through an ephemeral ordered consumer, the only way a node's
-// NATS user may read it, starting at the last map message.
+// nodeFeedSubject is the node's own feed (replica.SubjectFeedNodes).
+const nodeFeedSubject = "gavel.feed.nodes."
+
+// followFeed wakes the loop on each gavel.feed.map message, and on a
+// message of the node's own gavel.feed.nodes.<id> saying it left the map
+// with the NodeInfo it last published (it passed the event horizon, say):
+// then the loop publishes again at once instead of at the next heartbeat.
+// It reads the feeds stream through an ephemeral ordered consumer, the
+// only way a node's NATS user may read it, from the last message of each.
 func (a *Agent) followFeed(wake chan<- struct{}) (func(), error) {
 	nc, err := nats.Connect(a.cfg.NATSURL, a.cfg.NATSOpts...)
 	if err != nil {
@@ -614,13 +642,24 @@ func (a *Agent) followFeed(wake chan<- struct{}) (func(), error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	own := nodeFeedSubject + engine.NodeID(a.key.Public().(ed25519.PublicKey))
 	cons, err := js.OrderedConsumer(ctx, natslog.FeedsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"gavel.feed.map"}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+		FilterSubjects: []string{"gavel.feed.map", own}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	cc, err := cons.Consume(func(jetstream.Msg) {
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if m.Subject() == own {
+			var f struct {
+				InMap        bool   `json:"in_map"`
+				NodeInfoHash string `json:"node_info_hash"`
+			}
+			if json.Unmarshal(m.Data(), &f) != nil || f.InMap {
+				return
+			}
+			a.left.Store(f.NodeInfoHash)
+		}
 		select {
 		case wake <- struct{}{}:
 		default:

@@ -253,3 +253,85 @@ func TestAgentFollowsTheFeed(t *testing.T) {
 		return len(us) == 1 && us[0].AutoAccepted
 	})
 }
+
+// A node that passes the event horizon leaves the map; its agent, told by
+// its own gavel.feed.nodes.<id>, publishes again at once (its heartbeat is
+// a day away) and is back in the map.
+func TestAgentReturnsWhenItsFeedSaysItLeft(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	svcDir := filepath.Join(root, "service")
+	os.MkdirAll(svcDir, 0o755)
+	id, err := replica.LoadOrCreateIdentity(svcDir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := newNode(t, root, "O=Alice,L=London,C=GB", 0, id.CertPEM)
+	bob := newNode(t, root, "O=Bob,L=Paris,C=FR", 1, nil)
+	params := netmap.DefaultParameters()
+	params.EventHorizon = 2 * time.Second
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := replica.Open(ctx, replica.Config{DataDir: svcDir, NATSListen: "127.0.0.1:0", Logger: logger,
+		Netmap: replica.NetmapConfig{Parameters: &params, Nodes: []engine.NodeRecord{alice.rec, bob.rec}, Tick: 10 * time.Millisecond, MaxAge: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	srv := httptest.NewServer(handlers.NewHTTP(r, handlers.DefaultLimits(), logger))
+	defer srv.Close()
+	creds, err := natslog.ConnectOptions(r.ClientCredsFile(natslog.UserNode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := mapagent.Load(mapagent.Config{Base: alice.base, URL: srv.URL, NATSURL: r.NATSURL(), NATSOpts: []nats.Option{creds}, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan mapagent.Exit, 1)
+	go func() { done <- a.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	c := client.New(srv.URL)
+	inMap := func(who *node) bool {
+		m, err := c.NetworkMap(ctx, "")
+		if err != nil {
+			return false
+		}
+		v, err := netmap.VerifyMap(m.Signed, id.Cert)
+		if err != nil {
+			return false
+		}
+		for _, h := range v.Payload.NodeInfoHashes {
+			b, _ := c.NodeInfo(ctx, h)
+			if p, err := netmap.ParseNodeInfo(b, netmap.DefaultLimits()); err == nil && p.NodeID == who.rec.NodeID {
+				return true
+			}
+		}
+		return false
+	}
+	publishes := func() int {
+		n := 0
+		for s := uint64(1); s <= r.Store().Meta().Seqno; s++ {
+			if rec, _, _ := r.Store().Leaf(s); rec.Kind == engine.KindNodeInfo {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "alice in the map", func() bool { return inMap(alice) })
+	started := time.Now()
+	// Past alice's horizon, bob's publish is the entry whose time the map
+	// is computed at: alice leaves, her feed says so, her agent publishes.
+	waitFor(t, "alice's horizon to pass", func() bool { return time.Since(started) > params.EventHorizon })
+	signed, err := netmap.SignNodeInfo(bob.key, netmap.NodeInfo{Addresses: []string{"127.0.0.1:10001"}, LegalIdentities: []string{"O=Bob,L=Paris,C=FR"}, PlatformVersion: 4, Serial: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PublishNodeInfo(ctx, signed); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "alice's agent publishing again", func() bool { return publishes() >= 3 })
+	if !inMap(alice) || !inMap(bob) {
+		t.Fatal("alice is not back in the map beside bob")
+	}
+}
