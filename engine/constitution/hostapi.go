@@ -293,6 +293,7 @@ func (sb *sandbox) logger(level string) nativeFunc {
 		}
 		line := level + ": " + strings.Join(parts, " ")
 		sb.chargeSize(int64(len(line)))
+		sb.observeOpaque() // a reused outcome would not log again
 		if cur.env.Log == nil || cur.logged >= cur.limits.MaxLogBytes {
 			return goja.Undefined()
 		}

@@ -154,6 +154,7 @@ const randomSeed = 0x6761_7665_6c00_0001 // "gavel" + 1
 // now is Date.now and new Date(): the entry's time.
 func (sb *sandbox) now() time.Time {
 	if c := sb.cur; c != nil {
+		sb.observeOpaque()
 		return c.env.Time
 	}
 	return time.Unix(0, 0)

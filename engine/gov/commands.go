@@ -335,7 +335,7 @@ func ballotSource(payload []byte) (string, error) {
 // result (refusal): then the request is refused and nothing is written.
 func (r *run) progress(con *constitution.Constitution, p *Proposal, wasOpen bool) error {
 	env := r.env()
-	votes, failures, err := runBallots(env, p)
+	votes, failures, err := r.runBallots(env, con, p)
 	if err != nil {
 		return err
 	}
@@ -414,7 +414,7 @@ func checkWrites(env constitution.Env, ws engine.WriteSet) error {
 	return nil
 }
 
-func runBallots(env constitution.Env, p *Proposal) ([]constitution.Vote, map[string]VoteFailure, error) {
+func (r *run) runBallots(env constitution.Env, con *constitution.Constitution, p *Proposal) ([]constitution.Vote, map[string]VoteFailure, error) {
 	ids := make([]string, 0, len(p.Ballots))
 	for id := range p.Ballots {
 		ids = append(ids, id)
@@ -427,7 +427,7 @@ func runBallots(env constitution.Env, p *Proposal) ([]constitution.Vote, map[str
 		b, err := constitution.CompileBallot(p.Ballots[id])
 		if err == nil {
 			var v bool
-			if v, err = b.Vote(env, p.Body, p.ProposerID); err == nil {
+			if v, err = r.vote(env, con, b, p); err == nil {
 				votes = append(votes, constitution.Vote{MemberID: id, Vote: v})
 				continue
 			}

@@ -79,26 +79,38 @@ type scenario struct {
 	signer   *receipt.Signer // the service's, for signature entries
 }
 
+// TestScenarios runs every scenario on a service that reuses ballot
+// outcomes (ballotcache.go) and audits it without: the auditor recomputes
+// every ballot, so a reused outcome must be exactly the recomputed one.
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scenarios: %v", err)
 	}
+	defer gov.SetBallotCache(true)
+	hits := gov.BallotCacheHits()
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".txt")
+		run := func(t *testing.T) {
+			gov.SetBallotCache(true)
+			runScenarioThen(t, f, func() { gov.SetBallotCache(false) })
+		}
 		t.Run(name, func(t *testing.T) {
 			if !strings.HasPrefix(name, "hostile") {
-				runScenario(t, f)
+				run(t)
 				return
 			}
 			peak := watchHeap()
-			runScenario(t, f)
+			run(t)
 			p := peak()
 			t.Logf("heap peak %d MiB (bound %d MiB)", p>>20, hostileHeapBound>>20)
 			if p > hostileHeapBound {
 				t.Fatalf("the heap peaked at %d MiB running hostile scripts; the bound is %d MiB", p>>20, hostileHeapBound>>20)
 			}
 		})
+	}
+	if gov.BallotCacheHits() == hits {
+		t.Fatal("the service reused no ballot outcome: the audit's comparison proves nothing")
 	}
 }
 
@@ -135,7 +147,33 @@ func watchHeap() func() uint64 {
 	}
 }
 
-func runScenario(t *testing.T, file string) {
+// TestBallotCacheIsInvisible runs every scenario without reused ballot
+// outcomes on the service, then audits it reusing them (the cache starting
+// empty, as in a fresh process). TestScenarios does the converse. The
+// auditor re-executes every entry and compares write sets and answers, so
+// a reused outcome must be exactly the recomputed one.
+func TestBallotCacheIsInvisible(t *testing.T) {
+	files, err := filepath.Glob("testdata/scenarios/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	defer gov.SetBallotCache(true)
+	hits := gov.BallotCacheHits()
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
+			gov.SetBallotCache(false)
+			runScenarioThen(t, f, func() { gov.SetBallotCache(true) })
+		})
+	}
+	if gov.BallotCacheHits() == hits {
+		t.Fatal("the auditor reused no ballot outcome: the comparison proves nothing")
+	}
+}
+
+func runScenario(t *testing.T, file string) { runScenarioThen(t, file, func() {}) }
+
+// runScenarioThen runs a scenario, calls beforeAudit, then audits it.
+func runScenarioThen(t *testing.T, file string, beforeAudit func()) {
 	s := &scenario{t: t, file: file, state: constitution.MemState{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		// The service's budget: a loaded machine must not fail a sound script.
 		limits: constitution.Limits{Timeout: constitution.MaxTimeout},
@@ -178,6 +216,7 @@ func runScenario(t *testing.T, file string) {
 	if checked == 0 {
 		t.Fatalf("%s: no expectations", file)
 	}
+	beforeAudit()
 	s.audit()
 }
 
