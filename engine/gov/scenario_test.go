@@ -79,21 +79,23 @@ type scenario struct {
 	signer   *receipt.Signer // the service's, for signature entries
 }
 
-// TestScenarios runs every scenario on a service that reuses ballot
-// outcomes (ballotcache.go) and audits it without: the auditor recomputes
-// every ballot, so a reused outcome must be exactly the recomputed one.
+// TestScenarios runs every scenario on a service that takes the
+// shortcuts (reused ballot outcomes, ballotcache.go; instances prepared
+// right after each call, so every later call of a module uses one) and
+// audits it without: the auditor recomputes everything, so a shortcut's
+// outcome must be exactly the recomputed one.
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scenarios: %v", err)
 	}
-	defer gov.SetBallotCache(true)
-	hits := gov.BallotCacheHits()
+	defer restoreShortcuts()
+	hits, prepared := gov.BallotCacheHits(), constitution.PreparedCalls()
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".txt")
 		run := func(t *testing.T) {
-			gov.SetBallotCache(true)
-			runScenarioThen(t, f, func() { gov.SetBallotCache(false) })
+			shortcuts(true)
+			runScenarioThen(t, f, func() { shortcuts(false) })
 		}
 		t.Run(name, func(t *testing.T) {
 			if !strings.HasPrefix(name, "hostile") {
@@ -109,8 +111,8 @@ func TestScenarios(t *testing.T) {
 			}
 		})
 	}
-	if gov.BallotCacheHits() == hits {
-		t.Fatal("the service reused no ballot outcome: the audit's comparison proves nothing")
+	if gov.BallotCacheHits() == hits || constitution.PreparedCalls() == prepared {
+		t.Fatal("the service reused no ballot outcome or prepared instance: the audit's comparison proves nothing")
 	}
 }
 
@@ -147,30 +149,48 @@ func watchHeap() func() uint64 {
 	}
 }
 
-// TestBallotCacheIsInvisible runs every scenario without reused ballot
-// outcomes on the service, then audits it reusing them (the cache starting
-// empty, as in a fresh process). TestScenarios does the converse. The
-// auditor re-executes every entry and compares write sets and answers, so
-// a reused outcome must be exactly the recomputed one.
-func TestBallotCacheIsInvisible(t *testing.T) {
+// TestShortcutsAreInvisible runs every scenario on a service that
+// recomputes everything (no reused ballot outcomes, no instances prepared
+// ahead), then audits it with both (the cache starting empty, as in a
+// fresh process). TestScenarios does the converse. The auditor
+// re-executes every entry and compares write sets and answers, so a
+// shortcut's outcome must be exactly the recomputed one.
+func TestShortcutsAreInvisible(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scenarios: %v", err)
 	}
-	defer gov.SetBallotCache(true)
-	hits := gov.BallotCacheHits()
+	defer restoreShortcuts()
+	hits, prepared := gov.BallotCacheHits(), constitution.PreparedCalls()
 	for _, f := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
-			gov.SetBallotCache(false)
-			runScenarioThen(t, f, func() { gov.SetBallotCache(true) })
+			shortcuts(false)
+			runScenarioThen(t, f, func() { shortcuts(true) })
 		})
 	}
-	if gov.BallotCacheHits() == hits {
-		t.Fatal("the auditor reused no ballot outcome: the comparison proves nothing")
+	if gov.BallotCacheHits() == hits || constitution.PreparedCalls() == prepared {
+		t.Fatal("the auditor reused no ballot outcome or prepared instance: the comparison proves nothing")
 	}
 }
 
-func runScenario(t *testing.T, file string) { runScenarioThen(t, file, func() {}) }
+// shortcuts turns on or off (and empties) the ballot outcome cache, and
+// preparing instances ahead: inline, so that scenarios use them
+// deterministically.
+func shortcuts(on bool) {
+	gov.SetBallotCache(on)
+	if on {
+		constitution.SetPrepareMode(constitution.PrepareInline)
+	} else {
+		constitution.SetPrepareMode(constitution.PrepareNever)
+	}
+}
+
+// restoreShortcuts puts the defaults back: a reusing cache, instances
+// prepared in the background.
+func restoreShortcuts() {
+	gov.SetBallotCache(true)
+	constitution.SetPrepareMode(constitution.PrepareAhead)
+}
 
 // runScenarioThen runs a scenario, calls beforeAudit, then audits it.
 func runScenarioThen(t *testing.T, file string, beforeAudit func()) {
