@@ -50,7 +50,7 @@ func voteBoth(t *testing.T, src string, lim Limits) (inline, prepared outcome, u
 // reaches what a call supplies is never prepared.
 func TestPreparedInstanceIsTheInlineOne(t *testing.T) {
 	for _, c := range []struct {
-		name, src string
+		name, src  string
 		preparable bool
 	}{
 		{"plain", `export function vote() { return true; }`, true},
