@@ -14,6 +14,7 @@ import (
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/engine/internal/bounded"
 )
 
 // VerifiedRequest is a governance request whose envelope parsed and whose
@@ -50,12 +51,25 @@ func Verify(members engine.StateReader, raw []byte, want govreq.MsgType, maxSize
 	return VerifiedRequest{req}, nil
 }
 
+// memberCerts keeps parsed member certificates by their PEM text: every
+// request is verified against its member's, and parsing costs about as
+// much as executing a ballot. Certificates are immutable once parsed.
+var memberCerts = bounded.New[string, *x509.Certificate](1024)
+
 func parseCert(p string) (*x509.Certificate, error) {
+	if c, ok := memberCerts.Get(p); ok {
+		return c, nil
+	}
 	b, _ := pem.Decode([]byte(p))
 	if b == nil {
 		return nil, errors.New("no PEM certificate")
 	}
-	return x509.ParseCertificate(b.Bytes)
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	memberCerts.Put(p, c)
+	return c, nil
 }
 
 // Command is the command a verified request asks for.
