@@ -112,6 +112,7 @@ const (
 	PrepareAhead  PrepareMode = iota // on a background goroutine
 	PrepareNever                     // every call instantiates inline
 	PrepareInline                    // right after each call, on the caller's goroutine
+	prepareByHand                    // none requested; tests and benchmarks call prepareOne
 )
 
 var prepareMode atomic.Int32
@@ -136,7 +137,7 @@ func wantReady(mod *module, limits Limits) {
 		return
 	}
 	switch mode() {
-	case PrepareNever:
+	case PrepareNever, prepareByHand:
 		return
 	case PrepareInline:
 		prepareOne(prepareRequest{mod: mod, limits: limits})

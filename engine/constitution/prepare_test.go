@@ -36,7 +36,7 @@ func voteBoth(t *testing.T, src string, lim Limits) (inline, prepared outcome, u
 	}
 	SetPrepareMode(PrepareNever)
 	inline = vote(ballot(t, src+"\n// inline: "+t.Name()))
-	SetPrepareMode(PrepareInline)
+	SetPrepareMode(prepareByHand)
 	b := ballot(t, src+"\n// prepared: "+t.Name())
 	prepareOne(prepareRequest{mod: b.mod, limits: lim.withDefaults()})
 	before := preparedCalls.Load()
@@ -109,7 +109,7 @@ func TestPreparedFuelAtTheBoundary(t *testing.T) {
 	}
 	// A prepared instance serves only its own budget.
 	drainPreparer()
-	SetPrepareMode(PrepareInline)
+	SetPrepareMode(prepareByHand)
 	defer SetPrepareMode(PrepareAhead)
 	b := ballot(t, src+"\n// other budget")
 	prepareOne(prepareRequest{mod: b.mod, limits: Limits{MaxFuel: inline.fuel + 1}.withDefaults()})
