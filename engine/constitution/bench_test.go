@@ -1,6 +1,9 @@
 package constitution
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // The sequencer runs, per ballot, Ballot.Vote then Constitution.Resolve;
 // both must stay far below the cost of verifying the ballot's signature.
@@ -110,4 +113,63 @@ func BenchmarkNewSandbox(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// The caller's cost when an instance was prepared ahead (prepare.go): the
+// preparing is left out of the timing, as it runs off the caller's path.
+
+func benchPrepared(b *testing.B, mod *module, lim Limits, call func()) {
+	SetPrepareMode(prepareByHand)
+	defer SetPrepareMode(PrepareAhead)
+	drainPreparer()
+	b.ReportAllocs()
+	var cpu time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		prepareOne(prepareRequest{mod: mod, limits: lim.withDefaults()})
+		start := processCPU()
+		b.StartTimer()
+		call()
+		cpu += processCPU() - start
+	}
+	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+	if preparedCalls.Load() == 0 {
+		b.Fatal("no prepared instance was used")
+	}
+}
+
+func BenchmarkResolvePrepared(b *testing.B) {
+	ms := members(b, 3)
+	c := defaultConstitution(b)
+	e := env(stateWithMembers(b, ms))
+	p := proposal(b, action("remove_node_join_policy", nil))
+	votes := []Vote{{ms[0].id, true}, {ms[1].id, false}}
+	benchPrepared(b, c.resolve, e.Limits, func() {
+		if s, err := c.Resolve(e, p, ms[0].id, votes, "p1"); err != nil || s != ProposalOpen {
+			b.Fatal(s, err)
+		}
+	})
+}
+
+func BenchmarkApplyPrepared(b *testing.B) {
+	ms := members(b, 3)
+	c := defaultConstitution(b)
+	e := env(stateWithMembers(b, ms))
+	p := proposal(b, action("add_snp_measurement", map[string]any{"measurement": hex96}))
+	benchPrepared(b, c.apply, e.Limits, func() {
+		if ws, err := c.Apply(e, p, "p1"); err != nil || len(ws) != 1 {
+			b.Fatal(ws, err)
+		}
+	})
+}
+
+func BenchmarkBallotVotePrepared(b *testing.B) {
+	bl := ballot(b, `export function vote(proposal, proposerId) { return true; }`)
+	e := env(MemState{})
+	p := proposal(b, action("remove_node_join_policy", nil))
+	benchPrepared(b, bl.mod, e.Limits, func() {
+		if v, err := bl.Vote(e, p, "m"); err != nil || !v {
+			b.Fatal(v, err)
+		}
+	})
 }

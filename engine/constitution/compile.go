@@ -47,6 +47,9 @@ type Ballot struct {
 // shared; every call instantiates it afresh.
 type module struct {
 	program *goja.Program
+	// unpreparable: its top level cannot be instantiated ahead of a call
+	// (prepare.go).
+	unpreparable atomic.Bool
 }
 
 // Hash is the SHA-256 of the ballot source.

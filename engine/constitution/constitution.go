@@ -20,8 +20,9 @@ type Env struct {
 	// Log, if set, receives console output (at most Limits.MaxLogBytes).
 	Log func(line string)
 
-	fuelUsed *int64 // if set, receives the fuel the call used (nested calls)
-	checking bool   // a CheckRepairable call: gavel.constitution.check only compiles
+	fuelUsed *int64       // if set, receives the fuel the call used (nested calls)
+	checking bool         // a CheckRepairable call: gavel.constitution.check only compiles
+	observe  *Observation // if set, records what the call observed (VoteObserved)
 }
 
 // Vote is one member's ballot result, as resolve receives it.
@@ -171,6 +172,19 @@ func (b *Ballot) Vote(env Env, proposalJSON, proposerID string) (bool, error) {
 		},
 	})
 	return out, err
+}
+
+// VoteObserved is Vote that also returns what the ballot observed of its
+// environment (nested calls included), so a caller can tell when the
+// outcome cannot have changed and reuse it (Observation.Unchanged).
+func (b *Ballot) VoteObserved(env Env, proposalJSON, proposerID string) (bool, *Observation, error) {
+	obs := newObservation()
+	env.observe = obs
+	if env.State != nil {
+		env.State = observingState{st: env.State, obs: obs}
+	}
+	v, err := b.Vote(env, proposalJSON, proposerID)
+	return v, obs, err
 }
 
 var boolType = reflect.TypeOf(true)

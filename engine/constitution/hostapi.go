@@ -55,8 +55,13 @@ func (sb *sandbox) installHostAPI() error {
 	return g.DefineDataProperty("console", console, goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE)
 }
 
+// method defines a host function: something a call supplies, which a
+// module's top level reaching stops its preparation (prepare.go).
 func (sb *sandbox) method(obj *goja.Object, name string, f nativeFunc) {
-	fn := sb.rt.ToValue(f).(*goja.Object)
+	fn := sb.rt.ToValue(func(c goja.FunctionCall) goja.Value {
+		sb.hostCall()
+		return f(c)
+	}).(*goja.Object)
 	_ = fn.DefineDataProperty("name", sb.rt.ToValue(name), goja.FLAG_FALSE, goja.FLAG_TRUE, goja.FLAG_FALSE)
 	_ = obj.DefineDataProperty(name, fn, goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
 }
@@ -293,6 +298,7 @@ func (sb *sandbox) logger(level string) nativeFunc {
 		}
 		line := level + ": " + strings.Join(parts, " ")
 		sb.chargeSize(int64(len(line)))
+		sb.observeOpaque() // a reused outcome would not log again
 		if cur.env.Log == nil || cur.logged >= cur.limits.MaxLogBytes {
 			return goja.Undefined()
 		}

@@ -19,13 +19,17 @@ var hardenProgram = goja.MustCompile("gavel:harden.js", hardenSource, false)
 
 // driverProgram yields, per sandbox, the one function each call goes
 // through: instantiate the bundle, then call the entry point. One top-level
-// call instead of several saves goja's per-call setup.
+// call instead of several saves goja's per-call setup. The same function
+// also only instantiates (entry null: prepare.go) or only calls an instance
+// prepared before (factory null; take hands it out), so the module's code
+// runs at the same call sites, with the same stack, in every case.
 var driverProgram = goja.MustCompile("gavel:driver.js", `(function (exportHook, take) {
 	"use strict";
 	return function drive(factory, entry, a, b, c, d) {
 		__gavel_begin();
-		factory(exportHook);
+		if (factory !== null) factory(exportHook);
 		const exports = take();
+		if (entry === null) return exports;
 		if (exports === undefined) throw new TypeError("the module exported nothing");
 		const f = exports[entry];
 		if (typeof f !== "function") throw new TypeError(entry + " is not an exported function");
@@ -57,6 +61,7 @@ type sandbox struct {
 	exports    *goja.Object  // what the last instantiated bundle exported
 	driver     goja.Callable // runs a call as one top-level JS call
 	factories  map[*module]goja.Value
+	ready      []*instance // instances prepared ahead (prepare.go), each for one call
 
 	stringifyJSON nativeFunc // the original JSON.stringify
 	rangeError    *goja.Object
@@ -72,6 +77,9 @@ type call struct {
 	random  uint64
 	logged  int
 	used    int64 // fuel charged (fuel.go)
+	// preparing: instantiating ahead of the call (prepare.go), with no
+	// call to supply state, time or output.
+	preparing bool
 }
 
 func newSandbox() (sb *sandbox, err error) {
@@ -141,6 +149,7 @@ func (sb *sandbox) random() float64 {
 	if c == nil {
 		return 0
 	}
+	sb.hostCall()
 	c.random += 0x9e3779b97f4a7c15
 	z := c.random
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
@@ -154,6 +163,8 @@ const randomSeed = 0x6761_7665_6c00_0001 // "gavel" + 1
 // now is Date.now and new Date(): the entry's time.
 func (sb *sandbox) now() time.Time {
 	if c := sb.cur; c != nil {
+		sb.hostCall()
+		sb.observeOpaque()
 		return c.env.Time
 	}
 	return time.Unix(0, 0)
@@ -197,17 +208,28 @@ func (sb *sandbox) throwRange(format string, args ...any) {
 }
 
 // pool keeps idle sandboxes, most recently used on top (its caches are
-// warm); a call takes one or builds one.
+// warm); a call takes one or builds one. live counts sandboxes in use or
+// idle, so the preparer does not build beyond what calls need.
 var pool struct {
 	sync.Mutex
 	idle []*sandbox
+	live int
 }
 
 // maxIdle bounds the pool: more sandboxes than concurrent calls are waste.
 var maxIdle = 2*runtime.GOMAXPROCS(0) + 2
 
-func getSandbox() (*sandbox, error) {
+// getSandbox takes an idle sandbox holding an instance of mod prepared
+// under b, else the most recently used one, else a new one.
+func getSandbox(mod *module, b budget) (*sandbox, error) {
 	pool.Lock()
+	for i := len(pool.idle) - 1; i >= 0; i-- {
+		if sb := pool.idle[i]; sb.hasReady(mod, b) {
+			pool.idle = append(pool.idle[:i], pool.idle[i+1:]...)
+			pool.Unlock()
+			return sb, nil
+		}
+	}
 	if n := len(pool.idle); n > 0 {
 		sb := pool.idle[n-1]
 		pool.idle = pool.idle[:n-1]
@@ -215,14 +237,33 @@ func getSandbox() (*sandbox, error) {
 		return sb, nil
 	}
 	pool.Unlock()
-	return newSandbox()
+	return buildSandbox()
+}
+
+func buildSandbox() (*sandbox, error) {
+	sb, err := newSandbox()
+	if err == nil {
+		pool.Lock()
+		pool.live++
+		pool.Unlock()
+	}
+	return sb, err
 }
 
 func putSandbox(sb *sandbox) {
 	pool.Lock()
 	if len(pool.idle) < maxIdle {
 		pool.idle = append(pool.idle, sb)
+	} else {
+		pool.live--
 	}
+	pool.Unlock()
+}
+
+// dropSandbox forgets a sandbox that failed in some way.
+func dropSandbox() {
+	pool.Lock()
+	pool.live--
 	pool.Unlock()
 }
 
@@ -241,11 +282,11 @@ func run(env Env, inv invocation) (ov *overlay, err error) {
 	if env.Time.IsZero() {
 		return nil, engine.Errorf(engine.KindInternal, CodeMissingEntryTime, "Env.Time must be the entry's time")
 	}
-	sb, err := getSandbox()
+	limits := env.Limits.withDefaults()
+	sb, err := getSandbox(inv.mod, budgetOf(limits))
 	if err != nil {
 		return nil, engine.Wrap(engine.KindInternal, CodeScriptInternalError, err, "cannot create a script sandbox")
 	}
-	limits := env.Limits.withDefaults()
 	c := &call{env: env, limits: limits, apply: inv.apply, overlay: newOverlay(env.State), random: randomSeed}
 	sb.cur = c
 	sb.exports = nil
@@ -263,8 +304,15 @@ func run(env Env, inv invocation) (ov *overlay, err error) {
 		}
 		sb.cur = nil
 		sb.exports = nil
-		if clean && sb.abort.Load() == nil {
-			putSandbox(sb)
+		if !clean || sb.abort.Load() != nil {
+			dropSandbox()
+			return
+		}
+		putSandbox(sb)
+		if env.fuelUsed == nil {
+			// For the next call of this module; a nested call's budget
+			// (what its caller left) is unlikely to recur.
+			wantReady(inv.mod, limits)
 		}
 	}()
 	defer func() {
@@ -287,23 +335,45 @@ func (sb *sandbox) invoke(inv invocation) error {
 	return inv.result(sb, res)
 }
 
-// freshCall instantiates the module and calls the entry point in one
-// top-level call.
+// freshCall calls the entry point of a fresh instance: one prepared ahead
+// under the same budget, whose top-level fuel is charged first, or one
+// instantiated now, in the same top-level call.
 func (sb *sandbox) freshCall(inv invocation) (goja.Value, error) {
-	factory, ok := sb.factories[inv.mod]
-	if !ok {
-		f, err := sb.rt.RunProgram(inv.mod.program)
-		if err != nil {
-			return nil, err
-		}
-		if len(sb.factories) >= maxFactories {
-			clear(sb.factories)
-		}
-		factory = f
-		sb.factories[inv.mod] = f
+	args := make([]goja.Value, 0, 6)
+	if in := sb.takeReady(inv.mod, budgetOf(sb.cur.limits)); in != nil {
+		preparedCalls.Add(1)
+		sb.charge(in.fuel)
+		sb.exports = in.exports.(*goja.Object)
+		args = append(args, goja.Null(), sb.rt.ToValue(inv.entry))
+		return sb.driver(goja.Undefined(), append(args, inv.args(sb.rt)...)...)
 	}
-	args := append([]goja.Value{factory, sb.rt.ToValue(inv.entry)}, inv.args(sb.rt)...)
-	return sb.driver(goja.Undefined(), args...)
+	factory, err := sb.factory(inv.mod)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, factory, sb.rt.ToValue(inv.entry))
+	return sb.driver(goja.Undefined(), append(args, inv.args(sb.rt)...)...)
+}
+
+// instantiate runs the module's top level only and returns its exports.
+func (sb *sandbox) instantiate(factory goja.Value) (goja.Value, error) {
+	return sb.driver(goja.Undefined(), factory, goja.Null())
+}
+
+// factory is the sandbox's factory function of mod.
+func (sb *sandbox) factory(mod *module) (goja.Value, error) {
+	if f, ok := sb.factories[mod]; ok {
+		return f, nil
+	}
+	f, err := sb.rt.RunProgram(mod.program)
+	if err != nil {
+		return nil, err
+	}
+	if len(sb.factories) >= maxFactories {
+		clear(sb.factories)
+	}
+	sb.factories[mod] = f
+	return f, nil
 }
 
 // recovered maps a panic that escaped goja (an abort from a host check, or

@@ -14,6 +14,7 @@ import (
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/engine/internal/bounded"
 )
 
 // VerifiedRequest is a governance request whose envelope parsed and whose
@@ -50,12 +51,25 @@ func Verify(members engine.StateReader, raw []byte, want govreq.MsgType, maxSize
 	return VerifiedRequest{req}, nil
 }
 
+// memberCerts keeps parsed member certificates by their PEM text: every
+// request is verified against its member's, and parsing costs about as
+// much as executing a ballot. Certificates are immutable once parsed.
+var memberCerts = bounded.New[string, *x509.Certificate](1024)
+
 func parseCert(p string) (*x509.Certificate, error) {
+	if c, ok := memberCerts.Get(p); ok {
+		return c, nil
+	}
 	b, _ := pem.Decode([]byte(p))
 	if b == nil {
 		return nil, errors.New("no PEM certificate")
 	}
-	return x509.ParseCertificate(b.Bytes)
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	memberCerts.Put(p, c)
+	return c, nil
 }
 
 // Command is the command a verified request asks for.
@@ -335,7 +349,7 @@ func ballotSource(payload []byte) (string, error) {
 // result (refusal): then the request is refused and nothing is written.
 func (r *run) progress(con *constitution.Constitution, p *Proposal, wasOpen bool) error {
 	env := r.env()
-	votes, failures, err := runBallots(env, p)
+	votes, failures, err := r.runBallots(env, con, p)
 	if err != nil {
 		return err
 	}
@@ -414,7 +428,7 @@ func checkWrites(env constitution.Env, ws engine.WriteSet) error {
 	return nil
 }
 
-func runBallots(env constitution.Env, p *Proposal) ([]constitution.Vote, map[string]VoteFailure, error) {
+func (r *run) runBallots(env constitution.Env, con *constitution.Constitution, p *Proposal) ([]constitution.Vote, map[string]VoteFailure, error) {
 	ids := make([]string, 0, len(p.Ballots))
 	for id := range p.Ballots {
 		ids = append(ids, id)
@@ -427,7 +441,7 @@ func runBallots(env constitution.Env, p *Proposal) ([]constitution.Vote, map[str
 		b, err := constitution.CompileBallot(p.Ballots[id])
 		if err == nil {
 			var v bool
-			if v, err = b.Vote(env, p.Body, p.ProposerID); err == nil {
+			if v, err = r.vote(env, con, b, p); err == nil {
 				votes = append(votes, constitution.Vote{MemberID: id, Vote: v})
 				continue
 			}

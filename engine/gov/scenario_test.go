@@ -79,26 +79,40 @@ type scenario struct {
 	signer   *receipt.Signer // the service's, for signature entries
 }
 
+// TestScenarios runs every scenario on a service that takes the
+// shortcuts (reused ballot outcomes, ballotcache.go; instances prepared
+// right after each call, so every later call of a module uses one) and
+// audits it without: the auditor recomputes everything, so a shortcut's
+// outcome must be exactly the recomputed one.
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scenarios: %v", err)
 	}
+	defer restoreShortcuts()
+	hits, prepared := gov.BallotCacheHits(), constitution.PreparedCalls()
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".txt")
+		run := func(t *testing.T) {
+			shortcuts(true)
+			runScenarioThen(t, f, func() { shortcuts(false) })
+		}
 		t.Run(name, func(t *testing.T) {
 			if !strings.HasPrefix(name, "hostile") {
-				runScenario(t, f)
+				run(t)
 				return
 			}
 			peak := watchHeap()
-			runScenario(t, f)
+			run(t)
 			p := peak()
 			t.Logf("heap peak %d MiB (bound %d MiB)", p>>20, hostileHeapBound>>20)
 			if p > hostileHeapBound {
 				t.Fatalf("the heap peaked at %d MiB running hostile scripts; the bound is %d MiB", p>>20, hostileHeapBound>>20)
 			}
 		})
+	}
+	if gov.BallotCacheHits() == hits || constitution.PreparedCalls() == prepared {
+		t.Fatal("the service reused no ballot outcome or prepared instance: the audit's comparison proves nothing")
 	}
 }
 
@@ -135,7 +149,51 @@ func watchHeap() func() uint64 {
 	}
 }
 
-func runScenario(t *testing.T, file string) {
+// TestShortcutsAreInvisible runs every scenario on a service that
+// recomputes everything (no reused ballot outcomes, no instances prepared
+// ahead), then audits it with both (the cache starting empty, as in a
+// fresh process). TestScenarios does the converse. The auditor
+// re-executes every entry and compares write sets and answers, so a
+// shortcut's outcome must be exactly the recomputed one.
+func TestShortcutsAreInvisible(t *testing.T) {
+	files, err := filepath.Glob("testdata/scenarios/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	defer restoreShortcuts()
+	hits, prepared := gov.BallotCacheHits(), constitution.PreparedCalls()
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
+			shortcuts(false)
+			runScenarioThen(t, f, func() { shortcuts(true) })
+		})
+	}
+	if gov.BallotCacheHits() == hits || constitution.PreparedCalls() == prepared {
+		t.Fatal("the auditor reused no ballot outcome or prepared instance: the comparison proves nothing")
+	}
+}
+
+// shortcuts turns on or off (and empties) the ballot outcome cache, and
+// preparing instances ahead: inline, so that scenarios use them
+// deterministically.
+func shortcuts(on bool) {
+	gov.SetBallotCache(on)
+	if on {
+		constitution.SetPrepareMode(constitution.PrepareInline)
+	} else {
+		constitution.SetPrepareMode(constitution.PrepareNever)
+	}
+}
+
+// restoreShortcuts puts the defaults back: a reusing cache, instances
+// prepared in the background.
+func restoreShortcuts() {
+	gov.SetBallotCache(true)
+	constitution.SetPrepareMode(constitution.PrepareAhead)
+}
+
+// runScenarioThen runs a scenario, calls beforeAudit, then audits it.
+func runScenarioThen(t *testing.T, file string, beforeAudit func()) {
 	s := &scenario{t: t, file: file, state: constitution.MemState{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		// The service's budget: a loaded machine must not fail a sound script.
 		limits: constitution.Limits{Timeout: constitution.MaxTimeout},
@@ -178,6 +236,7 @@ func runScenario(t *testing.T, file string) {
 	if checked == 0 {
 		t.Fatalf("%s: no expectations", file)
 	}
+	beforeAudit()
 	s.audit()
 }
 

@@ -39,13 +39,10 @@ function trustedServiceNodes() {
   return n;
 }
 
-// The table is built on first use, not at load: gavel instantiates the
-// module for every call, and resolve (the most frequent call) needs none
-// of it.
-let table;
+// Only the action asked for is built: gavel instantiates the module for
+// every call, and a call needs one or a few of the actions.
 export function findAction(name) {
-  table ??= actions();
-  return Object.hasOwn(table, name) ? table[name] : undefined;
+  return action(name);
 }
 
 function checkRemovable(memberId) {
@@ -75,10 +72,10 @@ function checkDeadline(deadline) {
 
 function none() {}
 
-function actions() { return {
+function action(name) { switch (name) {
   // CCF's arguments. A new member is Accepted until it acknowledges the
   // state digest; an existing one keeps its status.
-  set_member: {
+  case "set_member": return {
     validate(args) {
       gavel.pem.certDigestHex(args.cert);
       if (args.encryption_pub_key !== undefined && typeof args.encryption_pub_key !== "string") {
@@ -100,8 +97,8 @@ function actions() { return {
       if (args.recovery_role !== undefined) record.recovery_role = args.recovery_role;
       gavel.kv.set(MEMBERS, id, record);
     },
-  },
-  remove_member: {
+  };
+  case "remove_member": return {
     validate(args) {
       checkRemovable(args.member_id);
     },
@@ -109,8 +106,8 @@ function actions() { return {
       checkRemovable(args.member_id);
       gavel.kv.delete(MEMBERS, args.member_id); // an unknown member is a no-op, as in CCF
     },
-  },
-  set_constitution: {
+  };
+  case "set_constitution": return {
     validate(args) {
       const problem = gavel.constitution.check(args.constitution);
       if (problem !== null) throw new Error(problem);
@@ -119,8 +116,8 @@ function actions() { return {
     apply(args) {
       gavel.kv.set(CONSTITUTION, SINGLETON, args.constitution);
     },
-  },
-  add_snp_host_data: {
+  };
+  case "add_snp_host_data": return {
     validate(args) {
       const policy = args.security_policy ?? "";
       if (policy !== "" && gavel.hash.sha256Hex(policy) !== args.host_data) {
@@ -130,56 +127,56 @@ function actions() { return {
     apply(args) {
       gavel.kv.set(SNP_HOST_DATA, args.host_data, { security_policy: args.security_policy ?? "" });
     },
-  },
-  remove_snp_host_data: {
+  };
+  case "remove_snp_host_data": return {
     validate: none,
     apply(args) {
       gavel.kv.delete(SNP_HOST_DATA, args.host_data);
     },
-  },
-  add_virtual_host_data: {
+  };
+  case "add_virtual_host_data": return {
     validate: none,
     apply(args) {
       gavel.kv.set(VIRTUAL_HOST_DATA, args.host_data, { metadata: args.metadata ?? "" });
     },
-  },
-  remove_virtual_host_data: {
+  };
+  case "remove_virtual_host_data": return {
     validate: none,
     apply(args) {
       gavel.kv.delete(VIRTUAL_HOST_DATA, args.host_data);
     },
-  },
-  add_virtual_measurement: {
+  };
+  case "add_virtual_measurement": return {
     validate: none,
     apply(args) {
       gavel.kv.set(VIRTUAL_MEASUREMENTS, args.measurement, "AllowedToJoin");
     },
-  },
-  remove_virtual_measurement: {
+  };
+  case "remove_virtual_measurement": return {
     validate: none,
     apply(args) {
       gavel.kv.delete(VIRTUAL_MEASUREMENTS, args.measurement);
     },
-  },
-  set_snp_minimum_tcb_version: {
+  };
+  case "set_snp_minimum_tcb_version": return {
     validate: none,
     apply(args) {
       gavel.kv.set(SNP_TCB_VERSIONS, args.cpuid, args.tcb_version);
     },
-  },
-  add_snp_measurement: {
+  };
+  case "add_snp_measurement": return {
     validate: none,
     apply(args) {
       gavel.kv.set(SNP_MEASUREMENTS, args.measurement, "AllowedToJoin");
     },
-  },
-  remove_snp_measurement: {
+  };
+  case "remove_snp_measurement": return {
     validate: none,
     apply(args) {
       gavel.kv.delete(SNP_MEASUREMENTS, args.measurement);
     },
-  },
-  transition_node_to_trusted: {
+  };
+  case "transition_node_to_trusted": return {
     validate(args) {
       checkValidFrom(args.valid_from);
     },
@@ -195,8 +192,8 @@ function actions() { return {
       node.validity_period_days = args.validity_period_days ?? DEFAULT_NODE_VALIDITY_DAYS;
       gavel.kv.set(NODES, args.node_id, node);
     },
-  },
-  remove_node: {
+  };
+  case "remove_node": return {
     validate: none,
     apply(args) {
       const node = gavel.kv.get(NODES, args.node_id);
@@ -213,8 +210,8 @@ function actions() { return {
       node.retired_committed = false;
       gavel.kv.set(NODES, args.node_id, node);
     },
-  },
-  set_node_join_policy: {
+  };
+  case "set_node_join_policy": return {
     // Compiled when proposed (CCF only checks it is a string).
     validate(args) {
       const problem = gavel.constitution.checkJoinPolicy(args.policy);
@@ -223,14 +220,14 @@ function actions() { return {
     apply(args) {
       gavel.kv.set(JOIN_POLICY, SINGLETON, args.policy);
     },
-  },
-  remove_node_join_policy: {
+  };
+  case "remove_node_join_policy": return {
     validate: none,
     apply() {
       gavel.kv.delete(JOIN_POLICY, SINGLETON);
     },
-  },
-  set_js_app: {
+  };
+  case "set_js_app": return {
     validate(args) {
       const names = new Set();
       for (const m of args.bundle.modules) {
@@ -241,20 +238,20 @@ function actions() { return {
     apply(args) {
       gavel.kv.set(JS_APP, SINGLETON, { metadata: args.bundle.metadata ?? {}, modules: args.bundle.modules });
     },
-  },
+  };
   // The network map's actions: the engine stores and advertises the
   // parameters itself (canonical form, hash, epoch), so apply writes nothing.
-  set_network_parameters: {
+  case "set_network_parameters": return {
     validate(args) {
       checkDeadline(args.update_deadline);
     },
     apply: none,
-  },
-  cancel_network_parameters_update: {
+  };
+  case "cancel_network_parameters_update": return {
     validate: none,
     apply: none,
-  },
-  set_service_configuration: {
+  };
+  case "set_service_configuration": return {
     validate(args) {
       checkRecoveryThreshold(args.recovery_threshold);
     },
@@ -262,13 +259,14 @@ function actions() { return {
       checkRecoveryThreshold(args.recovery_threshold);
       gavel.kv.set(SERVICE_CONFIG, SINGLETON, { ...serviceConfig(), ...args });
     },
-  },
+  };
   // The deterministic script budget (CCF's action name; the schema holds
   // the ranges, the engine checks them again when the budget is written).
-  set_js_runtime_options: {
+  case "set_js_runtime_options": return {
     validate() {},
     apply(args) {
       gavel.kv.set(JS_RUNTIME_OPTIONS, SINGLETON, { ...gavel.kv.get(JS_RUNTIME_OPTIONS, SINGLETON), ...args });
     },
-  },
-}; }
+  };
+  default: return undefined;
+} }

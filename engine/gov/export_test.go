@@ -1,0 +1,13 @@
+package gov
+
+import "github.com/gavelhq/gavel/engine/internal/bounded"
+
+// SetBallotCache turns the reuse of ballot outcomes on or off and empties
+// the cache, as in a fresh process. Tests only: not safe while executing.
+func SetBallotCache(on bool) {
+	ballotCacheOff.Store(!on)
+	ballotOutcomes = bounded.New[[32]byte, ballotOutcome](ballotCacheSize)
+}
+
+// BallotCacheHits is how many ballot outcomes were reused so far.
+func BallotCacheHits() int64 { return ballotCacheHits.Load() }
