@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/fold"
 	"github.com/gavelhq/gavel/engine/merkle"
 )
 
@@ -32,12 +33,9 @@ import (
 // base is the ledger a round executes on top of: the applied state, or it
 // and the round in flight.
 type base struct {
-	reader  engine.StateReader
-	seqno   uint64       // last seqno
-	view    uint64       // view of the entry at seqno
-	time    int64        // engine time of the last entry (ms)
-	lastSig uint64       // seqno of the last signature entry
-	tree    *merkle.Tree // leaves 0..seqno
+	reader engine.StateReader
+	pos    fold.Position
+	tree   *merkle.Tree // leaves 0..pos.Seqno
 }
 
 // answer is a reply the driver sends.
@@ -136,17 +134,17 @@ func (c *core) facts(seqno uint64, now int64) engine.Facts {
 // plan executes in.reqs in order on top of the flight (or the applied
 // ledger), each seeing the writes of those before it, and asks for a
 // signature entry when one is due.
-func (c *core) plan(in planInput) *round {
+func (c *core) plan(in planInput) (*round, error) {
 	b := in.ledger
 	if c.flight != nil {
 		b = c.flight.after
 	}
-	now := max(in.now.UnixMilli(), b.time) // engine time never goes back
-	r := &round{reqs: in.reqs, expected: b.seqno, overlay: newOverlay(b.reader), at: in.now, redo: in.redo}
-	tree := b.tree.Clone()
-	next := b.seqno + 1
+	now := max(in.now.UnixMilli(), b.pos.TimeMillis) // engine time never goes back
+	r := &round{reqs: in.reqs, expected: b.pos.Seqno, overlay: newOverlay(b.reader), at: in.now, redo: in.redo}
+	r.after = base{reader: r.overlay, pos: b.pos, tree: b.tree.Clone()}
 	nonces := in.nonces
 	for _, req := range in.reqs {
+		next := r.after.pos.Seqno + 1
 		eff, err := req.cmd.Execute(r.overlay, c.facts(next, now))
 		if err != nil {
 			r.settled = append(r.settled, answer{req, result{err: err}})
@@ -159,56 +157,55 @@ func (c *core) plan(in planInput) *round {
 		e := &engine.Entry{Kind: req.cmd.Kind(), View: c.view, Seqno: next, TimeMillis: now,
 			Nonce: nonces[0], Input: req.cmd.Input(), Writes: eff.Writes, ClaimsDigest: eff.ClaimsDigest, Result: eff.Result}
 		nonces = nonces[1:]
-		e.Seal()
-		r.overlay.apply(e.Writes)
-		tree.Append(e.Leaf(), nil)
-		r.entries = append(r.entries, e)
-		r.owners = append(r.owners, req)
-		next++
+		if err := r.add(e, req); err != nil {
+			return nil, err
+		}
 	}
 	r.nonce = nonces[0]
-	view := b.view
-	if len(r.entries) > 0 {
-		view = c.view
-	}
-	r.after = base{reader: r.overlay, seqno: next - 1, view: view, time: now, lastSig: b.lastSig, tree: tree}
 	// Sign every SignEvery entries, and no later than SignInterval after
 	// the last signature while entries wait (the driver's timer plans an
 	// empty round for an idle sequencer, this covers a busy one). A probe
 	// signs even an already signed root: it is the write that finds out
 	// whether the log takes writes again.
-	unsigned := r.after.seqno - b.lastSig
+	unsigned := r.after.pos.Unsigned()
 	due := unsigned >= uint64(c.cfg.SignEvery) ||
 		(unsigned > 0 && (len(in.reqs) == 0 || in.now.Sub(c.lastSigAt) >= c.cfg.SignInterval)) ||
 		(in.probe && len(r.entries) == 0)
 	if due && c.canSign {
 		// Leaf 0 is CCF's zero leaf: the tree has next leaves before seqno next.
-		r.sign = &signDue{root: tree.Root(), tx: engine.TxID{View: c.view, Seqno: next}, iat: time.UnixMilli(now)}
+		r.sign = &signDue{root: r.after.tree.Root(), tx: engine.TxID{View: c.view, Seqno: r.after.pos.Seqno + 1}, iat: time.UnixMilli(now)}
 	}
 	if r.redo && len(r.entries) == 0 {
 		c.attempts = 0 // decided without the log
 	}
-	return r
+	return r, nil
+}
+
+// add seals e and folds it into the round's ledger (fold: the same
+// definition the store and the auditor apply).
+func (r *round) add(e *engine.Entry, owner *request) error {
+	e.Seal()
+	if err := fold.Apply(&r.after.pos, r.after.tree, r.overlay, e, nil); err != nil {
+		return engine.Wrap(engine.KindInternal, "InternalError", err, "entry %s does not fold", e.TxID())
+	}
+	r.entries = append(r.entries, e)
+	r.owners = append(r.owners, owner)
+	return nil
 }
 
 // signed completes r with the driver's signature over r.sign (or records
 // that the signer failed: the round goes unsigned).
-func (c *core) signed(r *round, cose []byte, err error) {
+func (c *core) signed(r *round, cose []byte, err error) error {
 	due := r.sign
 	r.sign = nil
 	if err != nil {
 		c.signerErr = engine.Wrap(engine.KindUnavailable, CodeSignerFailed, err, "the service key cannot sign").Marked(ErrSignerFailed)
-		return
+		return nil
 	}
 	c.signerErr = nil
-	e := &engine.Entry{Kind: engine.KindSignature, View: c.view, Seqno: due.tx.Seqno, TimeMillis: r.after.time, Nonce: r.nonce,
-		Writes: engine.WriteSet{{Table: engine.TableSignatures, Key: "", Value: cose}}}
-	e.Seal()
-	r.after.tree.Append(e.Leaf(), nil)
-	r.entries = append(r.entries, e)
-	r.owners = append(r.owners, nil)
-	r.after.seqno, r.after.lastSig, r.after.view = e.Seqno, e.Seqno, c.view
 	c.lastSigAt = r.at
+	return r.add(&engine.Entry{Kind: engine.KindSignature, View: c.view, Seqno: due.tx.Seqno, TimeMillis: r.after.pos.TimeMillis, Nonce: r.nonce,
+		Writes: engine.WriteSet{{Table: engine.TableSignatures, Key: "", Value: cose}}}, nil)
 }
 
 // encode fixes the messages of the round's entries.
@@ -311,7 +308,7 @@ func (c *core) advance(o outcome, pending *round) ready {
 		return rd
 	}
 	rd.kind = "in doubt"
-	if o.readErr == nil && o.ledger.seqno > f.expected+uint64(n) {
+	if o.readErr == nil && o.ledger.pos.Seqno > f.expected+uint64(n) {
 		rd.kind = "refused"
 	}
 	// What is left: the flight's requests not answered, in order, then the
@@ -339,8 +336,8 @@ func (c *core) advance(o outcome, pending *round) ready {
 	case o.readErr != nil:
 		cause = engine.Wrap(engine.KindUnavailable, CodeLogUnavailable, o.readErr,
 			"the ledger stream could not be read back after a failed append (%v); the request may have been committed", o.err).Marked(ErrLogUnavailable)
-	case o.ledger.view > c.view:
-		rd.stop = engine.Errorf(engine.KindUnavailable, "NotPrimary", "a sequencer in view %d has written; this one (view %d) steps down", o.ledger.view, c.view).Marked(ErrNotPrimary)
+	case o.ledger.pos.View > c.view:
+		rd.stop = engine.Errorf(engine.KindUnavailable, "NotPrimary", "a sequencer in view %d has written; this one (view %d) steps down", o.ledger.pos.View, c.view).Marked(ErrNotPrimary)
 		fail(left, rd.stop)
 		rd.answers = append(rd.answers, c.failRedoWith(stopErrorFor(rd.stop))...)
 		return rd

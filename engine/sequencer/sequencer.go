@@ -368,14 +368,19 @@ func (s *Sequencer) plan(reqs []*request, redo bool) (*round, error) {
 	for i := range nonces {
 		rand.Read(nonces[i][:])
 	}
-	r := s.core.plan(planInput{ledger: s.storeBase(), now: s.now(), reqs: reqs, nonces: nonces, probe: s.probing, redo: redo})
+	r, err := s.core.plan(planInput{ledger: s.storeBase(), now: s.now(), reqs: reqs, nonces: nonces, probe: s.probing, redo: redo})
 	s.probing = false
+	if err != nil {
+		return nil, err
+	}
 	if r.sign != nil {
 		cose, err := s.signer.SignRoot(r.sign.root, r.sign.tx, r.sign.iat)
 		if err != nil && s.core.signerErr == nil {
 			s.logger.Error("signature entry", slog.Any("err", err))
 		}
-		s.core.signed(r, cose, err)
+		if ferr := s.core.signed(r, cose, err); ferr != nil {
+			return nil, ferr
+		}
 		if err != nil && len(r.entries) == 0 {
 			// Nothing else to write: the fault shows now, not at a landing.
 			s.wrote()
@@ -462,14 +467,10 @@ func (s *Sequencer) gather(ctx context.Context, batch []*request) []*request {
 	return batch
 }
 
-func (s *Sequencer) unsigned() uint64 {
-	m := s.store.Meta()
-	return m.Seqno - m.LastSignature
-}
+func (s *Sequencer) unsigned() uint64 { return s.store.Meta().Unsigned() }
 
 func (s *Sequencer) storeBase() base {
-	m := s.store.Meta()
-	return base{reader: s.store, seqno: m.Seqno, view: m.View, time: m.TimeMillis, lastSig: m.LastSignature, tree: s.store.Tree()}
+	return base{reader: s.store, pos: s.store.Meta(), tree: s.store.Tree()}
 }
 
 // appendTimeout bounds one append, which outlives Run's context so that a
