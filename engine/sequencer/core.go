@@ -20,12 +20,13 @@ import (
 //
 // The driver's cycle:
 //
-//	r := c.plan(in)                 // execute; r.sign set when a signature is due
+//	r, err := c.plan(in)            // execute; r.sign set when a signature is due
 //	if r.sign != nil { c.signed(r, signer.SignRoot(...)) }
 //	r.encode()
-//	c.sent(r)                       // appended with expectedLast r.expected
+//	c.sent(r)                       // append r.data after expected last r.expected
 //	rd := c.advance(outcome, pending)
-//	// fold rd.apply into the store, then send rd.answers (in that order)
+//	// fold rd.apply into the store, then send rd.answers, then act on
+//	// rd.stop / rd.fault; c.takeRedo() is what to execute next, if any
 //
 // At most one round is in the log's hands (the flight); the next one may
 // be planned on top of it (pending) and is sent only once the flight lands.
@@ -382,11 +383,11 @@ func (c *core) failRedo(rd *ready, cause error) {
 	rd.answers = append(rd.answers, c.failRedoWith((&Fault{Code: code, Message: msg, Err: cause}).Error())...)
 }
 
-// applyFailed is the fatal error of a flight that was acknowledged but
+// applyFailed is the fatal error (and the refusals) of a flight that was acknowledged but
 // could not be folded into the store. Its answers stand (it is
 // committed); the pending round, executed on writes the store does not
 // hold, is refused: it was never sent, so that loses nothing.
-func (c *core) applyFailed(entries []*engine.Entry, err error, pending *round) (error, []answer) {
+func (c *core) applyFailed(entries []*engine.Entry, err error, pending *round) ([]answer, error) {
 	first, last := entries[0].Seqno, entries[len(entries)-1].Seqno
 	fatal := engine.Wrap(engine.KindInternal, "ApplyFailed", err,
 		"entries %d..%d are committed but could not be applied to the state", first, last).Marked(ErrApplyFailed)
@@ -397,5 +398,5 @@ func (c *core) applyFailed(entries []*engine.Entry, err error, pending *round) (
 			out = append(out, answer{q, result{err: refusal}})
 		}
 	}
-	return fatal, out
+	return out, fatal
 }

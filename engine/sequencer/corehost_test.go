@@ -249,7 +249,7 @@ func (h *coreHost) land(out *strings.Builder, stored int, err error, unreadable,
 	rd := h.c.advance(o, pending)
 	if rd.apply != nil {
 		if applyFails {
-			fatal, refusals := h.c.applyFailed(rd.apply, errors.New("injected: pebble write failed"), pending)
+			refusals, fatal := h.c.applyFailed(rd.apply, errors.New("injected: pebble write failed"), pending)
 			h.deliver(out, rd.answers)
 			h.deliver(out, refusals)
 			h.stopped = fatal

@@ -516,7 +516,7 @@ func (s *Sequencer) land(pending *round) (bool, error) {
 		if aerr != nil {
 			// Unknown state is fatal: a round executed on top of this one
 			// would be built on writes the store does not hold.
-			fatal, refusals := s.core.applyFailed(rd.apply, aerr, pending)
+			refusals, fatal := s.core.applyFailed(rd.apply, aerr, pending)
 			// Faulty from now on, before anyone hears of the stop.
 			s.health.set(CodeSequencerStopped, fatal.Error(), fatal, s.logger)
 			s.counted(rd.entries)
