@@ -6,6 +6,7 @@ import (
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/fold"
 	"github.com/gavelhq/gavel/engine/merkle"
+	"github.com/gavelhq/gavel/engine/natslog"
 )
 
 // This file is the sequencer's core, in the style of etcd raft's RawNode:
@@ -242,6 +243,17 @@ func (r *round) answers(n int) []answer {
 		out = append(out, r.settled...)
 	}
 	return out
+}
+
+// acked is the log's answer to the flight as the core takes it: an ack
+// naming another last sequence than the flight's is in doubt, resolved by
+// reading the log like any other.
+func (c *core) acked(last uint64, err error) error {
+	if want := c.flight.expected + uint64(len(c.flight.entries)); err == nil && last != want {
+		return engine.Errorf(engine.KindUnavailable, "CommitOutcomeUnknown",
+			"the log acknowledged last sequence %d; the round ends at %d", last, want).Marked(natslog.ErrCommitOutcomeUnknown)
+	}
+	return err
 }
 
 // logged is what the log holds at one seqno, as the driver read it back.

@@ -219,6 +219,11 @@ func (h *coreHost) send(out *strings.Builder, r *round) {
 // of its entries the log took (when expected still matches); err is the
 // log's error (nil: an ack); unreadable makes the read-back fail.
 func (h *coreHost) land(out *strings.Builder, stored int, err error, unreadable, applyFails bool) ready {
+	return h.landAt(out, stored, 0, err, unreadable, applyFails)
+}
+
+// landAt is land with the last sequence an ack names (0: the right one).
+func (h *coreHost) landAt(out *strings.Builder, stored int, last uint64, err error, unreadable, applyFails bool) ready {
 	f := h.c.flight
 	if f == nil {
 		h.t.Fatal("nothing in flight")
@@ -228,6 +233,10 @@ func (h *coreHost) land(out *strings.Builder, stored int, err error, unreadable,
 	} else if stored > 0 {
 		h.t.Fatal("the log moved on: an append after the wrong last sequence stores nothing")
 	}
+	if last == 0 {
+		last = uint64(len(h.log))
+	}
+	err = h.c.acked(last, err)
 	o := outcome{err: err}
 	if err != nil {
 		if unreadable {
@@ -365,7 +374,9 @@ var errFull = engine.Errorf(engine.KindUnavailable, "StorageFull", "injected: no
 //	plan [probe]          the driver plans a round (what to execute again first, else
 //	                      what the batch limits admit of the queue) and appends it, or
 //	                      holds it pending while a round is in flight
-//	ack [apply-fails]     the log acknowledges the flight (the store then fails to apply it)
+//	ack [apply-fails] [last=N] [stored=N]
+//	                      the log acknowledges the flight (the store then fails to
+//	                      apply it; the ack names last sequence N; the log took N entries)
 //	refuse                the log refuses the flight: wrong last sequence (after foreign)
 //	storage-full          the log refuses the flight: its storage is full
 //	indoubt [stored=N] [unreadable]
@@ -406,7 +417,7 @@ func (h *coreHost) run(td *datadriven.TestData) string {
 	case "plan":
 		h.plan(&out, hasArg(td, "probe"))
 	case "ack":
-		h.land(&out, len(h.c.flight.entries), nil, false, hasArg(td, "apply-fails"))
+		h.landAt(&out, argInt(td, "stored", len(h.c.flight.entries)), uint64(argInt(td, "last", 0)), nil, false, hasArg(td, "apply-fails"))
 	case "refuse":
 		h.land(&out, 0, errWrongLast, false, false)
 	case "storage-full":

@@ -478,7 +478,12 @@ func (s *Sequencer) storeBase() base {
 const appendTimeout = 30 * time.Second
 
 // inflight is the answer of the append in flight.
-type inflight chan error
+type inflight chan appendResult
+
+type appendResult struct {
+	last uint64
+	err  error
+}
 
 // launch appends r on its own goroutine, so that the next round executes
 // meanwhile.
@@ -489,8 +494,8 @@ func (s *Sequencer) launch(r *round) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 		defer cancel()
-		_, err := s.log.AppendBatch(ctx, r.subjects, r.data, r.expected)
-		done <- err
+		last, err := s.log.AppendBatch(ctx, r.subjects, r.data, r.expected)
+		done <- appendResult{last, err}
 	}()
 }
 
@@ -501,9 +506,10 @@ func (s *Sequencer) launch(r *round) {
 // round is committed but not applied (ErrFatal).
 func (s *Sequencer) land(pending *round) (bool, error) {
 	t0 := time.Now()
-	err := <-s.done
+	a := <-s.done
 	t1 := time.Now()
 	s.timing.append.Add(int64(t1.Sub(t0)))
+	err := s.core.acked(a.last, a.err)
 	o := outcome{err: err}
 	if err != nil {
 		o = s.readBack(err)
