@@ -196,9 +196,13 @@ func (r *round) add(e *engine.Entry, owner *request) error {
 }
 
 // signed completes r with the driver's signature over r.sign (or records
-// that the signer failed: the round goes unsigned).
+// that the signer failed: the round goes unsigned). Without r.sign it does
+// nothing.
 func (c *core) signed(r *round, cose []byte, err error) error {
 	due := r.sign
+	if due == nil {
+		return nil
+	}
 	r.sign = nil
 	if err != nil {
 		c.signerErr = engine.Wrap(engine.KindUnavailable, CodeSignerFailed, err, "the service key cannot sign").Marked(ErrSignerFailed)

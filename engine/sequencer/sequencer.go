@@ -560,7 +560,13 @@ func (s *Sequencer) readBack(err error) outcome {
 	o.ledger = s.storeBase()
 	for _, e := range s.core.flight.entries {
 		rec, ok, rerr := s.store.Leaf(e.Seqno)
-		if rerr != nil || !ok {
+		if rerr != nil {
+			// Not knowing is not "not landed": executing again could
+			// write the request twice.
+			o.readErr = rerr
+			return o
+		}
+		if !ok {
 			break
 		}
 		o.logged = append(o.logged, logged{ok: true, view: rec.View, nonce: rec.Nonce})
