@@ -364,9 +364,12 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 func (s *Sequencer) plan(reqs []*request, redo bool) (*round, error) {
 	t0 := time.Now()
 	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
+	// One read of the system's randomness for the round, not one per entry.
+	buf := make([]byte, 32*(len(reqs)+1))
+	rand.Read(buf)
 	nonces := make([]engine.Digest, len(reqs)+1)
 	for i := range nonces {
-		rand.Read(nonces[i][:])
+		copy(nonces[i][:], buf[32*i:])
 	}
 	r, err := s.core.plan(planInput{ledger: s.storeBase(), now: s.now(), reqs: reqs, nonces: nonces, probe: s.probing, redo: redo})
 	s.probing = false
