@@ -17,7 +17,8 @@ import (
 // Log is the ledger stream as the sequencer uses it.
 type Log interface {
 	// AppendBatch appends entries atomically after expectedLast and returns
-	// the sequence of the last one. Its outcome is acknowledged (nil error),
+	// the sequence of the last one (an ack naming another sequence is taken
+	// as in doubt and resolved from the log). Its outcome is acknowledged (nil error),
 	// refused (natslog.ErrWrongLastSequence, natslog.ErrStorage…: not in the
 	// log) or in doubt (any other error). The sequencer resolves every error
 	// by catching up from the log and looking for its entries, so a refusal
