@@ -30,10 +30,11 @@ const (
 	applyFailed              // stored and acked; the store's apply fails
 	storageFull              // refused by the server's store: nothing stored
 	partlyPersisted          // only the first entry stored, then an in-doubt error
+	stalledLeader            // not stored; "wrong last sequence N" for an N never stored
 )
 
 func (f fault) String() string {
-	return [...]string{"clean", "failed-persisted", "failed-not-persisted", "ack-lost", "wrong-last-sequence", "apply-failed", "storage-full", "partly-persisted"}[f]
+	return [...]string{"clean", "failed-persisted", "failed-not-persisted", "ack-lost", "wrong-last-sequence", "apply-failed", "storage-full", "partly-persisted", "stalled-leader"}[f]
 }
 
 // faultLog is the real ledger log with the outcome of its first appends
@@ -82,6 +83,12 @@ func (l *faultLog) AppendBatch(ctx context.Context, subjects []string, data [][]
 		}
 	case applyFailed:
 		l.applyFail.Store(expectedLast + 1)
+	case stalledLeader:
+		// A leader without quorum counts an uncommitted batch: the refusal
+		// names a sequence the log never holds, so it is in doubt, not
+		// another writer's win.
+		return 0, engine.Wrap(engine.KindConflict, "WrongLastSequence",
+			&natslog.WrongLastSequenceError{Expected: expectedLast, Actual: expectedLast + 3, Known: true}, "injected")
 	case partlyPersisted:
 		// Not something an atomic batch does; the sequencer must not rely
 		// on it either.
@@ -129,7 +136,7 @@ func (g gatedPut) Execute(st engine.StateReader, f engine.Facts) (engine.Effect,
 // acknowledged entry lost, none duplicated, every request answered once
 // with what the log holds, and the store equal to a fresh replay.
 func TestEveryAppendOutcome(t *testing.T) {
-	outcomes := []fault{clean, failedPersisted, failedNotPersisted, ackLost, wrongLastSequence, applyFailed, storageFull}
+	outcomes := []fault{clean, failedPersisted, failedNotPersisted, ackLost, wrongLastSequence, applyFailed, storageFull, stalledLeader}
 	type tc struct{ plan []fault }
 	var cases []tc
 	for _, a := range outcomes {
