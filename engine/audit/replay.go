@@ -13,6 +13,7 @@ import (
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/exec"
+	"github.com/gavelhq/gavel/engine/fold"
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
 	"github.com/gavelhq/gavel/engine/merkle"
@@ -82,7 +83,7 @@ type Replayer struct {
 	serviceKey      crypto.PublicKey
 	serviceCert     []byte // DER the genesis certificate must be, when set
 	trusted         *engine.TrustedNodes
-	last            *engine.Entry
+	pos             fold.Position // the fold's: tree and state are folded with it
 	sum             Summary
 	// state holds every table but the statements index, which nothing
 	// executed reads: governance is re-executed against it.
@@ -121,13 +122,26 @@ func (r *Replayer) ExpectServiceCertificate(certPEM []byte) error {
 // entry.
 func (r *Replayer) SetScriptLimits(l constitution.Limits) { r.limits = l }
 
-func (r *Replayer) apply(ws engine.WriteSet) {
-	for _, w := range ws {
-		if w.Table == engine.TableStatements {
-			continue
-		}
-		r.state.Apply(engine.WriteSet{w})
+// replayTables are the tables the replay folds into: every table but the
+// statements index, which nothing executed reads.
+type replayTables struct{ constitution.MemState }
+
+func (t replayTables) Set(table, key string, value []byte) error {
+	if table != engine.TableStatements {
+		t.Apply(engine.WriteSet{{Table: table, Key: key, Value: value}})
 	}
+	return nil
+}
+
+func (t replayTables) Delete(table, key string) error {
+	t.Apply(engine.WriteSet{{Table: table, Key: key, Delete: true}})
+	return nil
+}
+
+// fold folds a checked entry (or a void one) into the replay's position,
+// tree and state: the fold the sequencer and the store apply too.
+func (r *Replayer) fold(e *engine.Entry) error {
+	return fold.Apply(&r.pos, r.tree, replayTables{r.state}, e, nil)
 }
 
 // errInconclusive marks a governance entry a safety net decided.
@@ -193,7 +207,9 @@ func (r *Replayer) Add(m engine.LedgerMsg) error {
 		return &Divergence{TxID: "seq 1", Reason: "the first message is not an authenticated genesis entry: " + err.Error()}
 	}
 	if err != nil {
-		r.tree.Append(engine.VoidLeaf, nil)
+		if err := r.fold(engine.VoidEntry(m.Seq, r.pos.View, r.pos.TimeMillis, err)); err != nil {
+			return &Divergence{TxID: fmt.Sprintf("seq %d", m.Seq), Reason: err.Error()}
+		}
 		r.nodes.Skip(m.Seq)
 		r.sum.VoidEntries = append(r.sum.VoidEntries, VoidEntry{Seqno: m.Seq, Reason: err.Error()})
 		r.sum.Entries++
@@ -237,11 +253,11 @@ func (r *Replayer) check(seq uint64, subject string, e *engine.Entry) error {
 	if subject != e.Subject() {
 		return bad("published on %s, not %s", subject, e.Subject())
 	}
-	if r.last != nil {
-		if e.View < r.last.View {
-			return bad("view goes back from %d", r.last.View)
+	if r.pos.Seqno > 0 {
+		if e.View < r.pos.View {
+			return bad("view goes back from %d", r.pos.View)
 		}
-		if e.TimeMillis < r.last.TimeMillis {
+		if e.TimeMillis < r.pos.TimeMillis {
 			return bad("time goes back")
 		}
 	}
@@ -300,10 +316,10 @@ func (r *Replayer) check(seq uint64, subject string, e *engine.Entry) error {
 	default:
 		return bad("unknown entry kind %q", e.Kind)
 	}
-	r.tree.Append(e.Leaf(), nil)
-	r.apply(e.Writes)
+	if err := r.fold(e); err != nil {
+		return bad("%v", err)
+	}
 	r.nodes.Observe(e)
-	r.last = e
 	r.sum.Entries++
 	r.sum.LastTxID = tx
 	if e.Kind == engine.KindSignature {

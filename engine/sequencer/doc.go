@@ -7,6 +7,16 @@
 // (and is answered as committed) or is executed again — never lost, never
 // written twice.
 //
+// It is built as etcd raft's RawNode is: a pure core (core.go) makes every
+// decision — execution, batch limits, signature cadence, the pipelined
+// round, matching an unanswered append against the log by nonce,
+// re-execution, stepping down, giving up — from the applied ledger, the
+// requests, a clock value and nonces it is handed, and hands back what to
+// append, what to fold into the store and whom to answer. The Sequencer is
+// the thin driver around it: its goroutine owns the queue, the timers, the
+// log, the store and the replies. Entries are folded with engine/fold, the
+// definition the store and the auditor use too.
+//
 // Unknown state is fatal: if a committed round cannot be applied to the
 // store, its requests are answered (they are committed) and Run returns an
 // error that is ErrFatal; the caller rebuilds the state from the log and

@@ -29,10 +29,12 @@ const (
 	wrongLastSequence        // a foreign writer lands first: the server refuses
 	applyFailed              // stored and acked; the store's apply fails
 	storageFull              // refused by the server's store: nothing stored
+	partlyPersisted          // only the first entry stored, then an in-doubt error
+	stalledLeader            // not stored; "wrong last sequence N" for an N never stored
 )
 
 func (f fault) String() string {
-	return [...]string{"clean", "failed-persisted", "failed-not-persisted", "ack-lost", "wrong-last-sequence", "apply-failed", "storage-full"}[f]
+	return [...]string{"clean", "failed-persisted", "failed-not-persisted", "ack-lost", "wrong-last-sequence", "apply-failed", "storage-full", "partly-persisted", "stalled-leader"}[f]
 }
 
 // faultLog is the real ledger log with the outcome of its first appends
@@ -81,6 +83,19 @@ func (l *faultLog) AppendBatch(ctx context.Context, subjects []string, data [][]
 		}
 	case applyFailed:
 		l.applyFail.Store(expectedLast + 1)
+	case stalledLeader:
+		// A leader without quorum counts an uncommitted batch: the refusal
+		// names a sequence the log never holds, so it is in doubt, not
+		// another writer's win.
+		return 0, engine.Wrap(engine.KindConflict, "WrongLastSequence",
+			&natslog.WrongLastSequenceError{Expected: expectedLast, Actual: expectedLast + 3, Known: true}, "injected")
+	case partlyPersisted:
+		// Not something an atomic batch does; the sequencer must not rely
+		// on it either.
+		if _, err := l.LedgerLog.AppendBatch(ctx, subjects[:1], data[:1], expectedLast); err != nil {
+			return 0, err
+		}
+		return 0, inDoubt("connection lost after part of the batch")
 	}
 	last, err := l.LedgerLog.AppendBatch(ctx, subjects, data, expectedLast)
 	if err != nil {
@@ -121,7 +136,7 @@ func (g gatedPut) Execute(st engine.StateReader, f engine.Facts) (engine.Effect,
 // acknowledged entry lost, none duplicated, every request answered once
 // with what the log holds, and the store equal to a fresh replay.
 func TestEveryAppendOutcome(t *testing.T) {
-	outcomes := []fault{clean, failedPersisted, failedNotPersisted, ackLost, wrongLastSequence, applyFailed, storageFull}
+	outcomes := []fault{clean, failedPersisted, failedNotPersisted, ackLost, wrongLastSequence, applyFailed, storageFull, stalledLeader}
 	type tc struct{ plan []fault }
 	var cases []tc
 	for _, a := range outcomes {
@@ -339,5 +354,74 @@ func TestFailingSignerIsAFault(t *testing.T) {
 	}
 	if _, err := h.seq.Submit(context.Background(), put{"b", "1"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A round of which the log holds only the first entry: that request is
+// answered as committed (its nonce is there), the others are executed
+// again after it; nothing is lost or written twice.
+func TestPartlyLandedRound(t *testing.T) {
+	cfg := sequencer.DefaultConfig()
+	cfg.SignInterval = time.Hour
+	fl := &faultLog{plan: []fault{clean, partlyPersisted}}
+	h := startWith(t, cfg, 2, func(l *replica.LedgerLog) sequencer.Log {
+		fl.LedgerLog = l
+		return fl
+	})
+	fl.armed.Store(true)
+	// r1 executes alone and waits until r2 and r3 are queued: they make
+	// the next round, of two entries, which lands only in part.
+	keys := []string{"r1", "r2", "r3"}
+	outs := make([]sequencer.Outcome, len(keys))
+	errs := make([]error, len(keys))
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	submit := func(i int, cmd engine.Command) {
+		defer wg.Done()
+		outs[i], errs[i] = h.seq.Submit(context.Background(), cmd)
+	}
+	wg.Add(1)
+	go submit(0, gatedPut{put{"r1", "mine"}, &once, started, release})
+	<-started
+	wg.Add(2)
+	go submit(1, put{"r2", "mine"})
+	go submit(2, put{"r3", "mine"})
+	waitFor(t, func() bool { return h.seq.Queued() == 2 })
+	close(release)
+	wg.Wait()
+	for i, k := range keys {
+		if errs[i] != nil {
+			t.Fatalf("%s: %v", k, errs[i])
+		}
+		e, err := h.log.Entry(context.Background(), outs[i].TxID.Seqno)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(e.Input) != k+"=mine" {
+			t.Fatalf("%s answered at %v, which holds %q", k, outs[i].TxID, e.Input)
+		}
+	}
+	// r2 and r3 were queued in either order; together with r1 they fill
+	// three places in a row.
+	if a, b := min(outs[1].TxID.Seqno, outs[2].TxID.Seqno), max(outs[1].TxID.Seqno, outs[2].TxID.Seqno); a != outs[0].TxID.Seqno+1 || b != a+1 {
+		t.Fatalf("answers %v %v %v", outs[0].TxID, outs[1].TxID, outs[2].TxID)
+	}
+	fl.mu.Lock()
+	calls := fl.calls
+	fl.mu.Unlock()
+	if calls != 3 {
+		t.Fatalf("%d appends, want 3 (r1; r2+r3, in part; the other again)", calls)
+	}
+	fresh, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := state.CatchUp(context.Background(), fresh, h.log); err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Meta() != h.store.Meta() || fresh.Tree().Root() != h.store.Tree().Root() {
+		t.Fatalf("store at %+v, replay at %+v", h.store.Meta(), fresh.Meta())
 	}
 }

@@ -15,21 +15,27 @@ type overlay struct {
 
 func newOverlay(base engine.StateReader) *overlay { return &overlay{base: base} }
 
-func (o *overlay) apply(ws engine.WriteSet) {
-	if len(ws) == 0 {
-		return
-	}
+// Set and Delete make the overlay the tables of a fold.
+func (o *overlay) Set(table, key string, value []byte) error {
+	o.put(engine.Write{Table: table, Key: key, Value: value})
+	return nil
+}
+
+func (o *overlay) Delete(table, key string) error {
+	o.put(engine.Write{Table: table, Key: key, Delete: true})
+	return nil
+}
+
+func (o *overlay) put(w engine.Write) {
 	if o.writes == nil {
 		o.writes = make(map[string]map[string]engine.Write)
 	}
-	for _, w := range ws {
-		t := o.writes[w.Table]
-		if t == nil {
-			t = make(map[string]engine.Write)
-			o.writes[w.Table] = t
-		}
-		t[w.Key] = w
+	t := o.writes[w.Table]
+	if t == nil {
+		t = make(map[string]engine.Write)
+		o.writes[w.Table] = t
 	}
+	t[w.Key] = w
 }
 
 func (o *overlay) Get(table, key string) ([]byte, bool, error) {

@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
-	"github.com/gavelhq/gavel/engine/merkle"
 	"github.com/gavelhq/gavel/engine/state"
 )
 
 // Log is the ledger stream as the sequencer uses it.
 type Log interface {
 	// AppendBatch appends entries atomically after expectedLast and returns
-	// the sequence of the last one. Its outcome is acknowledged (nil error),
+	// the sequence of the last one (an ack naming another sequence is taken
+	// as in doubt and resolved from the log). Its outcome is acknowledged (nil error),
 	// refused (natslog.ErrWrongLastSequence, natslog.ErrStorage…: not in the
 	// log) or in doubt (any other error). The sequencer resolves every error
 	// by catching up from the log and looking for its entries, so a refusal
@@ -139,20 +139,14 @@ func (r *request) reply(res result) {
 	}
 }
 
-// settled is a request answered without an entry of its own: execution
-// refused it, or the ledger already holds it. It is answered once its
-// round is decided, since a retried round may settle it differently.
-type settled struct {
-	req *request
-	res result
-}
-
 type result struct {
 	out Outcome
 	err error
 }
 
-// Sequencer orders, executes and commits commands.
+// Sequencer orders, executes and commits commands. It is the driver of the
+// core (core.go): its goroutine owns the queue, the clock, the log, the
+// store and the replies; every decision is the core's.
 type Sequencer struct {
 	cfg    Config
 	store  *state.Store
@@ -161,27 +155,27 @@ type Sequencer struct {
 	now    func() time.Time
 	logger *slog.Logger
 	view   uint64
+	core   *core
 
 	queue   chan *request
 	stopped chan struct{} // closed when Run returns
 	carry   *request      // taken from the queue but left for the next round
-	// lastSigAt is when the sequencer last made a signature entry.
-	lastSigAt time.Time
 
 	// Stats, for benchmarks: rounds committed, entries in them, and where
 	// the sequencer's time went.
 	rounds, entries atomic.Uint64
 	timing          struct{ execute, append, apply atomic.Int64 }
 
-	health    health
-	signerErr error // the last signature attempt's failure, nil once one works
-	probing   bool  // the next round is a probe of a faulty write path
+	done    inflight // the answer of the flight's append
+	health  health
+	probing bool // the next round is a probe of a faulty write path
 	// exit is why Run returned, set before stopped is closed.
 	exit      error
 	stoppedAt time.Time
 }
 
-// New builds a sequencer for view. The store must be caught up with the log.
+// New builds a sequencer for view (the caller's: a new term, or the
+// lease's). The store must be caught up with the log.
 func New(cfg Config, view uint64, store *state.Store, log Log, signer RootSigner, logger *slog.Logger) *Sequencer {
 	cfg = cfg.WithDefaults()
 	if logger == nil {
@@ -189,7 +183,8 @@ func New(cfg Config, view uint64, store *state.Store, log Log, signer RootSigner
 	}
 	return &Sequencer{
 		cfg: cfg, store: store, log: log, signer: signer, now: time.Now, logger: logger, view: view,
-		queue: make(chan *request, cfg.QueueSize), stopped: make(chan struct{}), lastSigAt: time.Now(),
+		core:  newCore(cfg, view, signer != nil, time.Now()),
+		queue: make(chan *request, cfg.QueueSize), stopped: make(chan struct{}),
 	}
 }
 
@@ -248,7 +243,7 @@ func (s *Sequencer) Queued() int { return len(s.queue) }
 
 // stoppedError is what requests get from a sequencer that has stopped.
 // It may only be called once stopped is closed.
-func (s *Sequencer) stoppedError() error { return s.stopErrorFor(s.exit) }
+func (s *Sequencer) stoppedError() error { return stopErrorFor(s.exit) }
 
 // Stats reports rounds and entries committed so far.
 func (s *Sequencer) Stats() (rounds, entries uint64) { return s.rounds.Load(), s.entries.Load() }
@@ -268,11 +263,12 @@ func (s *Sequencer) Timing() Timing {
 //
 // Rounds are pipelined: while one round's batch waits for its ack, the
 // next round executes on top of the state it will leave. If the round in
-// flight does not land, both are executed again from the log's state.
+// flight does not land, both are executed again from the log's state,
+// before anything new is taken from the queue.
 func (s *Sequencer) Run(ctx context.Context) (err error) {
 	defer func() {
 		s.exit, s.stoppedAt = err, time.Now()
-		s.drain(s.stopErrorFor(err))
+		s.drain(stopErrorFor(err))
 		close(s.stopped)
 	}()
 	batch := make([]*request, 0, s.cfg.MaxBatch)
@@ -280,42 +276,38 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 	signTimer.Stop()
 	probeTimer := time.NewTimer(time.Hour)
 	probeTimer.Stop()
-	var inflight *flight
 	for {
 		if ctx.Err() != nil {
-			if inflight != nil {
-				ok, err := s.land(inflight)
-				if isFatal(err) {
+			if s.core.flight != nil {
+				if _, err := s.land(nil); err != nil {
 					return err
 				}
-				if !ok {
-					s.failAll(inflight.batch, errStopped)
-				}
 			}
+			s.reply(s.core.failRedoWith(errStopped))
 			s.signTail()
 			return ctx.Err()
+		}
+		if s.core.redo != nil {
+			// Requests whose round did not land, one synchronous round at
+			// a time, from the state the log holds.
+			if err := s.commit(s.core.takeRedo(), true); err != nil {
+				return err
+			}
+			continue
 		}
 		batch = batch[:0]
 		switch {
 		case s.carry != nil:
 			batch, s.carry = append(batch, s.carry), nil
-		case inflight != nil:
+		case s.core.flight != nil:
 			// Never wait for requests while a round is in flight: land it
 			// when nothing else is queued.
 			select {
 			case req := <-s.queue:
 				batch = append(batch, req)
 			default:
-				ok, err := s.land(inflight)
-				failed := inflight.batch
-				inflight = nil
-				if isFatal(err) {
+				if _, err := s.land(nil); err != nil {
 					return err
-				}
-				if !ok {
-					if err := s.recover(ctx, failed, err); err != nil {
-						return err
-					}
 				}
 				continue
 			}
@@ -344,120 +336,102 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 		}
 		batch = s.gather(ctx, batch)
 		own := slices.Clone(batch) // batch is reused; a round keeps its own
-		b := s.storeBase()
-		if inflight != nil {
-			b = inflight.after
-		}
-		p, err := s.execute(own, b)
+		r, err := s.plan(own, false)
 		if err != nil {
 			s.failAll(own, err)
 			continue
 		}
-		if inflight != nil {
-			ok, err := s.land(inflight)
-			if isFatal(err) {
-				// p was executed on state the store does not have: it was
-				// never sent, so refusing its requests loses nothing.
-				s.failAll(own, s.stopErrorFor(err))
+		if s.core.flight != nil {
+			ok, err := s.land(r)
+			if err != nil {
 				return err
 			}
 			if !ok {
-				failed := append(inflight.batch, own...)
-				inflight = nil
-				if err := s.recover(ctx, failed, err); err != nil {
-					return err
-				}
-				continue
+				continue // r's requests wait in the core's redo, or were answered
 			}
-			// p was built on the round just landed; read the store now.
-			p.overlay.base = s.store
-			inflight = nil
+			// r was built on the round just landed; read the store now.
+			r.rebase(s.store)
 		}
-		if len(p.entries) == 0 {
-			s.settle(p.answered)
+		if len(r.entries) == 0 {
+			s.reply(r.settled)
 			continue
 		}
-		inflight = s.launch(p)
+		s.launch(r)
 	}
 }
 
-func isFatal(err error) bool { return errors.Is(err, ErrFatal) }
-
-// recover re-runs requests whose round did not land, synchronously, from
-// the state the log holds. It returns an error only when the sequencer must
-// stop (another sequencer has taken over, or its state is unknown).
-func (s *Sequencer) recover(ctx context.Context, batch []*request, cause error) error {
-	if errors.Is(cause, ErrNotPrimary) {
-		s.failAll(batch, cause)
-		return cause
+// plan has the core plan a round of reqs on the applied ledger (or the
+// flight), signs it when the core asks and encodes it.
+func (s *Sequencer) plan(reqs []*request, redo bool) (*round, error) {
+	t0 := time.Now()
+	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
+	// One read of the system's randomness for the round, not one per entry.
+	buf := make([]byte, 32*(len(reqs)+1))
+	rand.Read(buf)
+	nonces := make([]engine.Digest, len(reqs)+1)
+	for i := range nonces {
+		copy(nonces[i][:], buf[32*i:])
 	}
-	if code, msg, isFault := faultOf(cause); isFault {
-		// Fail fast: a storage fault does not clear by retrying now.
-		s.health.set(code, msg, cause, s.logger)
-		s.failAll(batch, cause)
+	r, err := s.core.plan(planInput{ledger: s.storeBase(), now: s.now(), reqs: reqs, nonces: nonces, probe: s.probing, redo: redo})
+	s.probing = false
+	if err != nil {
+		return nil, err
+	}
+	if r.sign != nil {
+		cose, err := s.signer.SignRoot(r.sign.root, r.sign.tx, r.sign.iat)
+		if err != nil && s.core.signerErr == nil {
+			s.logger.Error("signature entry", slog.Any("err", err))
+		}
+		if ferr := s.core.signed(r, cose, err); ferr != nil {
+			return nil, ferr
+		}
+		if err != nil && len(r.entries) == 0 {
+			// Nothing else to write: the fault shows now, not at a landing.
+			s.wrote()
+		}
+	}
+	return r, r.encode()
+}
+
+// commit runs one round of reqs synchronously on the applied ledger: used
+// to execute again what did not land, and for the final signature.
+func (s *Sequencer) commit(reqs []*request, redo bool) error {
+	r, err := s.plan(reqs, redo)
+	if err != nil {
+		s.failAll(reqs, err)
 		return nil
 	}
-	s.logger.Info("re-executing after a refused round", slog.Int("requests", len(batch)), slog.Any("err", cause))
-	// Two rounds' requests may not fit one batch: commit them in order,
-	// in rounds within the batch limits.
-	for len(batch) > 0 {
-		n := s.fit(batch)
-		err := s.round(ctx, batch[:n])
-		if errors.Is(err, ErrNotPrimary) || isFatal(err) {
-			s.failAll(batch[n:], s.stopErrorFor(err))
-			return err
-		}
-		if err != nil {
-			if f := s.health.fault.Load(); f != nil {
-				// Fail fast: the rest would meet the same fault.
-				s.failAll(batch[n:], f.Error())
-				return nil
-			}
-			s.logger.Warn("round failed", slog.Any("err", err))
-		}
-		batch = batch[n:]
+	if len(r.entries) == 0 {
+		s.reply(r.settled)
+		return nil
 	}
-	return nil
-}
-
-// fit is how many of the requests one round takes: at most MaxBatch-1 (room
-// for a signature entry) and MaxBatchBytes of input, and at least one.
-func (s *Sequencer) fit(batch []*request) int {
-	size := 0
-	for i, r := range batch {
-		size += len(r.cmd.Input())
-		if i > 0 && (i == s.cfg.MaxBatch-1 || size > s.cfg.MaxBatchBytes) {
-			return i
-		}
-	}
-	return len(batch)
+	s.launch(r)
+	_, err = s.land(nil)
+	return err
 }
 
 // signTail signs entries not yet covered by a signature when the sequencer
 // stops cleanly, so that every entry of a stopped service has a receipt.
 func (s *Sequencer) signTail() {
-	if s.unsigned() == 0 || s.signer == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.round(ctx, nil); err != nil {
-		s.logger.Warn("final signature", slog.Any("err", err))
+	for attempt := 0; attempt < s.cfg.MaxAttempts && s.unsigned() > 0 && s.signer != nil; attempt++ {
+		if err := s.commit(nil, false); err != nil {
+			s.logger.Warn("final signature", slog.Any("err", err))
+			return
+		}
 	}
 }
 
 // gather takes whatever else is queued, waiting up to Linger for more.
-// A request that would take the batch past MaxBatchBytes waits in carry
-// for the next round.
+// A request the core's batch limits do not admit waits in carry for the
+// next round.
 func (s *Sequencer) gather(ctx context.Context, batch []*request) []*request {
-	limit := s.cfg.MaxBatch - 1 // room for a signature entry
 	size := 0
 	for _, r := range batch {
 		size += len(r.cmd.Input())
 	}
 	take := func(req *request) bool {
 		n := len(req.cmd.Input())
-		if len(batch) > 0 && size+n > s.cfg.MaxBatchBytes {
+		if !s.core.admits(len(batch), size, n) {
 			s.carry = req
 			return false
 		}
@@ -471,7 +445,7 @@ func (s *Sequencer) gather(ctx context.Context, batch []*request) []*request {
 		defer t.Stop()
 		deadline = t.C
 	}
-	for len(batch) < limit {
+	for len(batch) < s.cfg.MaxBatch-1 {
 		select {
 		case req := <-s.queue:
 			if !take(req) {
@@ -497,107 +471,119 @@ func (s *Sequencer) gather(ctx context.Context, batch []*request) []*request {
 	return batch
 }
 
-func (s *Sequencer) unsigned() uint64 {
-	m := s.store.Meta()
-	return m.Seqno - m.LastSignature
-}
-
-// base is the ledger a round executes on top of: the store, or the store
-// and the round in flight.
-type base struct {
-	reader  engine.StateReader
-	seqno   uint64       // last seqno
-	time    int64        // engine time of the last entry (ms)
-	lastSig uint64       // seqno of the last signature entry
-	tree    *merkle.Tree // leaves 0..seqno
-}
+func (s *Sequencer) unsigned() uint64 { return s.store.Meta().Unsigned() }
 
 func (s *Sequencer) storeBase() base {
-	m := s.store.Meta()
-	return base{reader: s.store, seqno: m.Seqno, time: m.TimeMillis, lastSig: m.LastSignature, tree: s.store.Tree()}
-}
-
-// prepared is an executed round, ready to append.
-type prepared struct {
-	batch    []*request
-	entries  []*engine.Entry
-	owners   []*request // owners[i] is answered by entries[i]; nil for signatures
-	answered []settled  // refused or replayed: answered once the round lands
-	expected uint64     // the log's last sequence before these entries
-	after    base       // the ledger once they are in
-	overlay  *overlay   // after.reader
-	subjects []string
-	data     [][]byte
-}
-
-// flight is a prepared round whose append has been sent.
-type flight struct {
-	*prepared
-	done chan error
+	return base{reader: s.store, pos: s.store.Meta(), tree: s.store.Tree()}
 }
 
 // appendTimeout bounds one append, which outlives Run's context so that a
 // round in flight at shutdown still lands.
 const appendTimeout = 30 * time.Second
 
-func (s *Sequencer) launch(p *prepared) *flight {
-	f := &flight{prepared: p, done: make(chan error, 1)}
+// inflight is the answer of the append in flight.
+type inflight chan appendResult
+
+type appendResult struct {
+	last uint64
+	err  error
+}
+
+// launch appends r on its own goroutine, so that the next round executes
+// meanwhile.
+func (s *Sequencer) launch(r *round) {
+	s.core.sent(r)
+	done := make(inflight, 1)
+	s.done = done
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 		defer cancel()
-		_, err := s.log.AppendBatch(ctx, p.subjects, p.data, p.expected)
-		f.done <- err
+		last, err := s.log.AppendBatch(ctx, r.subjects, r.data, r.expected)
+		done <- appendResult{last, err}
 	}()
-	return f
 }
 
-// land waits for a flight's ack and folds it into the state, answering its
-// requests. It reports false when its entries are not in the log; those
-// requests are then still unanswered. Landed with an ErrFatal error means
-// the round is committed and answered but the store could not apply it:
-// the sequencer must stop.
-func (s *Sequencer) land(f *flight) (bool, error) {
+// land waits for the flight's answer and does what the core makes of it:
+// fold into the store, answer, record a fault. It reports whether the
+// whole flight landed (so that pending, planned on top of it, stays
+// valid); an error means Run must return: a newer view has written, or the
+// round is committed but not applied (ErrFatal).
+func (s *Sequencer) land(pending *round) (bool, error) {
 	t0 := time.Now()
-	err := <-f.done
+	a := <-s.done
 	t1 := time.Now()
 	s.timing.append.Add(int64(t1.Sub(t0)))
-	if err == nil {
-		aerr := s.apply(f.entries)
+	err := s.core.acked(a.last, a.err)
+	o := outcome{err: err}
+	if err != nil {
+		o = s.readBack(err)
+	}
+	entries := s.core.flight.entries
+	rd := s.core.advance(o, pending)
+	if rd.apply != nil {
+		aerr := s.apply(rd.apply)
 		s.timing.apply.Add(int64(time.Since(t1)))
 		if aerr != nil {
 			// Unknown state is fatal: a round executed on top of this one
 			// would be built on writes the store does not hold.
-			first, last := f.entries[0].Seqno, f.entries[len(f.entries)-1].Seqno
-			err := engine.Wrap(engine.KindInternal, "ApplyFailed", aerr,
-				"entries %d..%d are committed but could not be applied to the state", first, last).Marked(ErrApplyFailed)
+			refusals, fatal := s.core.applyFailed(rd.apply, aerr, pending)
 			// Faulty from now on, before anyone hears of the stop.
-			s.health.set(CodeSequencerStopped, err.Error(), err, s.logger)
-			s.answer(f.entries, f.owners)
-			s.settle(f.answered)
-			return true, err
+			s.health.set(CodeSequencerStopped, fatal.Error(), fatal, s.logger)
+			s.counted(rd.entries)
+			s.reply(rd.answers)
+			s.reply(refusals)
+			return true, fatal
 		}
-		s.answer(f.entries, f.owners)
-		s.settle(f.answered)
-		s.wrote()
-		return true, nil
 	}
-	// Refused or ambiguous: learn what the log holds now.
+	s.counted(rd.entries)
+	s.reply(rd.answers)
+	switch {
+	case rd.landed:
+		s.wrote()
+	case rd.stop != nil:
+		return false, rd.stop
+	case rd.fault != nil:
+		code, msg, _ := faultOf(rd.fault)
+		s.health.set(code, msg, rd.fault, s.logger)
+	default:
+		s.logger.Info("re-executing a round that did not land", slog.String("outcome", rd.kind),
+			slog.Int("entries", len(entries)), slog.Int("landed", rd.entries), slog.Any("err", rd.retry))
+	}
+	return rd.landed, nil
+}
+
+// readBack catches the store up with the log after a failed append and
+// reads what the log holds where the flight's entries would be.
+func (s *Sequencer) readBack(err error) outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 	defer cancel()
-	if cerr := state.CatchUp(ctx, s.store, s.log); cerr != nil {
-		return false, engine.Wrap(engine.KindUnavailable, CodeLogUnavailable, cerr,
-			"the ledger stream could not be read back after a failed append (%v); the request may have been committed", err).Marked(ErrLogUnavailable)
+	o := outcome{err: err}
+	if o.readErr = state.CatchUp(ctx, s.store, s.log); o.readErr != nil {
+		return o
 	}
-	if s.landed(f.entries) {
-		s.answer(f.entries, f.owners)
-		s.settle(f.answered)
-		s.wrote()
-		return true, nil
+	o.ledger = s.storeBase()
+	for _, e := range s.core.flight.entries {
+		rec, ok, rerr := s.store.Leaf(e.Seqno)
+		if rerr != nil {
+			// Not knowing is not "not landed": executing again could
+			// write the request twice.
+			o.readErr = rerr
+			return o
+		}
+		if !ok {
+			break
+		}
+		o.logged = append(o.logged, logged{ok: true, view: rec.View, nonce: rec.Nonce})
 	}
-	if verr := s.checkView(); verr != nil {
-		return false, verr
+	return o
+}
+
+// counted adds a landed round to the stats.
+func (s *Sequencer) counted(entries int) {
+	if entries > 0 {
+		s.rounds.Add(1)
+		s.entries.Add(uint64(entries))
 	}
-	return false, err
 }
 
 // apply folds a committed round into the store.
@@ -613,166 +599,16 @@ func (s *Sequencer) apply(entries []*engine.Entry) error {
 // wrote records a round in the log: the write path works, unless the
 // signer does not.
 func (s *Sequencer) wrote() {
-	if s.signerErr != nil {
-		s.health.set(CodeSignerFailed, "signature entries cannot be made: "+s.signerErr.Error(), s.signerErr, s.logger)
+	if err := s.core.signerErr; err != nil {
+		s.health.set(CodeSignerFailed, "signature entries cannot be made: "+err.Error(), err, s.logger)
 		return
 	}
 	s.health.clear(s.logger)
 }
 
-// checkView refuses to go on once a sequencer of a newer view has written.
-func (s *Sequencer) checkView() error {
-	if m := s.store.Meta(); m.View > s.view {
-		return engine.Errorf(engine.KindUnavailable, "NotPrimary", "a sequencer in view %d has written; this one (view %d) steps down", m.View, s.view).Marked(ErrNotPrimary)
-	}
-	return nil
-}
-
-// round commits one batch synchronously from the store's state, executing
-// it again after each refusal. Every request in batch is answered before
-// it returns. A fault (storage, an unreadable log) ends it at once.
-func (s *Sequencer) round(ctx context.Context, batch []*request) error {
-	var lastErr error
-	for attempt := 0; attempt < s.cfg.MaxAttempts; attempt++ {
-		if err := s.checkView(); err != nil {
-			s.failAll(batch, err)
-			return err
-		}
-		p, err := s.execute(batch, s.storeBase())
-		if err != nil {
-			s.failAll(batch, err)
-			return err
-		}
-		if len(p.entries) == 0 {
-			s.settle(p.answered)
-			return nil
-		}
-		ok, err := s.land(s.launch(p))
-		if ok {
-			return err // nil, or fatal with every request answered
-		}
-		lastErr = err
-		if errors.Is(err, ErrNotPrimary) {
-			s.failAll(batch, err)
-			return err
-		}
-		if code, msg, isFault := faultOf(err); isFault {
-			s.health.set(code, msg, err, s.logger)
-			s.failAll(batch, err)
-			return err
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		s.logger.Info("re-executing round", slog.Int("attempt", attempt+1), slog.Any("err", err))
-	}
-	e := engine.Wrap(engine.KindUnavailable, CodeCommitFailed, lastErr, "the batch could not be committed").Marked(ErrCommitFailed)
-	code, msg, _ := faultOf(e)
-	s.health.set(code, msg, e, s.logger)
-	s.failAll(batch, e)
-	return e
-}
-
-// execute runs the batch's commands in order on top of b, each seeing the
-// writes of those before it, and appends a signature entry when one is due.
-func (s *Sequencer) execute(batch []*request, b base) (*prepared, error) {
-	t0 := time.Now()
-	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
-	now := max(s.now().UnixMilli(), b.time)
-	facts := func(seqno uint64) engine.Facts {
-		return engine.Facts{TxID: engine.TxID{View: s.view, Seqno: seqno}, Time: time.UnixMilli(now).UTC()}
-	}
-	p := &prepared{batch: batch, expected: b.seqno, overlay: newOverlay(b.reader)}
-	tree := b.tree.Clone()
-	next := b.seqno + 1
-	for _, req := range batch {
-		eff, err := req.cmd.Execute(p.overlay, facts(next))
-		if err != nil {
-			p.answered = append(p.answered, settled{req, result{err: err}})
-			continue
-		}
-		if eff.Replayed {
-			p.answered = append(p.answered, settled{req, result{out: Outcome{Result: eff.Result}}})
-			continue
-		}
-		e := &engine.Entry{Kind: req.cmd.Kind(), View: s.view, Seqno: next, TimeMillis: now,
-			Nonce: newNonce(), Input: req.cmd.Input(), Writes: eff.Writes, ClaimsDigest: eff.ClaimsDigest, Result: eff.Result}
-		e.Seal()
-		p.overlay.apply(e.Writes)
-		tree.Append(e.Leaf(), nil)
-		p.entries = append(p.entries, e)
-		p.owners = append(p.owners, req)
-		next++
-	}
-	lastSig := b.lastSig
-	unsigned := next - 1 - b.lastSig
-	// Sign every SignEvery entries, and no later than SignInterval after
-	// the last signature while entries wait (the sign timer covers an idle
-	// sequencer, this covers a busy one).
-	// A probe while faulty signs even an already signed root: it is the
-	// write that finds out whether the log takes writes again.
-	due := unsigned >= uint64(s.cfg.SignEvery) ||
-		(unsigned > 0 && (len(batch) == 0 || time.Since(s.lastSigAt) >= s.cfg.SignInterval)) ||
-		(s.probing && len(p.entries) == 0)
-	s.probing = false
-	if due && s.signer != nil {
-		// Leaf 0 is CCF's zero leaf: the tree has next leaves before seqno next.
-		cose, err := s.signer.SignRoot(tree.Root(), facts(next).TxID, time.UnixMilli(now))
-		if err != nil {
-			if s.signerErr == nil {
-				s.logger.Error("signature entry", slog.Any("err", err))
-			}
-			s.signerErr = engine.Wrap(engine.KindUnavailable, CodeSignerFailed, err, "the service key cannot sign").Marked(ErrSignerFailed)
-			if len(p.entries) == 0 {
-				// Nothing else to write: the fault shows now, not at a landing.
-				s.wrote()
-			}
-		} else {
-			s.signerErr = nil
-			e := &engine.Entry{Kind: engine.KindSignature, View: s.view, Seqno: next, TimeMillis: now, Nonce: newNonce(),
-				Writes: engine.WriteSet{{Table: engine.TableSignatures, Key: "", Value: cose}}}
-			e.Seal()
-			tree.Append(e.Leaf(), nil)
-			p.entries = append(p.entries, e)
-			p.owners = append(p.owners, nil)
-			lastSig = next
-			s.lastSigAt = time.Now()
-			next++
-		}
-	}
-	p.after = base{reader: p.overlay, seqno: next - 1, time: now, lastSig: lastSig, tree: tree}
-	p.subjects = make([]string, len(p.entries))
-	p.data = make([][]byte, len(p.entries))
-	for i, e := range p.entries {
-		b, err := e.Encode()
-		if err != nil {
-			return nil, engine.Wrap(engine.KindInternal, "InternalError", err, "entry does not encode")
-		}
-		p.subjects[i], p.data[i] = e.Subject(), b
-	}
-	return p, nil
-}
-
-// landed reports whether the log holds exactly these entries (their nonces
-// are random, so a match is ours).
-func (s *Sequencer) landed(entries []*engine.Entry) bool {
-	rec, ok, err := s.store.Leaf(entries[0].Seqno)
-	return err == nil && ok && rec.Nonce == entries[0].Nonce && rec.View == entries[0].View
-}
-
-func (s *Sequencer) answer(entries []*engine.Entry, owners []*request) {
-	s.rounds.Add(1)
-	s.entries.Add(uint64(len(entries)))
-	for i, e := range entries {
-		if owners[i] != nil {
-			owners[i].reply(result{out: Outcome{TxID: e.TxID(), Result: e.Result}})
-		}
-	}
-}
-
-func (s *Sequencer) settle(done []settled) {
-	for _, d := range done {
-		d.req.reply(d.res)
+func (s *Sequencer) reply(answers []answer) {
+	for _, a := range answers {
+		a.req.reply(a.res)
 	}
 }
 
@@ -786,7 +622,7 @@ func (s *Sequencer) failAll(batch []*request, err error) {
 var errStopped = engine.Errorf(engine.KindUnavailable, "ShuttingDown", "the sequencer stopped").Marked(ErrStopped)
 
 // stopErrorFor is the answer of requests left when Run returns exit.
-func (s *Sequencer) stopErrorFor(exit error) error {
+func stopErrorFor(exit error) error {
 	if exit == nil || errors.Is(exit, context.Canceled) {
 		return errStopped
 	}
@@ -798,6 +634,7 @@ func (s *Sequencer) drain(err error) {
 		s.carry.reply(result{err: err})
 		s.carry = nil
 	}
+	s.reply(s.core.failRedoWith(err))
 	for {
 		select {
 		case r := <-s.queue:
@@ -806,10 +643,4 @@ func (s *Sequencer) drain(err error) {
 			return
 		}
 	}
-}
-
-func newNonce() engine.Digest {
-	var n engine.Digest
-	rand.Read(n[:])
-	return n
 }

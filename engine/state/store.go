@@ -12,27 +12,16 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/fold"
 	"github.com/gavelhq/gavel/engine/merkle"
 )
 
-// Meta is the position of the state in the log.
-type Meta struct {
-	Seqno      uint64 `cbor:"1,keyasint"` // last applied seqno (0: nothing applied)
-	View       uint64 `cbor:"2,keyasint"` // view of that entry
-	TimeMillis int64  `cbor:"3,keyasint"` // engine time of that entry
-	// LastSignature is the seqno of the last signature entry applied.
-	LastSignature uint64 `cbor:"4,keyasint"`
-	// Voids counts the void entries applied; LastVoid is the last one.
-	Voids    uint64     `cbor:"5,keyasint,omitempty"`
-	LastVoid VoidRecord `cbor:"6,keyasint,omitempty"`
-}
+// Meta is the position of the state in the log: the fold's.
+type Meta = fold.Position
 
 // VoidRecord is a void entry: a message of the log that is not an
 // authenticated entry, folded as engine.VoidLeaf and never applied.
-type VoidRecord struct {
-	Seqno  uint64 `cbor:"1,keyasint,omitempty" json:"seqno"`
-	Reason string `cbor:"2,keyasint,omitempty" json:"reason"`
-}
+type VoidRecord = fold.Void
 
 // LeafRecord keeps what a receipt needs of an entry, so receipts do not
 // read the log.
@@ -59,7 +48,7 @@ type SignatureRecord struct {
 const CacheBytes = 256 << 20
 
 // ErrGap is returned by Apply when entries do not follow the last applied one.
-var ErrGap = errors.New("state: entries do not follow the last applied seqno")
+var ErrGap = fold.ErrGap
 
 // Store is the pebble-backed state. Apply is called by one goroutine (the
 // sequencer or the follower); reads may come from any goroutine.
@@ -165,28 +154,23 @@ func (s *Store) Apply(entries []*engine.Entry) error {
 			return err
 		}
 	}
+	tables := batchTables{b}
+	var putErr error
+	putNode := func(id compact.NodeID, h engine.Digest) {
+		if err := b.Set(nodeKey(id), h[:], nil); err != nil && putErr == nil {
+			putErr = err
+		}
+	}
 	for _, e := range entries {
-		if e.Seqno != meta.Seqno+1 {
-			return fmt.Errorf("%w: have %d, got %d", ErrGap, meta.Seqno, e.Seqno)
+		if err := fold.Apply(&meta, tree, tables, e, putNode); err != nil {
+			return err
 		}
-		for _, w := range e.Writes {
-			if w.Delete {
-				err := b.Delete(tableKey(w.Table, w.Key), nil)
-				if err != nil {
-					return err
-				}
-				continue
-			}
-			if err := b.Set(tableKey(w.Table, w.Key), w.Value, nil); err != nil {
-				return err
-			}
+		if putErr != nil {
+			return putErr
 		}
+		// The store's own indexes, for receipts and lookups.
 		leaf := LeafRecord{Kind: e.Kind, View: e.View, Nonce: e.Nonce, WriteSetDigest: e.WriteSetDigest,
 			ClaimsDigest: e.ClaimsDigest, TimeMillis: e.TimeMillis, VoidReason: e.VoidReason}
-		if e.Kind == engine.KindVoid {
-			meta.Voids++
-			meta.LastVoid = VoidRecord{Seqno: e.Seqno, Reason: e.VoidReason}
-		}
 		if err := b.Set(seqKey(prefixEntry, e.Seqno), mustCBOR(&leaf), nil); err != nil {
 			return err
 		}
@@ -197,26 +181,12 @@ func (s *Store) Apply(entries []*engine.Entry) error {
 			}
 		}
 		if e.Kind == engine.KindSignature {
-			sig, ok := e.Writes.Value(engine.TableSignatures, "")
-			if !ok {
-				return fmt.Errorf("state: signature entry %s has no signature", e.TxID())
-			}
+			sig, _ := e.Writes.Value(engine.TableSignatures, "")
 			rec := SignatureRecord{Seqno: e.Seqno, View: e.View, COSE: sig}
 			if err := b.Set(seqKey(prefixSignature, e.Seqno), mustCBOR(&rec), nil); err != nil {
 				return err
 			}
-			meta.LastSignature = e.Seqno
 		}
-		var putErr error
-		tree.Append(e.Leaf(), func(id compact.NodeID, h engine.Digest) {
-			if err := b.Set(nodeKey(id), h[:], nil); err != nil && putErr == nil {
-				putErr = err
-			}
-		})
-		if putErr != nil {
-			return putErr
-		}
-		meta.Seqno, meta.View, meta.TimeMillis = e.Seqno, e.View, e.TimeMillis
 	}
 	if err := s.project(b, entries); err != nil {
 		return err
@@ -232,6 +202,15 @@ func (s *Store) Apply(entries []*engine.Entry) error {
 	s.mu.Unlock()
 	return nil
 }
+
+// batchTables writes a fold's tables into a pebble batch.
+type batchTables struct{ b *pebble.Batch }
+
+func (t batchTables) Set(table, key string, value []byte) error {
+	return t.b.Set(tableKey(table, key), value, nil)
+}
+
+func (t batchTables) Delete(table, key string) error { return t.b.Delete(tableKey(table, key), nil) }
 
 // Get reads a table value.
 func (s *Store) Get(table, key string) ([]byte, bool, error) {
