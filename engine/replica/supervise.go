@@ -114,22 +114,23 @@ func (r *Replica) restart(ctx context.Context) (*sequencer.Sequencer, error) {
 		r.store.Close()
 		r.store = nil
 	}
-	st, err := openState(r.cfg.DataDir)
-	if err == nil {
-		r.store = st
-	}
 	r.mu.Unlock()
+	st, err := openState(r.cfg.DataDir)
 	if err != nil {
 		r.fault.set(CodeStateFailed, "the state store cannot be opened", err, r.logger)
 		return nil, err
 	}
+	// Readers see the store only once it is caught up: catch-up may refold
+	// the read model from empty, and a read in between would answer from a
+	// partial one.
 	if err := state.CatchUp(ctx, st, r.log); err != nil {
+		st.Close()
 		r.fault.set(CodeCatchUpFailed, "the state cannot be caught up with the log", err, r.logger)
 		return nil, err
 	}
 	seq := sequencer.New(r.cfg.Sequencer, st.Meta().View+1, st, r.seqLog(), r.signer, r.logger.With("component", "sequencer"))
 	r.mu.Lock()
-	r.seq = seq
+	r.store, r.seq = st, seq
 	r.mu.Unlock()
 	return seq, nil
 }
