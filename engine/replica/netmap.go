@@ -318,8 +318,11 @@ const maxIndexSteps = 256
 const rangeFrom = 4
 
 // errIndexed stops a ranged read of the log once the index is folded up to
-// the applied state.
-var errIndexed = errors.New("the map index reached the applied state")
+// the applied state; errRebuild stops it when only a rebuild can be right.
+var (
+	errIndexed = errors.New("the map index reached the applied state")
+	errRebuild = errors.New("the map index must be rebuilt")
+)
 
 // advanceIndex folds the entries after the index's seqno up to seqno into
 // it; false when it must be rebuilt instead. Called with nm.mu held.
@@ -344,11 +347,11 @@ func (r *Replica) advanceIndex(ctx context.Context, st *state.Store, dir netmap.
 	next := nm.seqno + 1
 	err := r.log.Range(ctx, next, func(m engine.LedgerMsg) error {
 		if m.Seq != next {
-			return errors.New("the log skipped an entry")
+			return errRebuild // not the entry the state applied next
 		}
 		e, err := engine.DecodeEntry(m.Data)
 		if err != nil || !fold(e) {
-			return errors.New("rebuild")
+			return errRebuild
 		}
 		if next++; m.Seq == seqno {
 			return errIndexed
