@@ -313,6 +313,17 @@ func (nm *netmapSide) noteNodes(ids []string, all bool) {
 // rebuild is cheaper than reading them back from the log.
 const maxIndexSteps = 256
 
+// rangeFrom is the fewest entries read back with one ranged read (batched
+// direct gets) instead of one get each.
+const rangeFrom = 4
+
+// errIndexed stops a ranged read of the log once the index is folded up to
+// the applied state; errRebuild stops it when only a rebuild can be right.
+var (
+	errIndexed = errors.New("the map index reached the applied state")
+	errRebuild = errors.New("the map index must be rebuilt")
+)
+
 // advanceIndex folds the entries after the index's seqno up to seqno into
 // it; false when it must be rebuilt instead. Called with nm.mu held.
 func (r *Replica) advanceIndex(ctx context.Context, st *state.Store, dir netmap.NodeDirectory, seqno uint64) bool {
@@ -320,16 +331,34 @@ func (r *Replica) advanceIndex(ctx context.Context, st *state.Store, dir netmap.
 	if nm.index == nil || seqno < nm.seqno || seqno-nm.seqno > maxIndexSteps {
 		return false
 	}
-	for s := nm.seqno + 1; s <= seqno; s++ {
-		e, err := r.log.Entry(ctx, s)
-		if err != nil {
-			return false
-		}
-		if ok, err := nm.index.Apply(st, dir, e.Writes, e.Time()); err != nil || !ok {
-			return false
-		}
+	fold := func(e *engine.Entry) bool {
+		ok, err := nm.index.Apply(st, dir, e.Writes, e.Time())
+		return err == nil && ok
 	}
-	return true
+	if seqno-nm.seqno < rangeFrom {
+		for s := nm.seqno + 1; s <= seqno; s++ {
+			e, err := r.log.Entry(ctx, s)
+			if err != nil || !fold(e) {
+				return false
+			}
+		}
+		return true
+	}
+	next := nm.seqno + 1
+	err := r.log.Range(ctx, next, func(m engine.LedgerMsg) error {
+		if m.Seq != next {
+			return errRebuild // not the entry the state applied next
+		}
+		e, err := engine.DecodeEntry(m.Data)
+		if err != nil || !fold(e) {
+			return errRebuild
+		}
+		if next++; m.Seq == seqno {
+			return errIndexed
+		}
+		return nil
+	})
+	return errors.Is(err, errIndexed)
 }
 
 // NodeInfoByHash is a signed NodeInfo by hash, current or not.
