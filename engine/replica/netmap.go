@@ -185,29 +185,27 @@ func (r *Replica) directory() netmap.NodeDirectory {
 // MapCertificate is the network-map key's certificate (PEM).
 func (r *Replica) MapCertificate() []byte { return r.nm.id.certPEM }
 
-// PublishNodeInfo verifies a signed NodeInfo against the node's recorded
+// publishNodeInfo verifies a signed NodeInfo against the node's recorded
 // key and the service's limits, then commits it.
-func (r *Replica) PublishNodeInfo(ctx context.Context, raw []byte) ([]byte, error) {
+func (r *Replica) publishNodeInfo(ctx context.Context, raw []byte) (forwardAnswer, error) {
 	lim, err := netmap.LoadLimits(r.Store())
 	if err != nil {
-		return nil, err
+		return forwardAnswer{}, err
 	}
 	v, err := withSlot(ctx, r, func() (netmap.VerifiedNodeInfo, error) { return netmap.VerifyNodeInfo(raw, r.directory(), lim) })
 	if err != nil {
-		return nil, err
+		return forwardAnswer{}, err
 	}
-	out, err := r.submit(ctx, netmap.Publish{Info: v})
-	return out.Result, err
+	return answerOf(r.submit(ctx, netmap.Publish{Info: v}))
 }
 
-// AckParameters verifies a node's acceptance, then commits it.
-func (r *Replica) AckParameters(ctx context.Context, raw []byte) ([]byte, error) {
+// ackParameters verifies a node's acceptance, then commits it.
+func (r *Replica) ackParameters(ctx context.Context, raw []byte) (forwardAnswer, error) {
 	v, err := withSlot(ctx, r, func() (netmap.VerifiedAck, error) { return netmap.VerifyAck(raw, r.directory()) })
 	if err != nil {
-		return nil, err
+		return forwardAnswer{}, err
 	}
-	out, err := r.submit(ctx, netmap.Ack{Ack: v})
-	return out.Result, err
+	return answerOf(r.submit(ctx, netmap.Ack{Ack: v}))
 }
 
 func withSlot[T any](ctx context.Context, r *Replica, f func() (T, error)) (T, error) {
@@ -387,6 +385,9 @@ func (r *Replica) runNetmap(ctx context.Context) {
 }
 
 func (r *Replica) netmapTick(ctx context.Context) {
+	if !r.IsPrimary() {
+		return // the primary's job
+	}
 	st, done, err := r.reading()
 	if err != nil {
 		return // restarting: the write fault says why; the next tick retries

@@ -18,55 +18,87 @@ type LogReader interface {
 const catchUpChunk = 1024
 
 // CatchUp applies every message the log holds past the store's last
-// seqno. Each is authenticated against the service nodes Trusted as of
+// seqno, through a Fold.
+func CatchUp(ctx context.Context, s *Store, log LogReader) error {
+	f, err := NewFold(s)
+	if err != nil {
+		return err
+	}
+	if err := log.Range(ctx, s.Meta().Seqno+1, f.Add); err != nil {
+		return err
+	}
+	return f.Flush()
+}
+
+// Fold applies ledger messages to a store in order, without executing
+// anything: the one fold of catch-up and of a follower tailing the log.
+// Each message is authenticated against the service nodes Trusted as of
 // the entry before it (engine.TrustedNodes.OpenEntry) before it is decoded;
 // one that is not an authenticated entry claiming its own place is folded
-// as a void entry, logged at Error and counted (Store.Voids), and catch-up
-// goes on after it. Signatures are checked ahead on every core, a chunk at
-// a time, and again in order after an entry that changes the nodes.
-func CatchUp(ctx context.Context, s *Store, log LogReader) error {
+// as a void entry, logged at Error and counted (Store.Voids). Signatures
+// are checked ahead on every core, a chunk at a time, and again in order
+// after an entry that changes the nodes.
+//
+// A Fold is used by one goroutine, and nothing else may apply to its store
+// while it is in use.
+type Fold struct {
+	s       *Store
+	trusted *engine.TrustedNodes
+	meta    Meta
+	msgs    []engine.LedgerMsg
+	entries []*engine.Entry
+}
+
+// NewFold folds onto s from its last applied seqno.
+func NewFold(s *Store) (*Fold, error) {
 	trusted, err := engine.LoadTrustedNodes(s)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	meta := s.Meta()
-	var msgs []engine.LedgerMsg
-	entries := make([]*engine.Entry, 0, catchUpChunk)
-	flush := func() error {
-		ahead, version := authenticateAll(trusted, msgs)
-		for i, m := range msgs {
-			var e *engine.Entry
-			var err error
-			if m.Seq == 1 || trusted.Version() != version {
-				e, err = trusted.OpenEntry(m)
-			} else if err = ahead[i].err; err == nil {
-				e, err = ahead[i].msg.Open()
-			}
-			if err != nil {
-				e = engine.VoidEntry(m.Seq, meta.View, meta.TimeMillis, err)
-				s.logger.Error("void entry: the ledger holds a message that is not an authenticated entry; it is not applied",
-					slog.Uint64("seq", m.Seq), slog.String("subject", m.Subject), slog.String("reason", e.VoidReason))
-			} else {
-				trusted.Observe(e.Writes)
-				meta.View, meta.TimeMillis = e.View, e.TimeMillis
-			}
-			entries = append(entries, e)
-		}
-		err := s.Apply(entries)
-		msgs, entries = msgs[:0], entries[:0]
-		return err
+	return &Fold{s: s, trusted: trusted, meta: s.Meta(), entries: make([]*engine.Entry, 0, catchUpChunk)}, nil
+}
+
+// Add queues m, the message after the last one added, and applies the
+// queue once it holds a chunk.
+func (f *Fold) Add(m engine.LedgerMsg) error {
+	f.msgs = append(f.msgs, m)
+	if len(f.msgs) == catchUpChunk {
+		return f.Flush()
 	}
-	err = log.Range(ctx, meta.Seqno+1, func(m engine.LedgerMsg) error {
-		msgs = append(msgs, m)
-		if len(msgs) == catchUpChunk {
-			return flush()
-		}
+	return nil
+}
+
+// Pending is how many messages wait for the next Flush.
+func (f *Fold) Pending() int { return len(f.msgs) }
+
+// Flush applies the queued messages in one pebble batch.
+func (f *Fold) Flush() error {
+	if len(f.msgs) == 0 {
 		return nil
-	})
-	if err != nil {
-		return err
 	}
-	return flush()
+	ahead, version := authenticateAll(f.trusted, f.msgs)
+	for i, m := range f.msgs {
+		var e *engine.Entry
+		var err error
+		if m.Seq == 1 || f.trusted.Version() != version {
+			e, err = f.trusted.OpenEntry(m)
+		} else if err = ahead[i].err; err == nil {
+			e, err = ahead[i].msg.Open()
+		}
+		if err != nil {
+			e = engine.VoidEntry(m.Seq, f.meta.View, f.meta.TimeMillis, err)
+			f.s.logger.Error("void entry: the ledger holds a message that is not an authenticated entry; it is not applied",
+				slog.Uint64("seq", m.Seq), slog.String("subject", m.Subject), slog.String("reason", e.VoidReason))
+		} else {
+			f.trusted.Observe(e.Writes)
+			f.meta.View, f.meta.TimeMillis = e.View, e.TimeMillis
+		}
+		f.entries = append(f.entries, e)
+	}
+	err := f.s.Apply(f.entries)
+	clear(f.entries)
+	f.msgs, f.entries = f.msgs[:0], f.entries[:0]
+	return err
 }
 
 type authResult struct {

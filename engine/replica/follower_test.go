@@ -1,0 +1,313 @@
+package replica_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/issuer"
+	"github.com/gavelhq/gavel/engine/natslog/natstest"
+	"github.com/gavelhq/gavel/engine/replica"
+)
+
+// testLeaseTTL keeps crash takeovers short; renewals stay at a second.
+const testLeaseTTL = 2 * time.Second
+
+// trio is three replicas of one service, each on its own server of a
+// three-server JetStream cluster, with R3 streams.
+type trio struct {
+	t    *testing.T
+	c    *natstest.Cluster
+	cfgs []replica.Config
+	reps []*replica.Replica
+	ids  []string // node ids
+	iss  *issuer.Issuer
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("GAVEL_REPLICA_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// startTrio opens replica 0 first (it takes the lease of the empty ledger
+// and writes genesis, trusting all three node keys), then the others.
+func startTrio(t *testing.T) *trio {
+	t.Helper()
+	c := natstest.Start(t, 3)
+	now := time.Now()
+	tr := &trio{t: t, c: c}
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	id, err := replica.LoadOrCreateIdentity(dirs[0], now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replica.CreateMapIdentity(dirs[0], id, now); err != nil {
+		t.Fatal(err)
+	}
+	var records []engine.NodeRecord
+	for i, d := range dirs {
+		if i > 0 {
+			if err := replica.CopyServiceIdentity(dirs[0], d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := replica.LoadOrCreateNodeIdentity(d, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.ids = append(tr.ids, n.ID)
+		records = append(records, n.Record())
+	}
+	for i, d := range dirs {
+		cfg := replica.Config{DataDir: d, NATS: c.Servers[i], StreamReplicas: 3, Logger: testLogger().With("replica", i),
+			Lease: replica.LeaseConfig{TTL: testLeaseTTL, Knobs: &replica.LeaseKnobs{}}}
+		cfg.Netmap.Nodes = records[1:]
+		cfg.Sequencer.SignInterval = 20 * time.Millisecond
+		tr.cfgs = append(tr.cfgs, cfg)
+	}
+	tr.reps = make([]*replica.Replica, 3)
+	for i := range dirs {
+		tr.open(i)
+	}
+	if tr.iss, err = issuer.New("ES256", now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func (tr *trio) open(i int) {
+	tr.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), natstest.ReadyTimeout)
+	defer cancel()
+	r, err := replica.Open(ctx, tr.cfgs[i])
+	if err != nil {
+		tr.t.Fatalf("open replica %d: %v", i, err)
+	}
+	tr.reps[i] = r
+	tr.t.Cleanup(func() { r.Close() })
+}
+
+// primary waits until exactly one open replica is the primary and every
+// open replica names it, and returns its index.
+func (tr *trio) primary(exclude ...int) int {
+	tr.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		p, n := -1, 0
+		for i, r := range tr.reps {
+			if r != nil && !contains(exclude, i) && r.IsPrimary() {
+				p, n = i, n+1
+			}
+		}
+		agreed := n == 1
+		for i, r := range tr.reps {
+			if agreed && r != nil && !contains(exclude, i) && r.PrimaryID() != tr.ids[p] {
+				agreed = false
+			}
+		}
+		if agreed {
+			return p
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tr.t.Fatal("no single primary that every replica names")
+	return -1
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// register signs a fresh statement and registers it through replica i.
+func (tr *trio) register(ctx context.Context, i int, name string) (engine.TxID, error) {
+	st, err := tr.iss.Sign(name, "text/plain", []byte(name), time.Now())
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	out, err := tr.reps[i].RegisterStatement(ctx, st)
+	if err != nil {
+		return engine.TxID{}, err
+	}
+	return engine.ParseTxID(txidOf(tr.t, out))
+}
+
+// converged waits until every open replica has applied the same seqno
+// (the highest one), then checks their Merkle roots and whole pebble
+// states are equal, and returns that seqno.
+func (tr *trio) converged(exclude ...int) uint64 {
+	tr.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var top uint64
+	for i, r := range tr.reps {
+		if r != nil && !contains(exclude, i) {
+			top = max(top, r.Store().Meta().Seqno)
+		}
+	}
+	var root, digest engine.Digest
+	first := true
+	for i, r := range tr.reps {
+		if r == nil || contains(exclude, i) {
+			continue
+		}
+		if err := r.WaitApplied(ctx, engine.TxID{Seqno: top}); err != nil {
+			tr.t.Fatalf("replica %d: %v", i, err)
+		}
+		st := r.Store()
+		// A signature may land after top: compare at top, and the whole
+		// state once everyone is quiet at the same seqno.
+		rt, err := st.RootAt(top)
+		if err != nil {
+			tr.t.Fatal(err)
+		}
+		if first {
+			root = rt
+		} else if rt != root {
+			tr.t.Fatalf("replica %d: root at %d is %x, another replica's %x", i, top, rt, root)
+		}
+		first = false
+	}
+	// Quiet: the primary signs its tail within SignInterval, then nothing.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var seqs []uint64
+		for i, r := range tr.reps {
+			if r != nil && !contains(exclude, i) {
+				seqs = append(seqs, r.Store().Meta().Seqno)
+			}
+		}
+		same := true
+		for _, s := range seqs {
+			same = same && s == seqs[0]
+		}
+		if same {
+			first = true
+			for i, r := range tr.reps {
+				if r == nil || contains(exclude, i) {
+					continue
+				}
+				d, err := r.Store().Digest()
+				if err != nil {
+					tr.t.Fatal(err)
+				}
+				if first {
+					digest = d
+				} else if d != digest && r.Store().Meta().Seqno == seqs[0] {
+					tr.t.Fatalf("replica %d: pebble state %x differs from another replica's %x at seqno %d", i, d, digest, seqs[0])
+				}
+				first = false
+			}
+			return seqs[0]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tr.t.Fatal("the replicas did not settle on one seqno")
+	return 0
+}
+
+// checkLedger checks every acknowledged statement is in every open
+// replica's state exactly once, at its txid.
+func (tr *trio) checkLedger(acked map[string]engine.TxID, exclude ...int) {
+	tr.t.Helper()
+	for i, r := range tr.reps {
+		if r == nil || contains(exclude, i) {
+			continue
+		}
+		st := r.Store()
+		seen := map[engine.Digest]int{}
+		for s := uint64(1); s <= st.Meta().Seqno; s++ {
+			rec, ok, err := st.Leaf(s)
+			if err != nil || !ok {
+				tr.t.Fatalf("replica %d: leaf %d: %v", i, s, err)
+			}
+			if rec.Kind == engine.KindStatement {
+				seen[rec.ClaimsDigest]++
+			}
+		}
+		for name, tx := range acked {
+			rec, ok, err := st.Leaf(tx.Seqno)
+			if err != nil || !ok || rec.View != tx.View || rec.Kind != engine.KindStatement {
+				tr.t.Fatalf("replica %d: acknowledged %s at %s is not there (%v)", i, name, tx, err)
+			}
+			if n := seen[rec.ClaimsDigest]; n != 1 {
+				tr.t.Fatalf("replica %d: %s is in the ledger %d times", i, name, n)
+			}
+		}
+	}
+}
+
+// Three replicas: writes through any of them commit once, through the
+// primary; every replica folds the same ledger into the same root and the
+// same pebble state; every one names the same primary.
+func TestReplicasFollowAndForward(t *testing.T) {
+	tr := startTrio(t)
+	p := tr.primary()
+	if p != 0 {
+		t.Fatalf("replica %d leads; the first one opened should", p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	acked := map[string]engine.TxID{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range tr.reps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 20 {
+				name := fmt.Sprintf("via-%d/%d", i, k)
+				tx, err := tr.register(ctx, i, name)
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+					return
+				}
+				// A follower answers once it has applied the write.
+				if got := tr.reps[i].Store().Meta().Seqno; got < tx.Seqno {
+					t.Errorf("%s answered at %s by a replica at seqno %d", name, tx, got)
+				}
+				mu.Lock()
+				acked[name] = tx
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	top := tr.converged()
+	tr.checkLedger(acked)
+	t.Logf("%d statements through 3 replicas; all at seqno %d with equal roots and states", len(acked), top)
+	for i, r := range tr.reps {
+		list, err := r.NodeList(ctx, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var primaries []string
+		for _, n := range list {
+			if n.Primary {
+				primaries = append(primaries, n.NodeID)
+			}
+		}
+		if len(primaries) != 1 || primaries[0] != tr.ids[p] {
+			t.Fatalf("replica %d lists primaries %v, want [%s]", i, primaries, tr.ids[p])
+		}
+		info, err := r.Network(ctx)
+		if err != nil || info.PrimaryID != tr.ids[p] {
+			t.Fatalf("replica %d: /node/network names %q (%v)", i, info.PrimaryID, err)
+		}
+	}
+}
