@@ -356,7 +356,7 @@ func PublishAllow(u User) []string {
 		// The follower's ordered consumer, the lease bucket, moving the
 		// ledger's stream leader, and forwarded writes and their answers.
 		return slices.Concat(readStream(LedgerStream), followStream(LedgerStream), []string{
-			"$JS.API.STREAM.LEADER.STEPDOWN." + LedgerStream,
+			"$JS.API.STREAM.LEADER.STEPDOWN." + LedgerStream, "$JS.API.CONSUMER.DELETE." + LedgerStream + ".*",
 			"$KV." + LeaseBucket + ".>",
 			"$JS.API.STREAM.CREATE." + leaseStream, "$JS.API.STREAM.UPDATE." + leaseStream,
 			"$JS.API.STREAM.INFO." + leaseStream, "$JS.API.DIRECT.GET." + leaseStream + ".>",

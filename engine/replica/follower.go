@@ -40,6 +40,9 @@ type roles struct {
 	holder atomic.Pointer[string]
 
 	primary atomic.Bool // sequencing now
+	// forwards are the forwarded writes being run here; Close answers
+	// them all before it closes the connection they came on.
+	forwards sync.WaitGroup
 
 	// applied is closed and replaced whenever the state advances.
 	mu      sync.Mutex
@@ -376,7 +379,9 @@ func (r *Replica) campaign(ctx context.Context) (held, bool) {
 	tick := time.NewTicker(ro.lease.cfg.Poll)
 	defer tick.Stop()
 	for {
-		v, rev, ok, err := ro.lease.read(ctx)
+		rctx, cancel := context.WithTimeout(ctx, ro.lease.cfg.TTL)
+		v, rev, ok, err := ro.lease.read(rctx)
+		cancel()
 		if err == nil && ok {
 			ro.setHolder(v.NodeID)
 		}

@@ -172,7 +172,13 @@ func (r *Replica) forward(ctx context.Context, req forwardRequest) (forwardAnswe
 		return forwardAnswer{}, err
 	}
 	for {
-		if holder := r.PrimaryID(); holder != "" && holder != r.node.ID {
+		if r.IsPrimary() {
+			// This replica took the lease meanwhile.
+			a, err := r.local(ctx, req)
+			if !r.steppedDown(err) {
+				return a, err
+			}
+		} else if holder := r.PrimaryID(); holder != "" && holder != r.node.ID {
 			msg, err := r.roles.conn.RequestWithContext(ctx, forwardPrefix+holder, b)
 			if err == nil {
 				var a forwardAnswer
@@ -215,7 +221,11 @@ func (r *Replica) answered(ctx context.Context, a forwardAnswer) (forwardAnswer,
 // serveForwards takes forwarded writes while this replica is the primary.
 func (r *Replica) serveForwards() (*nats.Subscription, error) {
 	return r.roles.conn.Subscribe(forwardPrefix+r.node.ID, func(m *nats.Msg) {
-		go r.serveForward(m)
+		r.roles.forwards.Add(1)
+		go func() {
+			defer r.roles.forwards.Done()
+			r.serveForward(m)
+		}()
 	})
 }
 

@@ -41,7 +41,12 @@ func (r *Replica) Nodes(ctx context.Context) (projections.Nodes, func(), error) 
 		nr.follower = nodes.NewFollower()
 	}
 	f := nr.follower
-	target := r.Store().Meta().Seqno
+	st := r.Store()
+	if st == nil {
+		nr.mu.Unlock()
+		return projections.Nodes{}, nil, engine.Errorf(engine.KindUnavailable, CodeRestarting, "the state is being rebuilt from the log; retry").Marked(errRestarting)
+	}
+	target := st.Meta().Seqno
 	if f.Fold.Seqno() < target {
 		err := r.log.Range(ctx, f.Fold.Seqno()+1, func(m engine.LedgerMsg) error {
 			if m.Seq > target {

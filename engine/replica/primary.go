@@ -51,7 +51,7 @@ func (r *Replica) lead(ctx context.Context, h held) {
 	ran := make(chan error, 1)
 	go func() { ran <- seq.Run(sctx) }()
 	ro.primary.Store(true)
-	r.logger.Info("primary", slog.Uint64("view", view), slog.Uint64("seqno", st.Meta().Seqno))
+	r.logger.Info("primary", slog.Uint64("view", view), slog.Uint64("lease_revision", h.view), slog.Uint64("seqno", st.Meta().Seqno))
 	sub, err := r.serveForwards()
 	if err != nil {
 		r.logger.Error("cannot take forwarded writes", slog.Any("err", err))
@@ -65,7 +65,7 @@ func (r *Replica) lead(ctx context.Context, h held) {
 	if meta.Seqno == 0 {
 		go r.writeGenesis(sctx)
 	} else {
-		go r.moveStreamLeader(sctx)
+		// go r.moveStreamLeader(sctx)
 	}
 	renew := time.NewTicker(ro.lease.cfg.Renew)
 	defer renew.Stop()

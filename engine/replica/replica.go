@@ -429,6 +429,7 @@ func (r *Replica) Close() error {
 			}
 		}
 		if r.roles != nil && r.roles.conn != nil {
+			r.roles.forwards.Wait()
 			r.roles.conn.Drain()
 			r.roles.conn.Close()
 		}
