@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"runtime/debug"
@@ -30,9 +29,6 @@ type nodeReads struct {
 	follower *nodes.Follower
 }
 
-// errFolded stops a Range at the last applied seqno.
-var errFolded = errors.New("folded up to the applied state")
-
 // Nodes is the node read model as of the last applied entry.
 func (r *Replica) Nodes(ctx context.Context) (projections.Nodes, func(), error) {
 	nr := &r.nodeReads
@@ -48,17 +44,13 @@ func (r *Replica) Nodes(ctx context.Context) (projections.Nodes, func(), error) 
 	}
 	target := st.Meta().Seqno
 	if f.Fold.Seqno() < target {
-		err := r.log.Range(ctx, f.Fold.Seqno()+1, func(m engine.LedgerMsg) error {
-			if m.Seq > target {
-				return errFolded
-			}
+		// Up to what the state holds, which the log has: no stream info
+		// needed, so the read goes on while the stream elects a leader.
+		err := r.log.RangeTo(ctx, f.Fold.Seqno()+1, target, func(m engine.LedgerMsg) error {
 			f.Add(m)
-			if m.Seq == target {
-				return errFolded
-			}
 			return nil
 		})
-		if err != nil && !errors.Is(err, errFolded) {
+		if err != nil {
 			nr.mu.Unlock()
 			return projections.Nodes{}, nil, engine.Wrap(engine.KindUnavailable, "LogUnavailable", err, "the node read model cannot follow the log")
 		}

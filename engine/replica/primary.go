@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/natslog"
@@ -42,6 +43,11 @@ func (r *Replica) lead(ctx context.Context, h held) {
 			return
 		}
 	}
+	if meta.Seqno > 0 {
+		// Before the first round: a JetStream API request sent while the
+		// stream elects its leader goes unanswered until its deadline.
+		r.moveStreamLeader(ctx)
+	}
 	seq := sequencer.New(r.cfg.Sequencer, view, st, r.seqLog(), r.signer, r.logger.With("component", "sequencer"))
 	r.mu.Lock()
 	r.seq = seq
@@ -64,8 +70,6 @@ func (r *Replica) lead(ctx context.Context, h held) {
 	}()
 	if meta.Seqno == 0 {
 		go r.writeGenesis(sctx)
-	} else {
-		// go r.moveStreamLeader(sctx)
 	}
 	renew := time.NewTicker(ro.lease.cfg.Renew)
 	defer renew.Stop()
@@ -189,16 +193,22 @@ func (r *Replica) writeGenesis(ctx context.Context) {
 	r.advanced()
 }
 
+// Bounds of moving the stream leader: each request, and the wait for the
+// new leader.
+const (
+	leaderMoveRequest = 500 * time.Millisecond
+	leaderMoveWait    = 2 * time.Second
+)
+
 // moveStreamLeader moves the ledger's stream leader to this primary's
-// server, so that its appends take no extra hop. It is a preference:
-// failing leaves the leader where it is.
+// server, so that its appends take no extra hop, and waits (briefly) until
+// the stream has a leader again. It is a preference: failing leaves the
+// leader where it is.
 func (r *Replica) moveStreamLeader(ctx context.Context) {
 	ro := r.roles
-	stream, err := ro.js.Stream(ctx, natslog.LedgerStream)
-	if err != nil {
-		return
-	}
-	info, err := stream.Info(ctx)
+	ctx, cancel := context.WithTimeout(ctx, leaderMoveWait)
+	defer cancel()
+	info, err := r.ledgerInfo(ctx)
 	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" || info.Cluster.Leader == ro.self.Server {
 		return
 	}
@@ -210,7 +220,9 @@ func (r *Replica) moveStreamLeader(ctx context.Context) {
 		return
 	}
 	b, _ := json.Marshal(server.JSApiLeaderStepdownRequest{Placement: &server.Placement{Preferred: ro.self.Server}})
-	msg, err := ro.conn.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+natslog.LedgerStream, b)
+	rctx, rcancel := context.WithTimeout(ctx, leaderMoveRequest)
+	msg, err := ro.conn.RequestWithContext(rctx, "$JS.API.STREAM.LEADER.STEPDOWN."+natslog.LedgerStream, b)
+	rcancel()
 	if err != nil {
 		r.logger.Warn("ledger stream leader stays", slog.String("leader", info.Cluster.Leader), slog.Any("err", err))
 		return
@@ -220,7 +232,26 @@ func (r *Replica) moveStreamLeader(ctx context.Context) {
 		r.logger.Warn("ledger stream leader stays", slog.String("leader", info.Cluster.Leader), slog.Any("answer", string(msg.Data)))
 		return
 	}
-	r.logger.Info("ledger stream leader moved here", slog.String("from", info.Cluster.Leader), slog.String("to", ro.self.Server))
+	t0 := time.Now()
+	for ctx.Err() == nil {
+		if now, err := r.ledgerInfo(ctx); err == nil && now.Cluster != nil && now.Cluster.Leader != "" {
+			r.logger.Info("ledger stream leader moved", slog.String("from", info.Cluster.Leader), slog.String("to", now.Cluster.Leader),
+				slog.Duration("election", time.Since(t0)))
+			return
+		}
+	}
+	r.logger.Warn("the ledger stream has no leader after a stepdown", slog.Duration("waited", time.Since(t0)))
+}
+
+// ledgerInfo is the ledger stream's info, asked with a short deadline.
+func (r *Replica) ledgerInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 25*time.Millisecond)
+	defer cancel()
+	stream, err := r.roles.js.Stream(ctx, natslog.LedgerStream)
+	if err != nil {
+		return nil, err
+	}
+	return stream.Info(ctx)
 }
 
 // StepDown hands the lease to successor, a Trusted service node, in one
