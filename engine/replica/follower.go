@@ -300,14 +300,18 @@ func (r *Replica) waitApplied(ctx context.Context, seqno uint64) error {
 	}
 }
 
-// MaxAppliedWait bounds WaitApplied.
+// MaxAppliedWait is WaitApplied's default bound.
 const MaxAppliedWait = 5 * time.Second
 
-// WaitApplied waits (at most MaxAppliedWait, or until ctx ends) until
+// WaitApplied waits (at most Config.AppliedWait, or until ctx ends) until
 // this replica has applied tx's seqno, for a client that asks to read its
 // own write (?min_txid=). It fails with a typed Unavailable error.
 func (r *Replica) WaitApplied(ctx context.Context, tx engine.TxID) error {
-	ctx, cancel := context.WithTimeout(ctx, MaxAppliedWait)
+	bound := r.cfg.AppliedWait
+	if bound <= 0 {
+		bound = MaxAppliedWait
+	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	if err := r.waitApplied(ctx, tx.Seqno); err != nil {
 		st := r.Store()

@@ -39,7 +39,7 @@ func testLogger() *slog.Logger {
 
 // startTrio opens replica 0 first (it takes the lease of the empty ledger
 // and writes genesis, trusting all three node keys), then the others.
-func startTrio(t *testing.T) *trio {
+func startTrio(t *testing.T, opts ...func(*replica.Config)) *trio {
 	t.Helper()
 	c := natstest.Start(t, 3)
 	now := time.Now()
@@ -71,6 +71,9 @@ func startTrio(t *testing.T) *trio {
 			Lease: replica.LeaseConfig{TTL: testLeaseTTL, Knobs: &replica.LeaseKnobs{}}}
 		cfg.Netmap.Nodes = records[1:]
 		cfg.Sequencer.SignInterval = 20 * time.Millisecond
+		for _, o := range opts {
+			o(&cfg)
+		}
 		tr.cfgs = append(tr.cfgs, cfg)
 	}
 	tr.reps = make([]*replica.Replica, 3)

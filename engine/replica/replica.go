@@ -72,6 +72,9 @@ type Config struct {
 	StreamReplicas int
 	// Lease tunes the leader lease of a replica on a shared server.
 	Lease LeaseConfig
+	// AppliedWait bounds a read's wait for a transaction it names
+	// (?min_txid=); 0 means MaxAppliedWait.
+	AppliedWait time.Duration
 }
 
 // Replica is one running gavel replica.

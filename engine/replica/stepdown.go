@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -79,4 +82,18 @@ func (r *Replica) StepDownSigned(ctx context.Context, raw []byte) error {
 		return engine.Errorf(engine.KindInvalid, "StepdownCreatedTooLongAgo", "created_at is %v away from this replica's clock (at most %v)", d.Round(time.Second), stepdownWindow)
 	}
 	return r.StepDown(ctx, req.Successor)
+}
+
+// LoadNodeIdentity reads a replica's node key from its data folder; unlike
+// LoadOrCreateNodeIdentity it never makes one.
+func LoadNodeIdentity(dir string) (*NodeIdentity, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, NodeCertFile))
+	if err != nil {
+		return nil, fmt.Errorf("node certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, nodeKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	return parseNodeIdentity(certPEM, keyPEM)
 }
