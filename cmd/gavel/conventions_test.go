@@ -147,6 +147,8 @@ func TestEveryHelpNamesArgumentsAndExample(t *testing.T) {
 		"member sign":            {"[PAYLOAD]"},
 		"bench commit":           nil,
 		"bench gov":              nil,
+		"bench failover":         nil,
+		"node stepdown":          nil,
 		"bench scale":            nil,
 		"dev snp-signer":         nil,
 		"node keygen":            nil,
