@@ -137,10 +137,11 @@ func (r *Replica) write(ctx context.Context, req forwardRequest) (forwardAnswer,
 	return r.forward(ctx, req)
 }
 
-// steppedDown says whether err is the refusal of a primary that no longer
-// is one: the write was not run.
+// steppedDown says whether err is the refusal of a primary that is
+// stepping down (a newer view wrote, or its sequencer stopped): the write
+// was not run, and the next primary should have it.
 func (r *Replica) steppedDown(err error) bool {
-	return err != nil && r.roles != nil && !r.roles.primary.Load() &&
+	return err != nil && r.roles != nil &&
 		(errors.Is(err, errNotPrimary) || errors.Is(err, sequencer.ErrNotPrimary) || errors.Is(err, sequencer.ErrStopped))
 }
 
