@@ -2,6 +2,8 @@ package replica_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/issuer"
 	"github.com/gavelhq/gavel/engine/natslog/natstest"
 	"github.com/gavelhq/gavel/engine/replica"
@@ -311,6 +317,85 @@ func TestReplicasFollowAndForward(t *testing.T) {
 		info, err := r.Network(ctx)
 		if err != nil || info.PrimaryID != tr.ids[p] {
 			t.Fatalf("replica %d: /node/network names %q (%v)", i, info.PrimaryID, err)
+		}
+	}
+}
+
+// Followers check every entry's authentication before folding it: a
+// message no Trusted service node signed (garbage, or an entry signed by a
+// stranger's key claiming a member) is a void entry on every replica, the
+// same leaf everywhere, and never applied; the replicas stay equal.
+func TestFollowersFoldForeignMessagesAsVoid(t *testing.T) {
+	tr := startTrio(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := tr.primary()
+	acked := map[string]engine.TxID{}
+	tx, err := tr.register(ctx, (p+1)%3, "before")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked["before"] = tx
+	// Once the signature covering it is in, the primary writes nothing
+	// until asked: the foreign messages below follow each other.
+	for {
+		if _, err := tr.reps[p].Receipt(ctx, tx); err == nil {
+			break
+		} else if engine.KindOf(err) != engine.KindPending {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	js, err := jetstream.New(tr.reps[p].SequencerConn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var voids []uint64
+	ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: "gavel.ledger.statement", Data: []byte("garbage")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	voids = append(voids, ack.Sequence)
+	_, strangerKey, _ := ed25519.GenerateKey(rand.Reader)
+	stranger := engine.NewNodeSigner(strangerKey)
+	forged := &engine.Entry{Kind: engine.KindGovProposal, View: tx.View, Seqno: ack.Sequence + 1, TimeMillis: time.Now().UnixMilli(),
+		Writes: engine.WriteSet{{Table: constitution.TableMembers, Key: "intruder", Value: []byte(`{"status":"Active","cert":""}`)}}}
+	forged.Seal()
+	data, err := forged.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err = js.PublishMsg(ctx, &nats.Msg{Subject: forged.Subject(), Data: data, Header: nats.Header{
+		engine.HeaderNode: {stranger.ID()}, engine.HeaderAuth: {stranger.Sign(forged.Seqno, forged.Subject(), data)}}},
+		jetstream.WithExpectLastSequence(ack.Sequence))
+	if err != nil {
+		t.Fatal(err)
+	}
+	voids = append(voids, ack.Sequence)
+	// The primary folds them at its next round, the followers as they come.
+	for k := range 3 {
+		name := fmt.Sprintf("after/%d", k)
+		tx, err := tr.register(ctx, k, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked[name] = tx
+	}
+	tr.converged()
+	tr.checkLedger(acked)
+	for i, r := range tr.reps {
+		st := r.Store()
+		for _, s := range voids {
+			rec, ok, err := st.Leaf(s)
+			if err != nil || !ok || rec.Kind != engine.KindVoid {
+				t.Fatalf("replica %d: entry %d is %v (%v), not void", i, s, rec.Kind, err)
+			}
+		}
+		if _, ok, _ := st.Get(constitution.TableMembers, "intruder"); ok {
+			t.Fatalf("replica %d applied the forged member", i)
+		}
+		if n, _ := r.Voids(); n != uint64(len(voids)) {
+			t.Fatalf("replica %d counts %d voids, want %d", i, n, len(voids))
 		}
 	}
 }
