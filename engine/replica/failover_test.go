@@ -300,3 +300,41 @@ func TestPlannedStepdown(t *testing.T) {
 }
 
 const replicaCodeNotPrimary = "NotPrimary"
+
+// A forwarded statement committed by a primary that loses the lease before
+// it answers is in doubt; the follower asks the next primary, which finds
+// it in the ledger and answers with its txid instead of writing it again.
+func TestInDoubtForwardIsNotWrittenTwice(t *testing.T) {
+	tr := startTrio(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := tr.primary()
+	s, via := (p+1)%3, (p+2)%3
+	before := tr.reps[p].Store().Meta().Seqno
+	tr.cfgs[p].Lease.Knobs.DropAnswers.Store(true)
+	type result struct {
+		tx  engine.TxID
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		tx, err := tr.register(ctx, via, "in-doubt")
+		done <- result{tx, err}
+	}()
+	// Committed at the primary, unanswered.
+	for tr.reps[p].Store().Meta().Seqno == before {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := tr.reps[p].StepDown(ctx, tr.ids[s]); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.tx.Seqno <= before || res.tx.Seqno > before+2 {
+		t.Fatalf("answered %s: not the entry the first primary wrote after %d", res.tx, before)
+	}
+	tr.converged()
+	tr.checkLedger(map[string]engine.TxID{"in-doubt": res.tx})
+}

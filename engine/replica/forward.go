@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/cose"
+	"github.com/gavelhq/gavel/engine/exec"
 	"github.com/gavelhq/gavel/engine/govreq"
 	"github.com/gavelhq/gavel/engine/sequencer"
 	"github.com/gavelhq/gavel/handlers"
@@ -51,6 +53,11 @@ type forwardRequest struct {
 	MemberID   string `json:"member_id,omitempty"`
 	NodeID     string `json:"node_id,omitempty"` // opDelete
 	Body       []byte `json:"body,omitempty"`
+	// After is set when an earlier attempt is in doubt (its primary lost
+	// the lease before answering): a statement the ledger holds past this
+	// seqno is that attempt's, and is answered instead of written again.
+	// The other writes are idempotent and simply run again.
+	After uint64 `json:"after,omitempty"`
 }
 
 // forwardAnswer is the primary's answer: the write's answer and its entry
@@ -149,6 +156,11 @@ func (r *Replica) steppedDown(err error) bool {
 func (r *Replica) local(ctx context.Context, req forwardRequest) (forwardAnswer, error) {
 	switch req.Op {
 	case opStatement:
+		if req.After > 0 {
+			if a, ok, err := r.registeredAfter(ctx, req.Body, req.After); ok || err != nil {
+				return a, err
+			}
+		}
 		return r.registerStatement(ctx, req.Body)
 	case opGov:
 		a, err := r.submitGov(ctx, govreq.MsgType(req.Type), req.ProposalID, req.MemberID, req.Body)
@@ -165,9 +177,29 @@ func (r *Replica) local(ctx context.Context, req forwardRequest) (forwardAnswer,
 	return forwardAnswer{}, engine.Errorf(engine.KindInvalid, "UnknownOperation", "no forwarded operation %q", req.Op)
 }
 
+// registeredAfter finds a statement registered past seqno after.
+func (r *Replica) registeredAfter(ctx context.Context, raw []byte, after uint64) (forwardAnswer, bool, error) {
+	d, err := cose.ClaimsDigest(raw)
+	if err != nil {
+		return forwardAnswer{}, false, err
+	}
+	tx, ok, err := r.StatementByClaimsDigest(ctx, d)
+	if err != nil || !ok || tx.Seqno <= after {
+		return forwardAnswer{}, false, err
+	}
+	b, err := json.Marshal(exec.RegistrationResult{TxID: tx.String()})
+	return forwardAnswer{Body: b, TxID: tx}, true, err
+}
+
 // forward sends req to the primary until one answers it (or ctx ends),
-// then waits until this replica has applied the entry it wrote.
+// then waits until this replica has applied the entry it wrote. An
+// attempt whose primary loses the lease before answering is in doubt: the
+// next one asks the new primary to look for it first (After).
 func (r *Replica) forward(ctx context.Context, req forwardRequest) (forwardAnswer, error) {
+	var sentAt uint64
+	if st := r.Store(); st != nil {
+		sentAt = st.Meta().Seqno
+	}
 	b, err := json.Marshal(req)
 	if err != nil {
 		return forwardAnswer{}, err
@@ -180,7 +212,16 @@ func (r *Replica) forward(ctx context.Context, req forwardRequest) (forwardAnswe
 				return a, err
 			}
 		} else if holder := r.PrimaryID(); holder != "" && holder != r.node.ID {
-			msg, err := r.roles.conn.RequestWithContext(ctx, forwardPrefix+holder, b)
+			msg, err := r.ask(ctx, holder, b)
+			if errors.Is(err, errHolderChanged) {
+				if req.After == 0 {
+					req.After = max(sentAt, 1)
+					if b, err = json.Marshal(req); err != nil {
+						return forwardAnswer{}, err
+					}
+				}
+				continue
+			}
 			if err == nil {
 				var a forwardAnswer
 				if err := json.Unmarshal(msg.Data, &a); err != nil {
@@ -202,6 +243,36 @@ func (r *Replica) forward(ctx context.Context, req forwardRequest) (forwardAnswe
 		case <-time.After(forwardRetry):
 		}
 	}
+}
+
+// errHolderChanged ends a forwarded attempt whose primary lost the lease.
+var errHolderChanged = errors.New("replica: the primary changed before it answered")
+
+// ask sends one forwarded write to holder and waits for its answer, until
+// ctx ends or the lease names another holder.
+func (r *Replica) ask(ctx context.Context, holder string, b []byte) (*nats.Msg, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		t := time.NewTicker(forwardRetry)
+		defer t.Stop()
+		for {
+			select {
+			case <-actx.Done():
+				return
+			case <-t.C:
+				if r.PrimaryID() != holder {
+					cancel(errHolderChanged)
+					return
+				}
+			}
+		}
+	}()
+	msg, err := r.roles.conn.RequestWithContext(actx, forwardPrefix+holder, b)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errHolderChanged) {
+		return nil, errHolderChanged
+	}
+	return msg, err
 }
 
 // answered turns the primary's answer into this replica's, once its state
@@ -247,6 +318,9 @@ func (r *Replica) serveForward(m *nats.Msg) {
 	if err != nil && !a.NotPrimary {
 		e := engine.AsError(err)
 		a = forwardAnswer{Error: &wireError{Kind: e.Kind, Code: e.Code, Message: e.Message, Details: e.Details}}
+	}
+	if k := r.roles.knobs; k != nil && k.DropAnswers.Load() {
+		return
 	}
 	b, _ := json.Marshal(a)
 	if err := m.Respond(b); err != nil {

@@ -49,6 +49,10 @@ type LeaseKnobs struct {
 	// its lease has run out, as a process paused by the OS would: it
 	// keeps sequencing, and the ledger's fence must refuse it.
 	Freeze atomic.Bool
+	// DropAnswers, while set, makes the primary run forwarded writes but
+	// never answer them, as a primary that dies between the commit and
+	// its answer: the follower's attempt is in doubt.
+	DropAnswers atomic.Bool
 }
 
 func (c LeaseConfig) withDefaults() LeaseConfig {
