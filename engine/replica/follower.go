@@ -386,7 +386,10 @@ func (r *Replica) campaign(ctx context.Context) (held, bool) {
 		rctx, cancel := context.WithTimeout(ctx, ro.lease.cfg.TTL)
 		v, rev, ok, err := ro.lease.read(rctx)
 		cancel()
-		if err == nil && ok {
+		if err == nil {
+			if !ok {
+				v.NodeID = "" // nobody holds it: an election
+			}
 			ro.setHolder(v.NodeID)
 		}
 		if err == nil && r.eligible() {
