@@ -338,3 +338,27 @@ func TestInDoubtForwardIsNotWrittenTwice(t *testing.T) {
 	tr.converged()
 	tr.checkLedger(map[string]engine.TxID{"in-doubt": res.tx})
 }
+
+// Only a Trusted service node leads: a replica whose node key the ledger
+// does not trust follows and serves, is refused as a stepdown successor,
+// and does not take the lease when the primary crashes.
+func TestOnlyTrustedNodesLead(t *testing.T) {
+	tr := startTrioTrusting(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if p := tr.primary(); p != 0 {
+		t.Fatalf("replica %d leads, want 0", p)
+	}
+	if _, err := tr.register(ctx, 2, "via-the-untrusted"); err != nil {
+		t.Fatalf("a write through the untrusted follower: %v", err)
+	}
+	if err := tr.reps[0].StepDown(ctx, tr.ids[2]); engine.AsError(err).Code != "InvalidSuccessor" {
+		t.Fatalf("stepdown to an untrusted node: %v", err)
+	}
+	tr.reps[0].Close()
+	tr.c.Stop(0)
+	if q := tr.primary(0); q != 1 {
+		t.Fatalf("replica %d took the lease; only replica 1 is a Trusted service node left", q)
+	}
+	tr.converged(0)
+}

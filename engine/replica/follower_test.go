@@ -33,6 +33,8 @@ type trio struct {
 	cfgs []replica.Config
 	reps []*replica.Replica
 	ids  []string // node ids
+	// trusted is how many of the replicas genesis trusts (the first ones).
+	trusted int
 	iss  *issuer.Issuer
 }
 
@@ -47,9 +49,16 @@ func testLogger() *slog.Logger {
 // and writes genesis, trusting all three node keys), then the others.
 func startTrio(t *testing.T, opts ...func(*replica.Config)) *trio {
 	t.Helper()
+	return startTrioTrusting(t, 3, opts...)
+}
+
+// startTrioTrusting is startTrio with only the first trusted replicas'
+// node keys Trusted at genesis; the others follow, and may never lead.
+func startTrioTrusting(t *testing.T, trusted int, opts ...func(*replica.Config)) *trio {
+	t.Helper()
 	c := natstest.Start(t, 3)
 	now := time.Now()
-	tr := &trio{t: t, c: c}
+	tr := &trio{t: t, c: c, trusted: trusted}
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	id, err := replica.LoadOrCreateIdentity(dirs[0], now)
 	if err != nil {
@@ -75,7 +84,7 @@ func startTrio(t *testing.T, opts ...func(*replica.Config)) *trio {
 	for i, d := range dirs {
 		cfg := replica.Config{DataDir: d, NATS: c.Servers[i], StreamReplicas: 3, Logger: testLogger().With("replica", i),
 			Lease: replica.LeaseConfig{TTL: testLeaseTTL, Knobs: &replica.LeaseKnobs{}}}
-		cfg.Netmap.Nodes = records[1:]
+		cfg.Netmap.Nodes = records[1:tr.trusted]
 		cfg.Sequencer.SignInterval = 20 * time.Millisecond
 		for _, o := range opts {
 			o(&cfg)
