@@ -98,6 +98,13 @@ func openLease(ctx context.Context, js jetstream.JetStream, replicas int, cfg Le
 	return &lease{kv: kv, cfg: cfg}, nil
 }
 
+// EnsureLeaseBucket creates the lease bucket, or updates it to replicas
+// (the lease moves with the ledger: raise both when the ledger goes R3).
+func EnsureLeaseBucket(ctx context.Context, js jetstream.JetStream, replicas int, cfg LeaseConfig) error {
+	_, err := openLease(ctx, js, replicas, cfg)
+	return err
+}
+
 // read is the lease now: its value and revision, or ok false when nobody
 // holds it.
 func (l *lease) read(ctx context.Context) (v LeaseValue, rev uint64, ok bool, err error) {
