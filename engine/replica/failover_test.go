@@ -362,3 +362,38 @@ func TestOnlyTrustedNodesLead(t *testing.T) {
 	}
 	tr.converged(0)
 }
+
+// A crashed primary's replica comes back on its restarted server: it
+// catches up with what the others wrote meanwhile, follows, and every
+// replica again holds the same root and state.
+func TestCrashedPrimaryRestartsAndCatchesUp(t *testing.T) {
+	tr := startTrio(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := tr.primary()
+	acked := map[string]engine.TxID{}
+	tr.reps[p].Close()
+	tr.c.Stop(p)
+	for k := range 10 {
+		name := fmt.Sprintf("while-down/%d", k)
+		tx, err := tr.register(ctx, (p+1+k%2)%3, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked[name] = tx
+	}
+	q := tr.primary(p)
+	tr.c.Restart(p)
+	tr.cfgs[p].NATS = tr.c.Servers[p]
+	tr.open(p)
+	if got := tr.primary(); got != q {
+		t.Fatalf("replica %d leads after the restart, want %d", got, q)
+	}
+	tx, err := tr.register(ctx, p, "through-the-restarted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked["through-the-restarted"] = tx
+	tr.converged()
+	tr.checkLedger(acked)
+}
