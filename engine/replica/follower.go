@@ -37,6 +37,7 @@ type roles struct {
 	self   LeaseValue           // this replica in the lease
 	knobs  *LeaseKnobs          // nil in production
 	steps  chan stepdownRequest // the primary's loop takes handovers here
+	nudge  chan struct{}        // a handover to this replica: look at the lease now
 	holder atomic.Pointer[string]
 
 	primary atomic.Bool // sequencing now
@@ -87,13 +88,21 @@ func (r *Replica) openReplicated(ctx context.Context) (_ *Replica, err error) {
 			return nil, fmt.Errorf("connect as %s: %w", c.user, err)
 		}
 	}
-	ro := &roles{steps: make(chan stepdownRequest), applied: make(chan struct{}), knobs: cfg.Lease.Knobs,
+	ro := &roles{steps: make(chan stepdownRequest), nudge: make(chan struct{}, 1), applied: make(chan struct{}), knobs: cfg.Lease.Knobs,
 		self: LeaseValue{NodeID: r.node.ID, Server: r.embedded.Server().Name()}}
 	r.roles = ro
 	if ro.conn, err = r.embedded.ConnectService(natslog.UserReplica, nats.ErrorHandler(r.asyncError(natslog.UserReplica))); err != nil {
 		return nil, fmt.Errorf("connect as %s: %w", natslog.UserReplica, err)
 	}
 	if ro.js, err = jetstream.New(ro.conn); err != nil {
+		return nil, err
+	}
+	if _, err := ro.conn.Subscribe(nudgePrefix+r.node.ID, func(*nats.Msg) {
+		select {
+		case ro.nudge <- struct{}{}:
+		default:
+		}
+	}); err != nil {
 		return nil, err
 	}
 	js, err := jetstream.New(r.conn)
@@ -418,6 +427,11 @@ func (r *Replica) campaign(ctx context.Context) (held, bool) {
 		case <-ctx.Done():
 			return held{}, false
 		case <-tick.C:
+		case <-ro.nudge:
 		}
 	}
 }
+
+// nudgePrefix is where a primary that handed its lease over tells the
+// successor (its node id appended), which need not wait for its next poll.
+const nudgePrefix = "gavel.replica.lease."

@@ -124,6 +124,7 @@ func (r *Replica) lead(ctx context.Context, h held) {
 			cancel()
 			if err == nil {
 				ro.setHolder(req.successor)
+				ro.conn.Publish(nudgePrefix+req.successor, nil)
 				r.logger.Info("lease handed over", slog.String("successor", req.successor), slog.Uint64("view", view))
 			}
 			req.done <- err
