@@ -35,7 +35,7 @@ type trio struct {
 	ids  []string // node ids
 	// trusted is how many of the replicas genesis trusts (the first ones).
 	trusted int
-	iss  *issuer.Issuer
+	iss     *issuer.Issuer
 }
 
 func testLogger() *slog.Logger {
