@@ -39,6 +39,8 @@ type roles struct {
 	steps  chan stepdownRequest // the primary's loop takes handovers here
 	nudge  chan struct{}        // a handover to this replica: look at the lease now
 	holder atomic.Pointer[string]
+	// moved is closed and replaced whenever the holder changes.
+	moved atomic.Pointer[chan struct{}]
 
 	primary atomic.Bool // sequencing now
 	// forwards are the forwarded writes being run here; Close answers
@@ -365,6 +367,21 @@ func (r *Replica) PrimaryID() string {
 func (ro *roles) setHolder(id string) {
 	if p := ro.holder.Load(); p == nil || *p != id {
 		ro.holder.Store(&id)
+		next := make(chan struct{})
+		if old := ro.moved.Swap(&next); old != nil {
+			close(*old)
+		}
+	}
+}
+
+// holderMoved is closed once the holder changes from what it is now.
+func (ro *roles) holderMoved() <-chan struct{} {
+	for {
+		if p := ro.moved.Load(); p != nil {
+			return *p
+		}
+		c := make(chan struct{})
+		ro.moved.CompareAndSwap(nil, &c)
 	}
 }
 

@@ -33,7 +33,7 @@ const forwardTimeout = 30 * time.Second
 
 // forwardRetry is the pause before a forwarded write is sent again (the
 // primary is changing).
-const forwardRetry = 20 * time.Millisecond
+const forwardRetry = 5 * time.Millisecond
 
 // Forwarded operations.
 const (
@@ -253,19 +253,15 @@ var errHolderChanged = errors.New("replica: the primary changed before it answer
 func (r *Replica) ask(ctx context.Context, holder string, b []byte) (*nats.Msg, error) {
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	moved := r.roles.holderMoved()
+	if r.PrimaryID() != holder {
+		return nil, errHolderChanged
+	}
 	go func() {
-		t := time.NewTicker(forwardRetry)
-		defer t.Stop()
-		for {
-			select {
-			case <-actx.Done():
-				return
-			case <-t.C:
-				if r.PrimaryID() != holder {
-					cancel(errHolderChanged)
-					return
-				}
-			}
+		select {
+		case <-actx.Done():
+		case <-moved:
+			cancel(errHolderChanged)
 		}
 	}()
 	msg, err := r.roles.conn.RequestWithContext(actx, forwardPrefix+holder, b)
