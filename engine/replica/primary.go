@@ -32,17 +32,18 @@ func (r *Replica) lead(ctx context.Context, h held) {
 		ro.lease.release(context.Background(), h.rev)
 		return
 	}
-	// Catching up may have taken a while: renew before the view change,
-	// which also says whether the lease is still ours to write it.
-	sent := time.Now()
-	rctx, cancel := context.WithTimeout(ctx, ro.lease.cfg.Renew)
-	rev, err := ro.lease.write(rctx, ro.self, h.rev)
-	cancel()
-	if err != nil {
-		r.logger.Warn("the lease went before the view change", slog.Any("err", err))
-		return
+	// A long catch-up: renew before the view change, which also says
+	// whether the lease is still ours to write it.
+	if sent := time.Now(); h.until.Sub(sent) < ro.lease.cfg.TTL/2 {
+		rctx, cancel := context.WithTimeout(ctx, ro.lease.cfg.Renew)
+		rev, err := ro.lease.write(rctx, ro.self, h.rev)
+		cancel()
+		if err != nil {
+			r.logger.Warn("the lease went before the view change", slog.Any("err", err))
+			return
+		}
+		h.renewed(rev, sent, ro.lease.cfg.TTL)
 	}
-	h.renewed(rev, sent, ro.lease.cfg.TTL)
 	meta := st.Meta()
 	// The view is the lease's revision; a bucket younger than the ledger
 	// (recreated) cannot send views back.
