@@ -77,3 +77,10 @@ func (c *Client) Version(ctx context.Context) (VersionInfo, error) {
 	_, err := c.getJSON(ctx, "/node/version", &v)
 	return v, err
 }
+
+// StepDown posts a stepdown request signed by the primary's node key
+// (replica.SignStepdown): the primary hands its lease to the successor.
+func (c *Client) StepDown(ctx context.Context, signed []byte) error {
+	_, err := c.Do(ctx, http.MethodPost, "/node/primary/stepdown", "application/cose", signed)
+	return err
+}

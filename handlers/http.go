@@ -43,6 +43,9 @@ func NewHTTP(svc Service, limits Limits, logger *slog.Logger) *HTTP {
 	if nm, ok := svc.(NetworkMap); ok {
 		h.netmapRoutes(mux, nm)
 	}
+	if l, ok := svc.(Leadership); ok {
+		h.leadershipRoutes(mux, l)
+	}
 	// "/schemas" itself too, or the mux would redirect it to "/schemas/".
 	mux.HandleFunc("GET /schemas", h.getSchema)
 	mux.HandleFunc("GET /schemas/{path...}", h.getSchema)
@@ -56,6 +59,9 @@ func (h *HTTP) ReportConnections(l *Listener) { h.edge = l }
 // redirect) and answers in JSON where the mux has no route: 404, or 405
 // with the mux's Allow header.
 func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.waitMinTxID(w, r) {
+		return
+	}
 	h.setTxID(w, r)
 	if r.RequestURI == "*" {
 		w.Header().Set("Connection", "close")

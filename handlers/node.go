@@ -46,5 +46,6 @@ func (h *HTTP) getNodeCommit(w http.ResponseWriter, r *http.Request) {
 func (h *HTTP) setTxID(w http.ResponseWriter, r *http.Request) {
 	if tx, err := h.svc.Committed(r.Context()); err == nil && tx.Seqno > 0 {
 		w.Header().Set(HeaderTxID, tx.String())
+		w.Header().Set(HeaderAppliedTxID, tx.String())
 	}
 }

@@ -241,3 +241,47 @@ func runBenchReplay(args []string, out, errOut io.Writer) int {
 	fmt.Fprintf(out, "(a)/(r) = %.0f%% (target ≥ 50%%)\n", 100*rep.Ratio)
 	return exitOK
 }
+
+func init() {
+	register("bench failover", "measure planned and crash primary changes and 3-replica against 1-replica throughput", runBenchFailover)
+}
+
+func runBenchFailover(args []string, out, errOut io.Writer) int {
+	fs := newFlags("bench failover", errOut)
+	dir, err := os.MkdirTemp("", "gavel-bench-failover-")
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := perf.DefaultFailoverConfig(dir)
+	fs.IntVar(&cfg.Requests, "n", cfg.Requests, "registrations in each throughput run")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent requesters in the throughput runs")
+	fs.IntVar(&cfg.Stepdowns, "stepdowns", cfg.Stepdowns, "planned primary changes")
+	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", cfg.LeaseTTL, "the lease bucket's TTL")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 || cfg.Requests <= 0 || cfg.Clients <= 0 || cfg.Stepdowns < 0 || cfg.LeaseTTL <= 0 {
+		return usageError(errOut, fs, "flags must be positive and no arguments are taken")
+	}
+	fmt.Fprintf(errOut, "bench failover: 3 embedded JetStream servers on loopback, SyncAlways, in %s\n", dir)
+	rep, err := perf.RunFailover(context.Background(), cfg)
+	if err != nil {
+		return failf(errOut, "bench: %v", err)
+	}
+	if *asJSON {
+		return printJSON(out, rep)
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
+	fmt.Fprintf(out, "1 replica                 %8.0f registrations/s\n", rep.SinglePerSec)
+	fmt.Fprintf(out, "3 replicas (R3)           %8.0f registrations/s   ratio %.2f (target ≥ 0.50)\n", rep.ClusterPerSec, rep.Ratio)
+	for i, g := range rep.PlannedGaps {
+		fmt.Fprintf(out, "planned stepdown %d        write gap %s\n", i+1, ms(g))
+	}
+	fmt.Fprintf(out, "planned, longest          %s (target ≤ 300 ms)\n", ms(rep.PlannedMax))
+	fmt.Fprintf(out, "crash of the primary      write gap %s (target ≤ 7 s; lease TTL %s)\n", ms(rep.CrashGap), cfg.LeaseTTL)
+	fmt.Fprintf(out, "writes acknowledged %d, lost %d, duplicates %d, errors %d\n", rep.Acknowledged, rep.Lost, rep.Duplicates, rep.Errors)
+	return exitOK
+}

@@ -148,6 +148,8 @@ func TestEveryHelpNamesArgumentsAndExample(t *testing.T) {
 		"bench commit":           nil,
 		"bench gov":              nil,
 		"bench replay":           nil,
+		"bench failover":         nil,
+		"node stepdown":          nil,
 		"bench scale":            nil,
 		"dev snp-signer":         nil,
 		"node keygen":            nil,

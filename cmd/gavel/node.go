@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gavelhq/gavel/client"
+	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/nodeagent"
 )
 
@@ -19,6 +20,36 @@ func init() {
 	register("node status", "show a node (or every node) of a service", runNodeStatus)
 	register("node delete", "delete a retired node whose retirement is committed", runNodeDelete)
 	register("nodes", "list a service's nodes, or the removable ones", runNodes)
+	register("node stepdown", "hand the primary's lease to a named successor (run with the primary's data folder)", runNodeStepdown)
+}
+
+// runNodeStepdown signs a stepdown request with the primary's node key
+// (DATA/node_privk.pem) and posts it to the primary.
+func runNodeStepdown(args []string, out, errOut io.Writer) int {
+	fs := newFlags("node stepdown", errOut)
+	url := fs.String("url", "http://127.0.0.1:8080", "the primary's HTTP address")
+	data := fs.String("data", "gavel-data", "the primary's data folder (its node key)")
+	successor := fs.String("successor", "", "the node id of the Trusted service node to take over")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if *successor == "" || len(pos) != 0 {
+		return usageError(errOut, fs, "--successor is required")
+	}
+	node, err := replica.LoadNodeIdentity(*data)
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	signed, err := replica.SignStepdown(node.Key, *successor, time.Now())
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	if err := client.New(*url).StepDown(context.Background(), signed); err != nil {
+		return failf(errOut, "%v", err)
+	}
+	fmt.Fprintf(out, "primary %s handed over to %s\n", node.ID, *successor)
+	return exitOK
 }
 
 func runNodeKeygen(args []string, out, errOut io.Writer) int {

@@ -25,12 +25,13 @@ type User string
 
 // The service's users: only the sequencer may write the ledger, only the
 // feed publisher the feeds, and the request-answering handler may publish
-// nothing but answers into client inboxes. (Replication will add a
-// "replica" user for forwarding and the leader lease.)
+// nothing but answers into client inboxes; the replica user follows the
+// ledger, holds the leader lease and forwards writes between replicas.
 const (
 	UserSequencer User = "sequencer"
 	UserFeeds     User = "feeds"
 	UserHandler   User = "handler"
+	UserReplica   User = "replica"
 )
 
 // The client kinds: members submit governance and statements, nodes submit
@@ -45,7 +46,7 @@ const (
 var ClientKinds = []User{UserMember, UserNode, UserAuditor}
 
 // serviceUsers are the replica's own users.
-var serviceUsers = []User{UserSequencer, UserFeeds, UserHandler}
+var serviceUsers = []User{UserSequencer, UserFeeds, UserHandler, UserReplica}
 
 // IsClient says whether u is one of the client kinds.
 func (u User) IsClient() bool { return slices.Contains(ClientKinds, u) }
@@ -351,6 +352,17 @@ func PublishAllow(u User) []string {
 			"$JS.API.CONSUMER.DELETE." + LedgerStream + ".*", "$JS.API.CONSUMER.DELETE." + FeedsStream + ".*"}
 	case UserFeeds:
 		return []string{FeedSubjects, "$JS.API.STREAM.INFO." + FeedsStream}
+	case UserReplica:
+		// The follower's ordered consumer, the lease bucket, moving the
+		// ledger's stream leader, and forwarded writes and their answers.
+		return slices.Concat(readStream(LedgerStream), followStream(LedgerStream), []string{
+			"$JS.API.STREAM.LEADER.STEPDOWN." + LedgerStream, "$JS.API.CONSUMER.DELETE." + LedgerStream + ".*",
+			"$KV." + LeaseBucket + ".>",
+			"$JS.API.STREAM.CREATE." + leaseStream, "$JS.API.STREAM.UPDATE." + leaseStream,
+			"$JS.API.STREAM.INFO." + leaseStream, "$JS.API.DIRECT.GET." + leaseStream + ".>",
+			"$JS.API.STREAM.MSG.GET." + leaseStream, "$JS.API.INFO",
+			ReplicaSubjects, UserReplica.InboxPrefix() + ".>",
+		})
 	case UserHandler:
 		// Answers, into the inboxes of the kinds that submit.
 		return []string{UserMember.InboxPrefix() + ".>", UserNode.InboxPrefix() + ".>"}
@@ -380,6 +392,9 @@ func permissions(u User) *server.Permissions {
 		p.Publish.Deny = []string{FeedSubjects, "_INBOX.>"}
 	case u == UserFeeds:
 		p.Publish.Deny = []string{LedgerSubjects, "_INBOX.>"}
+	case u == UserReplica:
+		p.Publish.Deny = []string{LedgerSubjects, FeedSubjects}
+		p.Subscribe.Allow = append(p.Subscribe.Allow, ReplicaSubjects)
 	case u.IsClient():
 		p.Publish.Deny = clientDeny
 	}

@@ -96,7 +96,7 @@ func newAuthFixture(t *testing.T) *authFixture {
 	c := natstest.Start(t, 1)
 	c.EnsureStreams()
 	f := &authFixture{c: c, ledger: batchOf("auth", 20), conns: map[natslog.User]*nats.Conn{}, denied: map[natslog.User]*violations{}}
-	for _, u := range []natslog.User{natslog.UserSequencer, natslog.UserFeeds, natslog.UserHandler, natslog.UserMember, natslog.UserNode, natslog.UserAuditor} {
+	for _, u := range []natslog.User{natslog.UserSequencer, natslog.UserFeeds, natslog.UserHandler, natslog.UserReplica, natslog.UserMember, natslog.UserNode, natslog.UserAuditor} {
 		v := newViolations()
 		f.denied[u] = v
 		if u.IsClient() {
@@ -224,6 +224,8 @@ func clientOps() []clientOp {
 		{"submit node join", "gavel.submit.node.join", []natslog.User{node}, submit("gavel.submit.node.join")},
 		{"publish ledger", "gavel.ledger.statement", nil, publish("gavel.ledger.statement")},
 		{"publish feed", "gavel.feed.params", nil, publish("gavel.feed.params")},
+		{"forge a forwarded write", "gavel.replica.forward.x", nil, publish("gavel.replica.forward.x")},
+		{"take the lease", "$KV.GAVEL_LEASE.primary", nil, publish("$KV.GAVEL_LEASE.primary")},
 		{"publish into a member inbox", "_INBOX.member.forged", nil, publish("_INBOX.member.forged")},
 		{"js publish ledger", "gavel.ledger.gov", nil, func(ctx context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
 			p, err := natslog.NewPublisher(nc)
@@ -399,6 +401,10 @@ func TestServiceUserPermissions(t *testing.T) {
 		{natslog.UserFeeds, "gavel.ledger.statement", publish("gavel.ledger.statement")},
 		{natslog.UserFeeds, "gavel.submit.>", subscribe("gavel.submit.>")},
 		{natslog.UserFeeds, "$JS.API.STREAM.PURGE." + natslog.FeedsStream, apiRequest("$JS.API.STREAM.PURGE."+natslog.FeedsStream, map[string]any{})},
+		{natslog.UserReplica, "gavel.ledger.statement", publish("gavel.ledger.statement")},
+		{natslog.UserReplica, "gavel.feed.map", publish("gavel.feed.map")},
+		{natslog.UserReplica, "gavel.submit.>", subscribe("gavel.submit.>")},
+		{natslog.UserReplica, "$JS.API.STREAM.PURGE." + natslog.LedgerStream, apiRequest("$JS.API.STREAM.PURGE."+natslog.LedgerStream, map[string]any{})},
 		{natslog.UserHandler, "gavel.ledger.statement", publish("gavel.ledger.statement")},
 		{natslog.UserHandler, "gavel.feed.map", publish("gavel.feed.map")},
 		{natslog.UserHandler, "$JS.API.STREAM.INFO." + natslog.LedgerStream, apiRequest("$JS.API.STREAM.INFO."+natslog.LedgerStream, nil)},
@@ -610,8 +616,8 @@ func TestSeedsPersistAcrossRestart(t *testing.T) {
 			t.Fatalf("%s: info %s %v", u, b, err)
 		}
 	}
-	if len(before.Keys) != 6 || len(slices.Compact(slices.Sorted(maps.Values(before.Keys)))) != 6 {
-		t.Fatalf("six distinct users expected: %v", before.Keys)
+	if len(before.Keys) != 7 || len(slices.Compact(slices.Sorted(maps.Values(before.Keys)))) != 7 {
+		t.Fatalf("seven distinct users expected: %v", before.Keys)
 	}
 	c.Restart(0)
 	if after := c.Servers[0].Seeds(); !maps.Equal(after.Keys, before.Keys) {

@@ -227,7 +227,7 @@ func TestServerOptions(t *testing.T) {
 			if opts.Host != tc.host || opts.Port != tc.port || !opts.JetStream || !opts.SyncAlways || opts.HTTPPort != 0 || !opts.NoSigs {
 				t.Fatalf("options %+v", opts)
 			}
-			if len(opts.Nkeys) != 6 || opts.MaxConn != DefaultMaxConnections {
+			if len(opts.Nkeys) != 7 || opts.MaxConn != DefaultMaxConnections {
 				t.Fatalf("users %+v, max conn %d", opts.Nkeys, opts.MaxConn)
 			}
 			for i, u := range slices.Concat(serviceUsers, ClientKinds) {

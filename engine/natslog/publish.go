@@ -267,9 +267,20 @@ func (p *Publisher) LastSequence(ctx context.Context) (uint64, error) {
 }
 
 func lastSequence(ctx context.Context, js jetstream.JetStream) (uint64, error) {
-	stream, err := js.Stream(ctx, LedgerStream)
-	if err != nil {
-		return 0, unavailable(err, "no info on stream %s", LedgerStream)
+	for {
+		// A stream info request sent while the stream elects a leader is
+		// never answered: ask again rather than wait out ctx.
+		actx, cancel := context.WithTimeout(ctx, infoAttempt)
+		stream, err := js.Stream(actx, LedgerStream)
+		cancel()
+		if err == nil {
+			return stream.CachedInfo().State.LastSeq, nil
+		}
+		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return 0, unavailable(err, "no info on stream %s", LedgerStream)
+		}
 	}
-	return stream.CachedInfo().State.LastSeq, nil
 }
+
+// infoAttempt bounds one stream info request.
+const infoAttempt = 500 * time.Millisecond

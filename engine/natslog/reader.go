@@ -58,6 +58,17 @@ func (r *Reader) Range(ctx context.Context, from uint64, fn EntryFunc) error {
 	return r.directRange(ctx, from, end, fn)
 }
 
+// RangeTo calls fn for every entry from sequence from to end (both
+// inclusive; from 0 means 1), in order, with batched direct gets only: it
+// asks no stream info, so it reads while the stream elects a leader.
+func (r *Reader) RangeTo(ctx context.Context, from, end uint64, fn EntryFunc) error {
+	from = max(from, 1)
+	if from > end {
+		return nil
+	}
+	return r.directRange(ctx, from, end, fn)
+}
+
 // Follow calls fn for every entry from sequence from (0 means 1) onwards
 // and keeps tailing the stream until ctx is done; it returns ctx's error,
 // or fn's. It runs an ordered consumer, which the server pushes new entries

@@ -18,6 +18,12 @@ const (
 	LedgerSubjects = "gavel.ledger.>"
 	FeedSubjects   = "gavel.feed.>"
 	SubmitSubjects = "gavel.submit.>"
+	// ReplicaSubjects carry what replicas say to each other (forwarded
+	// writes); only the replica user publishes or subscribes there.
+	ReplicaSubjects = "gavel.replica.>"
+	// LeaseBucket is the JetStream KV bucket of the leader lease.
+	LeaseBucket = "GAVEL_LEASE"
+	leaseStream = "KV_" + LeaseBucket
 
 	ledgerPrefix = "gavel.ledger."
 	// maxKindLen bounds the entry kind in a ledger subject.

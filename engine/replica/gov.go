@@ -14,10 +14,10 @@ import (
 	"github.com/gavelhq/gavel/projections"
 )
 
-// SubmitGov verifies a member's signed request (type typ) against the
+// submitGov verifies a member's signed request (type typ) against the
 // current members, then commits it. The route's proposal id, and member
 // id, must match the envelope (CCF's codes when they do not).
-func (r *Replica) SubmitGov(ctx context.Context, typ govreq.MsgType, proposalID, memberID string, raw []byte) (handlers.GovAnswer, error) {
+func (r *Replica) submitGov(ctx context.Context, typ govreq.MsgType, proposalID, memberID string, raw []byte) (handlers.GovAnswer, error) {
 	select {
 	case r.verifySlots <- struct{}{}:
 	case <-ctx.Done():
@@ -163,7 +163,7 @@ func (r *Replica) TransactionStatus(ctx context.Context, tx engine.TxID) (string
 		}
 		return "Invalid", nil
 	}
-	if seq := r.Sequencer(); seq != nil && tx.View < seq.View() {
+	if tx.View < r.currentView() {
 		return "Invalid", nil
 	}
 	return "Unknown", nil

@@ -200,9 +200,9 @@ func directory(st engine.StateReader) netmap.NodeDirectory {
 // MapCertificate is the network-map key's certificate (PEM).
 func (r *Replica) MapCertificate() []byte { return r.nm.id.certPEM }
 
-// PublishNodeInfo verifies a signed NodeInfo against the node's recorded
+// publishNodeInfo verifies a signed NodeInfo against the node's recorded
 // key and the service's limits, then commits it.
-func (r *Replica) PublishNodeInfo(ctx context.Context, raw []byte) ([]byte, error) {
+func (r *Replica) publishNodeInfo(ctx context.Context, raw []byte) (forwardAnswer, error) {
 	v, err := withSlot(ctx, r, func() (netmap.VerifiedNodeInfo, error) {
 		return read(r, func(st *state.Store) (netmap.VerifiedNodeInfo, error) {
 			lim, err := netmap.LoadLimits(st)
@@ -213,22 +213,20 @@ func (r *Replica) PublishNodeInfo(ctx context.Context, raw []byte) ([]byte, erro
 		})
 	})
 	if err != nil {
-		return nil, err
+		return forwardAnswer{}, err
 	}
-	out, err := r.submit(ctx, netmap.Publish{Info: v})
-	return out.Result, err
+	return answerOf(r.submit(ctx, netmap.Publish{Info: v}))
 }
 
-// AckParameters verifies a node's acceptance, then commits it.
-func (r *Replica) AckParameters(ctx context.Context, raw []byte) ([]byte, error) {
+// ackParameters verifies a node's acceptance, then commits it.
+func (r *Replica) ackParameters(ctx context.Context, raw []byte) (forwardAnswer, error) {
 	v, err := withSlot(ctx, r, func() (netmap.VerifiedAck, error) {
 		return read(r, func(st *state.Store) (netmap.VerifiedAck, error) { return netmap.VerifyAck(raw, directory(st)) })
 	})
 	if err != nil {
-		return nil, err
+		return forwardAnswer{}, err
 	}
-	out, err := r.submit(ctx, netmap.Ack{Ack: v})
-	return out.Result, err
+	return answerOf(r.submit(ctx, netmap.Ack{Ack: v}))
 }
 
 func withSlot[T any](ctx context.Context, r *Replica, f func() (T, error)) (T, error) {
@@ -475,16 +473,6 @@ func acceptances(st engine.StateReader, hash string) (handlers.Acceptances, erro
 	return a, nil
 }
 
-// IsPrimary reports whether this replica sequences now. It is the one
-// predicate that gates the primary's own work (the flag day, the feeds).
-// Today the single replica is primary while its sequencer runs in its
-// view: no restart under way, and the sequencer not stopped (it stops
-// when a newer view wrote). Issue 11's lease changes this body, not its
-// callers.
-func (r *Replica) IsPrimary() bool {
-	return r.fault.p.Load() == nil && !r.Sequencer().Stopped()
-}
-
 // runNetmap is the primary's network-map loop: the flag day once the
 // pending update's deadline passes, and the feeds.
 func (r *Replica) runNetmap(ctx context.Context) {
@@ -502,7 +490,7 @@ func (r *Replica) runNetmap(ctx context.Context) {
 
 func (r *Replica) netmapTick(ctx context.Context) {
 	if !r.IsPrimary() {
-		return
+		return // the primary's job
 	}
 	st, done, err := r.reading()
 	if err != nil {

@@ -37,7 +37,7 @@ func (r *Replica) withNodes(fn func(v projections.Nodes, st engine.StateReader) 
 		return engine.Wrap(engine.KindUnavailable, CodeStateFailed, err, "the state cannot be read")
 	}
 	defer sn.Close()
-	return fn(projections.Nodes{Model: sn.Model(), Primary: r.node.ID}, sn)
+	return fn(projections.Nodes{Model: sn.Model(), Primary: r.PrimaryID()}, sn)
 }
 
 // nodeSettings is what genesis fixed about attestation.
@@ -60,31 +60,31 @@ func (r *Replica) nodeSettings() (nodes.Settings, error) {
 	return nodes.SettingsFrom(g.Virtual, g.DevSNPRoot, r.identity.CertPEM)
 }
 
-// JoinNode verifies a node's signed join request, then commits it (a new
+// joinNode verifies a node's signed join request, then commits it (a new
 // node becomes Pending) or answers its poll; a Trusted node's answer
 // carries its service-endorsed certificate.
-func (r *Replica) JoinNode(ctx context.Context, raw []byte) ([]byte, error) {
+func (r *Replica) joinNode(ctx context.Context, raw []byte) (forwardAnswer, error) {
 	s, err := r.nodeSettings()
 	if err != nil {
-		return nil, err
+		return forwardAnswer{}, err
 	}
 	select {
 	case r.verifySlots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no verification slot before the deadline")
+		return forwardAnswer{}, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no verification slot before the deadline")
 	}
 	j, err := nodes.VerifyJoin(raw, s, r.cfg.Now(), r.cfg.ScriptLimits)
 	<-r.verifySlots
 	if err != nil {
-		return nil, err
+		return forwardAnswer{}, err
 	}
 	out, err := r.submit(ctx, j)
 	if err != nil {
-		return nil, err
+		return forwardAnswer{}, err
 	}
 	var res nodes.JoinResult
 	if err := json.Unmarshal(out.Result, &res); err != nil {
-		return nil, engine.Wrap(engine.KindInternal, "BadJoinResult", err, "join result")
+		return forwardAnswer{}, engine.Wrap(engine.KindInternal, "BadJoinResult", err, "join result")
 	}
 	if res.NodeStatus == nodes.StatusTrusted {
 		var rec nodes.Record
@@ -94,17 +94,18 @@ func (r *Replica) JoinNode(ctx context.Context, raw []byte) ([]byte, error) {
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return forwardAnswer{}, err
 		}
 		if ok {
 			cert, err := r.endorse(rec, j.Signed.PublicKey)
 			if err != nil {
-				return nil, err
+				return forwardAnswer{}, err
 			}
 			res.NodeCertificate = string(cert)
 		}
 	}
-	return json.Marshal(res)
+	b, err := json.Marshal(res)
+	return forwardAnswer{Body: b, TxID: out.TxID}, err
 }
 
 // endorse issues a Trusted node's certificate, signed by the service
@@ -155,17 +156,16 @@ func ParseValidFrom(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("valid_from %q is neither an X.509 time nor ISO 8601", s)
 }
 
-// DeleteNode deletes a retired node whose retirement a signature covers.
-func (r *Replica) DeleteNode(ctx context.Context, id string) error {
+// deleteNode deletes a retired node whose retirement a signature covers.
+func (r *Replica) deleteNode(ctx context.Context, id string) (forwardAnswer, error) {
 	var committed bool
 	if err := r.withNodes(func(v projections.Nodes, _ engine.StateReader) error {
 		committed = v.RetiredCommitted(id)
 		return nil
 	}); err != nil {
-		return err
+		return forwardAnswer{}, err
 	}
-	_, err := r.submit(ctx, nodes.Delete{NodeID: id, RetiredCommitted: committed})
-	return err
+	return answerOf(r.submit(ctx, nodes.Delete{NodeID: id, RetiredCommitted: committed}))
 }
 
 // NodeList, NodeInfo and RemovableNodes are the node read model's views,

@@ -59,6 +59,22 @@ type Config struct {
 	// natslog.DefaultMaxConnections.
 	NATSMaxConnections int
 	Netmap             NetmapConfig // the network map (netmap.go)
+
+	// NATS is a server the replica runs on but did not start (a member of
+	// a JetStream cluster): it connects to it, never shuts it down, and is
+	// one of several replicas, sequencing only while it holds the leader
+	// lease and following the ledger otherwise (follower.go). nil: it
+	// starts its own standalone server and is the only replica, as before.
+	// Replicas of one service share its identity files (CopyServiceIdentity).
+	NATS *natslog.Embedded
+	// StreamReplicas is how many servers keep each of the ledger, feeds
+	// and lease streams (0: 1).
+	StreamReplicas int
+	// Lease tunes the leader lease of a replica on a shared server.
+	Lease LeaseConfig
+	// AppliedWait bounds a read's wait for a transaction it names
+	// (?min_txid=); 0 means MaxAppliedWait.
+	AppliedWait time.Duration
 }
 
 // Replica is one running gavel replica.
@@ -73,6 +89,8 @@ type Replica struct {
 	lock     *DirLock
 	signer   rootSigner
 	watch    *storageWatch // the embedded store's write errors
+	shared   bool          // embedded is cfg.NATS: not ours to shut down
+	roles    *roles        // primary or follower; nil for the only replica
 
 	// One connection per job, each as its own NATS user: the sequencer's
 	// (conn) writes the ledger, the feed publisher's the feeds, the
@@ -141,8 +159,10 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		}
 	}()
 	// A busy NATS port fails before any key is written.
-	if err := CheckListen("nats", cfg.NATSListen); err != nil {
-		return nil, err
+	if cfg.NATS == nil {
+		if err := CheckListen("nats", cfg.NATSListen); err != nil {
+			return nil, err
+		}
 	}
 	if r.identity, err = LoadOrCreateIdentity(cfg.DataDir, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("service identity: %w", err)
@@ -151,6 +171,9 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		return nil, fmt.Errorf("node identity: %w", err)
 	}
 	r.logger.Info("node identity", slog.String("node_id", r.node.ID))
+	if cfg.NATS != nil {
+		return r.openReplicated(ctx)
+	}
 	r.embedded, err = natslog.StartEmbedded(natslog.EmbeddedConfig{
 		DataDir: filepath.Join(cfg.DataDir, "nats"),
 		Listen:  cfg.NATSListen,
@@ -226,26 +249,35 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		r.supervise(runCtx, seq)
 	}(r.seq)
 	if meta.Seqno == 0 {
-		govWrites, err := r.genesisGovernance()
-		if err != nil {
+		if err := r.genesis(ctx); err != nil {
 			return nil, err
 		}
-		nmGenesis, nodes := r.netmapGenesis()
-		out, err := r.submit(ctx, exec.Genesis{ServiceCertPEM: r.identity.CertPEM, Settings: exec.ServiceSettings{
-			SignatureEvery:      cfg.Sequencer.SignEvery,
-			SignatureIntervalMs: cfg.Sequencer.SignInterval.Milliseconds(),
-			Virtual:             true,
-			DevSNPRoot:          string(cfg.DevSNPRoot),
-		}, Node: r.node.Record(), Governance: govWrites, NetworkMap: nmGenesis, Nodes: nodes})
-		if err != nil {
-			return nil, fmt.Errorf("genesis: %w", err)
-		}
-		r.logger.Info("service created", slog.String("txid", out.TxID.String()))
 	}
 	if err := r.startNetmap(runCtx); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// genesis writes the genesis entry of a new service.
+func (r *Replica) genesis(ctx context.Context) error {
+	cfg := r.cfg
+	govWrites, err := r.genesisGovernance()
+	if err != nil {
+		return err
+	}
+	nmGenesis, nodes := r.netmapGenesis()
+	out, err := r.submit(ctx, exec.Genesis{ServiceCertPEM: r.identity.CertPEM, Settings: exec.ServiceSettings{
+		SignatureEvery:      cfg.Sequencer.SignEvery,
+		SignatureIntervalMs: cfg.Sequencer.SignInterval.Milliseconds(),
+		Virtual:             true,
+		DevSNPRoot:          string(cfg.DevSNPRoot),
+	}, Node: r.node.Record(), Governance: govWrites, NetworkMap: nmGenesis, Nodes: nodes})
+	if err != nil {
+		return fmt.Errorf("genesis: %w", err)
+	}
+	r.logger.Info("service created", slog.String("txid", out.TxID.String()))
+	return nil
 }
 
 // genesisGovernance builds the governance tables of a new service.
@@ -398,7 +430,12 @@ func (r *Replica) Close() error {
 				nc.Close()
 			}
 		}
-		if r.embedded != nil {
+		if r.roles != nil && r.roles.conn != nil {
+			r.roles.forwards.Wait()
+			r.roles.conn.Drain()
+			r.roles.conn.Close()
+		}
+		if r.embedded != nil && !r.shared {
 			r.embedded.Shutdown()
 		}
 		r.mu.Lock()

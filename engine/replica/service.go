@@ -11,26 +11,23 @@ import (
 	"github.com/gavelhq/gavel/handlers"
 )
 
-// RegisterStatement checks a signed statement statelessly (structure,
+// registerStatement checks a signed statement statelessly (structure,
 // did:x509 issuer, signature) on the caller's goroutine, then commits it.
-func (r *Replica) RegisterStatement(ctx context.Context, raw []byte) ([]byte, error) {
+func (r *Replica) registerStatement(ctx context.Context, raw []byte) (forwardAnswer, error) {
 	// Verification is CPU-bound: one per core at a time. Waiting for the
 	// commit is not, and holds no slot, so group commit sees every request.
 	select {
 	case r.verifySlots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no verification slot before the deadline")
+		return forwardAnswer{}, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no verification slot before the deadline")
 	}
 	cmd, err := r.VerifyStatement(raw)
 	<-r.verifySlots
 	if err != nil {
-		return nil, err
+		return forwardAnswer{}, err
 	}
 	out, err := r.submit(ctx, cmd)
-	if err != nil {
-		return nil, err
-	}
-	return out.Result, nil
+	return answerOf(out, err)
 }
 
 // VerifyStatement is the stateless half of a registration.
@@ -191,8 +188,8 @@ func (r *Replica) Network(ctx context.Context) (handlers.NetworkInfo, error) {
 	info := handlers.NetworkInfo{
 		ServiceCertificate: string(r.identity.CertPEM),
 		ServiceStatus:      "Open",
-		CurrentView:        r.Sequencer().View(),
-		PrimaryID:          r.node.ID,
+		CurrentView:        r.currentView(),
+		PrimaryID:          r.PrimaryID(),
 		ServiceData:        json.RawMessage("null"),
 		Writable:           true,
 	}

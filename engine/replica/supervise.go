@@ -70,6 +70,9 @@ func (r *Replica) submit(ctx context.Context, cmd engine.Command) (sequencer.Out
 	if f := r.fault.p.Load(); f != nil {
 		return sequencer.Outcome{}, f.Error()
 	}
+	if !r.IsPrimary() {
+		return sequencer.Outcome{}, notPrimary()
+	}
 	return r.Sequencer().Submit(ctx, cmd)
 }
 

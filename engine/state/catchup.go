@@ -19,54 +19,87 @@ type LogReader interface {
 const catchUpChunk = 1024
 
 // CatchUp applies every message the log holds past the store's last
-// seqno. Each is authenticated against the service nodes Trusted as of
+// seqno, through a Fold.
+func CatchUp(ctx context.Context, s *Store, log LogReader) error {
+	f, err := NewFold(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	if err := log.Range(ctx, s.Meta().Seqno+1, f.Add); err != nil {
+		return err
+	}
+	return f.Flush()
+}
+
+// Fold applies ledger messages to a store in order, without executing
+// anything: the one fold of catch-up and of a follower tailing the log.
+// Each message is authenticated against the service nodes Trusted as of
 // the entry before it (engine.TrustedNodes.OpenEntry) before it is decoded;
 // one that is not an authenticated entry claiming its own place is folded
-// as a void entry, logged at Error and counted (Store.Voids), and catch-up
+// as a void entry, logged at Error and counted (Store.Voids), and the fold
 // goes on after it. Signatures are checked ahead on every core, a chunk at
 // a time, and again in order after an entry that changes the nodes.
-func CatchUp(ctx context.Context, s *Store, log LogReader) error {
+//
+// A Fold is used by one goroutine, and nothing else may apply to its store
+// while it is in use.
+type Fold struct {
+	ctx     context.Context
+	s       *Store
+	log     LogReader // to refold the read model from
+	trusted *engine.TrustedNodes
+	meta    Meta
+	msgs    []engine.LedgerMsg
+}
+
+// NewFold folds onto s from its last applied seqno. A read model that does
+// not reflect the state is first refolded from log: Apply folds on top of
+// it.
+func NewFold(ctx context.Context, s *Store, log LogReader) (*Fold, error) {
 	if s.proj != nil {
-		// A read model that does not reflect the state is refolded first:
-		// Apply folds on top of it.
 		if pos, err := s.proj.Position(s.Model()); err != nil || pos != s.Meta().Seqno {
 			if err := s.refoldModel(ctx, log); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	trusted, err := engine.LoadTrustedNodes(s)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	meta := s.Meta()
-	var msgs []engine.LedgerMsg
-	flush := func() error {
-		entries := openChunk(trusted, msgs, &meta, s.logger)
-		msgs = msgs[:0]
-		err := s.Apply(entries)
-		if errors.Is(err, ErrReadModel) {
-			// The read model, not the state, is broken: refolded from the
-			// log, the entries apply onto it.
-			s.logger.Error("the read model cannot be folded; refolding it from the log", slog.Any("err", err))
-			if err := s.refoldModel(ctx, log); err != nil {
-				return err
-			}
-			err = s.Apply(entries)
-		}
-		return err
+	return &Fold{ctx: ctx, s: s, log: log, trusted: trusted, meta: s.Meta()}, nil
+}
+
+// Add queues m, the message after the last one added, and applies the
+// queue once it holds a chunk.
+func (f *Fold) Add(m engine.LedgerMsg) error {
+	f.msgs = append(f.msgs, m)
+	if len(f.msgs) == catchUpChunk {
+		return f.Flush()
 	}
-	err = log.Range(ctx, meta.Seqno+1, func(m engine.LedgerMsg) error {
-		msgs = append(msgs, m)
-		if len(msgs) == catchUpChunk {
-			return flush()
-		}
+	return nil
+}
+
+// Pending is how many messages wait for the next Flush.
+func (f *Fold) Pending() int { return len(f.msgs) }
+
+// Flush applies the queued messages in one pebble batch.
+func (f *Fold) Flush() error {
+	if len(f.msgs) == 0 {
 		return nil
-	})
-	if err != nil {
-		return err
 	}
-	return flush()
+	entries := openChunk(f.trusted, f.msgs, &f.meta, f.s.logger)
+	f.msgs = f.msgs[:0]
+	err := f.s.Apply(entries)
+	if errors.Is(err, ErrReadModel) {
+		// The read model, not the state, is broken: refolded from the
+		// log, the entries apply onto it.
+		f.s.logger.Error("the read model cannot be folded; refolding it from the log", slog.Any("err", err))
+		if err := f.s.refoldModel(f.ctx, f.log); err != nil {
+			return err
+		}
+		err = f.s.Apply(entries)
+	}
+	return err
 }
 
 // openChunk authenticates and decodes msgs, the messages after at, against
