@@ -59,6 +59,9 @@ type Config struct {
 	// natslog.DefaultMaxConnections.
 	NATSMaxConnections int
 	Netmap             NetmapConfig // the network map (netmap.go)
+
+	// OnCommit is told of every submitted command (observe.go); nil: nobody.
+	OnCommit func(CommitReport)
 }
 
 // Replica is one running gavel replica.

@@ -43,6 +43,9 @@ type Config struct {
 	SignInterval  time.Duration // ... and at most this long after an unsigned entry
 	MaxAttempts   int           // executions of one round before giving up
 	Knobs         *TestingKnobs // fault injection for tests; nil in production
+
+	// OnRound is told of each committed round (report.go); nil: nobody.
+	OnRound func(RoundReport)
 }
 
 // DefaultConfig returns the defaults of DESIGN.md.
@@ -579,6 +582,7 @@ func (s *Sequencer) land(f *flight) (bool, error) {
 		s.answer(f.entries, f.owners)
 		s.settle(f.answered)
 		s.wrote()
+		s.report(f, t1.Sub(t0), time.Since(t1))
 		return true, nil
 	}
 	// Refused or ambiguous: learn what the log holds now.
@@ -592,6 +596,7 @@ func (s *Sequencer) land(f *flight) (bool, error) {
 		s.answer(f.entries, f.owners)
 		s.settle(f.answered)
 		s.wrote()
+		s.report(f, t1.Sub(t0), 0)
 		return true, nil
 	}
 	if verr := s.checkView(); verr != nil {

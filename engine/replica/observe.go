@@ -1,0 +1,90 @@
+package replica
+
+import (
+	"context"
+	"time"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/handlers"
+)
+
+// CommitReport is one submitted command's outcome, for metrics: how long
+// the submit wrapper waited and the error, if any (refusals included).
+type CommitReport struct {
+	Kind engine.EntryKind
+	Took time.Duration
+	Err  error
+}
+
+// Leadership is who holds the write path and in which view. A single
+// replica is its own primary and its view is its sequencer's; the
+// replication work re-wires this one method.
+func (r *Replica) Leadership() (holder string, view uint64) {
+	return r.node.ID, r.Sequencer().View()
+}
+
+// Sequencing is the sequencer's cumulative counters and the applied
+// state's position, read from memory.
+func (r *Replica) Sequencing() handlers.Sequencing {
+	seq := r.Sequencer()
+	rounds, entries := seq.Stats()
+	t := seq.Timing()
+	s := handlers.Sequencing{
+		Rounds: rounds, Entries: entries,
+		Execute: t.Execute, Append: t.Append, Apply: t.Apply,
+		Queued: seq.Queued(), QueueCapacity: r.cfg.Sequencer.WithDefaults().QueueSize,
+	}
+	if f := r.WriteFault(); f != nil {
+		s.Fault = &handlers.WriteError{Code: f.Code, Message: f.Message, Since: f.Since.UTC()}
+	}
+	if st, done, err := r.reading(); err == nil {
+		m := st.Meta()
+		s.Seqno, s.LastSignature, s.Voids = m.Seqno, m.LastSignature, m.Voids
+		done()
+	} else {
+		done()
+	}
+	return s
+}
+
+// ProjectionLag is how many entries each read model is behind: the state
+// behind the log, and the node and network-map read models behind the
+// state (they catch up on their next read). A read model busy catching up
+// is skipped rather than waited for.
+func (r *Replica) ProjectionLag(ctx context.Context) map[string]uint64 {
+	lag := map[string]uint64{}
+	st, done, err := r.reading()
+	if err != nil {
+		done()
+		return lag
+	}
+	applied := st.Meta().Seqno
+	done()
+	if last, err := r.log.LastSequence(ctx); err == nil && last >= applied {
+		lag["state"] = last - applied
+	}
+	if r.nodeReads.mu.TryLock() {
+		if f := r.nodeReads.follower; f != nil && f.Fold.Seqno() <= applied {
+			lag["nodes"] = applied - f.Fold.Seqno()
+		} else if f == nil {
+			lag["nodes"] = applied
+		}
+		r.nodeReads.mu.Unlock()
+	}
+	if nm := r.nm; nm != nil && nm.mu.TryLock() {
+		if nm.seqno <= applied {
+			lag["network_map"] = applied - nm.seqno
+		}
+		nm.mu.Unlock()
+	}
+	return lag
+}
+
+// reportCommit tells Config.OnCommit of a submit.
+func (r *Replica) reportCommit(kind engine.EntryKind, t0 time.Time, err error) {
+	if fn := r.cfg.OnCommit; fn != nil {
+		fn(CommitReport{Kind: kind, Took: time.Since(t0), Err: err})
+	}
+}
+
+var _ handlers.Observed = (*Replica)(nil)
