@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
@@ -63,21 +64,43 @@ func (r *Replica) ProjectionLag(ctx context.Context) map[string]uint64 {
 	if last, err := r.log.LastSequence(ctx); err == nil && last >= applied {
 		lag["state"] = last - applied
 	}
-	if r.nodeReads.mu.TryLock() {
-		if f := r.nodeReads.follower; f != nil && f.Fold.Seqno() <= applied {
-			lag["nodes"] = applied - f.Fold.Seqno()
-		} else if f == nil {
-			lag["nodes"] = applied
+	if f, ok := within(ctx, &r.nodeReads.mu, func() (uint64, bool) {
+		if r.nodeReads.follower == nil {
+			return 0, true
 		}
-		r.nodeReads.mu.Unlock()
+		return r.nodeReads.follower.Fold.Seqno(), true
+	}); ok && f <= applied {
+		lag["nodes"] = applied - f
 	}
-	if nm := r.nm; nm != nil && nm.mu.TryLock() {
-		if nm.seqno <= applied {
-			lag["network_map"] = applied - nm.seqno
+	if nm := r.nm; nm != nil {
+		if s, ok := within(ctx, &nm.mu, func() (uint64, bool) { return nm.seqno, true }); ok && s <= applied {
+			lag["network_map"] = applied - s
 		}
-		nm.mu.Unlock()
 	}
 	return lag
+}
+
+// within runs read under mu unless mu stays held until ctx ends (a read
+// model stuck on the log): then it gives up, and the waiting goroutine
+// reads and lets go once mu is free.
+func within(ctx context.Context, mu *sync.Mutex, read func() (uint64, bool)) (uint64, bool) {
+	type answer struct {
+		v  uint64
+		ok bool
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		mu.Lock()
+		defer mu.Unlock()
+		v, ok := read()
+		ch <- answer{v, ok}
+	}()
+	select {
+	case a := <-ch:
+		return a.v, a.ok
+	case <-ctx.Done():
+		return 0, false
+	}
 }
 
 // reportCommit tells Config.OnCommit of a submit.
