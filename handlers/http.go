@@ -56,6 +56,8 @@ func NewHTTP(svc Service, limits Limits, logger *slog.Logger) *HTTP {
 	mux.HandleFunc("GET /schemas/{path...}", h.getSchema)
 	h.metricsRoutes(mux)
 	h.healthRoutes(mux)
+	mux.HandleFunc("GET /openapi.json", h.getOpenAPI)
+	h.uiRoutes(mux)
 	return h
 }
 

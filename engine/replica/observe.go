@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/state"
 	"github.com/gavelhq/gavel/handlers"
 )
 
@@ -111,3 +112,29 @@ func (r *Replica) reportCommit(kind engine.EntryKind, t0 time.Time, err error) {
 }
 
 var _ handlers.Observed = (*Replica)(nil)
+
+// LedgerTail is the last n entries, newest first, read from the state's
+// leaf records (no log reads).
+func (r *Replica) LedgerTail(ctx context.Context, n int) ([]handlers.LedgerEntry, error) {
+	return read(r, func(st *state.Store) ([]handlers.LedgerEntry, error) {
+		m := st.Meta()
+		out := []handlers.LedgerEntry{}
+		for s := m.Seqno; s > 0 && len(out) < n; s-- {
+			if ctx.Err() != nil {
+				return out, ctx.Err()
+			}
+			leaf, ok, err := st.Leaf(s)
+			if err != nil {
+				return out, err
+			}
+			if !ok {
+				continue
+			}
+			out = append(out, handlers.LedgerEntry{TxID: engine.TxID{View: leaf.View, Seqno: s}.String(), Kind: string(leaf.Kind),
+				Time: time.UnixMilli(leaf.TimeMillis).UTC(), Signed: s <= m.LastSignature})
+		}
+		return out, nil
+	})
+}
+
+var _ handlers.LedgerTail = (*Replica)(nil)
