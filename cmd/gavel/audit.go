@@ -304,7 +304,7 @@ flags:
 		}
 	}
 	r.SetScriptLimits(safety)
-	progress := newProgress(errOut, "replay", last)
+	progress := newProgressMode(errOut, "replay", "entries", last, jsonFlagSet(fs))
 	err = reader.Range(ctx, 1, func(m engine.LedgerMsg) error {
 		progress.set(m.Seq)
 		return r.Add(m)

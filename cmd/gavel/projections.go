@@ -31,6 +31,7 @@ func init() {
 func runProjectionsRebuild(args []string, out, errOut io.Writer) int {
 	fs := newFlags("projections rebuild", errOut)
 	data := fs.String("data", "", "a stopped replica's data folder")
+	fs.Bool("json", false, "when not on a terminal, report progress as JSON lines on stderr")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -68,7 +69,15 @@ func runProjectionsRebuild(args []string, out, errOut io.Writer) int {
 		return failf(errOut, "%v", err)
 	}
 	f := nodes.NewFollower()
-	if err := natslog.NewReader(js).Range(context.Background(), 1, func(m engine.LedgerMsg) error { f.Add(m); return nil }); err != nil {
+	reader := natslog.NewReader(js)
+	last, err := reader.LastSequence(context.Background())
+	if err != nil {
+		return failf(errOut, "read the ledger: %v", err)
+	}
+	progress := newProgressMode(errOut, "rebuild", "entries", last, jsonFlagSet(fs))
+	err = reader.Range(context.Background(), 1, func(m engine.LedgerMsg) error { f.Add(m); progress.set(m.Seq); return nil })
+	progress.done()
+	if err != nil {
 		return failf(errOut, "read the ledger: %v", err)
 	}
 	snap, err := projections.Nodes{State: f.State, Fold: f.Fold, Primary: node}.Snapshot()
