@@ -38,6 +38,7 @@ type content struct {
 	Desc      string
 	MediaType string
 	Schema    map[string]any
+	Also      []string // other media types of the same schema
 	Headers   []string // response headers worth naming
 }
 
@@ -123,6 +124,10 @@ func operations() []operation {
 		m["202"] = jsonBody("not yet covered by a signature entry: retry (Retry-After)", componentRef("answers.ErrorResponse"))
 		return m
 	}
+	uiPage := map[string]content{
+		"200": {Desc: "the page or asset", MediaType: "text/html", Schema: str, Also: []string{"text/javascript", "text/css"}},
+		"404": textBody("no such page (the page shell says so)", "text/html"),
+	}
 	page := []param{apiVer, {Name: "maxpagesize", Schema: map[string]any{"type": "integer", "minimum": 1}}, {Name: "skipToken", Schema: str}}
 	return []operation{
 		// Statements (SCITT, scitt-ccf-ledger's shapes).
@@ -196,7 +201,9 @@ func operations() []operation {
 		// The service's own documents and probes.
 		{Pattern: "GET /schemas", Summary: "the JSON Schemas", Tag: "meta", Responses: ok(goBody("their names", schemaList{}))},
 		{Pattern: "GET /schemas/{path...}", Summary: "a JSON Schema, the CDDL, or a folder's names", Tag: "meta",
-			Responses: ok(content{Desc: "the schema (JSON), the CDDL (text) or a list", MediaType: "application/json", Schema: map[string]any{}})},
+			Responses: ok(content{Desc: "the schema (JSON), the CDDL (text) or a list", MediaType: "application/json", Schema: map[string]any{}, Also: []string{"text/plain"}})},
+		{Pattern: "GET /schemas/{path...}", Path: "/schemas/{folder}/{file}", Summary: "a JSON Schema in a folder (answers/, actions/)", Tag: "meta",
+			Responses: ok(jsonBody("the schema", map[string]any{"type": "object"}))},
 		{Pattern: "GET /openapi.json", Summary: "this document", Tag: "meta", Responses: ok(jsonBody("OpenAPI 3.1", map[string]any{"type": "object"}))},
 		{Pattern: "GET /metrics", Summary: "Prometheus metrics", Tag: "meta", Responses: ok(textBody("the text exposition format", "text/plain"))},
 		{Pattern: "GET /healthz", Summary: "the process serves", Tag: "meta", Responses: ok(goBody("ok", Health{}))},
@@ -206,8 +213,11 @@ func operations() []operation {
 
 		// The dashboard.
 		{Pattern: "GET /ui", Summary: "the dashboard", Tag: "dashboard", Responses: ok(textBody("the page", "text/html"))},
-		{Pattern: "GET /ui/{page...}", Summary: "a dashboard page or asset", Tag: "dashboard",
-			Responses: map[string]content{"200": textBody("the page or asset", "text/html"), "404": textBody("no such page", "text/html")}},
+		{Pattern: "GET /ui/{page...}", Summary: "a dashboard page (proposals, members, nodes, code, map, ledger) or asset (app.js, app.css)", Tag: "dashboard",
+			Responses: uiPage},
+		{Pattern: "GET /ui/{page...}", Path: "/ui/", Summary: "the dashboard's overview", Tag: "dashboard", Responses: uiPage},
+		{Pattern: "GET /ui/{page...}", Path: "/ui/proposals/{proposalId}", Summary: "a proposal's dashboard page", Tag: "dashboard", Responses: uiPage},
+		{Pattern: "GET /ui/{page...}", Path: "/ui/receipt/{txid}", Summary: "a receipt's dashboard page, verified in the browser", Tag: "dashboard", Responses: uiPage},
 		{Pattern: "GET /ui/api/state", Summary: "what the dashboard shows (ETag; poll with If-None-Match)", Tag: "dashboard",
 			Responses: map[string]content{"200": {Desc: "the state", MediaType: "application/json", Schema: componentRef("go.DashboardState"), Headers: []string{"ETag"}},
 				"304": {Desc: "unchanged"}}},
@@ -279,7 +289,11 @@ func responseObject(c content) map[string]any {
 		r["description"] = "answer"
 	}
 	if c.MediaType != "" {
-		r["content"] = map[string]any{c.MediaType: map[string]any{"schema": c.Schema}}
+		m := map[string]any{c.MediaType: map[string]any{"schema": c.Schema}}
+		for _, t := range c.Also {
+			m[t] = map[string]any{"schema": c.Schema}
+		}
+		r["content"] = m
 	}
 	if len(c.Headers) > 0 {
 		h := map[string]any{}
