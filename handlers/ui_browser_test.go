@@ -146,13 +146,14 @@ func TestDashboardInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`document.querySelector("[data-testid=overview]").innerText.includes(%q)`, tx))); err != nil {
+	seqno := tx[strings.Index(tx, ".")+1:]
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`Number((document.querySelector("[data-testid=last-txid]") || {dataset: {}}).dataset.seqno) >= %s`, seqno))); err != nil {
 		t.Fatalf("the overview never showed %s: %v", tx, err)
 	}
 
 	page(t, ctx, dir, ui+"/proposals", `[data-testid=proposal]`, "proposals")
 	open := text(t, ctx, fmt.Sprintf(`[data-testid=proposal][data-id=%q]`, p.open))
-	wantIn(t, "the open proposal", open, short(p.open), "Open", "set_member", hostile, short(o.members[2].ID), "export function vote")
+	wantIn(t, "the open proposal", open, short(p.open), "Open", "set_member", jsonText(hostile), short(o.members[2].ID), "export function vote")
 	wantIn(t, "the accepted update", text(t, ctx, fmt.Sprintf(`[data-testid=proposal][data-id=%q]`, p.update)), "Accepted", "set_network_parameters")
 	unharmed(t, ctx, "proposals")
 	page(t, ctx, dir, ui+"/proposals/"+p.open, `[data-testid=ballots]`, "proposal")

@@ -191,7 +191,7 @@ function overview(r, s) {
     ["Service status", state(n.service_status)],
     ["Primary", mono(s.leader || n.primary_id)],
     ["View", String(s.view || n.current_view)],
-    ["Last transaction", n.last_txid ? mono(n.last_txid) : empty("none yet")],
+    ["Last transaction", n.last_txid ? el("span", { "data-testid": "last-txid", "data-seqno": seqnoOf(n.last_txid) }, mono(n.last_txid)) : empty("none yet")],
     ["Last signed transaction", n.last_signed_txid ? link("/ui/receipt/" + n.last_signed_txid, n.last_signed_txid) : empty("none yet")],
     ["Commit rate", rate === null ? empty("measuring…") : el("span", { "data-testid": "commit-rate" }, rate.toFixed(1) + " entries/s")],
     ["Write path", write],
