@@ -68,7 +68,7 @@ func page(t *testing.T, ctx context.Context, dir, url, sel, name string) {
 
 func shot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG (lower is JPEG)
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -199,6 +199,23 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Errorf("the page did not verify the receipt: %s: %s", v, text(t, ctx, `[data-testid=receipt-verdict]`))
 	}
 	wantIn(t, "the receipt", text(t, ctx, `[data-testid=receipt]`), p.statements[0], "Merkle root")
+	// The page's verifier refuses a receipt with one bit changed, in the
+	// signature or in the leaf (the claims digest near the end of the proof).
+	c, cancel = step(ctx)
+	defer cancel()
+	verdicts, err := chromedp.Run(c, chromedp.Evaluate[[]any](fmt.Sprintf(`(async () => {
+		const raw = new Uint8Array(await (await fetch("/entries/%s/receipt")).arrayBuffer());
+		const cert = current.network.service_certificate;
+		const out = [(await verifyReceipt(raw, cert)).valid];
+		for (const at of [raw.length - 1, raw.length - 100]) {
+			const bad = raw.slice(); bad[at] ^= 1;
+			try { out.push((await verifyReceipt(bad, cert)).valid); } catch (e) { out.push("refused: " + e.message); }
+		}
+		return out;
+	})()`, p.statements[0]), chromedp.EvalAwaitPromise))
+	if err != nil || len(verdicts) != 3 || verdicts[0] != true || verdicts[1] == true || verdicts[2] == true {
+		t.Errorf("the browser's verifier on a good and two tampered receipts: %v %v", verdicts, err)
+	}
 
 	// A signature entry's receipt is its own signed root.
 	page(t, ctx, dir, ui+"/receipt/"+net.LastSignedTxID, `[data-testid=receipt-verdict]`, "receipt-signature")
