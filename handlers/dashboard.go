@@ -24,6 +24,12 @@ type LedgerTail interface {
 	LedgerTail(ctx context.Context, n int) ([]LedgerEntry, error)
 }
 
+// JoinPolicySource is the node join policy script in force, for the
+// dashboard ("" when none is set).
+type JoinPolicySource interface {
+	JoinPolicySource(ctx context.Context) (string, error)
+}
+
 // LedgerEntry is one entry of the ledger tail.
 type LedgerEntry struct {
 	TxID   string    `json:"txid"`
@@ -51,6 +57,7 @@ type DashboardState struct {
 	Members      []projections.Member      `json:"members"`
 	Nodes        []projections.NodeView    `json:"nodes"`
 	JoinPolicies *projections.JoinPolicies `json:"join_policies"`
+	JoinPolicy   string                    `json:"join_policy"` // the script; "" when none is set
 	Map          *DashboardMap             `json:"network_map"`
 	Ledger       []LedgerEntry             `json:"ledger"`
 	Errors       map[string]string         `json:"errors"`
@@ -150,6 +157,13 @@ func (h *HTTP) dashboardState(ctx context.Context) DashboardState {
 		s.JoinPolicies = &jp
 	} else {
 		failed("join_policies", err)
+	}
+	if jp, ok := h.svc.(JoinPolicySource); ok {
+		if src, err := jp.JoinPolicySource(ctx); err == nil {
+			s.JoinPolicy = src
+		} else {
+			failed("join_policy", err)
+		}
 	}
 	if nm, ok := h.svc.(NetworkMap); ok {
 		if m, err := dashboardMap(ctx, nm); err == nil {

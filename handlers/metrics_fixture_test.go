@@ -132,6 +132,17 @@ func (o *observed) populate(statements int) populated {
 	if _, err := o.c.AckParameters(ctx, o.alice.ack(t, a.Hash)); err != nil {
 		t.Fatal(err)
 	}
+	// A join policy in force.
+	policy := `{"actions":[{"name":"set_node_join_policy","args":{"policy":"export function apply(statements) { return \"no: ` + jsonText(jsonText(hostile)) + `\"; }"}}]}`
+	prop, _, err = o.c.Propose(ctx, o.members[0], []byte(policy))
+	for _, m := range o.members[:2] {
+		if err == nil {
+			prop, _, err = o.c.Vote(ctx, m, prop.ProposalID, yesBallot)
+		}
+	}
+	if err != nil || prop.State != gov.StateAccepted {
+		t.Fatalf("join policy proposal: %+v %v", prop, err)
+	}
 	// An open proposal with hostile member-controlled text and one ballot.
 	long := strings.Repeat("A", 5000)
 	open := `{"actions":[{"name":"set_member","args":{"cert":"` + jsonText(pemOf(t)) + `","member_data":{"name":"` + jsonText(hostile) + `","bio":"` + long + `"}}}]}`

@@ -154,7 +154,7 @@ func TestMetricsFollowTraffic(t *testing.T) {
 		{"round sizes add up to the entries", after.histSum("gavel_sequencer_round_entries") - before.histSum("gavel_sequencer_round_entries"), entries},
 		{"append phase samples = rounds", delta("gavel_sequencer_round_phase_seconds", "phase", "append"), delta("gavel_sequencer_rounds_total")},
 		{"statements committed", delta("gavel_commit_latency_seconds", "kind", "statement", "outcome", "committed"), 3},
-		{"proposals committed", delta("gavel_commit_latency_seconds", "kind", "proposal", "outcome", "committed"), 2},
+		{"proposals committed", delta("gavel_commit_latency_seconds", "kind", "proposal", "outcome", "committed"), 3},
 		{"entry receipts served", delta("gavel_receipts_served_total", "route", "GET /entries/{txid}"), 3},
 		{"transparent statements served", delta("gavel_receipts_served_total", "route", "GET /entries/{txid}/statement"), 3},
 		{"receipts served", delta("gavel_receipts_served_total", "route", "GET /receipt"), 1},

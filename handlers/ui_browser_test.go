@@ -170,7 +170,9 @@ func TestDashboardInABrowser(t *testing.T) {
 	wantIn(t, "nodes", text(t, ctx, `[data-testid=nodes]`), short(o.alice.id), short(o.bob.id), short(o.pending.id), "Trusted", "Pending", "service", "primary")
 
 	page(t, ctx, dir, ui+"/code", `[data-testid=version]`, "code")
-	wantIn(t, "code identities", text(t, ctx, "main"), "code version", "Trusted virtual host data", "Join policy")
+	wantIn(t, "code identities", text(t, ctx, "main"), "code version", "Trusted virtual host data", "Join policies")
+	wantIn(t, "the join policy", text(t, ctx, `[data-testid=join-policy]`), "export function apply(statements)", jsonText(hostile))
+	unharmed(t, ctx, "code identities")
 
 	page(t, ctx, dir, ui+"/map", `[data-testid=pending-update]`, "map")
 	upd := text(t, ctx, `[data-testid=pending-update]`)

@@ -2,10 +2,12 @@ package replica
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/nodes"
 	"github.com/gavelhq/gavel/engine/state"
 	"github.com/gavelhq/gavel/handlers"
 )
@@ -138,3 +140,20 @@ func (r *Replica) LedgerTail(ctx context.Context, n int) ([]handlers.LedgerEntry
 }
 
 var _ handlers.LedgerTail = (*Replica)(nil)
+
+// JoinPolicySource is the node join policy in force ("" when none is set).
+func (r *Replica) JoinPolicySource(ctx context.Context) (string, error) {
+	return read(r, func(st *state.Store) (string, error) {
+		v, ok, err := st.Get(nodes.TableJoinPolicy, "")
+		if err != nil || !ok {
+			return "", err
+		}
+		var src string
+		if err := json.Unmarshal(v, &src); err != nil {
+			return "", err
+		}
+		return src, nil
+	})
+}
+
+var _ handlers.JoinPolicySource = (*Replica)(nil)

@@ -256,7 +256,8 @@ function code(r, s) {
   out.push(...section("Trusted SEV-SNP host data", snp.length ? table(["host data", "security policy"], snp.map(([h, p]) => [mono(h, 64), p ? el("pre", { text: p, clip: 400 }) : empty("none")]), { "data-testid": "snp-host-data" }) : empty("No SEV-SNP host data is trusted.")));
   out.push(...section("Trusted SEV-SNP measurements", jp.snp.measurements.length ? table(["measurement"], jp.snp.measurements.map((m) => [mono(m, 96)])) : empty("None.")));
   out.push(...section("Trusted virtual host data", jp.virtual.hostData.length ? table(["host data"], jp.virtual.hostData.map((h) => [mono(h, 64)]), { "data-testid": "virtual-host-data" }) : empty("No virtual host data is trusted.")));
-  out.push(...section("Join policy", json(jp, 3000)));
+  out.push(...section("Join policy script", s.join_policy ? el("pre", { "data-testid": "join-policy", text: s.join_policy, clip: 4000 }) : empty("No join policy is set: nodes whose host data is not trusted cannot join.")));
+  out.push(...section("Join policies (CCF's view)", json(jp, 3000)));
   return out;
 }
 
