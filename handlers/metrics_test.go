@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -208,6 +209,17 @@ func TestMetricsFollowTraffic(t *testing.T) {
 				t.Errorf("%s has no %s series", name, proj)
 			}
 		}
+	}
+	// Prometheus's own naming conventions, checked by its linter.
+	var fams []*dto.MetricFamily
+	for name, f := range after {
+		if strings.HasPrefix(name, "gavel_") {
+			fams = append(fams, f)
+		}
+	}
+	problems, err := promlint.NewWithMetricFamilies(fams).Lint()
+	if err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %+v", err, problems)
 	}
 	if after.has("gavel_write_fault") || delta("gavel_write_errors_total") != 0 {
 		t.Errorf("a healthy service reports write faults: %v", after["gavel_write_fault"])

@@ -39,6 +39,7 @@ type content struct {
 	MediaType string
 	Schema    map[string]any
 	Also      []string // other media types of the same schema
+	Payload   string   // the component a COSE body's payload follows
 	Headers   []string // response headers worth naming
 }
 
@@ -82,8 +83,9 @@ func textBody(desc, mediaType string) content {
 func signed(desc, payloadSchema string) *content {
 	c := coseBody(desc)
 	if payloadSchema != "" {
+		c.Payload = payloadSchema
 		c.Schema = map[string]any{"type": "string", "contentMediaType": contentTypeCOSE,
-			"description": "COSE_Sign1; its payload is described by #/components/schemas/" + payloadSchema}
+			"description": "COSE_Sign1; its payload follows #/components/schemas/" + payloadSchema + " (x-gavel-payload-schema)"}
 	}
 	return &c
 }
@@ -264,8 +266,12 @@ func buildOpenAPI() ([]byte, error) {
 			o["parameters"] = params
 		}
 		if op.Request != nil {
+			media := map[string]any{"schema": op.Request.Schema}
+			if op.Request.Payload != "" {
+				media["x-gavel-payload-schema"] = componentRef(op.Request.Payload)
+			}
 			o["requestBody"] = map[string]any{"required": true, "description": op.Request.Desc,
-				"content": map[string]any{op.Request.MediaType: map[string]any{"schema": op.Request.Schema}}}
+				"content": map[string]any{op.Request.MediaType: media}}
 		}
 		if paths[op.path()] == nil {
 			paths[op.path()] = map[string]any{}
