@@ -126,6 +126,24 @@ func unharmed(t *testing.T, ctx context.Context, where string) {
 // screenshot of each page.
 func TestDashboardInABrowser(t *testing.T) {
 	ctx, dir := browser(t)
+	// A new service first: every page says what it has not got yet.
+	fresh := newObserved(t)
+	for _, c := range []struct{ path, want string }{
+		{"/ui/proposals", "No proposals yet."},
+		{"/ui/map", "No parameters update is pending."},
+		{"/ui/map", "No node has published its NodeInfo."},
+		{"/ui/code", "No join policy is set"},
+	} {
+		page(t, ctx, dir, fresh.url+c.path, "main h1", "empty"+strings.ReplaceAll(c.path, "/", "-"))
+		sc, cancel := step(ctx)
+		if _, err := chromedp.Run(sc, chromedp.Poll[bool](fmt.Sprintf(`document.querySelector("main").innerText.includes(%q)`, c.want))); err != nil {
+			t.Errorf("a new service's %s never says %q: %v\n%s", c.path, c.want, err, text(t, ctx, "main"))
+		}
+		cancel()
+	}
+	fresh.srv.Close()
+	fresh.r.Close()
+
 	o := newObserved(t)
 	p := o.populate(2)
 	ui := o.url + "/ui"
