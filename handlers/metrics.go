@@ -295,6 +295,9 @@ func (m *Metrics) countRequest(pattern string, status int) {
 	if pattern == "" {
 		pattern = "none"
 	}
+	if status == 0 {
+		status = http.StatusOK // net/http's answer to a handler that wrote nothing
+	}
 	m.requests.WithLabelValues(pattern, strconv.Itoa(status)).Inc()
 }
 
