@@ -28,11 +28,19 @@ type HTTP struct {
 	logger *slog.Logger
 	mux    *http.ServeMux
 	edge   *Listener // reported in /node/network when set
+
+	// Observation (metrics.go, health.go): observed is svc when it
+	// reports its write path, metrics what /metrics serves.
+	observed       Observed
+	metrics        *Metrics
+	metricsHandler http.Handler
 }
 
 // NewHTTP builds the HTTP handler.
 func NewHTTP(svc Service, limits Limits, logger *slog.Logger) *HTTP {
 	h := &HTTP{svc: svc, limits: limits, logger: logger, mux: http.NewServeMux()}
+	h.observed, _ = svc.(Observed)
+	h.UseMetrics(NewMetrics())
 	mux := h.mux
 	h.entryRoutes(mux)
 	mux.HandleFunc("GET /receipt", h.getReceipt)
@@ -49,6 +57,10 @@ func NewHTTP(svc Service, limits Limits, logger *slog.Logger) *HTTP {
 	// "/schemas" itself too, or the mux would redirect it to "/schemas/".
 	mux.HandleFunc("GET /schemas", h.getSchema)
 	mux.HandleFunc("GET /schemas/{path...}", h.getSchema)
+	h.metricsRoutes(mux)
+	h.healthRoutes(mux)
+	mux.HandleFunc("GET /openapi.json", h.getOpenAPI)
+	h.uiRoutes(mux)
 	return h
 }
 
@@ -83,11 +95,45 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r = &r2
 		}
 	}
-	if _, pattern := h.mux.Handler(r); pattern == "" {
-		h.noRoute(w, r)
+	_, pattern := h.mux.Handler(r)
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() { h.metrics.countRequest(pattern, sw.status) }()
+	if pattern == "" {
+		h.noRoute(sw, r)
 		return
 	}
-	h.mux.ServeHTTP(w, r)
+	h.mux.ServeHTTP(sw, r)
+}
+
+// statusWriter keeps the status of an answer, for the request counter.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
+		f.Flush()
+	}
 }
 
 // noRoute answers what the mux would answer in plain text: 405 with Allow
@@ -201,6 +247,7 @@ func (h *HTTP) serveCOSE(w http.ResponseWriter, r *http.Request, txid string,
 		h.fail(w, err)
 		return
 	}
+	h.metrics.countReceipt(r.Pattern)
 	w.Header().Set("Content-Type", contentTypeCOSE)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)

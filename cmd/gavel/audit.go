@@ -304,7 +304,7 @@ flags:
 		}
 	}
 	r.SetScriptLimits(safety)
-	progress := newProgress(errOut, "replay", last)
+	progress := newProgressMode(errOut, "replay", "entries", last, jsonFlagSet(fs))
 	read := func(fn func(engine.LedgerMsg) error) error { return reader.Range(ctx, 1, fn) }
 	err = r.AddAll(ctx, read, 0, func(m engine.LedgerMsg) { progress.set(m.Seq) })
 	progress.done()

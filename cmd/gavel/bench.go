@@ -149,10 +149,10 @@ func runBenchScale(args []string, out, errOut io.Writer) int {
 	if len(pos) != 0 || cfg.Entries <= 0 || cfg.Window <= 0 || cfg.Window > cfg.Entries || cfg.Clients <= 0 {
 		return usageError(errOut, fs, "flags must be positive, --window at most --entries, and no arguments are taken")
 	}
-	cfg.Progress = func(w perf.ScaleWindow) {
-		fmt.Fprintf(errOut, "window %3d  seqno %9d  %8.0f entries/s  p99 %7.2f ms\n", w.Index, w.LedgerSeqno, w.PerSec, float64(w.Latency.P99.Microseconds())/1000)
-	}
+	progress := newProgressMode(errOut, "bench scale", "statements", uint64(cfg.Entries), jsonFlagSet(fs))
+	cfg.Progress = func(w perf.ScaleWindow) { progress.set(uint64((w.Index + 1) * cfg.Window)) }
 	rep, err := perf.RunScale(context.Background(), cfg)
+	progress.done()
 	if err != nil {
 		return failf(errOut, "bench: %v", err)
 	}

@@ -64,6 +64,7 @@ func runBootstrap(args []string, out, errOut io.Writer) int {
 	fs.Var(&names, "legal-name", "legal name of node i (repeatable, in order; default O=Node<i>,L=London,C=GB)")
 	minPlatform := fs.Int("minimum-platform-version", 1, "minimum_platform_version of the parameters")
 	platform := fs.Int("platform-version", 4, "platform_version the nodes publish")
+	fs.Bool("json", false, "when not on a terminal, report progress as JSON lines on stderr")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -117,7 +118,9 @@ func runBootstrap(args []string, out, errOut io.Writer) int {
 			return fail("%v", err)
 		}
 	}
-	res, err := bootstrap(*dir, *members, legal, len(notaries), *minPlatform, *platform, time.Now())
+	progress := newProgressMode(errOut, "bootstrap", "node folders", uint64(2*len(legal)), jsonFlagSet(fs))
+	res, err := bootstrap(*dir, *members, legal, len(notaries), *minPlatform, *platform, time.Now(), progress)
+	progress.done()
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -135,7 +138,9 @@ type bootstrapResult struct {
 // again unchanged gives the same parameters (same epoch, byte-identical
 // files); a change of notaries or of the minimum platform version bumps
 // the epoch.
-func bootstrap(dir string, members int, legal []string, nNotaries, minPlatform, platform int, now time.Time) (bootstrapResult, error) {
+// bootstrap counts each node folder made, then each filled with the
+// others' NodeInfos, on prog (nil: nothing reported).
+func bootstrap(dir string, members int, legal []string, nNotaries, minPlatform, platform int, now time.Time, prog *progress) (bootstrapResult, error) {
 	svc := filepath.Join(dir, "service")
 	if err := os.MkdirAll(svc, 0o755); err != nil {
 		return bootstrapResult{}, err
@@ -219,6 +224,7 @@ func bootstrap(dir string, members int, legal []string, nNotaries, minPlatform, 
 		}
 		g.Nodes = append(g.Nodes, participantRecord(key))
 		folders = append(folders, made{nodeDir, info})
+		prog.add(1)
 	}
 	for i, f := range folders {
 		extra := filepath.Join(f.dir, additionalInfosDir)
@@ -238,6 +244,7 @@ func bootstrap(dir string, members int, legal []string, nNotaries, minPlatform, 
 				return bootstrapResult{}, err
 			}
 		}
+		prog.add(1)
 	}
 	gb, _ := json.MarshalIndent(g, "", "  ")
 	if err := os.WriteFile(filepath.Join(svc, networkGenesisFile), append(gb, '\n'), 0o644); err != nil {

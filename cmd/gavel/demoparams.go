@@ -88,7 +88,7 @@ func demoParameters(dir string, out io.Writer) error {
 	}
 	say := func(format string, a ...any) { fmt.Fprintf(out, "== "+format+"\n", a...) }
 	legal := []string{"O=Alice,L=London,C=GB", "O=Bob,L=Paris,C=FR", "O=Carol,L=Rome,C=IT"}
-	res, err := bootstrap(dir, 2, legal, 0, 1, 4, time.Now())
+	res, err := bootstrap(dir, 2, legal, 0, 1, 4, time.Now(), nil)
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,7 @@ func runProjectionsRebuild(args []string, out, errOut io.Writer) int {
 	}
 	defer st.Close()
 	st.SetProjector(nodes.Projector{})
-	ctx, log := context.Background(), ledgerReader{natslog.NewReader(js)}
+	ctx, log := context.Background(), ledgerReader{r: natslog.NewReader(js)}
 	// First the replica's own start: the read model as it was kept live,
 	// brought to the log's end (a stale one is refolded).
 	at, err := (nodes.Projector{}).Position(st.Model())
@@ -94,7 +94,14 @@ func runProjectionsRebuild(args []string, out, errOut io.Writer) int {
 	if err := st.DropModel(); err != nil {
 		return failf(errOut, "%v", err)
 	}
-	if err := state.CatchUp(ctx, st, log); err != nil {
+	last, err := log.r.LastSequence(ctx)
+	if err != nil {
+		return failf(errOut, "read the ledger: %v", err)
+	}
+	log.progress = newProgressMode(errOut, "rebuild", "entries", last, false)
+	err = state.CatchUp(ctx, st, log)
+	log.progress.done()
+	if err != nil {
 		return failf(errOut, "rebuild from the ledger: %v", err)
 	}
 	rebuilt, err := modelSnapshot(st, node)
@@ -155,9 +162,19 @@ func replicaNodeID(dir string) (string, error) {
 	return engine.NodeID(pub), nil
 }
 
-// ledgerReader is natslog's reader as state.LogReader.
-type ledgerReader struct{ r *natslog.Reader }
+// ledgerReader is natslog's reader as state.LogReader; progress, when
+// set, is told of every message read.
+type ledgerReader struct {
+	r        *natslog.Reader
+	progress *progress
+}
 
 func (l ledgerReader) Range(ctx context.Context, from uint64, fn func(engine.LedgerMsg) error) error {
-	return l.r.Range(ctx, from, fn)
+	if l.progress == nil {
+		return l.r.Range(ctx, from, fn)
+	}
+	return l.r.Range(ctx, from, func(m engine.LedgerMsg) error {
+		l.progress.set(m.Seq)
+		return fn(m)
+	})
 }

@@ -275,9 +275,12 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		members = bootMembers
 	}
 	nm.MaxAge = f.mapMaxAge
+	metrics := handlers.NewMetrics()
+	defer constitution.Observe(metrics.ObserveCall)()
+	f.seq.OnRound = metrics.ObserveRound
 	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, NATSMaxConnections: natsConns, Sequencer: f.seq, Logger: logger,
 		Members: members, ConstitutionModule: module, MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts,
-		Lock: lock, DevSNPRoot: devRoot, Netmap: nm})
+		Lock: lock, DevSNPRoot: devRoot, Netmap: nm, OnCommit: func(c replica.CommitReport) { metrics.ObserveCommit(c.Kind, c.Took, c.Err) }})
 	if err != nil {
 		return err
 	}
@@ -296,6 +299,7 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	edge := handlers.NewListener(ln, connLimits, logger)
 	httpHandler := handlers.NewHTTP(r, f.limits, logger)
 	httpHandler.ReportConnections(edge)
+	httpHandler.UseMetrics(metrics)
 	httpSrv := handlers.NewServer(httpHandler, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(edge) }()

@@ -49,8 +49,9 @@ func CompileJoinPolicy(src string) (*JoinPolicy, error) {
 // value"), a throw (ScriptThrew, naming the message) or a budget failure.
 func (p *JoinPolicy) Judge(env Env, inputJSON string) (reason string, accepted bool, err error) {
 	_, err = run(env, invocation{
-		mod:   p.mod,
-		entry: "apply",
+		mod:        p.mod,
+		entry:      "apply",
+		joinPolicy: true,
 		args: func(rt *goja.Runtime) []goja.Value {
 			// The sandbox's own JSON.parse, under the call's limits.
 			parse, ok := goja.AssertFunction(rt.Get("JSON").ToObject(rt).Get("parse"))

@@ -274,6 +274,8 @@ type invocation struct {
 	apply  bool
 	args   func(rt *goja.Runtime) []goja.Value
 	result func(sb *sandbox, v goja.Value) error // runs under the same limits
+
+	joinPolicy bool // for reports (report.go): a join policy's apply
 }
 
 // run executes one call in a pooled sandbox. A sandbox that failed in any
@@ -302,6 +304,7 @@ func run(env Env, inv invocation) (ov *overlay, err error) {
 		if env.fuelUsed != nil {
 			*env.fuelUsed += c.used
 		}
+		reportCall(inv, c.used, err)
 		sb.cur = nil
 		sb.exports = nil
 		if !clean || sb.abort.Load() != nil {

@@ -75,6 +75,8 @@ type Config struct {
 	// AppliedWait bounds a read's wait for a transaction it names
 	// (?min_txid=); 0 means MaxAppliedWait.
 	AppliedWait time.Duration
+	// OnCommit is told of every submitted command (observe.go); nil: nobody.
+	OnCommit func(CommitReport)
 }
 
 // Replica is one running gavel replica.

@@ -63,7 +63,9 @@ func (r *Replica) WriteFault() *WriteFault {
 
 // submit commits a verified command, refusing at once while the write
 // path is faulty.
-func (r *Replica) submit(ctx context.Context, cmd engine.Command) (sequencer.Outcome, error) {
+func (r *Replica) submit(ctx context.Context, cmd engine.Command) (out sequencer.Outcome, err error) {
+	t0 := time.Now()
+	defer func() { r.reportCommit(cmd.Kind(), t0, err) }()
 	if f := r.storageFault(); f != nil {
 		return sequencer.Outcome{}, storageErr(f, nil)
 	}

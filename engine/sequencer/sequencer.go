@@ -43,6 +43,9 @@ type Config struct {
 	SignInterval  time.Duration // ... and at most this long after an unsigned entry
 	MaxAttempts   int           // executions of one round before giving up
 	Knobs         *TestingKnobs // fault injection for tests; nil in production
+
+	// OnRound is told of each committed round (report.go); nil: nobody.
+	OnRound func(RoundReport)
 }
 
 // DefaultConfig returns the defaults of DESIGN.md.
@@ -518,11 +521,14 @@ func (s *Sequencer) land(pending *round) (bool, error) {
 	if err != nil {
 		o = s.readBack(err)
 	}
-	entries := s.core.flight.entries
+	flown := s.core.flight
+	entries := flown.entries
 	rd := s.core.advance(o, pending)
+	var applyTook time.Duration
 	if rd.apply != nil {
 		aerr := s.apply(rd.apply)
-		s.timing.apply.Add(int64(time.Since(t1)))
+		applyTook = time.Since(t1)
+		s.timing.apply.Add(int64(applyTook))
 		if aerr != nil {
 			// Unknown state is fatal: a round executed on top of this one
 			// would be built on writes the store does not hold.
@@ -540,6 +546,7 @@ func (s *Sequencer) land(pending *round) (bool, error) {
 	switch {
 	case rd.landed:
 		s.wrote()
+		s.report(flown, t1.Sub(t0), applyTook)
 	case rd.stop != nil:
 		return false, rd.stop
 	case rd.fault != nil:
