@@ -93,7 +93,7 @@ func signed(desc, payloadSchema string) *content {
 func ok(c content) map[string]content { return map[string]content{"200": c} }
 
 // goTypes are the Go answer types documented by reflection.
-var goTypes = []any{NetworkInfo{}, NodeList{}, VersionInfo{}, Acceptances{}, Health{}, nodes.JoinResult{},
+var goTypes = []any{NetworkInfo{}, NodeList{}, VersionInfo{}, PrimaryInfo{}, Acceptances{}, Health{}, nodes.JoinResult{},
 	netmap.PublishResult{}, netmap.AckResult{}, nodeInfos{}, txStatus{}, committedTx{}, entryFound{}, schemaList{}, DashboardState{}}
 
 // Answer shapes that are maps in the handlers, named for the document.
@@ -159,6 +159,10 @@ func operations() []operation {
 		{Pattern: "DELETE /node/network/nodes/{id}", Summary: "delete a removable node", Tag: "node", Responses: map[string]content{"204": {Desc: "deleted"}}},
 		{Pattern: "GET /node/network/removable_nodes", Summary: "retired nodes whose retirement is committed", Tag: "node", Responses: ok(goBody("the nodes", NodeList{}))},
 		{Pattern: "GET /node/version", Summary: "versions and host data", Tag: "node", Responses: ok(goBody("versions", VersionInfo{}))},
+		{Pattern: "GET /node/primary", Summary: "200 on the primary (the lease holder), 404 elsewhere", Tag: "node",
+			Responses: ok(goBody("the primary", PrimaryInfo{}))},
+		{Pattern: "POST /node/primary/stepdown", Summary: "hand the primary's lease to a named successor (gavel's; CCF has none)", Tag: "node",
+			Request: signed("COSE_Sign1 by the primary's node key", ""), Responses: map[string]content{"204": {Desc: "handed over"}}},
 
 		// Governance (CCF 2024-07-01).
 		gov("POST /gov/members/proposals:create", "", "submit a proposal", signed("COSE_Sign1 by a member", "proposal"),

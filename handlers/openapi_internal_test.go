@@ -92,6 +92,7 @@ func TestOpenAPICoversTheRouter(t *testing.T) {
 	var svc struct {
 		Service
 		NetworkMap
+		Leadership
 	}
 	h := NewHTTP(svc, DefaultLimits(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	seen := map[string]bool{}

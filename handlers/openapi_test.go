@@ -139,7 +139,7 @@ func TestLiveAnswersMatchOpenAPI(t *testing.T) {
 	alice := o.alice.id
 	tx := p.statements[0]
 	gets := []string{
-		"/node/network", "/node/tx?transaction_id=" + tx, "/node/commit", "/node/version",
+		"/node/network", "/node/tx?transaction_id=" + tx, "/node/commit", "/node/version", "/node/primary",
 		"/node/network/nodes", "/node/network/nodes/" + alice, "/node/network/nodes/unknown", "/node/network/removable_nodes",
 		"/receipt?transaction_id=" + tx, "/receipt", "/entries/" + tx, "/entries/" + tx + "/receipt", "/entries/" + tx + "/statement",
 		"/entries/1.999999", "/entries?claims_digest=" + strings.Repeat("0", 64), "/entries?claims_digest=zz", "/operations/" + tx,
@@ -168,7 +168,7 @@ func TestLiveAnswersMatchOpenAPI(t *testing.T) {
 	}
 	get(t, o.url+"/network-map/node-info/"+infos[0].Hash)
 	// Writes with bad bodies: their error answers are documented too.
-	for _, path := range []string{"/entries", "/node/join", "/network-map/publish", "/network-map/ack-parameters",
+	for _, path := range []string{"/entries", "/node/join", "/node/primary/stepdown", "/network-map/publish", "/network-map/ack-parameters",
 		"/gov/members/proposals:create" + v, "/gov/members/proposals/" + p.open + ":withdraw" + v,
 		"/gov/members/proposals/" + p.open + "/ballots/" + m0 + ":submit" + v,
 		"/gov/members/state-digests/" + m0 + ":update" + v, "/gov/members/state-digests/" + m0 + ":ack" + v} {

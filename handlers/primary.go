@@ -31,6 +31,11 @@ type AppliedWaiter interface {
 	WaitApplied(ctx context.Context, tx engine.TxID) error
 }
 
+// PrimaryInfo is GET /node/primary's answer on the primary.
+type PrimaryInfo struct {
+	PrimaryID string `json:"primary_id"`
+}
+
 // leadershipRoutes adds GET /node/primary (200 on the primary, 404
 // elsewhere, as CCF) and POST /node/primary/stepdown (gavel's: CCF has none).
 func (h *HTTP) leadershipRoutes(mux *http.ServeMux, l Leadership) {
@@ -39,7 +44,7 @@ func (h *HTTP) leadershipRoutes(mux *http.ServeMux, l Leadership) {
 			h.fail(w, engine.Errorf(engine.KindNotFound, "NotPrimary", "this replica is not the primary; %q is", l.PrimaryID()))
 			return
 		}
-		h.writeJSON(w, map[string]string{"primary_id": l.PrimaryID()})
+		h.writeJSON(w, PrimaryInfo{PrimaryID: l.PrimaryID()})
 	})
 	mux.HandleFunc("POST /node/primary/stepdown", func(w http.ResponseWriter, r *http.Request) {
 		if err := requireContentType(r, contentTypeCOSE); err != nil {

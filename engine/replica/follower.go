@@ -121,7 +121,7 @@ func (r *Replica) openReplicated(ctx context.Context) (_ *Replica, err error) {
 	if r.log, err = NewLedgerLog(r.conn, js, r.node.Signer()); err != nil {
 		return nil, err
 	}
-	if r.store, err = state.Open(filepath.Join(cfg.DataDir, "state")); err != nil {
+	if r.store, err = openState(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	r.store.SetLogger(r.logger.With("component", "state"))
