@@ -59,6 +59,10 @@ type Config struct {
 	// natslog.DefaultMaxConnections.
 	NATSMaxConnections int
 	Netmap             NetmapConfig // the network map (netmap.go)
+
+	// Cluster runs the replica as one server of a JetStream cluster
+	// (cluster.go); nil: the embedded single-replica default.
+	Cluster *ClusterConfig
 }
 
 // Replica is one running gavel replica.
@@ -91,6 +95,9 @@ type Replica struct {
 	nodeReads   nodeReads                             // the node read model (nodes.go)
 	nm          *netmapSide                           // the network map's read side (netmap.go)
 	feeds       *feeds
+
+	cluster  *clusterNATS              // nil standalone
+	peerKeys map[natslog.User][]string // other replicas' users the server admits
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -152,14 +159,19 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		return nil, fmt.Errorf("node identity: %w", err)
 	}
 	r.logger.Info("node identity", slog.String("node_id", r.node.ID))
-	r.embedded, err = natslog.StartEmbedded(natslog.EmbeddedConfig{
+	natsCfg := natslog.EmbeddedConfig{
 		DataDir: filepath.Join(cfg.DataDir, "nats"),
 		Listen:  cfg.NATSListen,
 		// An entry carries its request verbatim plus a few hundred bytes.
 		MaxPayload:     MaxEntryBytes,
 		MaxConnections: cfg.NATSMaxConnections,
 		Logger:         slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
-	})
+	}
+	if cfg.Cluster != nil {
+		r.embedded, r.cluster, err = startClusterNATS(ctx, *cfg.Cluster, cfg.DataDir, r.node.ID, natsCfg, false, r.logger)
+	} else {
+		r.embedded, err = natslog.StartEmbedded(natsCfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
@@ -176,7 +188,12 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := natslog.EnsureStreams(ctx, js, 1); err != nil {
+	if r.cluster != nil {
+		err = r.cluster.ensureStreams(ctx, js)
+	} else {
+		err = natslog.EnsureStreams(ctx, js, 1)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("streams: %w", err)
 	}
 	if r.log, err = NewLedgerLog(r.conn, js, r.node.Signer()); err != nil {
@@ -246,6 +263,13 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if err := r.startNetmap(runCtx); err != nil {
 		return nil, err
 	}
+	if r.cluster != nil {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.runCluster(runCtx)
+		}()
+	}
 	return r, nil
 }
 
@@ -270,7 +294,11 @@ func (r *Replica) genesisGovernance() (engine.WriteSet, error) {
 	if cfg == (gov.Config{}) {
 		cfg = gov.DefaultConfig()
 	}
-	return gov.GenesisWrites(members, module, cfg)
+	ws, err := gov.GenesisWrites(members, module, cfg)
+	if err != nil || r.cfg.Cluster == nil {
+		return ws, err
+	}
+	return append(ws, clusterGenesisWrites(r.cfg.Cluster.CodeVersion)...), nil
 }
 
 // Member0 file names, as CCF names a member's files.
@@ -399,9 +427,13 @@ func (r *Replica) Close() error {
 				nc.Close()
 			}
 		}
+		if r.cluster != nil && r.cluster.sys != nil {
+			r.cluster.sys.Close()
+		}
 		if r.embedded != nil {
 			r.embedded.Shutdown()
 		}
+		r.cluster.close() // the witness after the replica's server
 		r.mu.Lock()
 		if r.store != nil {
 			r.store.Close()

@@ -1,0 +1,61 @@
+package replica_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/gavelhq/gavel/engine/natslog"
+	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/engine/sequencer"
+)
+
+func testLogger() *slog.Logger {
+	if os.Getenv("GAVEL_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// openFirst starts the first replica of a replicable service: clustered,
+// with the witness.
+func openFirst(t *testing.T, dir string) *replica.Replica {
+	t.Helper()
+	seq := sequencer.DefaultConfig()
+	seq.SignInterval = 10 * time.Millisecond
+	r, err := replica.Open(context.Background(), replica.Config{DataDir: dir, NATSListen: "127.0.0.1:0", Sequencer: seq, Logger: testLogger(),
+		Cluster: &replica.ClusterConfig{Listen: "127.0.0.1:0", CodeVersion: "A", Witness: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// A lone clustered replica elects a meta leader with its witness, keeps
+// its streams to itself (the witness holds none) and restarts on its
+// route and store.
+func TestClusterFirstReplica(t *testing.T) {
+	dir := t.TempDir()
+	r := openFirst(t, dir)
+	ctx := context.Background()
+	peers, err := natslog.StreamPeers(ctx, r.SequencerConn(), natslog.LedgerStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(peers) != 1 || peers[0] != replica.ServerName(r.Node().ID) {
+		t.Fatalf("ledger peers %v", peers)
+	}
+	if r.ClusterURL() == "" {
+		t.Fatal("no cluster URL")
+	}
+	last := r.Store().Meta().Seqno
+	r.Close()
+	r = openFirst(t, dir)
+	if got := r.Store().Meta().Seqno; got < last {
+		t.Fatalf("after a restart the state is at %d, was %d", got, last)
+	}
+}
