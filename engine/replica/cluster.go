@@ -23,6 +23,7 @@ import (
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/nodes"
+	"github.com/gavelhq/gavel/handlers"
 )
 
 // ClusterConfig makes a replica one server of a routed JetStream cluster
@@ -581,3 +582,36 @@ func (c *clusterNATS) ensureStreams(ctx context.Context, js jetstream.JetStream)
 		}
 	}
 }
+
+// clusterInfo is GET /node/network's cluster section, nil standalone:
+// this replica's route and users, and every Trusted replica's from the
+// ledger.
+func (r *Replica) clusterInfo(ctx context.Context) *handlers.ClusterInfo {
+	if r.cluster == nil {
+		return nil
+	}
+	info := &handlers.ClusterInfo{Name: r.cluster.state.Name, Routes: []string{r.embedded.ClusterURL()}, NATSUsers: map[string][]string{}}
+	for u, k := range r.embedded.Seeds().Keys {
+		info.NATSUsers[string(u)] = append(info.NATSUsers[string(u)], k)
+	}
+	svc, err := r.serviceNodes(ctx)
+	if err != nil {
+		return info // the routes of this replica are enough to join
+	}
+	for _, n := range svc {
+		if n.rec.Status != nodes.StatusTrusted || n.data == nil || n.data.ServerName == ServerName(r.node.ID) {
+			continue
+		}
+		if n.data.Route != "" && !slices.Contains(info.Routes, n.data.Route) {
+			info.Routes = append(info.Routes, n.data.Route)
+		}
+		for u, k := range n.data.NATSUsers {
+			info.NATSUsers[u] = append(info.NATSUsers[u], k)
+		}
+	}
+	return info
+}
+
+// ClusterPeers are the JetStream meta group's servers as this replica's
+// server knows them, and the meta leader's name.
+func (r *Replica) ClusterPeers() ([]natslog.Peer, string) { return r.embedded.MetaPeers() }

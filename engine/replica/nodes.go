@@ -103,6 +103,7 @@ func (r *Replica) JoinNode(ctx context.Context, raw []byte) ([]byte, error) {
 	if err := json.Unmarshal(out.Result, &res); err != nil {
 		return nil, engine.Wrap(engine.KindInternal, "BadJoinResult", err, "join result")
 	}
+	answer := JoinAnswer{JoinResult: res}
 	if res.NodeStatus == nodes.StatusTrusted {
 		rec, ok, err := nodes.ReadRecord(r.Store(), res.NodeID)
 		if err != nil {
@@ -113,10 +114,13 @@ func (r *Replica) JoinNode(ctx context.Context, raw []byte) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			res.NodeCertificate = string(cert)
+			answer.NodeCertificate = string(cert)
+			if answer.SealedServiceKey, err = r.sealServiceKey(rec); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return json.Marshal(res)
+	return json.Marshal(answer)
 }
 
 // endorse issues a Trusted node's certificate, signed by the service
@@ -178,7 +182,8 @@ func (r *Replica) DeleteNode(ctx context.Context, id string) error {
 		unlock()
 		return err
 	} else if ok {
-		committed = view.Fold.RetiredCommitted(rec, view.Primary)
+		// A retired replica's server leaves the JetStream cluster first.
+		committed = view.Fold.RetiredCommitted(rec, view.Primary) && r.serverRemoved(rec)
 	}
 	unlock()
 	_, err = r.submit(ctx, nodes.Delete{NodeID: id, RetiredCommitted: committed})
@@ -210,7 +215,18 @@ func (r *Replica) RemovableNodes(ctx context.Context) ([]projections.NodeView, e
 		return nil, err
 	}
 	defer unlock()
-	return v.Removable()
+	all, err := v.Removable()
+	if err != nil {
+		return nil, err
+	}
+	// A retired replica is removable once its server left the cluster.
+	out := all[:0]
+	for _, n := range all {
+		if r.serverRemoved(nodes.Record{NodeID: n.NodeID, Role: n.Role}) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 // NodesSnapshot is the whole node read model.
