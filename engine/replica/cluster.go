@@ -404,6 +404,7 @@ func (r *Replica) reconcile(ctx context.Context) error {
 	own := ServerName(r.node.ID)
 
 	keys := map[natslog.User][]string{}
+	var routes []string
 	trusted := 0
 	for _, n := range svc {
 		if n.rec.Status != nodes.StatusTrusted {
@@ -415,6 +416,17 @@ func (r *Replica) reconcile(ctx context.Context) error {
 		}
 		for u, k := range n.data.NATSUsers {
 			keys[natslog.User(u)] = append(keys[natslog.User(u)], k)
+		}
+		if n.data.Route != "" {
+			routes = append(routes, n.data.Route)
+		}
+	}
+	// The routes a restart solicits: the Trusted replicas' (the witness's
+	// and a joiner's seed are not needed once those are peers).
+	if len(routes) > 0 && !slices.Equal(routes, c.state.Routes) {
+		c.state.Routes = routes
+		if err := c.state.save(c.dir); err != nil {
+			return err
 		}
 	}
 	if !maps.EqualFunc(keys, r.peerKeys, slices.Equal[[]string]) {

@@ -198,6 +198,18 @@ func TestClusterJoinReplicateRetire(t *testing.T) {
 	}
 	// The service writes on with the new peer set.
 	s.govern(t, `{"name":"add_virtual_host_data","args":{"host_data":"`+replica.VirtualHostData("C")+`"}}`)
+
+	// The first replica restarts without its witness, on the routes of the
+	// Trusted replicas, and catches up with the replicated ledger.
+	last := s.r.Store().Meta().Seqno
+	s.r.Close()
+	r := openFirst(t, s.dir)
+	if got := r.Store().Meta().Seqno; got < last {
+		t.Fatalf("restarted at %d, was at %d", got, last)
+	}
+	if peers, _ := r.ClusterPeers(); !sameSet(peerNames(peers), want) {
+		t.Fatalf("after a restart the meta group is %v", peerNames(peers))
+	}
 }
 
 func dirOf(t *testing.T, j *replica.Joiner) string {
