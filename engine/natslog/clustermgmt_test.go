@@ -1,0 +1,117 @@
+package natslog_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/gavelhq/gavel/engine/natslog"
+	"github.com/gavelhq/gavel/engine/natslog/natstest"
+)
+
+// A Pending server's own sequencer and feed users may publish no entry,
+// no feed and no stream change; a reload to Trusted gives the rights
+// back, and admits another replica's users.
+func TestPendingRightsAndReload(t *testing.T) {
+	other, err := natslog.LoadOrCreateSeeds(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Pending: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown()
+	refused := func(u natslog.User, subject string) bool {
+		t.Helper()
+		nc, err := e.ConnectService(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		nc.Publish(subject, []byte("x"))
+		// The server answers a violation before the flush's PONG, and the
+		// client records it as the connection's last error on reading it.
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return errors.Is(nc.LastError(), nats.ErrPermissionViolation)
+	}
+	for _, c := range []struct {
+		u       natslog.User
+		subject string
+	}{
+		{natslog.UserSequencer, natslog.LedgerSubject("statement")},
+		{natslog.UserSequencer, "$JS.API.STREAM.UPDATE." + natslog.LedgerStream},
+		{natslog.UserFeeds, "gavel.feed.params"},
+	} {
+		if !refused(c.u, c.subject) {
+			t.Errorf("pending %s published %s", c.u, c.subject)
+		}
+	}
+	admitted := func() bool {
+		auth, err := natslog.ConnectOptions(other.File(natslog.UserMember))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(e.ClientURL(), auth, nats.MaxReconnects(0))
+		if err == nil {
+			nc.Close()
+		}
+		return err == nil
+	}
+	if admitted() {
+		t.Fatal("another replica's member user was admitted before the reload")
+	}
+	if err := e.Reload(map[natslog.User][]string{natslog.UserMember: {other.Keys[natslog.UserMember]}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if e.Pending() || refused(natslog.UserSequencer, natslog.LedgerSubject("statement")) || refused(natslog.UserFeeds, "gavel.feed.params") {
+		t.Fatal("a trusted server's users are still refused")
+	}
+	if !admitted() {
+		t.Fatal("another replica's member user is refused after the reload")
+	}
+	if err := e.Reload(map[natslog.User][]string{"stranger": {other.Keys[natslog.UserMember]}}, false); err == nil {
+		t.Fatal("keys of an unknown user kind were taken")
+	}
+}
+
+// The stream leader moves to the preferred server on a stepdown, and
+// every server lists the same meta peers.
+func TestStreamStepdownAndMetaPeers(t *testing.T) {
+	ctx := testContext(t)
+	c := natstest.Start(t, 3)
+	c.EnsureStreams()
+	nc := c.ConnectReplica(0)
+	peers, err := natslog.StreamPeers(ctx, nc, natslog.LedgerStream)
+	if err != nil || len(peers) != 3 {
+		t.Fatalf("ledger peers %v, %v", peers, err)
+	}
+	target := peers[1]
+	if err := natslog.StepdownStream(ctx, nc, natslog.LedgerStream, target); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if p, err := natslog.StreamPeers(ctx, nc, natslog.LedgerStream); err == nil && p[0] == target {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader never moved to %s", target)
+		}
+	}
+	if err := natslog.RemoveStreamPeer(ctx, nc, natslog.LedgerStream, "no-such-server"); err == nil {
+		t.Fatal("removed a peer the stream does not have")
+	}
+	for i, e := range c.Servers {
+		ps, leader := e.MetaPeers()
+		if len(ps) != 3 || leader == "" || ps[0].Name != e.Name() || ps[0].PeerID != e.PeerID() {
+			t.Fatalf("server %d lists meta peers %v, leader %q", i, ps, leader)
+		}
+	}
+	if _, err := c.Servers[0].ConnectSystem(); !errors.Is(err, natslog.ErrNoSystemUser) {
+		t.Fatalf("a server without a system user: %v", err)
+	}
+}
