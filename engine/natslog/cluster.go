@@ -92,6 +92,13 @@ func addSystemUser(opts *server.Options, dataDir string) error {
 	if err != nil {
 		return err
 	}
+	// With an explicit system account beside the global one only,
+	// nats-server admits anonymous clients into the global account unless
+	// an authorization block was defined (server.go, sysAccOnlyNoAuthUser):
+	// define one, with the default timeout.
+	if err := opts.ProcessConfigString("authorization { timeout: 2 }"); err != nil {
+		return engine.Wrap(engine.KindInternal, "InvalidNatsConfig", err, "authorization block")
+	}
 	sys := server.NewAccount(server.DEFAULT_SYSTEM_ACCOUNT)
 	opts.Accounts = append(opts.Accounts, sys)
 	opts.SystemAccount = server.DEFAULT_SYSTEM_ACCOUNT

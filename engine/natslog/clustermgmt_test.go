@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/gavelhq/gavel/engine/natslog"
@@ -24,6 +25,9 @@ func TestPendingRightsAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Shutdown()
+	if _, err := e.ConnectSystem(); !errors.Is(err, natslog.ErrNoSystemUser) {
+		t.Fatalf("a server without a system user: %v", err)
+	}
 	refused := func(u natslog.User, subject string) bool {
 		t.Helper()
 		nc, err := e.ConnectService(u)
@@ -111,7 +115,77 @@ func TestStreamStepdownAndMetaPeers(t *testing.T) {
 			t.Fatalf("server %d lists meta peers %v, leader %q", i, ps, leader)
 		}
 	}
-	if _, err := c.Servers[0].ConnectSystem(); !errors.Is(err, natslog.ErrNoSystemUser) {
-		t.Fatalf("a server without a system user: %v", err)
+	// Three JetStream servers that sync every write pass the survey.
+	sys, err := c.Servers[2].ConnectSystem()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	if err := natslog.CheckExternal(ctx, sys, false); err != nil {
+		t.Fatalf("three embedded servers: %v", err)
+	}
+}
+
+// The survey of a real server: a lone embedded server syncs every write
+// but is one JetStream server; one with lazy fsync is refused even when
+// small clusters are allowed. Credentials that may not write the ledger
+// are refused by what the server says of them.
+func TestCheckExternal(t *testing.T) {
+	ctx := testContext(t)
+	e, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", System: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown()
+	// The system account does not open the server to anonymous clients.
+	if nc, err := nats.Connect(e.ClientURL(), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("a server with a system user admits anonymous clients")
+	}
+	sys, err := e.ConnectSystem()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	if err := natslog.CheckExternal(ctx, sys, false); !errors.Is(err, natslog.ErrTooFewServers) {
+		t.Fatalf("one server: %v", err)
+	}
+	if err := natslog.CheckExternal(ctx, sys, true); err != nil {
+		t.Fatalf("one server, allowed: %v", err)
+	}
+
+	sysAcc := server.NewAccount(server.DEFAULT_SYSTEM_ACCOUNT)
+	lazy, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+		Accounts: []*server.Account{sysAcc}, SystemAccount: server.DEFAULT_SYSTEM_ACCOUNT,
+		Users: []*server.User{
+			{Username: "sys", Password: "s", Account: sysAcc},
+			{Username: "writer", Password: "w"},
+			{Username: "reader", Password: "r", Permissions: &server.Permissions{Publish: &server.SubjectPermission{
+				Allow: []string{"$SYS.REQ.USER.INFO", "$JS.API.>"}}}},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lazy.Start()
+	defer lazy.Shutdown()
+	if !lazy.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	connect := func(user, pass string) *nats.Conn {
+		nc, err := nats.Connect(lazy.ClientURL(), nats.UserInfo(user, pass))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	if err := natslog.CheckExternal(ctx, connect("sys", "s"), true); !errors.Is(err, natslog.ErrNotSyncAlways) {
+		t.Fatalf("lazy fsync: %v", err)
+	}
+	if err := natslog.CheckLedgerRights(ctx, connect("writer", "w")); err != nil {
+		t.Fatalf("a user with every right: %v", err)
+	}
+	if err := natslog.CheckLedgerRights(ctx, connect("reader", "r")); !errors.Is(err, natslog.ErrNoLedgerRights) {
+		t.Fatalf("a user who may not write the ledger: %v", err)
 	}
 }
