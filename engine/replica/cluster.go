@@ -83,6 +83,35 @@ func ServerName(nodeID string) string { return "gavel-" + nodeID[:16] }
 // restarts.
 const clusterFile = "cluster.json"
 
+// Why a data folder cannot be opened in the mode asked for; nothing in it
+// is changed.
+var (
+	// ErrStandaloneStore: JetStream deletes a standalone store's streams
+	// when it restarts in cluster mode (nats-server issue 5467).
+	ErrStandaloneStore = errors.New("the data folder holds a standalone replica's JetStream store, which cluster mode would delete; a standalone ledger becomes replicated only by a verified copy into a new service")
+	// ErrClusteredStore: a clustered replica's store run standalone would
+	// fork from its cluster.
+	ErrClusteredStore = errors.New("the data folder belongs to a clustered replica: start it with --cluster (the first replica) or --join")
+)
+
+// natsStoreDir is where the embedded server keeps JetStream's files.
+func natsStoreDir(dataDir string) string { return filepath.Join(dataDir, "nats", "nats") }
+
+func checkNoStandaloneStore(dataDir string) error {
+	if _, err := os.Stat(natsStoreDir(dataDir)); err == nil {
+		return engine.Wrap(engine.KindInvalid, "StandaloneStore", ErrStandaloneStore, "%s", dataDir)
+	}
+	return nil
+}
+
+// checkNotClustered refuses to run a clustered replica's folder standalone.
+func checkNotClustered(dataDir string) error {
+	if _, err := os.Stat(filepath.Join(dataDir, clusterFile)); err == nil {
+		return engine.Wrap(engine.KindInvalid, "ClusteredStore", ErrClusteredStore, "%s", dataDir)
+	}
+	return nil
+}
+
 type clusterState struct {
 	Name           string   `json:"name"`
 	ServerName     string   `json:"server_name"`
@@ -167,6 +196,9 @@ func startClusterNATS(ctx context.Context, cfg ClusterConfig, dataDir, nodeID st
 		return nil, nil, err
 	}
 	if !found {
+		if err := checkNoStandaloneStore(dataDir); err != nil {
+			return nil, nil, err
+		}
 		st = clusterState{Name: cfg.Name, ServerName: ServerName(nodeID), Listen: cfg.Listen}
 		if st.Name == "" {
 			st.Name = DefaultClusterName
@@ -182,6 +214,12 @@ func startClusterNATS(ctx context.Context, cfg ClusterConfig, dataDir, nodeID st
 	for _, r := range cfg.Routes {
 		if !slices.Contains(st.Routes, r) {
 			st.Routes = append(st.Routes, r)
+		}
+	}
+	if !found {
+		// Written before the store exists: a store without it is standalone.
+		if err := st.save(dataDir); err != nil {
+			return nil, nil, err
 		}
 	}
 	c := &clusterNATS{cfg: cfg, dir: dataDir, state: st, logger: logger}

@@ -2,9 +2,11 @@ package replica_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -57,5 +59,34 @@ func TestClusterFirstReplica(t *testing.T) {
 	r = openFirst(t, dir)
 	if got := r.Store().Meta().Seqno; got < last {
 		t.Fatalf("after a restart the state is at %d, was %d", got, last)
+	}
+}
+
+// A standalone store is never opened clustered (JetStream would delete
+// its streams) and a clustered one never standalone (it would fork).
+func TestClusterRefusesTheOtherModesStore(t *testing.T) {
+	standalone := t.TempDir()
+	r, err := open(t, standalone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	_, err = replica.Open(context.Background(), replica.Config{DataDir: standalone, NATSListen: "127.0.0.1:0", Logger: testLogger(),
+		Cluster: &replica.ClusterConfig{Listen: "127.0.0.1:0", CodeVersion: "A", Witness: true}})
+	if !errors.Is(err, replica.ErrStandaloneStore) {
+		t.Fatalf("a standalone store opened clustered: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(standalone, "cluster.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refusal wrote cluster.json: %v", err)
+	}
+	if r, err = open(t, standalone); err != nil {
+		t.Fatalf("the standalone replica after the refusal: %v", err)
+	}
+	r.Close()
+
+	clustered := t.TempDir()
+	openFirst(t, clustered).Close()
+	if _, err := open(t, clustered); !errors.Is(err, replica.ErrClusteredStore) {
+		t.Fatalf("a clustered store opened standalone: %v", err)
 	}
 }

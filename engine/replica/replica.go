@@ -169,7 +169,7 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	}
 	if cfg.Cluster != nil {
 		r.embedded, r.cluster, err = startClusterNATS(ctx, *cfg.Cluster, cfg.DataDir, r.node.ID, natsCfg, false, r.logger)
-	} else {
+	} else if err = checkNotClustered(cfg.DataDir); err == nil {
 		r.embedded, err = natslog.StartEmbedded(natsCfg)
 	}
 	if err != nil {
