@@ -20,6 +20,14 @@ import (
 // lets a lone clustered replica elect a JetStream meta leader.
 const TagWitness = "!jetstream"
 
+// Server tags of a clustered replica: the streams are placed on Trusted
+// replicas' servers only, so a Pending joiner's server (a meta peer) never
+// holds a replica; a joiner's server is retagged once it is Trusted.
+const (
+	TagTrusted = "gavel-trusted"
+	TagPending = "gavel-pending"
+)
+
 // CodeVersionTag is the placement tag of a replica's server running code
 // version v: placement by tag is deterministic where "any other server"
 // is not.
@@ -140,6 +148,18 @@ func (e *Embedded) Reload(peerKeys map[User][]string, pending bool) error {
 	return nil
 }
 
+// Retag replaces the server's placement tags (nats-server reloads them
+// live).
+func (e *Embedded) Retag(tags []string) error {
+	next := *e.opts
+	next.Tags = tags
+	if err := e.srv.ReloadOptions(&next); err != nil {
+		return engine.Wrap(engine.KindInternal, "NatsReloadFailed", err, "cannot retag the embedded server")
+	}
+	e.cfg.Tags, e.opts = tags, &next
+	return nil
+}
+
 // Pending says whether the server runs with a Pending replica's rights.
 func (e *Embedded) Pending() bool { return e.cfg.Pending }
 
@@ -251,6 +271,17 @@ func StepdownMeta(ctx context.Context, sys *nats.Conn, preferred string) error {
 // StreamPeers are the servers holding a replica of stream: the leader
 // first.
 func StreamPeers(ctx context.Context, nc *nats.Conn, stream string) ([]string, error) {
+	set, err := StreamPeerSet(ctx, nc, stream)
+	var out []string
+	for _, p := range set {
+		out = append(out, p.Name)
+	}
+	return out, err
+}
+
+// StreamPeerSet are stream's replicas, the leader first, each saying
+// whether it is current; nil for a stream outside a cluster.
+func StreamPeerSet(ctx context.Context, nc *nats.Conn, stream string) ([]Peer, error) {
 	var info struct {
 		Cluster *server.ClusterInfo `json:"cluster"`
 	}
@@ -260,20 +291,21 @@ func StreamPeers(ctx context.Context, nc *nats.Conn, stream string) ([]string, e
 	if info.Cluster == nil {
 		return nil, nil
 	}
-	var out []string
+	var out []Peer
 	if info.Cluster.Leader != "" {
-		out = append(out, info.Cluster.Leader)
+		out = append(out, Peer{Name: info.Cluster.Leader, Current: true})
 	}
 	for _, r := range info.Cluster.Replicas {
-		out = append(out, r.Name)
+		out = append(out, Peer{Name: r.Name, PeerID: r.Peer, Current: r.Current && !r.Offline, Offline: r.Offline})
 	}
 	return out, nil
 }
 
-// RemoveStreamPeer drops the server named peer from stream's replicas; the
-// meta leader places a replacement, which catches up from the others.
-func RemoveStreamPeer(ctx context.Context, nc *nats.Conn, stream, peer string) error {
-	return apiRequest(ctx, nc, "$JS.API.STREAM.PEER.REMOVE."+stream, server.JSApiStreamRemovePeerRequest{Peer: peer}, nil)
+// EvacuateStreamPeer moves stream's replica off the server named peer:
+// the replacement (placed by the meta leader) catches up first, then the
+// old peer is dropped; refused rather than under-replicated.
+func EvacuateStreamPeer(ctx context.Context, nc *nats.Conn, stream, peer string) error {
+	return apiRequest(ctx, nc, "$JS.API.STREAM.PEER.EVACUATE."+stream, server.JSApiStreamEvacuatePeerRequest{Peer: peer}, nil)
 }
 
 // StepdownStream moves stream's leader, to preferred if it is not "".

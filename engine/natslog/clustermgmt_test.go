@@ -106,8 +106,8 @@ func TestStreamStepdownAndMetaPeers(t *testing.T) {
 			t.Fatalf("the leader never moved to %s", target)
 		}
 	}
-	if err := natslog.RemoveStreamPeer(ctx, nc, natslog.LedgerStream, "no-such-server"); err == nil {
-		t.Fatal("removed a peer the stream does not have")
+	if err := natslog.EvacuateStreamPeer(ctx, nc, natslog.LedgerStream, "no-such-server"); err == nil {
+		t.Fatal("evacuated a peer the stream does not have")
 	}
 	for i, e := range c.Servers {
 		ps, leader := e.MetaPeers()

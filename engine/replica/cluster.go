@@ -186,6 +186,9 @@ type clusterNATS struct {
 	witness *natslog.Embedded
 	sys     *nats.Conn
 	logger  *slog.Logger
+	// evacuating marks "stream/server" moves asked for (the controller's
+	// goroutine only).
+	evacuating map[string]bool
 }
 
 // startClusterNATS starts the replica's server (and the witness) and
@@ -222,7 +225,7 @@ func startClusterNATS(ctx context.Context, cfg ClusterConfig, dataDir, nodeID st
 			return nil, nil, err
 		}
 	}
-	c := &clusterNATS{cfg: cfg, dir: dataDir, state: st, logger: logger}
+	c := &clusterNATS{cfg: cfg, dir: dataDir, state: st, logger: logger, evacuating: map[string]bool{}}
 	witnessOn := cfg.Witness && !st.WitnessRemoved
 	var witnessRoute string
 	if witnessOn {
@@ -231,7 +234,7 @@ func startClusterNATS(ctx context.Context, cfg ClusterConfig, dataDir, nodeID st
 		}
 	}
 	base.ServerName = st.ServerName
-	base.Tags = []string{"gavel", natslog.CodeVersionTag(cfg.CodeVersion)}
+	base.Tags = serverTags(cfg.CodeVersion, pending)
 	base.MaxStore, base.MaxMemory = cfg.MaxStore, cfg.MaxMemory
 	if base.MaxStore == 0 {
 		base.MaxStore = natslog.DefaultClusterMaxStore
@@ -285,12 +288,8 @@ func startClusterNATS(ctx context.Context, cfg ClusterConfig, dataDir, nodeID st
 	// group past its first term: empty servers joining later cannot then
 	// elect a group of their own (shared/notes, "simultaneous joins").
 	if witnessOn && !c.state.Bootstrapped {
-		_, before := e.MetaPeers()
-		if err := natslog.StepdownMeta(ctx, c.sys, ""); err != nil {
+		if err := c.firstStepdown(ctx, e); err != nil {
 			return fail(fmt.Errorf("first meta stepdown: %w", err))
-		}
-		if err := waitMeta(ctx, e, func(leader string) bool { return leader != before }); err != nil {
-			return fail(err)
 		}
 		c.state.Bootstrapped = true
 		if err := c.state.save(dataDir); err != nil {
@@ -300,6 +299,42 @@ func startClusterNATS(ctx context.Context, cfg ClusterConfig, dataDir, nodeID st
 	logger.Info("nats cluster", slog.String("cluster", e.ClusterURL()), slog.String("server", e.Name()),
 		slog.String("name", st.Name), slog.Bool("witness", c.witness != nil))
 	return e, c, nil
+}
+
+// serverTags are a replica's server tags: Trusted or Pending, and its
+// code version.
+func serverTags(codeVersion string, pending bool) []string {
+	t := natslog.TagTrusted
+	if pending {
+		t = natslog.TagPending
+	}
+	return []string{t, natslog.CodeVersionTag(codeVersion)}
+}
+
+// streamTags place the streams on Trusted replicas' servers.
+var streamTags = []string{natslog.TagTrusted}
+
+// firstStepdown moves the meta leader once. A just-elected leader may not
+// answer yet: the request is repeated until the leader has changed.
+func (c *clusterNATS) firstStepdown(ctx context.Context, e *natslog.Embedded) error {
+	_, before := e.MetaPeers()
+	ctx, cancel := context.WithTimeout(ctx, clusterReadyTimeout)
+	defer cancel()
+	for {
+		reqCtx, cancelReq := context.WithTimeout(ctx, time.Second)
+		err := natslog.StepdownMeta(reqCtx, c.sys, "")
+		cancelReq()
+		if err == nil {
+			return waitMeta(ctx, e, func(leader string) bool { return leader != before })
+		}
+		if _, leader := e.MetaPeers(); leader != "" && leader != before {
+			return waitMetaPeer(ctx, e)
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		c.logger.Info("meta stepdown not answered; retrying", slog.Any("err", err))
+	}
 }
 
 // freeRoute picks a free loopback port for the witness's route listener,
@@ -489,7 +524,7 @@ func (r *Replica) reconcile(ctx context.Context) error {
 		if n, err := streamReplicas(ctx, js, natslog.LedgerStream); err != nil {
 			return err
 		} else if n < ReplicatedReplicas {
-			if err := natslog.EnsureStreams(ctx, js, ReplicatedReplicas); err != nil {
+			if err := natslog.EnsureStreamsPlaced(ctx, js, ReplicatedReplicas, streamTags); err != nil {
 				return err
 			}
 			r.logger.Info("streams replicated", slog.Int("replicas", ReplicatedReplicas))
@@ -540,28 +575,35 @@ func (c *clusterNATS) removeWitness(ctx context.Context, e *natslog.Embedded) er
 }
 
 // retireServer moves every stream replica off the server named name (the
-// meta leader places each replacement), checks that none is left, then
-// removes the server from the JetStream cluster by peer id.
+// meta leader places each replacement on a Trusted replica's server, and
+// it catches up before the old peer goes), waits until no stream lists
+// the server and every stream has its replicas current, then removes the
+// server from the JetStream cluster by peer id.
 func (r *Replica) retireServer(ctx context.Context, name string, peers []natslog.Peer) error {
-	holding := false
+	settled := true
 	for _, s := range r.cluster.streams() {
-		ps, err := natslog.StreamPeers(ctx, r.conn, s)
+		set, err := natslog.StreamPeerSet(ctx, r.conn, s)
 		if err != nil {
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
 				continue
 			}
 			return err
 		}
-		if slices.Contains(ps, name) {
-			holding = true
-			if err := natslog.RemoveStreamPeer(ctx, r.conn, s, name); err != nil {
+		holding := slices.ContainsFunc(set, func(p natslog.Peer) bool { return p.Name == name })
+		if holding && !r.cluster.evacuating[s+"/"+name] {
+			if err := natslog.EvacuateStreamPeer(ctx, r.conn, s, name); err != nil {
 				return fmt.Errorf("move %s off %s: %w", s, name, err)
 			}
-			r.logger.Info("stream replica moved off a retired replica's server", slog.String("stream", s), slog.String("server", name))
+			r.cluster.evacuating[s+"/"+name] = true
+			r.logger.Info("moving a stream replica off a retired replica's server", slog.String("stream", s), slog.String("server", name))
+		}
+		current := !slices.ContainsFunc(set, func(p natslog.Peer) bool { return !p.Current })
+		if holding || !current {
+			settled = false
 		}
 	}
-	if holding {
-		return nil // checked again on the next tick, once the move shows
+	if !settled {
+		return nil // checked again on the next tick
 	}
 	var id string
 	for _, p := range peers {
@@ -619,7 +661,7 @@ func (c *clusterNATS) ensureStreams(ctx context.Context, js jetstream.JetStream)
 	for {
 		n, err := streamReplicas(ctx, js, natslog.LedgerStream)
 		if err == nil {
-			err = natslog.EnsureStreams(ctx, js, max(n, 1))
+			err = natslog.EnsureStreamsPlaced(ctx, js, max(n, 1), streamTags)
 		}
 		if err == nil || ctx.Err() != nil {
 			return err

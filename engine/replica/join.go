@@ -299,6 +299,10 @@ func (j *Joiner) WaitTrusted(ctx context.Context, interval time.Duration) error 
 		if err := j.embedded.Reload(peerKeysOf(j.service.Cluster.NATSUsers), false); err != nil {
 			return err
 		}
+		// Now a server the streams may be placed on.
+		if err := j.embedded.Retag(serverTags(j.cfg.Cluster.CodeVersion, false)); err != nil {
+			return err
+		}
 	}
 	j.logger.Info("trusted", slog.String("node_id", j.NodeID))
 	return nil
