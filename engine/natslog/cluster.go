@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
 	"github.com/gavelhq/gavel/engine"
@@ -242,6 +243,9 @@ func apiRequest(ctx context.Context, nc *nats.Conn, subject string, req, resp an
 		return engine.Wrap(engine.KindInternal, "BadNatsAnswer", err, "%s", subject)
 	}
 	if api.Error != nil {
+		if api.Error.ErrCode == int(jetstream.JSErrCodeStreamNotFound) {
+			return engine.Wrap(engine.KindNotFound, "StreamNotFound", jetstream.ErrStreamNotFound, "%s", subject)
+		}
 		return engine.Errorf(engine.KindUnavailable, "NatsClusterRefused", "%s: %s (%d/%d)", subject, api.Error.Description, api.Error.Code, api.Error.ErrCode)
 	}
 	if resp != nil {

@@ -296,7 +296,8 @@ func startClusterNATS(ctx context.Context, cfg ClusterConfig, dataDir, nodeID st
 			return fail(err)
 		}
 	}
-	logger.Info("nats cluster", slog.String("cluster", e.ClusterURL()), slog.String("server", e.Name()),
+	_, metaLeader := e.MetaPeers()
+	logger.Info("nats cluster", slog.String("cluster", e.ClusterURL()), slog.String("server", e.Name()), slog.String("meta_leader", metaLeader),
 		slog.String("name", st.Name), slog.Bool("witness", c.witness != nil))
 	return e, c, nil
 }
@@ -377,7 +378,10 @@ func waitMeta(ctx context.Context, e *natslog.Embedded, ok func(leader string) b
 
 // clusterReadyTimeout bounds the waits for the meta group (raft's
 // election timeout is 4-9 s).
-const clusterReadyTimeout = 20 * time.Second
+const clusterReadyTimeout = 60 * time.Second
+
+// streamAttemptTimeout bounds one attempt to set the streams up.
+const streamAttemptTimeout = 5 * time.Second
 
 func (c *clusterNATS) close() {
 	if c == nil {
@@ -392,9 +396,35 @@ func (c *clusterNATS) close() {
 	}
 }
 
+// leaseStream is the stream of the primary's lease bucket (the follower
+// role's KV bucket GAVEL_LEASE): it moves with the ledger, or it would die
+// with the old servers.
+const leaseStream = "KV_GAVEL_LEASE"
+
 // streams are the streams the controller scales and moves.
 func (c *clusterNATS) streams() []string {
-	return slices.Concat([]string{natslog.LedgerStream, natslog.FeedsStream}, c.cfg.Streams)
+	return slices.Concat([]string{natslog.LedgerStream, natslog.FeedsStream, leaseStream}, c.cfg.Streams)
+}
+
+// scaleStream raises an existing stream other than the ledger and feeds
+// to replicas, placed on Trusted replicas' servers.
+func scaleStream(ctx context.Context, js jetstream.JetStream, name string, replicas int) (bool, error) {
+	s, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.Replicas >= replicas {
+		return false, nil
+	}
+	cfg.Replicas, cfg.Placement = replicas, &jetstream.Placement{Tags: streamTags}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return false, fmt.Errorf("scale %s: %w", name, err)
+	}
+	return true, nil
 }
 
 // streamReplicas is stream's replica count now, 0 if it does not exist.
@@ -529,6 +559,13 @@ func (r *Replica) reconcile(ctx context.Context) error {
 			}
 			r.logger.Info("streams replicated", slog.Int("replicas", ReplicatedReplicas))
 		}
+		for _, name := range c.streams()[2:] {
+			if scaled, err := scaleStream(ctx, js, name, ReplicatedReplicas); err != nil {
+				return err
+			} else if scaled {
+				r.logger.Info("stream replicated", slog.String("stream", name), slog.Int("replicas", ReplicatedReplicas))
+			}
+		}
 		if err := c.removeWitness(ctx, r.embedded); err != nil {
 			return err
 		}
@@ -659,17 +696,24 @@ func (c *clusterNATS) ensureStreams(ctx context.Context, js jetstream.JetStream)
 	ctx, cancel := context.WithTimeout(ctx, clusterReadyTimeout)
 	defer cancel()
 	for {
-		n, err := streamReplicas(ctx, js, natslog.LedgerStream)
+		// Each attempt has its own bound: a request the cluster drops while
+		// it settles is asked again rather than waited on.
+		attempt, cancelAttempt := context.WithTimeout(ctx, streamAttemptTimeout)
+		n, err := streamReplicas(attempt, js, natslog.LedgerStream)
 		if err == nil {
-			err = natslog.EnsureStreamsPlaced(ctx, js, max(n, 1), streamTags)
+			err = natslog.EnsureStreamsPlaced(attempt, js, max(n, 1), streamTags)
 		}
-		if err == nil || ctx.Err() != nil {
-			return err
+		cancelAttempt()
+		if err == nil {
+			return nil
 		}
-		c.logger.Info("streams not ready; retrying", slog.Any("err", err))
+		if ctx.Err() != nil {
+			return fmt.Errorf("the streams did not answer within %s: %w", clusterReadyTimeout, err)
+		}
+		c.logger.Warn("streams not ready; retrying", slog.Any("err", err))
 		select {
 		case <-ctx.Done():
-			return err
+			return fmt.Errorf("the streams did not answer within %s: %w", clusterReadyTimeout, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
