@@ -302,3 +302,40 @@ func httpServer(t *testing.T, h http.Handler) string {
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String()
 }
+
+// A Pending joiner that restarts keeps its node, its server name and its
+// seal key: its join is a poll, not a second node.
+func TestClusterJoinerRestartsPending(t *testing.T) {
+	ctx := context.Background()
+	s := startService(t)
+	dir := t.TempDir()
+	cfg := replica.JoinConfig{URL: s.url, DataDir: dir, NATSListen: "127.0.0.1:0",
+		Cluster: replica.ClusterConfig{Listen: "127.0.0.1:0", CodeVersion: "A"}, Logger: testLogger()}
+	j, err := replica.Join(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, name, seal := j.NodeID, j.Embedded().Name(), readFile(t, filepath.Join(dir, "seal_privk.bin"))
+	j.Close()
+	if j, err = replica.Join(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if j.NodeID != id || j.Status != "Pending" || j.Embedded().Name() != name || readFile(t, filepath.Join(dir, "seal_privk.bin")) != seal {
+		t.Fatalf("after a restart: node %s (%s), server %s", j.NodeID, j.Status, j.Embedded().Name())
+	}
+	if pending, err := s.r.NodeList(ctx, "Pending", ""); err != nil || len(pending) != 1 {
+		t.Fatalf("pending nodes after a restart: %v, %v", pending, err)
+	}
+	s.trust(t, j)
+	checkServiceKey(t, s.dir, dir)
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
