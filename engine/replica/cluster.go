@@ -748,6 +748,9 @@ func (r *Replica) clusterInfo(ctx context.Context) *handlers.ClusterInfo {
 	return info
 }
 
+// HasClusterPeer says whether the meta group lists the server named name.
+func (r *Replica) HasClusterPeer(name string) bool { return r.embedded.HasMetaPeer(name) }
+
 // ClusterPeers are the JetStream meta group's servers as this replica's
 // server knows them, and the meta leader's name.
 func (r *Replica) ClusterPeers() ([]natslog.Peer, string) { return r.embedded.MetaPeers() }

@@ -323,6 +323,24 @@ func (j *Joiner) ClusterURL() string          { return j.embedded.ClusterURL() }
 // Node is the joiner's node identity.
 func (j *Joiner) Node() *NodeIdentity { return j.node }
 
+// Handover detaches a Trusted joiner's running server and the data
+// folder's lock from the joiner, for the replica that runs on them (the
+// follower role: replica.Config's server it did not start, and Lock);
+// Close then stops nothing. The server stays a peer throughout, so its
+// stream replicas never move.
+func (j *Joiner) Handover() (*natslog.Embedded, *DirLock, error) {
+	if j.Status != nodes.StatusTrusted || j.embedded.Pending() {
+		return nil, nil, engine.Errorf(engine.KindInvalid, CodeNotTrusted, "node %s is %s: only a Trusted joiner hands over", j.NodeID, j.Status)
+	}
+	e, lock := j.embedded, j.lock
+	j.cluster.close()
+	j.embedded, j.lock, j.cluster = nil, nil, nil
+	return e, lock, nil
+}
+
+// CodeNotTrusted refuses to hand over a joiner that is not Trusted yet.
+const CodeNotTrusted = "NodeNotTrusted"
+
 // Close stops the joiner's server and releases the data folder.
 func (j *Joiner) Close() {
 	j.cluster.close()

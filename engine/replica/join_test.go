@@ -327,8 +327,21 @@ func TestClusterJoinerRestartsPending(t *testing.T) {
 	if pending, err := s.r.NodeList(ctx, "Pending", ""); err != nil || len(pending) != 1 {
 		t.Fatalf("pending nodes after a restart: %v, %v", pending, err)
 	}
+	if _, _, err := j.Handover(); engine.AsError(err).Code != replica.CodeNotTrusted {
+		t.Fatalf("a Pending joiner handed over: %v", err)
+	}
 	s.trust(t, j)
 	checkServiceKey(t, s.dir, dir)
+	e, lock, err := j.Handover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close() // stops nothing now
+	defer e.Shutdown()
+	defer lock.Release()
+	if !e.Server().Running() || !s.r.HasClusterPeer(e.Name()) {
+		t.Fatal("the handed-over server is not a running peer")
+	}
 }
 
 func readFile(t *testing.T, path string) string {
