@@ -102,6 +102,20 @@ type NetworkInfo struct {
 	// Writable is false while writes are refused; WriteError says why.
 	Writable   bool        `json:"writable"`
 	WriteError *WriteError `json:"write_error,omitempty"`
+	// Cluster is how a replica joins a clustered service (gavel serve
+	// --join); absent on a single-replica service.
+	Cluster *ClusterInfo `json:"cluster,omitempty"`
+}
+
+// ClusterInfo is what a joining replica needs to route to the service's
+// JetStream cluster: its name, the routes of the answering replica and of
+// every Trusted replica, and the public nkeys of their NATS users by kind
+// (a joiner's server admits them, so every server accepts every replica's
+// users).
+type ClusterInfo struct {
+	Name      string              `json:"name"`
+	Routes    []string            `json:"routes"`
+	NATSUsers map[string][]string `json:"nats_users"`
 }
 
 // VoidEntries reports the void entries of the log.

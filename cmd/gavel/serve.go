@@ -44,6 +44,11 @@ type serveFlags struct {
 	natsMaxConns            int    // embedded NATS connection cap
 	devSNPRoot              string // a development SEV-SNP ARK (PEM) to trust
 	mapMaxAge               time.Duration
+
+	// A replicated service: --cluster starts its first replica, --join URL
+	// adds one.
+	cluster                   bool
+	join, clusterListen, code string
 }
 
 // stringList is a repeatable string flag.
@@ -74,6 +79,10 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxConns, "max-conns", 0, "open HTTP connections in all (0: half the descriptors free at start, at most 16384)")
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "open HTTP connections from one client address (0: an eighth of --max-conns)")
 	fs.DurationVar(&f.mapMaxAge, "map-max-age", time.Minute, "Cache-Control max-age of GET /network-map")
+	fs.BoolVar(&f.cluster, "cluster", false, "start the first replica of a replicable service: clustered JetStream from genesis, with a meta-only witness until three replicas are peers")
+	fs.StringVar(&f.join, "join", "", "join the clustered service at this replica's HTTP address as a new replica (a service node: Pending until members trust it)")
+	fs.StringVar(&f.clusterListen, "cluster-listen", "127.0.0.1:6222", "NATS route listener of a clustered replica (host:port, port 0 picks one and keeps it across restarts)")
+	fs.StringVar(&f.code, "code-version", "", "this replica's code version: its server's placement tag and, in virtual mode, its host data's preimage (needed with --cluster and --join)")
 	// The script budget is ledger state (set_js_runtime_options); these are
 	// the process's safety nets: tripping one refuses the request.
 	f.scripts = constitution.DefaultSafetyNet()
@@ -118,6 +127,12 @@ func (f *serveFlags) validate() error {
 	}
 	if f.natsMaxConns != 0 && (f.natsMaxConns < 8 || f.natsMaxConns > 1<<20) {
 		return fmt.Errorf("--nats-max-connections %d is out of range 8..%d (0: from the descriptor budget; the replica itself holds 3)", f.natsMaxConns, 1<<20)
+	}
+	if f.cluster && f.join != "" {
+		return errors.New("--cluster starts a new service and --join joins one: give one of them")
+	}
+	if (f.cluster || f.join != "") && strings.TrimSpace(f.code) == "" {
+		return errors.New("--code-version is needed with --cluster and --join")
 	}
 	if f.maxConns > 0 && f.maxConnsPerIP > f.maxConns {
 		return fmt.Errorf("--max-conns-per-ip %d is over --max-conns %d", f.maxConnsPerIP, f.maxConns)
@@ -216,8 +231,9 @@ func runServe(args []string, out, errOut io.Writer) int {
 
 // endpoints is DIR/endpoints.json: where a running replica listens.
 type endpoints struct {
-	HTTP string `json:"http"`
-	NATS string `json:"nats"`
+	HTTP    string `json:"http"`
+	NATS    string `json:"nats"`
+	Cluster string `json:"cluster,omitempty"` // the NATS route listener of a clustered replica
 }
 
 // serve starts a replica. Before anything in the data folder is written:
@@ -275,18 +291,26 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		members = bootMembers
 	}
 	nm.MaxAge = f.mapMaxAge
+	if f.join != "" {
+		return serveJoin(ctx, f, ln, lock, logger)
+	}
+	var cluster *replica.ClusterConfig
+	if f.cluster {
+		cluster = &replica.ClusterConfig{Listen: f.clusterListen, CodeVersion: f.code, Witness: true}
+	}
 	metrics := handlers.NewMetrics()
 	defer constitution.Observe(metrics.ObserveCall)()
 	f.seq.OnRound = metrics.ObserveRound
 	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, NATSMaxConnections: natsConns, Sequencer: f.seq, Logger: logger,
 		Members: members, ConstitutionModule: module, MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts,
-		Lock: lock, DevSNPRoot: devRoot, Netmap: nm, OnCommit: func(c replica.CommitReport) { metrics.ObserveCommit(c.Kind, c.Took, c.Err) }})
+		Lock: lock, DevSNPRoot: devRoot, Netmap: nm, Cluster: cluster,
+		OnCommit: func(c replica.CommitReport) { metrics.ObserveCommit(c.Kind, c.Took, c.Err) }})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	ep := endpoints{HTTP: "http://" + ln.Addr().String(), NATS: r.NATSURL()}
-	logger.Info("serving", slog.String("http", ep.HTTP), slog.String("nats", ep.NATS),
+	ep := endpoints{HTTP: "http://" + ln.Addr().String(), NATS: r.NATSURL(), Cluster: r.ClusterURL()}
+	logger.Info("serving", slog.String("http", ep.HTTP), slog.String("nats", ep.NATS), slog.String("cluster", ep.Cluster),
 		slog.String("data", f.data), slog.String("client_creds", filepath.Dir(r.ClientCredsFile(natslog.UserMember))))
 
 	natsCfg := handlers.DefaultNATSConfig(f.seq.QueueSize, f.limits)
@@ -325,6 +349,38 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return httpSrv.Shutdown(shutdownCtx)
+}
+
+// joinPoll is how often a Pending joiner asks whether it is Trusted.
+const joinPoll = 500 * time.Millisecond
+
+// serveJoin adds a replica to the clustered service at --join: its server
+// joins the cluster, the node joins as a service node and waits, serving
+// nothing and writing nothing (no endpoints.json), until members trust it.
+// A Trusted joiner keeps its server in the cluster (it may hold stream
+// replicas) until stopped; the follower role (issue 11 item 2) starts
+// there, from replica.Joiner.WaitTrusted.
+func serveJoin(ctx context.Context, f serveFlags, ln net.Listener, lock *replica.DirLock, logger *slog.Logger) error {
+	j, err := replica.Join(ctx, replica.JoinConfig{URL: f.join, DataDir: f.data, NATSListen: f.natsListen, Lock: lock, Logger: logger,
+		Address: ln.Addr().String(), Cluster: replica.ClusterConfig{Listen: f.clusterListen, CodeVersion: f.code}})
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	logger.Info("joined: Pending until the members trust this node", slog.String("node_id", j.NodeID), slog.String("status", j.Status),
+		slog.String("cluster", j.ClusterURL()))
+	if err := j.WaitTrusted(ctx, joinPoll); err != nil {
+		if ctx.Err() != nil {
+			logger.Info("shutting down")
+			return nil
+		}
+		return err
+	}
+	logger.Info("trusted: the service identity was handed over sealed; this build has no follower role yet, so the replica keeps its server in the cluster and serves nothing",
+		slog.String("node_id", j.NodeID))
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return nil
 }
 
 // scriptSafetyFlags registers the script safety-net flags (serve, audit

@@ -46,6 +46,25 @@ type EmbeddedConfig struct {
 	// 0 means DefaultMaxConnections. A flood of connections is refused at
 	// the cap instead of exhausting the process's descriptors.
 	MaxConnections int
+
+	// Tags are the server's placement tags (TagWitness keeps streams off it).
+	Tags []string
+	// MaxStore and MaxMemory are JetStream's storage limits in bytes. A
+	// cluster sets them explicitly and equal on every server: placement
+	// prefers the server with the most free room, and dynamic limits steer
+	// replacements to old servers (shared/notes/jetstream-replication.md).
+	MaxStore, MaxMemory int64
+	// System admits one more user, in the system account, from
+	// DataDir/system.nk: the server's own in-process management connection
+	// (removing a server, moving the meta leader). It is never handed out.
+	System bool
+	// PeerKeys are other replicas' users, any kind, admitted with that
+	// kind's permissions: every server of a cluster accepts every Trusted
+	// replica's users (the keys come from the ledger).
+	PeerKeys map[User][]string
+	// Pending takes the write rights from the replica's own sequencer and
+	// feed users: a joining replica writes nothing until it is Trusted.
+	Pending bool
 }
 
 // DefaultMaxConnections is the embedded server's connection cap.
@@ -64,6 +83,9 @@ type ClusterConfig struct {
 type Embedded struct {
 	srv   *server.Server
 	seeds Seeds
+	cfg   EmbeddedConfig
+	opts  *server.Options // as started; Reload derives the next from it
+	sys   string          // the system user's public key, or ""
 }
 
 // StartEmbedded starts the server and waits until it takes connections.
@@ -73,6 +95,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
+	started := *opts
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, engine.Wrap(engine.KindInvalid, "InvalidNatsConfig", err, "cannot configure the embedded NATS server")
@@ -88,7 +111,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		return nil, engine.Errorf(engine.KindUnavailable, "NatsNotReady",
 			"embedded NATS server not ready after %s (client listener up: %v, route listener up: %v)", readyTimeout, clientUp, routesUp)
 	}
-	return &Embedded{srv: srv, seeds: seeds}, nil
+	return &Embedded{srv: srv, seeds: seeds, cfg: cfg, opts: &started, sys: systemKey(opts)}, nil
 }
 
 // serverOptions is the pure translation of EmbeddedConfig (plus the seeds
@@ -105,7 +128,7 @@ func serverOptions(cfg EmbeddedConfig) (*server.Options, Seeds, error) {
 	if err != nil {
 		return nil, Seeds{}, err
 	}
-	users, err := nkeyUsers(seeds, cfg.ClientKeys)
+	users, err := serverUsers(cfg, seeds)
 	if err != nil {
 		return nil, Seeds{}, err
 	}
@@ -130,6 +153,14 @@ func serverOptions(cfg EmbeddedConfig) (*server.Options, Seeds, error) {
 		DisableJetStreamBanner: true,
 		MaxPayload:             cfg.MaxPayload,
 		MaxConn:                cfg.MaxConnections,
+		Tags:                   cfg.Tags,
+		JetStreamMaxStore:      cfg.MaxStore,
+		JetStreamMaxMemory:     cfg.MaxMemory,
+	}
+	if cfg.System {
+		if err := addSystemUser(opts, cfg.DataDir); err != nil {
+			return nil, Seeds{}, err
+		}
 	}
 	if opts.MaxConn <= 0 {
 		opts.MaxConn = DefaultMaxConnections

@@ -97,10 +97,19 @@ func FeedsStreamConfig(replicas int) jetstream.StreamConfig {
 // EnsureStreams creates both streams, or updates them to gavel's config,
 // then checks the ledger's safety settings took. Safe to call on every start.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	return EnsureStreamsPlaced(ctx, js, replicas, nil)
+}
+
+// EnsureStreamsPlaced is EnsureStreams with the streams placed on servers
+// that carry all of tags (none: anywhere).
+func EnsureStreamsPlaced(ctx context.Context, js jetstream.JetStream, replicas int, tags []string) error {
 	if replicas < 1 {
 		replicas = 1
 	}
 	for _, cfg := range []jetstream.StreamConfig{LedgerStreamConfig(replicas), FeedsStreamConfig(replicas)} {
+		if len(tags) > 0 {
+			cfg.Placement = &jetstream.Placement{Tags: tags}
+		}
 		if err := dropUnboundedConsumers(ctx, js, cfg.Name); err != nil {
 			return err
 		}

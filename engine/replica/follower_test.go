@@ -5,9 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -37,13 +34,6 @@ type trio struct {
 	// trusted is how many of the replicas genesis trusts (the first ones).
 	trusted int
 	iss     *issuer.Issuer
-}
-
-func testLogger() *slog.Logger {
-	if os.Getenv("GAVEL_REPLICA_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // startTrio opens replica 0 first (it takes the lease of the empty ledger

@@ -86,6 +86,7 @@ func (r *Replica) joinNode(ctx context.Context, raw []byte) (forwardAnswer, erro
 	if err := json.Unmarshal(out.Result, &res); err != nil {
 		return forwardAnswer{}, engine.Wrap(engine.KindInternal, "BadJoinResult", err, "join result")
 	}
+	answer := JoinAnswer{JoinResult: res}
 	if res.NodeStatus == nodes.StatusTrusted {
 		var rec nodes.Record
 		var ok bool
@@ -101,10 +102,13 @@ func (r *Replica) joinNode(ctx context.Context, raw []byte) (forwardAnswer, erro
 			if err != nil {
 				return forwardAnswer{}, err
 			}
-			res.NodeCertificate = string(cert)
+			answer.NodeCertificate = string(cert)
+			if answer.SealedServiceKey, err = r.sealServiceKey(rec); err != nil {
+				return forwardAnswer{}, err
+			}
 		}
 	}
-	b, err := json.Marshal(res)
+	b, err := json.Marshal(answer)
 	return forwardAnswer{Body: b, TxID: out.TxID}, err
 }
 
@@ -159,9 +163,14 @@ func ParseValidFrom(s string) (time.Time, error) {
 // deleteNode deletes a retired node whose retirement a signature covers.
 func (r *Replica) deleteNode(ctx context.Context, id string) (forwardAnswer, error) {
 	var committed bool
-	if err := r.withNodes(func(v projections.Nodes, _ engine.StateReader) error {
-		committed = v.RetiredCommitted(id)
-		return nil
+	if err := r.withNodes(func(v projections.Nodes, st engine.StateReader) error {
+		if committed = v.RetiredCommitted(id); !committed {
+			return nil
+		}
+		// A retired replica's server leaves the JetStream cluster first.
+		rec, ok, err := nodes.ReadRecord(st, id)
+		committed = err == nil && ok && r.serverRemoved(rec)
+		return err
 	}); err != nil {
 		return forwardAnswer{}, err
 	}
@@ -186,9 +195,18 @@ func (r *Replica) NodeInfo(_ context.Context, id string) (n projections.NodeView
 	return n, err
 }
 
+// RemovableNodes lists retired nodes whose retirement a signature covers
+// and, for a retired replica, whose server has left the JetStream cluster
+// (a page may then hold fewer than its limit).
 func (r *Replica) RemovableNodes(_ context.Context, page projections.Page) (list []projections.NodeView, more bool, err error) {
 	err = r.withNodes(func(v projections.Nodes, _ engine.StateReader) error {
-		list, more, err = v.Removable(page)
+		all, m, err := v.Removable(page)
+		list, more = all[:0], m
+		for _, n := range all {
+			if r.serverRemoved(nodes.Record{NodeID: n.NodeID, Role: n.Role}) {
+				list = append(list, n)
+			}
+		}
 		return err
 	})
 	return list, more, err

@@ -77,6 +77,9 @@ type Config struct {
 	AppliedWait time.Duration
 	// OnCommit is told of every submitted command (observe.go); nil: nobody.
 	OnCommit func(CommitReport)
+	// Cluster runs the replica as one server of a JetStream cluster
+	// (cluster.go); nil: the embedded single-replica default.
+	Cluster *ClusterConfig
 }
 
 // Replica is one running gavel replica.
@@ -110,6 +113,9 @@ type Replica struct {
 	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
 	nm          *netmapSide                           // the network map's read side (netmap.go)
 	feeds       *feeds
+
+	cluster  *clusterNATS              // nil standalone
+	peerKeys map[natslog.User][]string // other replicas' users the server admits
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -176,14 +182,19 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if cfg.NATS != nil {
 		return r.openReplicated(ctx)
 	}
-	r.embedded, err = natslog.StartEmbedded(natslog.EmbeddedConfig{
+	natsCfg := natslog.EmbeddedConfig{
 		DataDir: filepath.Join(cfg.DataDir, "nats"),
 		Listen:  cfg.NATSListen,
 		// An entry carries its request verbatim plus a few hundred bytes.
 		MaxPayload:     MaxEntryBytes,
 		MaxConnections: cfg.NATSMaxConnections,
 		Logger:         slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
-	})
+	}
+	if cfg.Cluster != nil {
+		r.embedded, r.cluster, err = startClusterNATS(ctx, *cfg.Cluster, cfg.DataDir, r.node.ID, natsCfg, false, r.logger)
+	} else if err = checkNotClustered(cfg.DataDir); err == nil {
+		r.embedded, err = natslog.StartEmbedded(natsCfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
@@ -200,7 +211,12 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := natslog.EnsureStreams(ctx, js, 1); err != nil {
+	if r.cluster != nil {
+		err = r.cluster.ensureStreams(ctx, js)
+	} else {
+		err = natslog.EnsureStreams(ctx, js, 1)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("streams: %w", err)
 	}
 	if r.log, err = NewLedgerLog(r.conn, js, r.node.Signer()); err != nil {
@@ -258,6 +274,13 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if err := r.startNetmap(runCtx); err != nil {
 		return nil, err
 	}
+	if r.cluster != nil {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.runCluster(runCtx)
+		}()
+	}
 	return r, nil
 }
 
@@ -303,7 +326,11 @@ func (r *Replica) genesisGovernance() (engine.WriteSet, error) {
 	if cfg == (gov.Config{}) {
 		cfg = gov.DefaultConfig()
 	}
-	return gov.GenesisWrites(members, module, cfg)
+	ws, err := gov.GenesisWrites(members, module, cfg)
+	if err != nil || r.cfg.Cluster == nil {
+		return ws, err
+	}
+	return append(ws, clusterGenesisWrites(r.cfg.Cluster.CodeVersion)...), nil
 }
 
 // Member0 file names, as CCF names a member's files.
@@ -437,9 +464,13 @@ func (r *Replica) Close() error {
 			r.roles.conn.Drain()
 			r.roles.conn.Close()
 		}
+		if r.cluster != nil && r.cluster.sys != nil {
+			r.cluster.sys.Close()
+		}
 		if r.embedded != nil && !r.shared {
 			r.embedded.Shutdown()
 		}
+		r.cluster.close() // the witness after the replica's server
 		r.mu.Lock()
 		if r.store != nil {
 			r.store.Close()

@@ -217,5 +217,6 @@ func (r *Replica) Network(ctx context.Context) (handlers.NetworkInfo, error) {
 			info.LastSignedTxID = engine.TxID{View: s.View, Seqno: m.LastSignature}.String()
 		}
 	}
+	info.Cluster = r.clusterInfo(ctx)
 	return info, nil
 }

@@ -39,7 +39,7 @@ func Start(t testing.TB, n int) *Cluster {
 	c := &Cluster{t: t, Servers: make([]*natslog.Embedded, n), Configs: make([]natslog.EmbeddedConfig, n)}
 	for i := range n {
 		name := fmt.Sprintf("s%d", i)
-		c.Configs[i] = natslog.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ServerName: name, Logger: serverLogger(name)}
+		c.Configs[i] = natslog.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ServerName: name, Logger: serverLogger(name), System: true}
 	}
 	// Registered after t.TempDir, so it runs first: servers stop before
 	// their directories go.
