@@ -169,7 +169,8 @@ func runBenchScale(args []string, out, errOut io.Writer) int {
 // runPeerBench runs the commit benchmark with tessera beside gavel. The
 // peer lives in bench/, a Go module of its own so that gavel does not
 // depend on it; it is built from the checkout this command runs in and
-// runs gavel and tessera in one process.
+// runs gavel and tessera in one process. -mod=mod lets it follow changes
+// of gavel's own dependencies without a tidy of bench/go.mod first.
 func runPeerBench(args []string, out, errOut io.Writer) int {
 	dir, err := findBenchModule()
 	if err != nil {
@@ -181,7 +182,7 @@ func runPeerBench(args []string, out, errOut io.Writer) int {
 			rest = append(rest, a)
 		}
 	}
-	cmd := exec.Command("go", append([]string{"run", ".", "commit"}, rest...)...)
+	cmd := exec.Command("go", append([]string{"run", "-mod=mod", ".", "commit"}, rest...)...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, errOut
 	if err := cmd.Run(); err != nil {
 		return failf(errOut, "bench commit --peer: %v", err)
