@@ -37,6 +37,10 @@ var (
 	ballotCacheHits atomic.Int64 // outcomes reused, for tests
 )
 
+// BallotOutcomesReused is how many ballot outcomes were reused instead of
+// recomputed since the process started.
+func BallotOutcomesReused() int64 { return ballotCacheHits.Load() }
+
 // ballotKey names everything a ballot's outcome depends on besides state.
 func ballotKey(b *constitution.Ballot, con *constitution.Constitution, opts constitution.RuntimeOptions, p *Proposal) [32]byte {
 	h := sha256.New()
