@@ -11,8 +11,12 @@ type parsedRecords[T any] struct {
 	m  map[string]T
 }
 
-// maxParsedRecords bounds each cache; past it the cache starts again.
-const maxParsedRecords = 1024
+// maxParsedRecords bounds each cache, past which it starts again, and
+// maxParsedBytes the records kept (larger ones are decoded each time).
+const (
+	maxParsedRecords = 1024
+	maxParsedBytes   = 16 << 10
+)
 
 func (c *parsedRecords[T]) get(raw []byte) (T, bool) {
 	c.mu.Lock()
@@ -22,6 +26,9 @@ func (c *parsedRecords[T]) get(raw []byte) (T, bool) {
 }
 
 func (c *parsedRecords[T]) put(raw []byte, v T) {
+	if len(raw) > maxParsedBytes {
+		return
+	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxParsedRecords {
 		c.m = map[string]T{}
