@@ -48,9 +48,8 @@ type instance struct {
 	fuel    int64 // used by the top-level code
 }
 
-// maxReady bounds the instances one sandbox keeps ready: the calls of a
-// vote (ballot, resolve, apply) and of a proposal (validate).
-const maxReady = 4
+// maxReady bounds the instances one sandbox keeps ready (readyAhead).
+const maxReady = 32
 
 // takeReady removes and returns a ready instance of mod under b, if any
 // may be used.
@@ -153,7 +152,7 @@ func wantReady(mod *module, limits Limits) {
 
 func startPreparer() {
 	preparer.once.Do(func() {
-		preparer.reqs = make(chan prepareRequest, 64)
+		preparer.reqs = make(chan prepareRequest, 256)
 		go prepareLoop()
 	})
 }
@@ -195,9 +194,11 @@ func prepareOne(req prepareRequest) {
 	}
 }
 
-// readyAhead is how many instances of a module are kept ready: calls of
-// one module can follow each other faster than one is prepared.
-const readyAhead = 2
+// readyAhead is how many instances of a module are kept ready: the
+// sequencer executes a round of requests back to back, faster than the
+// preparer can follow, then waits for the log's acknowledgement, while the
+// preparer refills a round's worth. An instance is a few kilobytes.
+const readyAhead = 24
 
 // takeIdleFor takes an idle sandbox to prepare mod in: the least recently
 // used, as the most recent is the caller's next, and only if another stays
