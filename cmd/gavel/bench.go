@@ -10,6 +10,8 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/gavelhq/gavel/engine/constitution"
+	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/perf"
 )
 
@@ -92,6 +94,7 @@ func runBenchGov(args []string, out, errOut io.Writer) int {
 	} else {
 		defer stop()
 	}
+	prepared0, reused0 := constitution.PreparedCalls(), gov.BallotOutcomesReused()
 	rep, err := perf.RunGov(context.Background(), cfg)
 	if err != nil {
 		return failf(errOut, "bench: %v", err)
@@ -99,6 +102,8 @@ func runBenchGov(args []string, out, errOut io.Writer) int {
 	if *asJSON {
 		return printJSON(out, rep)
 	}
+	defer fmt.Fprintf(out, "script calls on instances prepared ahead %d; ballot outcomes reused %d\n",
+		constitution.PreparedCalls()-prepared0, gov.BallotOutcomesReused()-reused0)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 	fmt.Fprintf(out, "members %d, proposals %d (accepted %d)\n", rep.Members, cfg.Proposals, rep.Accepted)
 	fmt.Fprintf(out, "proposals committed              %9.0f /s\n", rep.ProposalsPerSec)

@@ -116,7 +116,8 @@ func (sb *sandbox) list(table string) (entries []entry) {
 
 // parseStored turns a stored JSON value into a fresh JavaScript value.
 func (sb *sandbox) parseStored(table, key string, raw []byte) goja.Value {
-	return sb.parseJSONText(string(raw), sb.limits().MaxDepth)
+	n, err := parsedJSON.parseBytes(raw)
+	return sb.parsed(n, err, sb.limits().MaxDepth)
 }
 
 func (sb *sandbox) kvGet(c goja.FunctionCall) goja.Value {

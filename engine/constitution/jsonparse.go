@@ -57,6 +57,23 @@ func (c *jsonCache) parse(text string) (*jsonNode, error) {
 	if ok {
 		return n, nil
 	}
+	return c.add(text)
+}
+
+// parseBytes is parse of stored bytes: a hit copies nothing.
+func (c *jsonCache) parseBytes(raw []byte) (*jsonNode, error) {
+	if len(raw) <= jsonCacheMaxText {
+		c.mu.Lock()
+		n, ok := c.m[string(raw)]
+		c.mu.Unlock()
+		if ok {
+			return n, nil
+		}
+	}
+	return c.parse(string(raw))
+}
+
+func (c *jsonCache) add(text string) (*jsonNode, error) {
 	n, err := parseJSON(text)
 	if err != nil {
 		return nil, err
@@ -75,6 +92,10 @@ func (c *jsonCache) parse(text string) (*jsonNode, error) {
 // parseJSONText is JSON.parse without a reviver.
 func (sb *sandbox) parseJSONText(text string, maxDepth int) goja.Value {
 	n, err := parsedJSON.parse(text)
+	return sb.parsed(n, err, maxDepth)
+}
+
+func (sb *sandbox) parsed(n *jsonNode, err error, maxDepth int) goja.Value {
 	if err != nil {
 		sb.throwSyntax(err.Error())
 	}

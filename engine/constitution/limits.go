@@ -3,6 +3,7 @@ package constitution
 import (
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -188,9 +189,22 @@ func LoadRuntimeOptions(st StateReader) (RuntimeOptions, error) {
 	if err != nil || !ok {
 		return DefaultRuntimeOptions(), err
 	}
+	// Every request reads the budget; it changes by vote.
+	if last := lastOptions.Load(); last != nil && last.raw == string(b) {
+		return last.opts, nil
+	}
 	o, err := ParseRuntimeOptions(b)
 	if err != nil {
-		return DefaultRuntimeOptions(), nil
+		o = DefaultRuntimeOptions()
 	}
+	lastOptions.Store(&parsedOptions{raw: string(b), opts: o})
 	return o, nil
 }
+
+// parsedOptions is a stored budget record and what it reads as.
+type parsedOptions struct {
+	raw  string
+	opts RuntimeOptions
+}
+
+var lastOptions atomic.Pointer[parsedOptions]

@@ -16,6 +16,7 @@ import (
 type Observation struct {
 	gets   map[string]observedGet // by table NUL key
 	ranges map[string][32]byte    // by table: digest of every entry ranged
+	size   int                    // bytes of table names and keys kept
 	opaque bool
 }
 
@@ -25,9 +26,13 @@ type observedGet struct {
 	digest     [32]byte
 }
 
-// maxObserved bounds the distinct reads one Observation records; a call
-// that reads more is opaque (not worth keeping).
-const maxObserved = 256
+// maxObserved and maxObservedBytes bound what one Observation records
+// (distinct reads, bytes of their names); a call that reads more is opaque:
+// not worth keeping, and a script cannot make a kept one large.
+const (
+	maxObserved      = 256
+	maxObservedBytes = 16 << 10
+)
 
 func newObservation() *Observation { return &Observation{} }
 
@@ -70,7 +75,10 @@ func (o *Observation) Unchanged(st StateReader) (bool, error) {
 	return true, nil
 }
 
-func (o *Observation) full() bool { return len(o.gets)+len(o.ranges) >= maxObserved }
+// full reports whether n more bytes of names would not fit.
+func (o *Observation) full(n int) bool {
+	return len(o.gets)+len(o.ranges) >= maxObserved || o.size+n > maxObservedBytes
+}
 
 // observingState records every read of the state it wraps.
 type observingState struct {
@@ -86,9 +94,10 @@ func (s observingState) Get(table, key string) ([]byte, bool, error) {
 	o := s.obs
 	id := table + "\x00" + key
 	if _, seen := o.gets[id]; !seen {
-		if o.full() {
+		if o.full(len(id)) {
 			o.opaque = true
 		} else {
+			o.size += len(id)
 			if o.gets == nil {
 				o.gets = map[string]observedGet{}
 			}
@@ -112,12 +121,13 @@ func (s observingState) Range(table string, fn func(key string, value []byte) bo
 	case !complete:
 		o.opaque = true // a partial range: not worth the bookkeeping
 	case seen:
-	case o.full():
+	case o.full(len(table)):
 		o.opaque = true
 	default:
 		if o.ranges == nil {
 			o.ranges = map[string][32]byte{}
 		}
+		o.size += len(table)
 		o.ranges[table] = d
 	}
 	return nil

@@ -38,6 +38,7 @@ func TestVoteObserved(t *testing.T) {
 		{"many reads of one key", `export function vote() { for (let i = 0; i < 1000; i++) gavel.kv.get("gov.nodes.join_policy", ""); return true; }`, true, false,
 			[]string{"read value", "read key removed"}},
 		{"too many keys", `export function vote() { for (let i = 0; i < 1000; i++) gavel.kv.get("gov.members", "k" + i); return true; }`, false, false, nil},
+		{"too long a key", `export function vote() { gavel.kv.get("gov.members", "k".repeat(20000)); return true; }`, false, false, nil},
 		{"time", `export function vote() { return Date.now() > 0; }`, false, true, nil},
 		{"console", `export function vote() { console.log("x"); return true; }`, false, true, nil},
 		{"budget failure", `export function vote() { gavel.kv.get("gov.nodes.join_policy", ""); while (true) {} }`, true, false,

@@ -9,24 +9,25 @@ import (
 )
 
 // Instances prepared ahead. Every call gets a fresh module instance, and
-// instantiating is most of a short call's cost (the default constitution's
-// apply builds its whole action table). So after a call, a background
-// goroutine instantiates the same module again, in an idle sandbox, for
-// the next call: each instance still serves exactly one call, and the
-// instantiation leaves the caller's path (the sequencer's).
+// instantiating (running the bundle's top level: every function and
+// constant it defines) is a large part of a short call's cost. So after a
+// call, a background goroutine instantiates the same module again, in an
+// idle sandbox, for the next call: each instance still serves exactly one
+// call, and the instantiation leaves the caller's path (the sequencer's).
 //
 // A prepared instance is the very one the call would have made itself,
-// because instantiation may only run the module's own code in the frozen
+// because preparing may only run the module's own code in the frozen
 // realm, under the same budget:
 //   - top-level code that reaches anything a call supplies (gavel.*,
-//     console.*, the entry's time, Math.random) stops the preparation, and
-//     the module is never prepared again;
-//   - so do a throw, a budget failure or a tripped safety net: the call
-//     then instantiates inline and fails exactly as before;
+//     console.*, the entry's time, Math.random) stops the preparation with
+//     a panic no script can catch, and the module is never prepared again;
+//   - so do a throw or a budget failure; a tripped safety net drops the
+//     sandbox. Either way the call instantiates inline, as before;
 //   - the fuel the top-level code used is charged when the call starts,
-//     and an instance is used only by a call with the same budget (every
+//     and an instance serves only a call with the same budget (every
 //     deterministic limit equal);
-//   - the driver calls the entry point at the same call depth either way.
+//   - the driver runs the top level and the entry point from the same call
+//     sites either way, so even a captured stack trace is the same.
 
 // budget is the deterministic part of Limits: what an instantiation may
 // depend on.
@@ -47,9 +48,8 @@ type instance struct {
 	fuel    int64 // used by the top-level code
 }
 
-// maxReady bounds the instances one sandbox keeps ready: the calls of a
-// vote (ballot, resolve, apply) and of a proposal (validate).
-const maxReady = 4
+// maxReady bounds the instances one sandbox keeps ready (readyAhead).
+const maxReady = 32
 
 // takeReady removes and returns a ready instance of mod under b, if any
 // may be used.
@@ -152,7 +152,7 @@ func wantReady(mod *module, limits Limits) {
 
 func startPreparer() {
 	preparer.once.Do(func() {
-		preparer.reqs = make(chan prepareRequest, 64)
+		preparer.reqs = make(chan prepareRequest, 256)
 		go prepareLoop()
 	})
 }
@@ -194,9 +194,11 @@ func prepareOne(req prepareRequest) {
 	}
 }
 
-// readyAhead is how many instances of a module are kept ready: calls of
-// one module can follow each other faster than one is prepared.
-const readyAhead = 2
+// readyAhead is how many instances of a module are kept ready: the
+// sequencer executes a round of requests back to back, faster than the
+// preparer can follow, then waits for the log's acknowledgement, while the
+// preparer refills a round's worth. An instance is a few kilobytes.
+const readyAhead = 24
 
 // takeIdleFor takes an idle sandbox to prepare mod in: the least recently
 // used, as the most recent is the caller's next, and only if another stays

@@ -13,7 +13,8 @@ import (
 // Ballot results (issue 14): every vote re-runs every ballot of its
 // proposal, but a ballot's outcome is a pure function of the ballot, the
 // proposal, the proposer, the budget, the constitution in force (for
-// gavel.constitution.check) and the state it read. So an outcome is kept
+// gavel.constitution.check) and the state it read — not of who cast it,
+// which a ballot cannot know, so members casting the same ballot share it. So an outcome is kept
 // with what the ballot read (constitution.Observation) and reused while
 // the state still holds the same values there. Only results are kept: a
 // tripped safety net or a storage failure is a refusal and is never
@@ -34,8 +35,12 @@ type ballotOutcome struct {
 var (
 	ballotOutcomes  = bounded.New[[32]byte, ballotOutcome](ballotCacheSize)
 	ballotCacheOff  atomic.Bool  // tests compare runs with and without
-	ballotCacheHits atomic.Int64 // outcomes reused, for tests
+	ballotCacheHits atomic.Int64 // outcomes reused
 )
+
+// BallotOutcomesReused is how many ballot outcomes were reused instead of
+// recomputed since the process started.
+func BallotOutcomesReused() int64 { return ballotCacheHits.Load() }
 
 // ballotKey names everything a ballot's outcome depends on besides state.
 func ballotKey(b *constitution.Ballot, con *constitution.Constitution, opts constitution.RuntimeOptions, p *Proposal) [32]byte {

@@ -69,7 +69,9 @@ func BenchmarkBallotExecute(b *testing.B) {
 		}
 	}
 	b.ResetTimer()
+	prepared := constitution.PreparedCalls()
 	for i := range b.N {
 		exec(ballots[i])
 	}
+	b.ReportMetric(float64(constitution.PreparedCalls()-prepared)/float64(b.N), "prepared/op")
 }

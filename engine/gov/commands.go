@@ -68,7 +68,9 @@ func parseCert(p string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	memberCerts.Put(p, c)
+	if len(p) <= maxParsedBytes {
+		memberCerts.Put(p, c)
+	}
 	return c, nil
 }
 

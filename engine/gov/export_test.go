@@ -8,6 +8,3 @@ func SetBallotCache(on bool) {
 	ballotCacheOff.Store(!on)
 	ballotOutcomes = bounded.New[[32]byte, ballotOutcome](ballotCacheSize)
 }
-
-// BallotCacheHits is how many ballot outcomes were reused so far.
-func BallotCacheHits() int64 { return ballotCacheHits.Load() }

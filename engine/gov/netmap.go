@@ -30,15 +30,30 @@ func parseActions(body string) proposalActions {
 	return a
 }
 
+// netmap reports whether any action is the engine's (the limits are read
+// only then: most proposals have none).
+func (a proposalActions) netmap() bool {
+	for _, x := range a.Actions {
+		if x.Name == ActionSetNetworkParameters || x.Name == ActionCancelParametersUpdate {
+			return true
+		}
+	}
+	return false
+}
+
 // validateNetmapActions is the engine's validate step of a proposal's
 // network-map actions, at the proposal's time: schema and Corda's rules,
 // each error a sentence naming the field.
 func validateNetmapActions(st engine.StateReader, now time.Time, body string) error {
+	actions := parseActions(body)
+	if !actions.netmap() {
+		return nil
+	}
 	lim, err := netmap.LoadLimits(st)
 	if err != nil {
 		return err
 	}
-	for _, a := range parseActions(body).Actions {
+	for _, a := range actions.Actions {
 		if a.Name != ActionSetNetworkParameters {
 			continue
 		}
@@ -57,12 +72,16 @@ func validateNetmapActions(st engine.StateReader, now time.Time, body string) er
 // network-map actions, in order, each seeing the writes of the ones
 // before.
 func applyNetmapActions(st engine.StateReader, f engine.Facts, body string) (engine.WriteSet, error) {
+	actions := parseActions(body)
+	if !actions.netmap() {
+		return nil, nil
+	}
 	lim, err := netmap.LoadLimits(st)
 	if err != nil {
 		return nil, err
 	}
 	view := &writeOverlay{base: st}
-	for _, a := range parseActions(body).Actions {
+	for _, a := range actions.Actions {
 		var ws engine.WriteSet
 		switch a.Name {
 		case ActionSetNetworkParameters:

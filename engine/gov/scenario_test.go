@@ -90,7 +90,7 @@ func TestScenarios(t *testing.T) {
 		t.Fatalf("no scenarios: %v", err)
 	}
 	defer restoreShortcuts()
-	hits, prepared := gov.BallotCacheHits(), constitution.PreparedCalls()
+	hits, prepared := gov.BallotOutcomesReused(), constitution.PreparedCalls()
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".txt")
 		run := func(t *testing.T) {
@@ -111,7 +111,7 @@ func TestScenarios(t *testing.T) {
 			}
 		})
 	}
-	if gov.BallotCacheHits() == hits || constitution.PreparedCalls() == prepared {
+	if gov.BallotOutcomesReused() == hits || constitution.PreparedCalls() == prepared {
 		t.Fatal("the service reused no ballot outcome or prepared instance: the audit's comparison proves nothing")
 	}
 }
@@ -161,14 +161,14 @@ func TestShortcutsAreInvisible(t *testing.T) {
 		t.Fatalf("no scenarios: %v", err)
 	}
 	defer restoreShortcuts()
-	hits, prepared := gov.BallotCacheHits(), constitution.PreparedCalls()
+	hits, prepared := gov.BallotOutcomesReused(), constitution.PreparedCalls()
 	for _, f := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
 			shortcuts(false)
 			runScenarioThen(t, f, func() { shortcuts(true) })
 		})
 	}
-	if gov.BallotCacheHits() == hits || constitution.PreparedCalls() == prepared {
+	if gov.BallotOutcomesReused() == hits || constitution.PreparedCalls() == prepared {
 		t.Fatal("the auditor reused no ballot outcome or prepared instance: the comparison proves nothing")
 	}
 }

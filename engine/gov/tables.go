@@ -3,6 +3,7 @@ package gov
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/constitution"
@@ -118,13 +119,22 @@ func LoadMember(st engine.StateReader, id string) (*Member, bool, error) {
 	if err != nil || !ok {
 		return nil, ok, err
 	}
-	var m Member
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, false, fmt.Errorf("gov: member %s: %w", id, err)
+	m, ok := parsedMembers.get(b)
+	if !ok {
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, false, fmt.Errorf("gov: member %s: %w", id, err)
+		}
+		parsedMembers.put(b, m)
 	}
 	m.MemberID = id
+	m.MemberData = slices.Clone(m.MemberData)
 	return &m, true, nil
 }
+
+var (
+	parsedMembers parsedRecords[Member]
+	parsedConfigs parsedRecords[Config]
+)
 
 // Config is the service configuration the engine reads (written at genesis
 // and by set_service_configuration).
@@ -146,8 +156,12 @@ func loadConfig(st engine.StateReader) (Config, error) {
 	if err != nil || !ok {
 		return c, err
 	}
+	if p, ok := parsedConfigs.get(b); ok {
+		return p, nil
+	}
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("gov: service configuration: %w", err)
 	}
+	parsedConfigs.put(b, c)
 	return c, nil
 }
