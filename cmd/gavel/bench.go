@@ -55,7 +55,7 @@ func runBenchCommit(args []string, out, errOut io.Writer) int {
 	} else {
 		defer stop()
 	}
-	rep, err := perf.RunCommit(context.Background(), cfg)
+	rep, err := perf.RunCommit(perf.WithProgress(context.Background(), benchProgress(errOut, jsonFlagSet(fs))), cfg)
 	if err != nil {
 		return failf(errOut, "bench: %v", err)
 	}
@@ -95,7 +95,7 @@ func runBenchGov(args []string, out, errOut io.Writer) int {
 		defer stop()
 	}
 	prepared0, reused0 := constitution.PreparedCalls(), gov.BallotOutcomesReused()
-	rep, err := perf.RunGov(context.Background(), cfg)
+	rep, err := perf.RunGov(perf.WithProgress(context.Background(), benchProgress(errOut, jsonFlagSet(fs))), cfg)
 	if err != nil {
 		return failf(errOut, "bench: %v", err)
 	}
@@ -234,7 +234,7 @@ func runBenchReplay(args []string, out, errOut io.Writer) int {
 		return usageError(errOut, fs, "flags must be positive and no arguments are taken")
 	}
 	fmt.Fprintf(errOut, "bench replay: registering %d statements, then reading the ledger twice\n", cfg.Entries)
-	rep, err := perf.RunReplay(context.Background(), cfg)
+	rep, err := perf.RunReplay(perf.WithProgress(context.Background(), benchProgress(errOut, jsonFlagSet(fs))), cfg)
 	if err != nil {
 		return failf(errOut, "bench: %v", err)
 	}
@@ -273,7 +273,7 @@ func runBenchFailover(args []string, out, errOut io.Writer) int {
 		return usageError(errOut, fs, "flags must be positive and no arguments are taken")
 	}
 	fmt.Fprintf(errOut, "bench failover: 3 embedded JetStream servers on loopback, SyncAlways, in %s\n", dir)
-	rep, err := perf.RunFailover(context.Background(), cfg)
+	rep, err := perf.RunFailover(perf.WithProgress(context.Background(), benchProgress(errOut, jsonFlagSet(fs))), cfg)
 	if err != nil {
 		return failf(errOut, "bench: %v", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/gavelhq/gavel/engine/perf"
 )
 
 // progress reports long work (audit replay, projections rebuild,
@@ -165,5 +167,26 @@ func (p *progress) done() {
 		}
 	case progressJSON:
 		p.write(p.now(), true)
+	}
+}
+
+// benchProgress shows a benchmark's load phases, one progress line each
+// (quiet off a terminal unless --json was given).
+func benchProgress(w io.Writer, jsonLines bool) perf.ProgressFunc {
+	var cur *progress
+	var phase string
+	return func(name string, done, total int) {
+		if name == phase && cur == nil {
+			return // this phase has finished
+		}
+		if name != phase {
+			cur.done()
+			cur, phase = newProgressMode(w, name, "calls", uint64(total), jsonLines), name
+		}
+		cur.set(uint64(done))
+		if done >= total {
+			cur.done()
+			cur = nil
+		}
 	}
 }

@@ -100,3 +100,32 @@ func TestProgressNilAndFlags(t *testing.T) {
 		t.Error("progress to a buffer is not quiet")
 	}
 }
+
+// A benchmark's phases each end in one finished JSON line, whatever the
+// reporter repeats after the end.
+func TestBenchProgressOneLinePerPhase(t *testing.T) {
+	var buf bytes.Buffer
+	f := benchProgress(&buf, true)
+	for _, phase := range []string{"gavel.submit.statement", "half load"} {
+		f(phase, 0, 50)
+		f(phase, 25, 50)
+		f(phase, 50, 50)
+		f(phase, 50, 50) // the reporter's last call after its loop ended
+	}
+	var finished []string
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var pl progressLine
+		if err := json.Unmarshal([]byte(l), &pl); err != nil {
+			t.Fatalf("not a JSON line: %q", l)
+		}
+		if pl.Finished {
+			if pl.Done != 50 || pl.Total != 50 {
+				t.Errorf("finished line %+v", pl)
+			}
+			finished = append(finished, pl.Progress)
+		}
+	}
+	if len(finished) != 2 || finished[0] != "gavel.submit.statement" || finished[1] != "half load" {
+		t.Fatalf("finished lines for %q, want one per phase", finished)
+	}
+}

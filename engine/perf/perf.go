@@ -265,9 +265,10 @@ func requestLoop(ctx context.Context, nc *nats.Conn, subject, want string, bodie
 // that error.
 func closedLoopOf(ctx context.Context, what string, total, clients int, do func(i int) error) (float64, Latency, int64, error) {
 	lats := make([]time.Duration, total)
-	var next, errs atomic.Int64
+	var next, errs, completed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
+	stop := reportProgress(ctx, what, total, &completed)
 	start := time.Now()
 	for range clients {
 		wg.Add(1)
@@ -284,11 +285,13 @@ func closedLoopOf(ctx context.Context, what string, total, clients int, do func(
 					firstErr.CompareAndSwap(nil, err)
 				}
 				lats[i] = time.Since(t)
+				completed.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	stop()
 	if e := errs.Load(); e > int64(total)/100 {
 		return 0, Latency{}, e, fmt.Errorf("%d of %d requests on %s failed, first: %v", e, total, what, firstErr.Load())
 	}
@@ -304,8 +307,10 @@ func openLoopOf(ctx context.Context, rate float64, d time.Duration, do func(i in
 	}
 	interval := time.Duration(float64(time.Second) / rate)
 	lats := make([]time.Duration, n)
-	var errs atomic.Int64
+	var errs, completed atomic.Int64
 	var wg sync.WaitGroup
+	stop := reportProgress(ctx, "half load", n, &completed)
+	defer stop()
 	start := time.Now()
 	for i := range n {
 		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
@@ -319,6 +324,7 @@ func openLoopOf(ctx context.Context, rate float64, d time.Duration, do func(i in
 				errs.Add(1)
 			}
 			lats[i] = time.Since(t)
+			completed.Add(1)
 		}()
 	}
 	wg.Wait()
