@@ -146,6 +146,30 @@ type cluster struct {
 	client  *nats.Conn
 }
 
+// startServers starts the three clustered servers on freshly reserved
+// route ports.
+func (cl *cluster) startServers(dirs []string) error {
+	routes := make([]string, len(dirs))
+	for i := range routes {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		routes[i] = "nats-route://" + l.Addr().String()
+		l.Close()
+	}
+	for i, d := range dirs {
+		e, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: filepath.Join(d, "nats"), Listen: "127.0.0.1:0",
+			ServerName: fmt.Sprintf("bench-%d", i), MaxPayload: replica.MaxEntryBytes,
+			Cluster: &natslog.ClusterConfig{Name: "gavel-bench", Listen: routes[i][len("nats-route://"):], Routes: routes}})
+		if err != nil {
+			return err
+		}
+		cl.servers[i] = e
+	}
+	return nil
+}
+
 func startCluster(ctx context.Context, cfg FailoverConfig) (_ *cluster, err error) {
 	cl := &cluster{servers: make([]*natslog.Embedded, 3), reps: make([]*replica.Replica, 3)}
 	defer func() {
@@ -153,15 +177,6 @@ func startCluster(ctx context.Context, cfg FailoverConfig) (_ *cluster, err erro
 			cl.close()
 		}
 	}()
-	routes := make([]string, 3)
-	for i := range routes {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		routes[i] = "nats-route://" + l.Addr().String()
-		l.Close()
-	}
 	dirs := make([]string, 3)
 	for i := range dirs {
 		dirs[i] = filepath.Join(cfg.Dir, fmt.Sprintf("r%d", i))
@@ -184,14 +199,21 @@ func startCluster(ctx context.Context, cfg FailoverConfig) (_ *cluster, err erro
 			}
 		}
 	}
-	for i, d := range dirs {
-		e, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: filepath.Join(d, "nats"), Listen: "127.0.0.1:0",
-			ServerName: fmt.Sprintf("bench-%d", i), MaxPayload: replica.MaxEntryBytes,
-			Cluster: &natslog.ClusterConfig{Name: "gavel-bench", Listen: routes[i][len("nats-route://"):], Routes: routes}})
-		if err != nil {
-			return nil, err
+	// A reserved route port can be taken before its server binds it: then
+	// the whole cluster starts again on fresh ports.
+	for attempt := 0; ; attempt++ {
+		if err = cl.startServers(dirs); err == nil || attempt == 2 {
+			break
 		}
-		cl.servers[i] = e
+		for i, e := range cl.servers {
+			if e != nil {
+				e.Shutdown()
+				cl.servers[i] = nil
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := waitMeta(ctx, cl.servers); err != nil {
 		return nil, err

@@ -22,6 +22,9 @@ import (
 // last batch landed), and the next try starts from what it holds.
 const viewChangeAttempts = 5
 
+// viewChangeAppendWait bounds each attempt to append the view change.
+const viewChangeAppendWait = 2 * time.Second
+
 // lead sequences while this replica holds h: it returns once the lease is
 // lost, handed over, or the sequencer stops (a newer view wrote).
 func (r *Replica) lead(ctx context.Context, h held) {
@@ -174,7 +177,13 @@ func (r *Replica) viewChange(ctx context.Context, st *state.Store, view uint64) 
 		if data, err = e.Encode(); err != nil {
 			return err
 		}
-		_, err = r.seqLog().AppendBatch(ctx, []string{e.Subject()}, [][]byte{data}, meta.Seqno)
+		// Bounded: a publish sent while the stream elects a new leader (its
+		// old one died with the old primary) can go unanswered; the log
+		// then says whether it landed, and the next attempt goes to the
+		// new leader.
+		actx, cancel := context.WithTimeout(ctx, viewChangeAppendWait)
+		_, err = r.seqLog().AppendBatch(actx, []string{e.Subject()}, [][]byte{data}, meta.Seqno)
+		cancel()
 		if err == nil {
 			return st.Apply([]*engine.Entry{e})
 		}
