@@ -1,3 +1,10 @@
+//go:build fault
+
+// The failover run is in the fault tier (task test:fault): under the
+// default tier's parallel load its crash step has been seen to stall 30 s
+// (a write in flight to the closed primary; issue 11 keeps it open), and
+// the default tier must be deterministic.
+
 package perf
 
 import (
