@@ -51,14 +51,14 @@ func runBenchMap(args []string, out, errOut io.Writer) int {
 	if len(pos) != 0 || *n < 1 {
 		return usageError(errOut, fs, "--nodes must be at least 1, and no arguments are taken")
 	}
-	if err := benchMap(out, *n, *clients, *dur); err != nil {
+	if err := benchMap(out, errOut, *n, *clients, *dur); err != nil {
 		fmt.Fprintf(errOut, "gavel bench map: %v\n", err)
 		return exitFailed
 	}
 	return exitOK
 }
 
-func benchMap(out io.Writer, n, clients int, dur time.Duration) error {
+func benchMap(out, errOut io.Writer, n, clients int, dur time.Duration) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "gavel-bench-map-")
 	if err != nil {
@@ -89,6 +89,8 @@ func benchMap(out io.Writer, n, clients int, dur time.Duration) error {
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
 	sem := make(chan struct{}, 256)
+	prog := newProgressMode(errOut, "publish", "NodeInfos", uint64(n), false)
+	var progMu sync.Mutex
 	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -97,9 +99,13 @@ func benchMap(out io.Writer, n, clients int, dur time.Duration) error {
 			if _, err := r.PublishNodeInfo(ctx, signed(i, 1)); err != nil {
 				firstErr.CompareAndSwap(nil, err)
 			}
+			progMu.Lock()
+			prog.add(1)
+			progMu.Unlock()
 		}()
 	}
 	wg.Wait()
+	prog.done()
 	if err, _ := firstErr.Load().(error); err != nil {
 		return err
 	}
