@@ -63,8 +63,11 @@ func serverUsers(cfg EmbeddedConfig, seeds Seeds) ([]*server.NkeyUser, error) {
 		return nil, err
 	}
 	if cfg.Pending {
+		// Every service user of a Pending replica: the sequencer's and
+		// the feed publisher's write rights, and the replica user's lease
+		// and forwarding, wait for the members' trust.
 		for i, u := range slices.Concat(serviceUsers, ClientKinds) {
-			if u == UserSequencer || u == UserFeeds {
+			if slices.Contains(serviceUsers, u) {
 				p := users[i].Permissions
 				p.Publish.Deny = append(slices.Clone(p.Publish.Deny), pendingDeny...)
 			}
@@ -90,10 +93,11 @@ func serverUsers(cfg EmbeddedConfig, seeds Seeds) ([]*server.NkeyUser, error) {
 }
 
 // pendingDeny is what a Pending replica's own users may not publish: no
-// entry, no feed, no stream change.
+// entry, no feed, no stream change, no lease (it must never lead) and no
+// forwarded write (it serves nothing).
 var pendingDeny = []string{LedgerSubjects, FeedSubjects,
 	"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>",
-	"$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>"}
+	"$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>", "$KV.>", ReplicaSubjects}
 
 // addSystemUser admits DataDir/system.nk's user into the system account.
 func addSystemUser(opts *server.Options, dataDir string) error {

@@ -50,6 +50,8 @@ func TestPendingRightsAndReload(t *testing.T) {
 		{natslog.UserSequencer, natslog.LedgerSubject("statement")},
 		{natslog.UserSequencer, "$JS.API.STREAM.UPDATE." + natslog.LedgerStream},
 		{natslog.UserFeeds, "gavel.feed.params"},
+		{natslog.UserReplica, "$KV." + natslog.LeaseBucket + ".leader"},
+		{natslog.UserReplica, "gavel.replica.forward.someone"},
 	} {
 		if !refused(c.u, c.subject) {
 			t.Errorf("pending %s published %s", c.u, c.subject)
