@@ -113,17 +113,26 @@ func LoadKey(dir string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: no PEM block", KeyFile)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	key, err := ParseKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", KeyFile, err)
 	}
+	return key, nil
+}
+
+// ParseKey reads a node's Ed25519 key, PEM-encoded PKCS#8.
+func ParseKey(b []byte) (ed25519.PrivateKey, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("node key: no PEM block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
 	key, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%s is not an Ed25519 key", KeyFile)
+		return nil, errors.New("node key is not Ed25519")
 	}
 	return key, nil
 }

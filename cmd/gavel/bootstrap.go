@@ -22,6 +22,7 @@ import (
 	"github.com/gavelhq/gavel/engine/netmap"
 	"github.com/gavelhq/gavel/engine/netmap/agent"
 	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/nodeagent"
 )
 
 func init() {
@@ -314,7 +315,7 @@ func keepOrMakeMember(dir, name string) ([]byte, error) {
 func keepOrMakeNodeKey(dir string) (ed25519.PrivateKey, error) {
 	path := filepath.Join(dir, nodeKeyFile)
 	if b, err := os.ReadFile(path); err == nil {
-		return parseNodeKey(b)
+		return nodeagent.ParseKey(b)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -325,22 +326,6 @@ func keepOrMakeNodeKey(dir string) (ed25519.PrivateKey, error) {
 	}
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	return key, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-}
-
-func parseNodeKey(b []byte) (ed25519.PrivateKey, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, errors.New("node key: no PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("node key: %w", err)
-	}
-	key, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, errors.New("node key is not Ed25519")
-	}
-	return key, nil
 }
 
 func participantRecord(key crypto.Signer) engine.NodeRecord {

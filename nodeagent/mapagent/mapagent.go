@@ -37,6 +37,7 @@ import (
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/netmap"
 	"github.com/gavelhq/gavel/engine/netmap/agent"
+	"github.com/gavelhq/gavel/nodeagent"
 )
 
 // Files and folders in the agent's base folder.
@@ -122,7 +123,7 @@ func Load(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadFolder, err)
 	}
-	if a.key, err = ParseKey(kb); err != nil {
+	if a.key, err = nodeagent.ParseKey(kb); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadFolder, err)
 	}
 	cb, err := os.ReadFile(filepath.Join(cfg.Base, ServiceCertFile))
@@ -140,23 +141,6 @@ func Load(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	return a, nil
-}
-
-// ParseKey reads a node's Ed25519 PKCS#8 key.
-func ParseKey(b []byte) (ed25519.PrivateKey, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, errors.New("node key: no PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("node key: %w", err)
-	}
-	key, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, errors.New("node key is not Ed25519")
-	}
-	return key, nil
 }
 
 func (a *Agent) path(name string) string { return filepath.Join(a.cfg.Base, name) }
@@ -607,7 +591,7 @@ func AcceptLocal(ctx context.Context, base, hash string) error {
 	if err != nil {
 		return err
 	}
-	key, err := ParseKey(kb)
+	key, err := nodeagent.ParseKey(kb)
 	if err != nil {
 		return err
 	}
