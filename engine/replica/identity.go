@@ -75,19 +75,29 @@ func parseIdentity(certPEM, keyPEM []byte) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	kb, _ := pem.Decode(keyPEM)
-	if kb == nil {
-		return nil, errors.New("service key: no PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	k, err := parsePrivateKey("service key", keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("service key: %w", err)
+		return nil, err
 	}
 	signer, ok := k.(*ecdsa.PrivateKey)
 	if !ok || !signer.PublicKey.Equal(cert.PublicKey) {
 		return nil, errors.New("service key does not match the service certificate")
 	}
 	return &Identity{Key: signer, Cert: cert, CertPEM: certPEM}, nil
+}
+
+// parsePrivateKey reads a PEM-encoded PKCS#8 private key; what names it in
+// errors.
+func parsePrivateKey(what string, keyPEM []byte) (any, error) {
+	kb, _ := pem.Decode(keyPEM)
+	if kb == nil {
+		return nil, fmt.Errorf("%s: no PEM block", what)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return k, nil
 }
 
 // writeFileAtomic writes via a temporary file and rename, fsyncing both.
@@ -193,13 +203,9 @@ func parseNodeIdentity(certPEM, keyPEM []byte) (*NodeIdentity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node certificate: %w", err)
 	}
-	kb, _ := pem.Decode(keyPEM)
-	if kb == nil {
-		return nil, errors.New("node key: no PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	k, err := parsePrivateKey("node key", keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("node key: %w", err)
+		return nil, err
 	}
 	key, ok := k.(ed25519.PrivateKey)
 	if !ok || !key.Public().(ed25519.PublicKey).Equal(cert.PublicKey) {

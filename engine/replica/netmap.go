@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -81,13 +80,9 @@ func loadOrCreateMapIdentity(dir string, id *Identity, now time.Time) (*mapIdent
 	if err := cert.CheckSignatureFrom(id.Cert); err != nil {
 		return nil, fmt.Errorf("%s is not issued by the service identity: %w", MapCertFile, err)
 	}
-	kb, _ := pem.Decode(keyPEM)
-	if kb == nil {
-		return nil, errors.New("network-map key: no PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	k, err := parsePrivateKey("network-map key", keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("network-map key: %w", err)
+		return nil, err
 	}
 	signer, ok := k.(*ecdsa.PrivateKey)
 	if !ok || !signer.PublicKey.Equal(cert.PublicKey) {
