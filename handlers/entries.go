@@ -45,13 +45,8 @@ func (h *HTTP) entryRoutes(mux *http.ServeMux) {
 }
 
 func (h *HTTP) postEntry(w http.ResponseWriter, r *http.Request) {
-	if err := requireContentType(r, contentTypeCOSE); err != nil {
-		h.fail(w, err)
-		return
-	}
-	body, err := readBody(w, r, h.limits.MaxStatementBytes)
-	if err != nil {
-		h.fail(w, err)
+	body, ok := h.readCOSE(w, r, h.limits.MaxStatementBytes)
+	if !ok {
 		return
 	}
 	res, err := h.svc.RegisterStatement(r.Context(), body)

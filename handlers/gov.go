@@ -158,13 +158,8 @@ func (h *HTTP) postStateDigest(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *HTTP) submitGov(w http.ResponseWriter, r *http.Request, typ govreq.MsgType, proposalID, memberID string) {
-	if err := requireContentType(r, contentTypeCOSE); err != nil {
-		h.fail(w, err)
-		return
-	}
-	body, err := readBody(w, r, h.limits.MaxGovBytes)
-	if err != nil {
-		h.fail(w, err)
+	body, ok := h.readCOSE(w, r, h.limits.MaxGovBytes)
+	if !ok {
 		return
 	}
 	res, err := h.svc.SubmitGov(r.Context(), typ, proposalID, memberID, body)

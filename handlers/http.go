@@ -305,6 +305,21 @@ func requireContentType(r *http.Request, want string) error {
 }
 
 // readBody reads at most limit bytes; a longer body is refused whole.
+// readCOSE reads a COSE request body of at most limit bytes; when it
+// cannot, it answers the request with the typed error and reports false.
+func (h *HTTP) readCOSE(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	if err := requireContentType(r, contentTypeCOSE); err != nil {
+		h.fail(w, err)
+		return nil, false
+	}
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		h.fail(w, err)
+		return nil, false
+	}
+	return body, true
+}
+
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, engine.Errorf(engine.KindTooLarge, "RequestTooLarge", "body of %d bytes is over the limit of %d", r.ContentLength, limit)

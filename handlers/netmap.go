@@ -104,13 +104,8 @@ func (h *HTTP) netmapRoutes(mux *http.ServeMux, nm NetworkMap) {
 
 func (h *HTTP) postCOSE(call func(context.Context, []byte) ([]byte, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := requireContentType(r, contentTypeCOSE); err != nil {
-			h.fail(w, err)
-			return
-		}
-		body, err := readBody(w, r, h.limits.MaxGovBytes)
-		if err != nil {
-			h.fail(w, err)
+		body, ok := h.readCOSE(w, r, h.limits.MaxGovBytes)
+		if !ok {
 			return
 		}
 		res, err := call(r.Context(), body)

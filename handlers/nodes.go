@@ -79,13 +79,8 @@ func (h *HTTP) networkNodeRoutes(mux *http.ServeMux) {
 }
 
 func (h *HTTP) postJoin(w http.ResponseWriter, r *http.Request) {
-	if err := requireContentType(r, contentTypeCOSE); err != nil {
-		h.fail(w, err)
-		return
-	}
-	body, err := readBody(w, r, nodes.MaxJoinBytes)
-	if err != nil {
-		h.fail(w, err)
+	body, ok := h.readCOSE(w, r, nodes.MaxJoinBytes)
+	if !ok {
 		return
 	}
 	res, err := h.svc.JoinNode(r.Context(), body)

@@ -47,13 +47,8 @@ func (h *HTTP) leadershipRoutes(mux *http.ServeMux, l Leadership) {
 		h.writeJSON(w, PrimaryInfo{PrimaryID: l.PrimaryID()})
 	})
 	mux.HandleFunc("POST /node/primary/stepdown", func(w http.ResponseWriter, r *http.Request) {
-		if err := requireContentType(r, contentTypeCOSE); err != nil {
-			h.fail(w, err)
-			return
-		}
-		body, err := readBody(w, r, maxStepdownBytes)
-		if err != nil {
-			h.fail(w, err)
+		body, ok := h.readCOSE(w, r, maxStepdownBytes)
+		if !ok {
 			return
 		}
 		if err := l.StepDownSigned(r.Context(), body); err != nil {
