@@ -323,19 +323,23 @@ func (j *Joiner) ClusterURL() string          { return j.embedded.ClusterURL() }
 // Node is the joiner's node identity.
 func (j *Joiner) Node() *NodeIdentity { return j.node }
 
-// Handover detaches a Trusted joiner's running server and the data
-// folder's lock from the joiner, for the replica that runs on them (the
-// follower role: replica.Config's server it did not start, and Lock);
-// Close then stops nothing. The server stays a peer throughout, so its
-// stream replicas never move.
-func (j *Joiner) Handover() (*natslog.Embedded, *DirLock, error) {
-	if j.Status != nodes.StatusTrusted || j.embedded.Pending() {
-		return nil, nil, engine.Errorf(engine.KindInvalid, CodeNotTrusted, "node %s is %s: only a Trusted joiner hands over", j.NodeID, j.Status)
+// OpenJoined opens the replica of a Trusted joiner on the server it
+// joined with (which stays a peer throughout, so its stream replicas never
+// move) and its data folder: a replica of the service like the others,
+// following the ledger and leading when it holds the lease. cfg is as for
+// Open; its DataDir, Lock, NATS and Cluster are the joiner's. The joiner
+// is spent: Close then stops nothing.
+func OpenJoined(ctx context.Context, j *Joiner, cfg Config) (*Replica, error) {
+	if j.Status != nodes.StatusTrusted || j.embedded == nil || j.embedded.Pending() {
+		return nil, engine.Errorf(engine.KindInvalid, CodeNotTrusted, "node %s is %s: only a Trusted joiner opens a replica", j.NodeID, j.Status)
 	}
-	e, lock := j.embedded, j.lock
-	j.cluster.close()
+	if cfg.Logger == nil {
+		cfg.Logger = j.logger
+	}
+	cfg.DataDir, cfg.Lock, cfg.NATS, cfg.Cluster = j.cfg.DataDir, j.lock, nil, nil
+	pre := &started{embedded: j.embedded, cluster: j.cluster}
 	j.embedded, j.lock, j.cluster = nil, nil, nil
-	return e, lock, nil
+	return open(ctx, cfg, pre)
 }
 
 // CodeNotTrusted refuses to hand over a joiner that is not Trusted yet.

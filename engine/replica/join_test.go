@@ -20,6 +20,7 @@ import (
 	"github.com/gavelhq/gavel/engine/govreq"
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/engine/sequencer"
 	"github.com/gavelhq/gavel/handlers"
 	"github.com/gavelhq/gavel/projections"
 )
@@ -85,6 +86,26 @@ func (s *service) trust(t *testing.T, j *replica.Joiner) {
 	if err := j.WaitTrusted(ctx, 10*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// joined is a Trusted joiner's replica behind HTTP.
+type joined struct {
+	r   *replica.Replica
+	url string
+}
+
+// open opens a Trusted joiner's replica: it follows the ledger and leads
+// when it holds the lease.
+func (s *service) open(t *testing.T, j *replica.Joiner) joined {
+	t.Helper()
+	seq := sequencer.DefaultConfig()
+	seq.SignInterval = 10 * time.Millisecond
+	r, err := replica.OpenJoined(context.Background(), j, replica.Config{Sequencer: seq, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return joined{r: r, url: httpServer(t, handlers.NewHTTP(r, handlers.DefaultLimits(), testLogger()))}
 }
 
 // until waits for cond, failing the test after a minute (a bound for a
@@ -328,21 +349,19 @@ func TestClusterJoinerRestartsPending(t *testing.T) {
 	if pending, _, err := s.r.NodeList(ctx, "Pending", "", projections.Page{}); err != nil || len(pending) != 1 {
 		t.Fatalf("pending nodes after a restart: %v, %v", pending, err)
 	}
-	if _, _, err := j.Handover(); engine.AsError(err).Code != replica.CodeNotTrusted {
-		t.Fatalf("a Pending joiner handed over: %v", err)
+	if _, err := replica.OpenJoined(ctx, j, replica.Config{Logger: testLogger()}); engine.AsError(err).Code != replica.CodeNotTrusted {
+		t.Fatalf("a Pending joiner opened a replica: %v", err)
 	}
 	s.trust(t, j)
 	checkServiceKey(t, s.dir, dir)
-	e, lock, err := j.Handover()
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := s.open(t, j)
 	j.Close() // stops nothing now
-	defer e.Shutdown()
-	defer lock.Release()
-	if !e.Server().Running() || !s.r.HasClusterPeer(e.Name()) {
-		t.Fatal("the handed-over server is not a running peer")
+	if !s.r.HasClusterPeer(name) || f.r.IsPrimary() {
+		t.Fatal("the joined replica is not a following peer")
 	}
+	// It follows: a write through it lands on the primary and it reads it.
+	s.govern(t, `{"name":"add_virtual_host_data","args":{"host_data":"`+replica.VirtualHostData("B")+`"}}`)
+	(&trio{t: t, reps: []*replica.Replica{s.r, f.r}}).converged()
 }
 
 func readFile(t *testing.T, path string) string {

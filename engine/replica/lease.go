@@ -98,6 +98,16 @@ func openLease(ctx context.Context, js jetstream.JetStream, replicas int, cfg Le
 	return &lease{kv: kv, cfg: cfg}, nil
 }
 
+// openExistingLease opens the bucket as it is (its replicas and placement
+// are the replication controller's).
+func openExistingLease(ctx context.Context, js jetstream.JetStream, cfg LeaseConfig) (*lease, error) {
+	kv, err := js.KeyValue(ctx, natslog.LeaseBucket)
+	if err != nil {
+		return nil, engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot open the lease bucket %s", natslog.LeaseBucket)
+	}
+	return &lease{kv: kv, cfg: cfg.withDefaults()}, nil
+}
+
 // EnsureLeaseBucket creates the lease bucket, or updates it to replicas
 // (the lease moves with the ledger: raise both when the ledger goes R3).
 func EnsureLeaseBucket(ctx context.Context, js jetstream.JetStream, replicas int, cfg LeaseConfig) error {
