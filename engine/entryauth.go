@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"slices"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
@@ -12,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Entry authentication. Every message of the ledger stream carries two

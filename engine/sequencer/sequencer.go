@@ -45,7 +45,7 @@ type Config struct {
 	// NodeID is the replica's node: the round holding an entry that
 	// retires it is the sequencer's last (ErrRetired). Empty: never.
 	NodeID string
-	Knobs         *TestingKnobs // fault injection for tests; nil in production
+	Knobs  *TestingKnobs // fault injection for tests; nil in production
 
 	// OnRound is told of each committed round (report.go); nil: nobody.
 	OnRound func(RoundReport)
