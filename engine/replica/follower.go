@@ -124,7 +124,7 @@ func (r *Replica) openReplicated(ctx context.Context) (_ *Replica, err error) {
 		case n > 0:
 			ro.lease, err = openExistingLease(ctx, ro.js, cfg.Lease)
 		default:
-			ro.lease, err = openLease(ctx, ro.js, 1, cfg.Lease)
+			ro.lease, err = openPlacedLease(ctx, ro.js, 1, streamTags, cfg.Lease)
 		}
 		if err != nil {
 			return nil, err

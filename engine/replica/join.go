@@ -295,17 +295,24 @@ func (j *Joiner) WaitTrusted(ctx context.Context, interval time.Duration) error 
 			return err
 		}
 	}
-	if j.embedded.Pending() {
-		if err := j.embedded.Reload(peerKeysOf(j.service.Cluster.NATSUsers), false); err != nil {
-			return err
-		}
-		// Now a server the streams may be placed on.
-		if err := j.embedded.Retag(serverTags(j.cfg.Cluster.CodeVersion, false)); err != nil {
-			return err
-		}
+	if err := j.promote(); err != nil {
+		return err
 	}
 	j.logger.Info("trusted", slog.String("node_id", j.NodeID))
 	return nil
+}
+
+// promote gives a Trusted joiner's server a Trusted replica's rights and
+// tags, once.
+func (j *Joiner) promote() error {
+	if !j.embedded.Pending() {
+		return nil
+	}
+	if err := j.embedded.Reload(peerKeysOf(j.service.Cluster.NATSUsers), false); err != nil {
+		return err
+	}
+	// Now a server the streams may be placed on.
+	return j.embedded.Retag(serverTags(j.cfg.Cluster.CodeVersion, false))
 }
 
 func peerKeysOf(users map[string][]string) map[natslog.User][]string {
@@ -330,8 +337,11 @@ func (j *Joiner) Node() *NodeIdentity { return j.node }
 // Open; its DataDir, Lock, NATS and Cluster are the joiner's. The joiner
 // is spent: Close then stops nothing.
 func OpenJoined(ctx context.Context, j *Joiner, cfg Config) (*Replica, error) {
-	if j.Status != nodes.StatusTrusted || j.embedded == nil || j.embedded.Pending() {
+	if j.Status != nodes.StatusTrusted || j.embedded == nil {
 		return nil, engine.Errorf(engine.KindInvalid, CodeNotTrusted, "node %s is %s: only a Trusted joiner opens a replica", j.NodeID, j.Status)
+	}
+	if err := j.promote(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = j.logger
