@@ -295,13 +295,15 @@ func dirOf(t *testing.T, j *replica.Joiner) string {
 
 func checkServiceKey(t *testing.T, serviceDir, joinerDir string) {
 	t.Helper()
-	for _, f := range []string{replica.ServiceCertFile, "service_key.pem"} {
+	// The same service and network-map keys: every replica signs roots
+	// and maps alike.
+	for _, f := range []string{replica.ServiceCertFile, "service_key.pem", replica.MapCertFile, "network_map_key.pem"} {
 		a, _ := os.ReadFile(filepath.Join(serviceDir, f))
 		b, err := os.ReadFile(filepath.Join(joinerDir, f))
 		if err != nil || len(a) == 0 {
 			t.Fatalf("%s: %v", f, err)
 		}
-		if f == replica.ServiceCertFile && string(a) != string(b) {
+		if string(a) != string(b) {
 			t.Fatalf("the joiner's %s differs", f)
 		}
 	}
