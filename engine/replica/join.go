@@ -1,8 +1,8 @@
 package replica
 
 import (
-	"crypto"
 	"context"
+	"crypto"
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/x509"
