@@ -354,6 +354,9 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if err := r.HandOff(shutdownCtx); err != nil {
+		logger.Warn("primary-ship was not handed over; the lease runs out instead", slog.Any("err", err))
+	}
 	return httpSrv.Shutdown(shutdownCtx)
 }
 
