@@ -297,3 +297,66 @@ func runBenchFailover(args []string, out, errOut io.Writer) int {
 	fmt.Fprintf(out, "writes acknowledged %d, lost %d, duplicates %d, errors %d\n", rep.Acknowledged, rep.Lost, rep.Duplicates, rep.Errors)
 	return exitOK
 }
+
+func init() {
+	register("bench replicated", "measure durable registration on three replicas (R3) against one, in alternating runs", runBenchReplicated)
+}
+
+func runBenchReplicated(args []string, out, errOut io.Writer) int {
+	fs := newFlags("bench replicated", errOut)
+	dir, err := os.MkdirTemp("", "gavel-bench-replicated-")
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := perf.DefaultReplicatedConfig(dir)
+	fs.IntVar(&cfg.Requests, "n", cfg.Requests, "registrations in each measured run")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent requesters")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "alternations of the single, via-primary and via-follower runs")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 || cfg.Requests <= 0 || cfg.Clients <= 0 || cfg.Rounds <= 0 {
+		return usageError(errOut, fs, "flags must be positive and no arguments are taken")
+	}
+	fmt.Fprintf(errOut, "bench replicated: 1 replica and 3 (3 embedded JetStream servers on loopback, R3, SyncAlways) in %s\n", dir)
+	rep, err := perf.RunReplicated(perf.WithProgress(context.Background(), benchProgress(errOut, jsonFlagSet(fs))), cfg)
+	if err != nil {
+		return failf(errOut, "bench: %v", err)
+	}
+	if *asJSON {
+		return printJSON(out, rep)
+	}
+	rates := func(xs []float64) string {
+		s := ""
+		for _, x := range xs {
+			s += fmt.Sprintf(" %.0f", x)
+		}
+		return s
+	}
+	ms := func(l perf.Latency) string {
+		return fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", float64(l.P50.Microseconds())/1000, float64(l.P99.Microseconds())/1000)
+	}
+	fmt.Fprintf(out, "%d registrations per run, %d clients, %d rounds (median; each round's figure)\n", rep.Requests, rep.Clients, rep.Rounds)
+	fmt.Fprintf(out, "(1) one replica               %8.0f registrations/s  %s  (%s)\n", rep.SingleMedian, ms(rep.SingleLatency), rates(rep.Single)[1:])
+	fmt.Fprintf(out, "(p) 3 replicas, via primary   %8.0f registrations/s  %s  (%s)\n", rep.PrimaryMedian, ms(rep.PrimaryLatency), rates(rep.Primary)[1:])
+	fmt.Fprintf(out, "(f) 3 replicas, via follower  %8.0f registrations/s  %s  (%s)\n", rep.FollowerMedian, ms(rep.FollowerLatency), rates(rep.Follower)[1:])
+	fmt.Fprintf(out, "(p)/(1) = %.0f%%   (f)/(1) = %.0f%%   (target ≥ 50%%)   errors %d\n", 100*rep.PrimaryRatio, 100*rep.FollowerRatio, rep.Errors)
+	for _, r := range rep.CPU {
+		fmt.Fprintf(out, "CPU, %s:\n", r.Run)
+		for _, in := range r.Instances {
+			name := in.Name
+			if name == "" {
+				name = "-"
+			}
+			fmt.Fprintf(out, "    %-6s %-28s %5.2f cores  %6.1f µs/registration\n", name, in.Role, in.Cores, float64(in.PerEntry.Nanoseconds())/1000)
+		}
+	}
+	fmt.Fprintf(out, "memory at the end: the process (4 instances, clients) Go heap %d MB, RSS %d MB; released on closing each:\n", rep.ProcessHeapBytes>>20, rep.ProcessRSSBytes>>20)
+	for _, m := range rep.Memory {
+		fmt.Fprintf(out, "    %-6s %-28s Go heap %4d MB  RSS %4d MB\n", m.Name, m.Role, m.HeapBytes>>20, m.RSSBytes>>20)
+	}
+	return exitOK
+}
