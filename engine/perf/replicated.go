@@ -74,7 +74,7 @@ type ReplicatedReport struct {
 	Memory           []InstanceMemory `json:"memory"`
 	ProcessHeapBytes int64            `json:"process_heap_bytes"`
 	ProcessRSSBytes  int64            `json:"process_rss_bytes"`
-	Errors int64            `json:"errors"`
+	Errors           int64            `json:"errors"`
 }
 
 // RunCPU is one kind of run's CPU by instance.
