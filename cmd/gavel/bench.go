@@ -168,6 +168,13 @@ func runBenchScale(args []string, out, errOut io.Writer) int {
 		rep.Entries, rep.Elapsed.Round(time.Second), rep.LastVsFirst, rep.P99LastVsFirst)
 	fmt.Fprintf(out, "tree size %d, pebble %d MB, JetStream %d MB, errors %d\n", rep.TreeSize, rep.StateBytes>>20, rep.LogBytes>>20, rep.Errors)
 	fmt.Fprintf(out, "memory: Go heap in use %d MB after GC, peak RSS %d MB (replica, NATS server and clients in one process)\n", rep.HeapBytes>>20, rep.MaxRSSBytes>>20)
+	fmt.Fprintf(out, "the replica released on stop: Go heap %d MB, RSS %d MB; heap growth first → last window %.1f bytes/entry\n",
+		rep.ReplicaHeapBytes>>20, rep.ReplicaRSSBytes>>20, rep.HeapPerEntry)
+	fmt.Fprintf(out, "per window (entries/s, p99, Go heap, RSS):")
+	for _, w := range rep.Windows {
+		fmt.Fprintf(out, " [%d: %.0f/s %.0f ms %d MB %d MB]", w.LedgerSeqno, w.PerSec, float64(w.Latency.P99.Microseconds())/1000, w.HeapBytes>>20, w.RSSBytes>>20)
+	}
+	fmt.Fprintln(out)
 	return exitOK
 }
 
