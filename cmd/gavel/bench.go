@@ -320,6 +320,7 @@ func runBenchReplicated(args []string, out, errOut io.Writer) int {
 	fs.IntVar(&cfg.Requests, "n", cfg.Requests, "registrations in each measured run")
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent requesters")
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "alternations of the single, via-primary and via-follower runs")
+	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write each run's CPU profile (samples labelled gavel-instance=single|r0|r1|r2) into this folder")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
@@ -351,6 +352,11 @@ func runBenchReplicated(args []string, out, errOut io.Writer) int {
 	fmt.Fprintf(out, "(p) 3 replicas, via primary   %8.0f registrations/s  %s  (%s)\n", rep.PrimaryMedian, ms(rep.PrimaryLatency), rates(rep.Primary)[1:])
 	fmt.Fprintf(out, "(f) 3 replicas, via follower  %8.0f registrations/s  %s  (%s)\n", rep.FollowerMedian, ms(rep.FollowerLatency), rates(rep.Follower)[1:])
 	fmt.Fprintf(out, "(p)/(1) = %.0f%%   (f)/(1) = %.0f%%   (target ≥ 50%%)   errors %d\n", 100*rep.PrimaryRatio, 100*rep.FollowerRatio, rep.Errors)
+	leader := rep.LedgerLeader
+	if leader == "" {
+		leader = "moved during the runs"
+	}
+	fmt.Fprintf(out, "primary %s; ledger stream leader after the warm-up %s, during the runs %s\n", rep.PrimaryName, rep.LeaderFound, leader)
 	for _, r := range rep.CPU {
 		fmt.Fprintf(out, "CPU, %s:\n", r.Run)
 		for _, in := range r.Instances {

@@ -35,6 +35,9 @@ type ReplicatedConfig struct {
 	Sequencer    sequencer.Config
 	LeaseTTL     time.Duration
 	Logger       *slog.Logger
+	// ProfileDir, when set, receives each run's CPU profile
+	// (ROUND-RUN.pprof; its samples carry the gavel-instance label).
+	ProfileDir string
 }
 
 // DefaultReplicatedConfig is what `gavel bench replicated` runs.
@@ -75,6 +78,16 @@ type ReplicatedReport struct {
 	ProcessHeapBytes int64            `json:"process_heap_bytes"`
 	ProcessRSSBytes  int64            `json:"process_rss_bytes"`
 	Errors           int64            `json:"errors"`
+	// PrimaryName is the primary's instance. LeaderFound is the instance
+	// whose server led the ledger stream's raft group after the warm-up:
+	// a fresh cluster's first primary leaves it where JetStream put it, and
+	// when they differ every append takes one more hop. The runs are
+	// measured with the leader on the primary's server, where the replica
+	// moves it at every later change of primary; LedgerLeader is where it
+	// was during them ("" if it moved).
+	PrimaryName  string `json:"primary"`
+	LeaderFound  string `json:"ledger_stream_leader_found"`
+	LedgerLeader string `json:"ledger_stream_leader"`
 }
 
 // RunCPU is one kind of run's CPU by instance.
@@ -158,16 +171,11 @@ func RunReplicated(ctx context.Context, cfg ReplicatedConfig) (*ReplicatedReport
 		return nil, err
 	}
 	f := (p + 1) % 3
-	viaPrimary, err := cl.connect(p)
+	clusterClient, err := cl.connect(p)
 	if err != nil {
 		return nil, err
 	}
-	defer viaPrimary.Close()
-	viaFollower, err := cl.connect(f)
-	if err != nil {
-		return nil, err
-	}
-	defer viaFollower.Close()
+	defer clusterClient.Close()
 	role := func(i int) string {
 		switch i {
 		case p:
@@ -183,12 +191,16 @@ func RunReplicated(ctx context.Context, cfg ReplicatedConfig) (*ReplicatedReport
 	if _, _, _, err := registerLoop(ctx, "warm-up: single", singleClient, warmSingle, cfg.Clients); err != nil {
 		return nil, err
 	}
-	if _, _, _, err := registerLoop(ctx, "warm-up: three replicas", viaPrimary, warmCluster, cfg.Clients); err != nil {
+	if err := cl.serveOnly(ctx, p, p, cfg); err != nil {
+		return nil, err
+	}
+	if _, _, _, err := registerLoop(ctx, "warm-up: three replicas", clusterClient, warmCluster, cfg.Clients); err != nil {
 		return nil, err
 	}
 	type run struct {
 		name   string
 		nc     *nats.Conn
+		serve  int // the replica serving the clients' requests; -1: single
 		batch  func(round int) [][]byte
 		rates  *[]float64
 		lat    *Latency
@@ -197,12 +209,22 @@ func RunReplicated(ctx context.Context, cfg ReplicatedConfig) (*ReplicatedReport
 		starts []time.Time
 	}
 	runs := []*run{
-		{name: "single", nc: singleClient, batch: func(k int) [][]byte { return batch(k) }, rates: &rep.Single, lat: &rep.SingleLatency},
-		{name: "via primary", nc: viaPrimary, batch: func(k int) [][]byte { return batch(2 * k) }, rates: &rep.Primary, lat: &rep.PrimaryLatency},
-		{name: "via follower", nc: viaFollower, batch: func(k int) [][]byte { return batch(2*k + 1) }, rates: &rep.Follower, lat: &rep.FollowerLatency},
+		{name: "single", nc: singleClient, serve: -1, batch: func(k int) [][]byte { return batch(k) }, rates: &rep.Single, lat: &rep.SingleLatency},
+		{name: "via primary", nc: clusterClient, serve: p, batch: func(k int) [][]byte { return batch(2 * k) }, rates: &rep.Primary, lat: &rep.PrimaryLatency},
+		{name: "via follower", nc: clusterClient, serve: f, batch: func(k int) [][]byte { return batch(2*k + 1) }, rates: &rep.Follower, lat: &rep.FollowerLatency},
 	}
+	rep.PrimaryName, rep.LeaderFound = clusterInstance(p), cl.ledgerLeader()
+	if err := cl.leaderTo(ctx, p); err != nil {
+		return nil, err
+	}
+	rep.LedgerLeader = cl.ledgerLeader()
 	for k := range cfg.Rounds {
 		for _, r := range runs {
+			if r.serve >= 0 {
+				if err := cl.serveOnly(ctx, r.serve, p, cfg); err != nil {
+					return nil, err
+				}
+			}
 			var buf bytes.Buffer
 			if err := pprof.StartCPUProfile(&buf); err != nil {
 				return nil, fmt.Errorf("CPU profile (is another running?): %w", err)
@@ -213,6 +235,12 @@ func RunReplicated(ctx context.Context, cfg ReplicatedConfig) (*ReplicatedReport
 			pprof.StopCPUProfile()
 			if err != nil {
 				return nil, err
+			}
+			if cfg.ProfileDir != "" {
+				name := fmt.Sprintf("%d-%s.pprof", k+1, strings.ReplaceAll(r.name, " ", "-"))
+				if err := os.WriteFile(filepath.Join(cfg.ProfileDir, name), buf.Bytes(), 0o644); err != nil {
+					return nil, err
+				}
 			}
 			*r.rates, *r.lat = append(*r.rates, rate), lat
 			rep.Errors += errs
@@ -227,6 +255,9 @@ func RunReplicated(ctx context.Context, cfg ReplicatedConfig) (*ReplicatedReport
 				r.cpu[name] += d
 			}
 		}
+	}
+	if cl.ledgerLeader() != rep.LedgerLeader {
+		rep.LedgerLeader = ""
 	}
 	rep.SingleMedian, rep.PrimaryMedian, rep.FollowerMedian = median(rep.Single), median(rep.Primary), median(rep.Follower)
 	rep.PrimaryRatio, rep.FollowerRatio = rep.PrimaryMedian/rep.SingleMedian, rep.FollowerMedian/rep.SingleMedian
@@ -273,15 +304,82 @@ func registerLoop(ctx context.Context, phase string, nc *nats.Conn, sts [][]byte
 	})
 }
 
-// connect connects a member client to replica i's own server: NATS
-// delivers a request to a queue subscriber on the server it was published
-// to when there is one, so these requests reach replica i's handlers.
+// connect connects a member client to replica i's own server.
 func (cl *cluster) connect(i int) (*nats.Conn, error) {
 	opt, err := natslog.ConnectOptions(cl.reps[i].ClientCredsFile(natslog.UserMember))
 	if err != nil {
 		return nil, err
 	}
 	return nats.Connect(cl.reps[i].NATSURL(), opt, nats.Name(fmt.Sprintf("gavel-bench-r%d", i)))
+}
+
+// ledgerLeader is the instance whose server leads the ledger stream.
+func (cl *cluster) ledgerLeader() string {
+	for i, e := range cl.servers {
+		if e != nil && e.Server().GlobalAccount().JetStreamIsStreamLeader(natslog.LedgerStream) {
+			return clusterInstance(i)
+		}
+	}
+	return ""
+}
+
+// leaderTo moves the ledger stream's leader to replica i's server, if it
+// is elsewhere, and waits until it is there.
+func (cl *cluster) leaderTo(ctx context.Context, i int) error {
+	if cl.ledgerLeader() == clusterInstance(i) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := natslog.StepdownStream(ctx, cl.reps[i].SequencerConn(), natslog.LedgerStream, cl.servers[i].Server().Name()); err != nil {
+		return fmt.Errorf("moving the ledger stream leader to %s: %w", clusterInstance(i), err)
+	}
+	for cl.ledgerLeader() != clusterInstance(i) {
+		if ctx.Err() != nil {
+			return fmt.Errorf("the ledger stream leader never reached %s", clusterInstance(i))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// serveOnly makes replica i's handlers the only ones that serve client
+// requests: a queue group spreads requests over every server of a
+// cluster, so a run through one replica stops the others' handlers.
+func (cl *cluster) serveOnly(ctx context.Context, i, client int, cfg ReplicatedConfig) error {
+	for _, s := range cl.srvs {
+		s.Stop()
+	}
+	// Routes carry the change of interest: wait until no server sees a
+	// handler left, then until the client's server sees the new one.
+	interest := func(j int) int { return cl.servers[j].Server().GlobalAccount().Interest(handlers.SubjectStatement) }
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for j := range cl.servers {
+		for interest(j) != 0 {
+			if ctx.Err() != nil {
+				return fmt.Errorf("server %d still routes registrations to a stopped handler", j)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	r := cl.reps[i]
+	natsCfg := handlers.DefaultNATSConfig(cfg.Sequencer.WithDefaults().QueueSize, handlers.DefaultLimits())
+	natsCfg.HasInterest = r.HasInterest
+	restore := labelInstance(clusterInstance(i))
+	srv, err := handlers.ServeNATS(r.HandlerConn(), r, handlers.DefaultLimits(), natsCfg, cfg.Logger)
+	restore()
+	if err != nil {
+		return err
+	}
+	cl.srvs[i] = srv
+	for interest(client) == 0 {
+		if ctx.Err() != nil {
+			return fmt.Errorf("the client's server never saw replica %d's handler", i)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
 
 // closeOne closes replica i, its handlers and its server.

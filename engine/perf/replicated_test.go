@@ -45,6 +45,10 @@ func TestRunReplicatedSmall(t *testing.T) {
 			}
 		}
 	}
+	// The runs are measured with the stream leader on the primary's server.
+	if rep.PrimaryName == "" || rep.LedgerLeader != rep.PrimaryName || rep.LeaderFound == "" {
+		t.Fatalf("primary %q, ledger stream leader %q (found on %q)", rep.PrimaryName, rep.LedgerLeader, rep.LeaderFound)
+	}
 	if len(rep.Memory) != 4 {
 		t.Fatalf("memory %+v", rep.Memory)
 	}
