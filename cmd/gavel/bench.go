@@ -356,7 +356,11 @@ func runBenchReplicated(args []string, out, errOut io.Writer) int {
 	if leader == "" {
 		leader = "moved during the runs"
 	}
-	fmt.Fprintf(out, "primary %s; ledger stream leader after the warm-up %s, during the runs %s\n", rep.PrimaryName, rep.LeaderFound, leader)
+	primary := rep.PrimaryName
+	if !rep.PrimaryKept {
+		primary += " (it lost the lease during the runs: the figures mix roles)"
+	}
+	fmt.Fprintf(out, "primary %s; ledger stream leader after the warm-up %s, during the runs %s\n", primary, rep.LeaderFound, leader)
 	for _, r := range rep.CPU {
 		fmt.Fprintf(out, "CPU, %s:\n", r.Run)
 		for _, in := range r.Instances {

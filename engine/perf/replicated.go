@@ -86,6 +86,7 @@ type ReplicatedReport struct {
 	// moves it at every later change of primary; LedgerLeader is where it
 	// was during them ("" if it moved).
 	PrimaryName  string `json:"primary"`
+	PrimaryKept  bool   `json:"primary_kept"` // false: the lease moved during the runs
 	LeaderFound  string `json:"ledger_stream_leader_found"`
 	LedgerLeader string `json:"ledger_stream_leader"`
 }
@@ -206,7 +207,6 @@ func RunReplicated(ctx context.Context, cfg ReplicatedConfig) (*ReplicatedReport
 		lat    *Latency
 		cpu    map[string]time.Duration
 		wall   time.Duration
-		starts []time.Time
 	}
 	runs := []*run{
 		{name: "single", nc: singleClient, serve: -1, batch: func(k int) [][]byte { return batch(k) }, rates: &rep.Single, lat: &rep.SingleLatency},
@@ -256,6 +256,7 @@ func RunReplicated(ctx context.Context, cfg ReplicatedConfig) (*ReplicatedReport
 			}
 		}
 	}
+	rep.PrimaryKept = cl.reps[p].IsPrimary()
 	if cl.ledgerLeader() != rep.LedgerLeader {
 		rep.LedgerLeader = ""
 	}

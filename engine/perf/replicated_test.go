@@ -46,7 +46,7 @@ func TestRunReplicatedSmall(t *testing.T) {
 		}
 	}
 	// The runs are measured with the stream leader on the primary's server.
-	if rep.PrimaryName == "" || rep.LedgerLeader != rep.PrimaryName || rep.LeaderFound == "" {
+	if rep.PrimaryName == "" || !rep.PrimaryKept || rep.LedgerLeader != rep.PrimaryName || rep.LeaderFound == "" {
 		t.Fatalf("primary %q, ledger stream leader %q (found on %q)", rep.PrimaryName, rep.LedgerLeader, rep.LeaderFound)
 	}
 	if len(rep.Memory) != 4 {
