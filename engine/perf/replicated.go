@@ -199,14 +199,14 @@ func RunReplicated(ctx context.Context, cfg ReplicatedConfig) (*ReplicatedReport
 		return nil, err
 	}
 	type run struct {
-		name   string
-		nc     *nats.Conn
-		serve  int // the replica serving the clients' requests; -1: single
-		batch  func(round int) [][]byte
-		rates  *[]float64
-		lat    *Latency
-		cpu    map[string]time.Duration
-		wall   time.Duration
+		name  string
+		nc    *nats.Conn
+		serve int // the replica serving the clients' requests; -1: single
+		batch func(round int) [][]byte
+		rates *[]float64
+		lat   *Latency
+		cpu   map[string]time.Duration
+		wall  time.Duration
 	}
 	runs := []*run{
 		{name: "single", nc: singleClient, serve: -1, batch: func(k int) [][]byte { return batch(k) }, rates: &rep.Single, lat: &rep.SingleLatency},
