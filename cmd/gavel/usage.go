@@ -52,6 +52,8 @@ var synopses = map[string]synopsis{
 	"bootstrap":       {"--dir D [--nodes N] [--members M] [--notary NAME]…", "gavel bootstrap --dir net --nodes 3 --members 2"},
 	"demo parameters": {"[--dir D]", "gavel demo parameters"},
 	"bench map":       {"[--nodes N] [--clients N] [--duration D]", "gavel bench map --nodes 10000"},
+	"bench replicated": {"[-n N] [--clients N] [--rounds N] [--json]",
+		"gavel bench replicated -n 5000 --rounds 3"},
 }
 
 // defaultUsage prints "usage: gavel NAME ARGS", the summary, an example
