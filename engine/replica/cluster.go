@@ -190,7 +190,14 @@ type clusterNATS struct {
 	// evacuating marks "stream/server" moves asked for (the controller's
 	// goroutine only).
 	evacuating map[string]bool
+	// leaderChecked is when the controller last looked at where the
+	// ledger's stream leader is.
+	leaderChecked time.Time
 }
+
+// leaderCheckEvery is how often the primary's controller checks that the
+// ledger's stream leader is on its server.
+const leaderCheckEvery = 5 * time.Second
 
 // startClusterNATS starts the replica's server (and the witness) and
 // waits until the cluster has a meta leader that counts this server.
@@ -561,6 +568,13 @@ func (r *Replica) reconcile(ctx context.Context) error {
 	// the primary, so that two controllers never race on the same move.
 	if !r.IsPrimary() {
 		return nil
+	}
+	// The ledger's stream leader drifts (a scale, a server's restart): the
+	// primary brings it back to its own server now and then, saving every
+	// append a hop.
+	if time.Since(c.leaderChecked) >= leaderCheckEvery {
+		c.leaderChecked = time.Now()
+		r.moveStreamLeader(ctx)
 	}
 	if replicaPeers >= ReplicatedReplicas {
 		js, err := jetstream.New(r.conn)

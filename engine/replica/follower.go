@@ -432,8 +432,9 @@ func (r *Replica) eligible() bool {
 	if st.Meta().Seqno == 0 {
 		return true
 	}
-	trusted, err := engine.LoadTrustedNodes(st)
-	return err == nil && trusted.Trusts(r.node.ID)
+	// One record, not the whole table: this runs at every lease poll.
+	v, ok, err := st.Get(engine.TableNodes, r.node.ID)
+	return err == nil && ok && engine.IsTrustedServiceNode(r.node.ID, v)
 }
 
 // campaign waits until this replica holds the lease: it takes a free one

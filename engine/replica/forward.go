@@ -45,7 +45,9 @@ const (
 	opAck       = "ack"
 )
 
-// forwardRequest is a write as a follower forwards it.
+// forwardRequest is a write as a follower forwards it. Requests and
+// answers travel as CBOR: a signed request rides as a byte string, not
+// base64 in JSON (which cost a follower ~80 µs a registration).
 type forwardRequest struct {
 	Op         string `json:"op"`
 	Type       string `json:"type,omitempty"` // governance message type
@@ -200,7 +202,7 @@ func (r *Replica) forward(ctx context.Context, req forwardRequest) (forwardAnswe
 	if st := r.Store(); st != nil {
 		sentAt = st.Meta().Seqno
 	}
-	b, err := json.Marshal(req)
+	b, err := engine.CBOR.Marshal(req)
 	if err != nil {
 		return forwardAnswer{}, err
 	}
@@ -216,7 +218,7 @@ func (r *Replica) forward(ctx context.Context, req forwardRequest) (forwardAnswe
 			if errors.Is(err, errHolderChanged) {
 				if req.After == 0 {
 					req.After = max(sentAt, 1)
-					if b, err = json.Marshal(req); err != nil {
+					if b, err = engine.CBOR.Marshal(req); err != nil {
 						return forwardAnswer{}, err
 					}
 				}
@@ -224,7 +226,7 @@ func (r *Replica) forward(ctx context.Context, req forwardRequest) (forwardAnswe
 			}
 			if err == nil {
 				var a forwardAnswer
-				if err := json.Unmarshal(msg.Data, &a); err != nil {
+				if err := engine.CBORDecode.Unmarshal(msg.Data, &a); err != nil {
 					return a, engine.Wrap(engine.KindInternal, "BadForwardAnswer", err, "the primary's answer does not decode")
 				}
 				if !a.NotPrimary {
@@ -301,7 +303,7 @@ func (r *Replica) serveForward(m *nats.Msg) {
 	var req forwardRequest
 	var a forwardAnswer
 	var err error
-	if jerr := json.Unmarshal(m.Data, &req); jerr != nil {
+	if jerr := engine.CBORDecode.Unmarshal(m.Data, &req); jerr != nil {
 		err = engine.Wrap(engine.KindInvalid, "MalformedForward", jerr, "forwarded write does not decode")
 	} else if !r.IsPrimary() {
 		a.NotPrimary = true
@@ -318,7 +320,7 @@ func (r *Replica) serveForward(m *nats.Msg) {
 	if k := r.roles.knobs; k != nil && k.DropAnswers.Load() {
 		return
 	}
-	b, _ := json.Marshal(a)
+	b, _ := engine.CBOR.Marshal(a)
 	if err := m.Respond(b); err != nil {
 		r.logger.Warn("answering a forwarded write", slog.Any("err", err))
 	}

@@ -59,11 +59,11 @@ func (r *Replica) lead(ctx context.Context, h held) {
 			return
 		}
 	}
-	if meta.Seqno > 0 {
-		// Before the first round: a JetStream API request sent while the
-		// stream elects its leader goes unanswered until its deadline.
-		r.moveStreamLeader(ctx)
-	}
+	// Before the first round (genesis included: a fresh cluster may have
+	// elected the ledger's leader on another server): a JetStream API
+	// request sent while the stream elects its leader goes unanswered
+	// until its deadline.
+	r.moveStreamLeader(ctx)
 	seq := sequencer.New(r.cfg.Sequencer, view, st, r.seqLog(), r.signer, r.logger.With("component", "sequencer"))
 	r.mu.Lock()
 	r.seq = seq
