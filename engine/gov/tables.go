@@ -72,11 +72,14 @@ type record struct {
 	Ballots     map[string]string `json:"ballots"`
 }
 
+// encode is the proposal's stored record. The record's decoded form is
+// kept (decodedProposals): the next request on the proposal reads it back.
 func (p *Proposal) encode() []byte {
 	b, err := json.Marshal(record{Proposal: *p, CreatedTxID: p.CreatedTxID, Body: p.Body, Ballots: p.Ballots})
 	if err != nil {
 		panic("gov: proposal does not encode: " + err.Error())
 	}
+	keepDecoded(b, p)
 	return b
 }
 
@@ -84,6 +87,9 @@ func loadProposal(st engine.StateReader, id string) (*Proposal, bool, error) {
 	b, ok, err := st.Get(TableProposals, id)
 	if err != nil || !ok {
 		return nil, ok, err
+	}
+	if p, ok := decodedProposal(b); ok {
+		return p, true, nil
 	}
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {
