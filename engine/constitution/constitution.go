@@ -179,6 +179,7 @@ func (b *Ballot) Vote(env Env, proposalJSON, proposerID string) (bool, error) {
 // outcome cannot have changed and reuse it (Observation.Unchanged).
 func (b *Ballot) VoteObserved(env Env, proposalJSON, proposerID string) (bool, *Observation, error) {
 	obs := newObservation()
+	obs.parent = env.observe
 	env.observe = obs
 	if env.State != nil {
 		env.State = observingState{st: env.State, obs: obs}

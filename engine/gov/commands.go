@@ -126,6 +126,18 @@ type run struct {
 	// openDelta is how the number of open proposals changes; the count is
 	// kept so that creating a proposal does not scan them.
 	openDelta int
+	// recorded is the last proposal recorded and its answer, which finish
+	// reuses.
+	recorded struct {
+		p      *Proposal
+		answer []byte
+	}
+	// While speculating (speculate.go): obs records what scripts observed
+	// besides state, factBound says the outcome used the entry's facts,
+	// and held receives what finish would write.
+	obs       *constitution.Observation
+	factBound bool
+	held      *held
 }
 
 // begin does what every request does first. A request whose signed
@@ -168,7 +180,11 @@ func (r *run) beginAs(req VerifiedRequest, activeOnly bool) (replayed []byte, er
 // env is what scripts run with: the budget from the ledger, the safety
 // net from the command (the process's settings).
 func (r *run) env() constitution.Env {
-	return constitution.Env{Time: r.facts.Time, State: r.st, Limits: r.opts.Apply(r.limits)}
+	env := constitution.Env{Time: r.facts.Time, State: r.st, Limits: r.opts.Apply(r.limits)}
+	if r.obs != nil {
+		env = env.Observing(r.obs)
+	}
+	return env
 }
 
 // refusal reports whether a script error must refuse the request instead
@@ -188,6 +204,9 @@ func reason(err error) string {
 // finish records the answer under the request's content id, and the new
 // count of open proposals.
 func (r *run) finish(req VerifiedRequest, p *Proposal) (engine.Effect, error) {
+	if r.recorded.p == p {
+		return r.finishWith(req, r.recorded.answer)
+	}
 	res, err := json.Marshal(p)
 	if err != nil {
 		return engine.Effect{}, err
@@ -197,6 +216,12 @@ func (r *run) finish(req VerifiedRequest, p *Proposal) (engine.Effect, error) {
 
 // finishWith is finish with any answer.
 func (r *run) finishWith(req VerifiedRequest, res []byte) (engine.Effect, error) {
+	if r.held != nil {
+		// Speculating: the count of open proposals changes with every
+		// other decision, so it is read when the sequencer replays.
+		*r.held = held{writes: r.writes, openDelta: r.openDelta, answer: res}
+		return engine.Effect{Result: res}, nil
+	}
 	if r.openDelta != 0 {
 		n, err := openCount(r.st)
 		if err != nil {
@@ -250,7 +275,15 @@ func (c Propose) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 }
 
 func (c Vote) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, error) {
-	r := &run{st: st, facts: f, limits: c.Limits}
+	if eff, ok := c.replaySpeculation(st, f); ok {
+		return eff, nil
+	}
+	return c.execute(&run{st: st, facts: f, limits: c.Limits})
+}
+
+// execute is the vote on r, whose st every read goes through.
+func (c Vote) execute(r *run) (engine.Effect, error) {
+	st := r.st
 	if prev, err := r.begin(c.Req); err != nil || prev != nil {
 		return engine.Effect{Replayed: prev != nil, Result: prev}, err
 	}
@@ -375,7 +408,9 @@ func (r *run) progress(con *constitution.Constitution, p *Proposal, wasOpen bool
 		}
 		if err == nil {
 			var nws engine.WriteSet
-			nws, err = applyNetmapActions(r.st, r.facts, p.Body)
+			actions := parseActions(p.Body)
+			r.factBound = r.factBound || actions.netmap()
+			nws, err = applyNetmapActions(r.st, r.facts, actions)
 			ws = append(ws, nws...)
 		}
 		if err != nil {
@@ -459,7 +494,9 @@ func (r *run) runBallots(env constitution.Env, con *constitution.Constitution, p
 // record writes the proposal and its place in the open index; wasOpen
 // says whether it was recorded as Open before.
 func (r *run) record(p *Proposal, wasOpen bool) {
-	r.writes = append(r.writes, engine.Write{Table: TableProposals, Key: p.ProposalID, Value: p.encode()})
+	answer, rec := p.encodeBoth()
+	r.recorded.p, r.recorded.answer = p, answer
+	r.writes = append(r.writes, engine.Write{Table: TableProposals, Key: p.ProposalID, Value: rec})
 	switch isOpen := p.State == StateOpen; {
 	case isOpen && !wasOpen:
 		r.openDelta++

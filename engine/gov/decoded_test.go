@@ -1,14 +1,17 @@
 package gov
 
 import (
+	"bytes"
+	"encoding/json"
 	"reflect"
 	"testing"
 
 	"github.com/gavelhq/gavel/engine/constitution"
 )
 
-// FuzzDecodedForm: the decoded form a writer keeps for a record is exactly
-// what decoding the record yields, or nothing is kept. Each input builds a
+// FuzzDecodedForm: a record encoded with its answer is byte for byte the
+// record json.Marshal writes, and the decoded form its writer keeps is
+// exactly what decoding it yields, or nothing is kept. Each input builds a
 // proposal whose text fields, maps and slices may be empty, nil or hold
 // invalid UTF-8.
 func FuzzDecodedForm(f *testing.F) {
@@ -46,7 +49,13 @@ func FuzzDecodedForm(f *testing.F) {
 		if failure != "" {
 			p.Failure = &Failure{Reason: failure}
 		}
-		b := p.encode()
+		answer, b := p.encodeBoth()
+		if want, _ := json.Marshal(record{Proposal: *p, CreatedTxID: p.CreatedTxID, Body: p.Body, Ballots: p.Ballots}); !bytes.Equal(b, want) {
+			t.Fatalf("record\n%s\nwant\n%s", b, want)
+		}
+		if want, _ := json.Marshal(p); !bytes.Equal(answer, want) {
+			t.Fatalf("answer\n%s\nwant\n%s", answer, want)
+		}
 		recordCacheOff.Store(true)
 		defer recordCacheOff.Store(false)
 		got, ok, err := loadProposal(constitution.MemState{TableProposals: {id: b}}, id)
