@@ -83,3 +83,44 @@ func TestVoteObserved(t *testing.T) {
 		})
 	}
 }
+
+// TestEnclosingObservation: an observation of a whole execution
+// (NewObservation, Reader, Env.Observing) records the reads of the
+// ballots it runs, and a ballot that reads the time makes it opaque as
+// well as its own.
+func TestEnclosingObservation(t *testing.T) {
+	ms := members(t, 2)
+	base := stateWithMembers(t, ms)
+	putJSON(t, base, TableJoinPolicy, "", "p")
+	for _, c := range []struct {
+		name, src string
+		reusable  bool
+	}{
+		{"get", `export function vote() { return gavel.kv.get("gov.nodes.join_policy", "") === "p"; }`, true},
+		{"time", `export function vote() { return gavel.kv.has("gov.members", "x") || Date.now() > 0; }`, false},
+		{"console", `export function vote() { console.log("x"); return true; }`, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			outer := NewObservation()
+			e := env(base)
+			e.State = outer.Reader(base)
+			if _, _, err := ballot(t, c.src).VoteObserved(e.Observing(outer), `{"actions":[]}`, ms[0].id); err != nil {
+				t.Fatal(err)
+			}
+			if outer.Reusable() != c.reusable {
+				t.Fatalf("enclosing reusable %v, want %v", outer.Reusable(), c.reusable)
+			}
+			if !c.reusable {
+				return
+			}
+			st := MemState{}
+			for table, rows := range base {
+				st[table] = maps.Clone(rows)
+			}
+			putJSON(t, st, TableJoinPolicy, "", "q")
+			if same, err := outer.Unchanged(st); err != nil || same {
+				t.Fatalf("the ballot's read was not recorded in the enclosing observation: unchanged %v, %v", same, err)
+			}
+		})
+	}
+}
