@@ -112,7 +112,7 @@ func runBenchGov(args []string, out, errOut io.Writer) int {
 	fmt.Fprintf(out, "ballots committed                %9.0f /s  p50 %s  p99 %s\n", rep.BallotsPerSec, ms(rep.BallotLatency.P50), ms(rep.BallotLatency.P99))
 	fmt.Fprintf(out, "ballots per round %.1f; sequencer busy: execute %.0f%%, append %.0f%%, apply %.0f%%\n",
 		rep.BatchSize, 100*rep.SequencerBusy.Execute, 100*rep.SequencerBusy.Append, 100*rep.SequencerBusy.Apply)
-	fmt.Fprintf(out, "ES256 verify ceiling, all cores  %9.0f /s\n", rep.VerifyCeiling)
+	fmt.Fprintf(out, "ES256 verify ceiling, all cores  %9.0f /s  (before the ballots %.0f, after %.0f)\n", rep.VerifyCeiling, rep.VerifyBefore, rep.VerifyAfter)
 	fmt.Fprintf(out, "ballots / ceiling = %.0f%% (target ≥ 60%%)\n", 100*rep.VsVerifyCeiling)
 	return exitOK
 }
