@@ -179,13 +179,11 @@ func (b *Ballot) Vote(env Env, proposalJSON, proposerID string) (bool, error) {
 // outcome cannot have changed and reuse it (Observation.Unchanged).
 func (b *Ballot) VoteObserved(env Env, proposalJSON, proposerID string) (bool, *Observation, error) {
 	obs := newObservation()
-	obs.parent = env.observe // a time read makes the enclosing one opaque too
 	env.observe = obs
 	if env.State != nil {
 		env.State = observingState{st: env.State, obs: obs}
 	}
 	v, err := b.Vote(env, proposalJSON, proposerID)
-	obs.parent = nil // a caller may keep obs: it must not hold on to the enclosing one
 	return v, obs, err
 }
 

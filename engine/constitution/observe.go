@@ -18,7 +18,6 @@ type Observation struct {
 	ranges map[string][32]byte    // by table: digest of every entry ranged
 	size   int                    // bytes of table names and keys kept
 	opaque bool
-	parent *Observation // an enclosing observation, opaque whenever this one is
 }
 
 type observedGet struct {
@@ -36,27 +35,6 @@ const (
 )
 
 func newObservation() *Observation { return &Observation{} }
-
-// NewObservation is an empty observation, for a caller that records what a
-// whole execution read (Reader) and observed besides (Env.Observing).
-func NewObservation() *Observation { return newObservation() }
-
-// Reader is st with every read recorded in o.
-func (o *Observation) Reader(st StateReader) StateReader { return observingState{st: st, obs: o} }
-
-// Observing is env whose calls make o opaque when they read the time or
-// log (their state reads are recorded if env.State is o's Reader).
-func (e Env) Observing(o *Observation) Env {
-	e.observe = o
-	return e
-}
-
-// markOpaque makes o and every observation enclosing it opaque.
-func (o *Observation) markOpaque() {
-	for ; o != nil; o = o.parent {
-		o.opaque = true
-	}
-}
 
 // Reusable reports whether the outcome depends only on state that
 // Unchanged can check: no time read, no console output, not too many reads.
@@ -183,7 +161,7 @@ func writeLP(h hash.Hash, b []byte) {
 // observe marks the running call's observation, if any, as opaque: it saw
 // something that is not state, or had an effect besides its result.
 func (sb *sandbox) observeOpaque() {
-	if c := sb.cur; c != nil {
-		c.env.observe.markOpaque()
+	if c := sb.cur; c != nil && c.env.observe != nil {
+		c.env.observe.opaque = true
 	}
 }

@@ -85,11 +85,9 @@ func (bb *ballotBench) exec(cmd engine.Command) {
 	bb.st.Apply(eff.Writes)
 }
 
-// BenchmarkBallotExecute is the sequencer's cost of one ballot executed
-// in full: the ballots re-run, resolve, and (every second ballot) apply.
+// BenchmarkBallotExecute is the sequencer's cost of one ballot: the
+// ballots re-run, resolve, and (every second ballot) apply.
 func BenchmarkBallotExecute(b *testing.B) {
-	defer gov.SetSpeculation(true)
-	gov.SetSpeculation(false)
 	bb := newBallotBench(b, (b.N+1)/2)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -100,36 +98,6 @@ func BenchmarkBallotExecute(b *testing.B) {
 	}
 	b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(constitution.PreparedCalls()-prepared)/float64(b.N), "prepared/op")
-}
-
-// BenchmarkBallotReplay is the sequencer's cost of one ballot whose
-// handler executed it ahead (gov.Speculate, not timed; its CPU is
-// ahead-cpu-ns/op): checking what it read and writing the outcome. Each half of the ballots is speculated on
-// the state before it, as the handlers do while the first ballots of
-// other proposals commit.
-func BenchmarkBallotReplay(b *testing.B) {
-	bb := newBallotBench(b, (b.N+1)/2)
-	b.ReportAllocs()
-	replayed := gov.SpeculationsReplayed()
-	var cpu, ahead time.Duration
-	b.ResetTimer()
-	for _, half := range [][]engine.Command{bb.ballots[:(b.N+1)/2], bb.ballots[(b.N+1)/2 : b.N]} {
-		b.StopTimer()
-		start := processCPU()
-		for _, cmd := range half {
-			gov.Speculate(bb.st, cmd, bb.now)
-		}
-		ahead += processCPU() - start
-		b.StartTimer()
-		start = processCPU()
-		for _, cmd := range half {
-			bb.exec(cmd)
-		}
-		cpu += processCPU() - start
-	}
-	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
-	b.ReportMetric(float64(ahead)/float64(b.N), "ahead-cpu-ns/op")
-	b.ReportMetric(float64(gov.SpeculationsReplayed()-replayed)/float64(b.N), "replayed/op")
 }
 
 // processCPU is the process's CPU time (user+system, GC and the

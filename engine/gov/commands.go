@@ -132,12 +132,6 @@ type run struct {
 		p      *Proposal
 		answer []byte
 	}
-	// While speculating (speculate.go): obs records what scripts observed
-	// besides state, factBound says the outcome used the entry's facts,
-	// and held receives what finish would write.
-	obs       *constitution.Observation
-	factBound bool
-	held      *held
 }
 
 // begin does what every request does first. A request whose signed
@@ -180,11 +174,7 @@ func (r *run) beginAs(req VerifiedRequest, activeOnly bool) (replayed []byte, er
 // env is what scripts run with: the budget from the ledger, the safety
 // net from the command (the process's settings).
 func (r *run) env() constitution.Env {
-	env := constitution.Env{Time: r.facts.Time, State: r.st, Limits: r.opts.Apply(r.limits)}
-	if r.obs != nil {
-		env = env.Observing(r.obs)
-	}
-	return env
+	return constitution.Env{Time: r.facts.Time, State: r.st, Limits: r.opts.Apply(r.limits)}
 }
 
 // refusal reports whether a script error must refuse the request instead
@@ -216,12 +206,6 @@ func (r *run) finish(req VerifiedRequest, p *Proposal) (engine.Effect, error) {
 
 // finishWith is finish with any answer.
 func (r *run) finishWith(req VerifiedRequest, res []byte) (engine.Effect, error) {
-	if r.held != nil {
-		// Speculating: the count of open proposals changes with every
-		// other decision, so it is read when the sequencer replays.
-		*r.held = held{writes: r.writes, openDelta: r.openDelta, answer: res}
-		return engine.Effect{Result: res}, nil
-	}
 	if r.openDelta != 0 {
 		n, err := openCount(r.st)
 		if err != nil {
@@ -275,15 +259,7 @@ func (c Propose) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, 
 }
 
 func (c Vote) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, error) {
-	if eff, ok := c.replaySpeculation(st, f); ok {
-		return eff, nil
-	}
-	return c.execute(&run{st: st, facts: f, limits: c.Limits})
-}
-
-// execute is the vote on r, whose st every read goes through.
-func (c Vote) execute(r *run) (engine.Effect, error) {
-	st := r.st
+	r := &run{st: st, facts: f, limits: c.Limits}
 	if prev, err := r.begin(c.Req); err != nil || prev != nil {
 		return engine.Effect{Replayed: prev != nil, Result: prev}, err
 	}
@@ -408,9 +384,7 @@ func (r *run) progress(con *constitution.Constitution, p *Proposal, wasOpen bool
 		}
 		if err == nil {
 			var nws engine.WriteSet
-			actions := parseActions(p.Body)
-			r.factBound = r.factBound || actions.netmap()
-			nws, err = applyNetmapActions(r.st, r.facts, actions)
+			nws, err = applyNetmapActions(r.st, r.facts, p.Body)
 			ws = append(ws, nws...)
 		}
 		if err != nil {

@@ -6,7 +6,4 @@
 // answer. Signatures are checked before sequencing (Verify); membership,
 // replay window, proposal state and the constitution are checked in order
 // (Execute), so an auditor re-executing an entry gets the same write set.
-// A vote may also be executed ahead of the sequencer (Speculate), off its
-// goroutine; Execute then only checks that nothing the vote read has
-// changed, and the outcome is the same either way.
 package gov

@@ -16,10 +16,3 @@ func SetRecordCache(on bool) {
 	recordCacheOff.Store(!on)
 	decodedProposals = bounded.New[[32]byte, *Proposal](proposalCacheSize)
 }
-
-// SetSpeculation turns speculative votes on or off and drops those kept.
-// Tests only: not safe while executing.
-func SetSpeculation(on bool) {
-	specOff.Store(!on)
-	speculations = bounded.New[specKey, *speculation](specCacheSize)
-}

@@ -71,7 +71,8 @@ func validateNetmapActions(st engine.StateReader, now time.Time, body string) er
 // applyNetmapActions is the engine's apply of an accepted proposal's
 // network-map actions, in order, each seeing the writes of the ones
 // before.
-func applyNetmapActions(st engine.StateReader, f engine.Facts, actions proposalActions) (engine.WriteSet, error) {
+func applyNetmapActions(st engine.StateReader, f engine.Facts, body string) (engine.WriteSet, error) {
+	actions := parseActions(body)
 	if !actions.netmap() {
 		return nil, nil
 	}

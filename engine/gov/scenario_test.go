@@ -90,7 +90,7 @@ func TestScenarios(t *testing.T) {
 		t.Fatalf("no scenarios: %v", err)
 	}
 	defer restoreShortcuts()
-	hits, prepared, decoded, replayed := gov.BallotOutcomesReused(), constitution.PreparedCalls(), gov.DecodedRecordsReused(), gov.SpeculationsReplayed()
+	hits, prepared, decoded := gov.BallotOutcomesReused(), constitution.PreparedCalls(), gov.DecodedRecordsReused()
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".txt")
 		run := func(t *testing.T) {
@@ -111,8 +111,8 @@ func TestScenarios(t *testing.T) {
 			}
 		})
 	}
-	if gov.BallotOutcomesReused() == hits || constitution.PreparedCalls() == prepared || gov.DecodedRecordsReused() == decoded || gov.SpeculationsReplayed() == replayed {
-		t.Fatal("the service reused no ballot outcome, prepared instance, decoded record or speculative vote: the audit's comparison proves nothing")
+	if gov.BallotOutcomesReused() == hits || constitution.PreparedCalls() == prepared || gov.DecodedRecordsReused() == decoded {
+		t.Fatal("the service reused no ballot outcome, prepared instance or decoded record: the audit's comparison proves nothing")
 	}
 }
 
@@ -173,13 +173,12 @@ func TestShortcutsAreInvisible(t *testing.T) {
 	}
 }
 
-// shortcuts turns on or off (and empties) the ballot outcome cache, the
-// decoded proposal records and speculative votes, and preparing instances
-// ahead: inline, so that scenarios use them deterministically.
+// shortcuts turns on or off (and empties) the ballot outcome cache and
+// the decoded proposal records, and preparing instances ahead: inline, so
+// that scenarios use them deterministically.
 func shortcuts(on bool) {
 	gov.SetBallotCache(on)
 	gov.SetRecordCache(on)
-	gov.SetSpeculation(on)
 	if on {
 		constitution.SetPrepareMode(constitution.PrepareInline)
 	} else {
@@ -192,7 +191,6 @@ func shortcuts(on bool) {
 func restoreShortcuts() {
 	gov.SetBallotCache(true)
 	gov.SetRecordCache(true)
-	gov.SetSpeculation(true)
 	constitution.SetPrepareMode(constitution.PrepareAhead)
 }
 
@@ -505,9 +503,6 @@ func (s *scenario) submit(raw []byte, typ govreq.MsgType) string {
 			return "error " + engine.AsError(err).Code
 		}
 		cmd := gov.Command(req, s.limits)
-		// As the service's handler does, a second earlier (a no-op with
-		// speculation off): the sequencer must check created_at again.
-		gov.Speculate(s.state, cmd, s.now.Add(-time.Second))
 		eff, err := cmd.Execute(s.state, s.facts())
 		if err != nil {
 			s.t.Logf("%v", err)

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"time"
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/gov"
@@ -30,12 +29,6 @@ func (r *Replica) submitGov(ctx context.Context, typ govreq.MsgType, proposalID,
 		return handlers.GovAnswer{}, err
 	}
 	req, err := gov.Verify(st, raw, typ, int(r.cfg.MaxGovRequestBytes))
-	var cmd engine.Command
-	if err == nil {
-		// A vote's execution, ahead of the sequencer's (gov.Speculate).
-		cmd = gov.Command(req, r.cfg.ScriptLimits)
-		gov.Speculate(st, cmd, time.Now())
-	}
 	done()
 	<-r.verifySlots
 	if err != nil {
@@ -53,7 +46,7 @@ func (r *Replica) submitGov(ctx context.Context, typ govreq.MsgType, proposalID,
 		return handlers.GovAnswer{}, engine.Errorf(engine.KindInvalid, "InvalidResourceName",
 			"Authenticated member id does not match URL (the route names %s, the envelope is signed by %s)", memberID, req.KeyID)
 	}
-	out, err := r.submit(ctx, cmd)
+	out, err := r.submit(ctx, gov.Command(req, r.cfg.ScriptLimits))
 	if err != nil {
 		return handlers.GovAnswer{}, err
 	}

@@ -53,15 +53,3 @@ func (c *Cache[K, V]) Len() int {
 	defer c.mu.Unlock()
 	return len(c.items)
 }
-
-// Take removes and returns the value for k. Its slot in the eviction
-// order stays until reused.
-func (c *Cache[K, V]) Take(k K) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v, ok := c.items[k]
-	if ok {
-		delete(c.items, k)
-	}
-	return v, ok
-}
