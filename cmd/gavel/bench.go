@@ -95,6 +95,7 @@ func runBenchGov(args []string, out, errOut io.Writer) int {
 		defer stop()
 	}
 	prepared0, reused0 := constitution.PreparedCalls(), gov.BallotOutcomesReused()
+	decoded0 := gov.DecodedRecordsReused()
 	rep, err := perf.RunGov(perf.WithProgress(context.Background(), benchProgress(errOut, jsonFlagSet(fs))), cfg)
 	if err != nil {
 		return failf(errOut, "bench: %v", err)
@@ -102,15 +103,15 @@ func runBenchGov(args []string, out, errOut io.Writer) int {
 	if *asJSON {
 		return printJSON(out, rep)
 	}
-	defer fmt.Fprintf(out, "script calls on instances prepared ahead %d; ballot outcomes reused %d\n",
-		constitution.PreparedCalls()-prepared0, gov.BallotOutcomesReused()-reused0)
+	defer fmt.Fprintf(out, "script calls on instances prepared ahead %d; ballot outcomes reused %d; proposal records not decoded %d\n",
+		constitution.PreparedCalls()-prepared0, gov.BallotOutcomesReused()-reused0, gov.DecodedRecordsReused()-decoded0)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 	fmt.Fprintf(out, "members %d, proposals %d (accepted %d)\n", rep.Members, cfg.Proposals, rep.Accepted)
 	fmt.Fprintf(out, "proposals committed              %9.0f /s\n", rep.ProposalsPerSec)
 	fmt.Fprintf(out, "ballots committed                %9.0f /s  p50 %s  p99 %s\n", rep.BallotsPerSec, ms(rep.BallotLatency.P50), ms(rep.BallotLatency.P99))
 	fmt.Fprintf(out, "ballots per round %.1f; sequencer busy: execute %.0f%%, append %.0f%%, apply %.0f%%\n",
 		rep.BatchSize, 100*rep.SequencerBusy.Execute, 100*rep.SequencerBusy.Append, 100*rep.SequencerBusy.Apply)
-	fmt.Fprintf(out, "ES256 verify ceiling, all cores  %9.0f /s\n", rep.VerifyCeiling)
+	fmt.Fprintf(out, "ES256 verify ceiling, all cores  %9.0f /s  (before the ballots %.0f, after %.0f)\n", rep.VerifyCeiling, rep.VerifyBefore, rep.VerifyAfter)
 	fmt.Fprintf(out, "ballots / ceiling = %.0f%% (target ≥ 60%%)\n", 100*rep.VsVerifyCeiling)
 	return exitOK
 }

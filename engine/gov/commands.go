@@ -126,6 +126,12 @@ type run struct {
 	// openDelta is how the number of open proposals changes; the count is
 	// kept so that creating a proposal does not scan them.
 	openDelta int
+	// recorded is the last proposal recorded and its answer, which finish
+	// reuses.
+	recorded struct {
+		p      *Proposal
+		answer []byte
+	}
 }
 
 // begin does what every request does first. A request whose signed
@@ -188,6 +194,9 @@ func reason(err error) string {
 // finish records the answer under the request's content id, and the new
 // count of open proposals.
 func (r *run) finish(req VerifiedRequest, p *Proposal) (engine.Effect, error) {
+	if r.recorded.p == p {
+		return r.finishWith(req, r.recorded.answer)
+	}
 	res, err := json.Marshal(p)
 	if err != nil {
 		return engine.Effect{}, err
@@ -459,7 +468,9 @@ func (r *run) runBallots(env constitution.Env, con *constitution.Constitution, p
 // record writes the proposal and its place in the open index; wasOpen
 // says whether it was recorded as Open before.
 func (r *run) record(p *Proposal, wasOpen bool) {
-	r.writes = append(r.writes, engine.Write{Table: TableProposals, Key: p.ProposalID, Value: p.encode()})
+	answer, rec := p.encodeBoth()
+	r.recorded.p, r.recorded.answer = p, answer
+	r.writes = append(r.writes, engine.Write{Table: TableProposals, Key: p.ProposalID, Value: rec})
 	switch isOpen := p.State == StateOpen; {
 	case isOpen && !wasOpen:
 		r.openDelta++

@@ -8,3 +8,11 @@ func SetBallotCache(on bool) {
 	ballotCacheOff.Store(!on)
 	ballotOutcomes = bounded.New[[32]byte, ballotOutcome](ballotCacheSize)
 }
+
+// SetRecordCache turns the kept decoded proposal records on or off and
+// empties them, as in a fresh process. Tests only: not safe while
+// executing.
+func SetRecordCache(on bool) {
+	recordCacheOff.Store(!on)
+	decodedProposals = bounded.New[[32]byte, *Proposal](proposalCacheSize)
+}

@@ -90,7 +90,7 @@ func TestScenarios(t *testing.T) {
 		t.Fatalf("no scenarios: %v", err)
 	}
 	defer restoreShortcuts()
-	hits, prepared := gov.BallotOutcomesReused(), constitution.PreparedCalls()
+	hits, prepared, decoded := gov.BallotOutcomesReused(), constitution.PreparedCalls(), gov.DecodedRecordsReused()
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".txt")
 		run := func(t *testing.T) {
@@ -111,8 +111,8 @@ func TestScenarios(t *testing.T) {
 			}
 		})
 	}
-	if gov.BallotOutcomesReused() == hits || constitution.PreparedCalls() == prepared {
-		t.Fatal("the service reused no ballot outcome or prepared instance: the audit's comparison proves nothing")
+	if gov.BallotOutcomesReused() == hits || constitution.PreparedCalls() == prepared || gov.DecodedRecordsReused() == decoded {
+		t.Fatal("the service reused no ballot outcome, prepared instance or decoded record: the audit's comparison proves nothing")
 	}
 }
 
@@ -161,23 +161,24 @@ func TestShortcutsAreInvisible(t *testing.T) {
 		t.Fatalf("no scenarios: %v", err)
 	}
 	defer restoreShortcuts()
-	hits, prepared := gov.BallotOutcomesReused(), constitution.PreparedCalls()
+	hits, prepared, decoded := gov.BallotOutcomesReused(), constitution.PreparedCalls(), gov.DecodedRecordsReused()
 	for _, f := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
 			shortcuts(false)
 			runScenarioThen(t, f, func() { shortcuts(true) })
 		})
 	}
-	if gov.BallotOutcomesReused() == hits || constitution.PreparedCalls() == prepared {
-		t.Fatal("the auditor reused no ballot outcome or prepared instance: the comparison proves nothing")
+	if gov.BallotOutcomesReused() == hits || constitution.PreparedCalls() == prepared || gov.DecodedRecordsReused() == decoded {
+		t.Fatal("the auditor reused no ballot outcome, prepared instance or decoded record: the comparison proves nothing")
 	}
 }
 
-// shortcuts turns on or off (and empties) the ballot outcome cache, and
-// preparing instances ahead: inline, so that scenarios use them
-// deterministically.
+// shortcuts turns on or off (and empties) the ballot outcome cache and
+// the decoded proposal records, and preparing instances ahead: inline, so
+// that scenarios use them deterministically.
 func shortcuts(on bool) {
 	gov.SetBallotCache(on)
+	gov.SetRecordCache(on)
 	if on {
 		constitution.SetPrepareMode(constitution.PrepareInline)
 	} else {
@@ -189,6 +190,7 @@ func shortcuts(on bool) {
 // prepared in the background.
 func restoreShortcuts() {
 	gov.SetBallotCache(true)
+	gov.SetRecordCache(true)
 	constitution.SetPrepareMode(constitution.PrepareAhead)
 }
 

@@ -72,18 +72,44 @@ type record struct {
 	Ballots     map[string]string `json:"ballots"`
 }
 
+// encode is the proposal's stored record. The record's decoded form is
+// kept (decodedProposals): the next request on the proposal reads it back.
 func (p *Proposal) encode() []byte {
-	b, err := json.Marshal(record{Proposal: *p, CreatedTxID: p.CreatedTxID, Body: p.Body, Ballots: p.Ballots})
+	_, b := p.encodeBoth()
+	return b
+}
+
+// encodeBoth is the proposal's answer and its record, which is the answer
+// with the engine's fields added: json.Marshal of record writes the
+// embedded Proposal's fields first, so one encoding serves both.
+func (p *Proposal) encodeBoth() (answer, rec []byte) {
+	answer, err := json.Marshal(p)
 	if err != nil {
 		panic("gov: proposal does not encode: " + err.Error())
 	}
-	return b
+	txid, _ := json.Marshal(p.CreatedTxID)
+	body, _ := json.Marshal(p.Body)
+	ballots, err := json.Marshal(p.Ballots)
+	if err != nil {
+		panic("gov: proposal does not encode: " + err.Error())
+	}
+	rec = make([]byte, 0, len(answer)+len(txid)+len(body)+len(ballots)+40)
+	rec = append(rec, answer[:len(answer)-1]...)
+	rec = append(append(rec, `,"created_txid":`...), txid...)
+	rec = append(append(rec, `,"body":`...), body...)
+	rec = append(append(rec, `,"ballots":`...), ballots...)
+	rec = append(rec, '}')
+	keepDecoded(rec, p)
+	return answer, rec
 }
 
 func loadProposal(st engine.StateReader, id string) (*Proposal, bool, error) {
 	b, ok, err := st.Get(TableProposals, id)
 	if err != nil || !ok {
 		return nil, ok, err
+	}
+	if p, ok := decodedProposal(b); ok {
+		return p, true, nil
 	}
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {

@@ -42,7 +42,11 @@ type GovReport struct {
 	ProposalsPerSec float64 `json:"proposals_per_sec"`
 	BallotsPerSec   float64 `json:"ballots_per_sec"`
 	BallotLatency   Latency `json:"ballot_latency"`
-	VerifyCeiling   float64 `json:"es256_verifies_per_sec_all_cores"`
+	VerifyCeiling   float64 `json:"es256_verifies_per_sec_all_cores"` // the mean of before and after
+	// VerifyBefore and VerifyAfter are the ceiling measured right before
+	// and right after the ballots: on a shared machine they differ.
+	VerifyBefore    float64 `json:"es256_verifies_per_sec_before"`
+	VerifyAfter     float64 `json:"es256_verifies_per_sec_after"`
 	VsVerifyCeiling float64 `json:"ratio_vs_verify_ceiling"` // target ≥ 0.6
 	Accepted        int     `json:"accepted"`
 	BatchSize       float64 `json:"ballots_per_round"`
@@ -116,6 +120,7 @@ func RunGov(ctx context.Context, cfg GovConfig) (*GovReport, error) {
 			ballots = append(ballots, b)
 		}
 	}
+	rep.VerifyBefore = VerifyCeiling(2 * time.Second)
 	r0, e0 := r.Sequencer().Stats()
 	t0 := r.Sequencer().Timing()
 	start := time.Now()
@@ -143,7 +148,8 @@ func RunGov(ctx context.Context, cfg GovConfig) (*GovReport, error) {
 	src, _ := r.ConstitutionSource(ctx)
 	rep.ConstitutionHash = fmt.Sprintf("%x", sha256.Sum256([]byte(src)))[:16]
 
-	rep.VerifyCeiling = VerifyCeiling(2 * time.Second)
+	rep.VerifyAfter = VerifyCeiling(2 * time.Second)
+	rep.VerifyCeiling = (rep.VerifyBefore + rep.VerifyAfter) / 2
 	rep.VsVerifyCeiling = rep.BallotsPerSec / rep.VerifyCeiling
 	return rep, nil
 }
