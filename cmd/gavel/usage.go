@@ -47,11 +47,12 @@ var synopses = map[string]synopsis{
 	"demo code-upgrade":   {"[flags]", "gavel demo code-upgrade"},
 	"node run": {"--base DIR --url U [--nats N --creds F] [--heartbeat D] [--no-auto-accept]",
 		`gavel node run --base D/nodes/node0 --url "$GAVEL_URL"`},
-	"node updates":    {"--base DIR [--follow]", "gavel node updates --base D/nodes/node0 --follow"},
-	"node accept":     {"--base DIR HASH", "gavel node accept --base D/nodes/node0 \"$HASH\""},
-	"bootstrap":       {"--dir D [--nodes N] [--members M] [--notary NAME]…", "gavel bootstrap --dir net --nodes 3 --members 2"},
-	"demo parameters": {"[--dir D]", "gavel demo parameters"},
-	"bench map":       {"[--nodes N] [--clients N] [--duration D]", "gavel bench map --nodes 10000"},
+	"node updates":      {"--base DIR [--follow]", "gavel node updates --base D/nodes/node0 --follow"},
+	"node accept":       {"--base DIR HASH", "gavel node accept --base D/nodes/node0 \"$HASH\""},
+	"bootstrap":         {"--dir D [--nodes N] [--members M] [--notary NAME]…", "gavel bootstrap --dir net --nodes 3 --members 2"},
+	"demo parameters":   {"[--dir D]", "gavel demo parameters"},
+	"demo live-upgrade": {"[--dir D] [--json] [--writers N] [--pause D]", "gavel demo live-upgrade --json"},
+	"bench map":         {"[--nodes N] [--clients N] [--duration D]", "gavel bench map --nodes 10000"},
 }
 
 // defaultUsage prints "usage: gavel NAME ARGS", the summary, an example
