@@ -405,39 +405,56 @@ func (u *liveUpgrade) govClients() []*luReplica {
 	return pool
 }
 
-// govern proposes actions as member0 and votes for them; a 503 or a lost
-// answer is retried on another replica.
+// govern proposes actions as member0 and votes for them. A 503 or a
+// lost answer is asked again on another replica; a vote whose answer was
+// lost is judged by the proposal's state.
 func (u *liveUpgrade) govern(ctx context.Context, actions string) error {
 	body := []byte(`{"actions":[` + actions + `]}`)
-	var last error
-	for end, i := time.Now().Add(time.Minute), 0; time.Now().Before(end); i++ {
-		pool := u.govClients()
-		if len(pool) == 0 {
+	end := time.Now().Add(time.Minute)
+	var p *client.Proposal
+	var err error
+	for i := 0; ; i++ {
+		c := u.govClient(i)
+		if c == nil {
 			return errors.New("no replica serves")
 		}
-		c := pool[i%len(pool)].c
-		p, _, err := c.Propose(ctx, u.member, body)
-		for err == nil && p.State == "Open" {
-			p, _, err = c.Vote(ctx, u.member, p.ProposalID, client.AcceptBallot)
-			if engine.KindOf(err) == engine.KindUnavailable {
-				time.Sleep(50 * time.Millisecond) // the proposal stands: vote again, here
-				p, err = &client.Proposal{ProposalID: p.ProposalID, State: "Open"}, nil
-				continue
+		if p == nil {
+			p, _, err = c.Propose(ctx, u.member, body)
+		} else {
+			id := p.ProposalID
+			if p, _, err = c.Vote(ctx, u.member, id, client.AcceptBallot); err != nil {
+				if now, perr := c.Proposal(ctx, id); perr == nil && now.State != "Open" {
+					p, err = now, nil
+				} else {
+					p = &client.Proposal{ProposalID: id, State: "Open"}
+				}
 			}
 		}
-		if err == nil {
-			if p.State != "Accepted" {
-				return fmt.Errorf("proposal %s is %s", p.ProposalID, p.State)
-			}
+		switch {
+		case err == nil && p.State == "Accepted":
 			return nil
-		}
-		if engine.KindOf(err) != engine.KindUnavailable {
+		case err == nil && p.State != "Open":
+			return fmt.Errorf("proposal %s is %s", p.ProposalID, p.State)
+		case err != nil && engine.KindOf(err) != engine.KindUnavailable:
 			return err
+		case time.Now().After(end):
+			return fmt.Errorf("governance did not go through within a minute: %v", err)
+		case err != nil:
+			if p != nil && p.ProposalID == "" {
+				p = nil
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		last = err
-		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("governance did not go through within a minute: %w", last)
+}
+
+// govClient is the i-th serving replica for governance, the B ones first.
+func (u *liveUpgrade) govClient(i int) *client.Client {
+	pool := u.govClients()
+	if len(pool) == 0 {
+		return nil
+	}
+	return pool[i%len(pool)].c
 }
 
 // join starts a replica that joins the service, waits until it is a
