@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gavelhq/gavel/client"
 	"github.com/gavelhq/gavel/engine"
@@ -655,28 +656,41 @@ func natsConn(x *luReplica, user natslog.User) (*nats.Conn, error) {
 	return nats.Connect(x.ep.NATS, opt)
 }
 
-// streamPeers are the servers of the ledger and feeds streams, asked
-// through a serving replica's server as its auditor.
+// leaseStream is the stream behind the primary's lease bucket.
+const leaseStream = "KV_" + natslog.LeaseBucket
+
+// streamPeers are the servers of the ledger, feeds and lease streams,
+// asked through a serving replica's server (the lease's as its replica
+// user: only that user reads it).
 func (u *liveUpgrade) streamPeers(ctx context.Context) (map[string][]string, error) {
 	pool := u.govClients()
 	if len(pool) == 0 {
 		return nil, errors.New("no replica serves")
 	}
-	nc, err := natsConn(pool[0], natslog.UserAuditor)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
 	out := map[string][]string{}
-	for _, s := range []string{natslog.LedgerStream, natslog.FeedsStream} {
-		c, cancel := context.WithTimeout(ctx, 5*time.Second)
-		set, err := natslog.StreamPeers(c, nc, s)
-		cancel()
+	for _, q := range []struct {
+		user    natslog.User
+		streams []string
+	}{{natslog.UserAuditor, []string{natslog.LedgerStream, natslog.FeedsStream}}, {natslog.UserReplica, []string{leaseStream}}} {
+		nc, err := natsConn(pool[0], q.user)
 		if err != nil {
-			return nil, fmt.Errorf("stream %s: %w", s, err)
+			return nil, err
 		}
-		slices.Sort(set)
-		out[s] = set
+		for _, s := range q.streams {
+			c, cancel := context.WithTimeout(ctx, 5*time.Second)
+			set, err := natslog.StreamPeers(c, nc, s)
+			cancel()
+			if errors.Is(err, jetstream.ErrStreamNotFound) && s == leaseStream {
+				continue // a service that never had a lease
+			}
+			if err != nil {
+				nc.Close()
+				return nil, fmt.Errorf("stream %s: %w", s, err)
+			}
+			slices.Sort(set)
+			out[s] = set
+		}
+		nc.Close()
 	}
 	return out, nil
 }
@@ -685,8 +699,16 @@ func (u *liveUpgrade) waitStreamPeers(ctx context.Context, what string, ok func(
 	var set []string
 	err := luWait(what, 2*time.Minute, nil, func() bool {
 		peers, err := u.streamPeers(ctx)
+		if err != nil {
+			return false
+		}
 		set = peers[natslog.LedgerStream]
-		return err == nil && ok(set) && ok(peers[natslog.FeedsStream])
+		for _, p := range peers {
+			if !ok(p) {
+				return false
+			}
+		}
+		return true
 	})
 	return set, err
 }
