@@ -60,7 +60,8 @@ type LiveUpgradeReport struct {
 	WritesFoundOnRetry int `json:"writes_found_on_retry"`
 	// WritesRefused are registrations refused outright (4xx), or given up
 	// after a minute of retries: never acknowledged.
-	WritesRefused int `json:"writes_refused"`
+	WritesRefused int      `json:"writes_refused"`
+	WriteErrors   []string `json:"write_errors,omitempty"` // the first few refusals
 	// WritesLost counts acknowledged statements whose receipt, fetched
 	// from each remaining replica at the end, does not verify under the
 	// service key for the statement sent.
@@ -888,6 +889,7 @@ func (u *liveUpgrade) report(rep *LiveUpgradeReport) {
 	defer l.mu.Unlock()
 	rep.WritesAcknowledged = len(l.acks)
 	rep.WritesRetried, rep.WritesFoundOnRetry, rep.WritesRefused = l.retried, l.foundOnRetry, len(l.unacked)
+	rep.WriteErrors = slices.Clone(l.writeErrs)
 	rep.Reads, rep.ReadsFailed, rep.ReadErrors = l.reads.Load(), l.readsFailed.Load(), slices.Clone(l.readErrs)
 	rep.LongestWriteGapMs = ms(l.longestGapLocked(time.Time{}, time.Now()))
 	for _, c := range l.changes {
@@ -952,6 +954,7 @@ type luLoad struct {
 	foundOnRetry int
 	changes      []luChange
 	readErrs     []string
+	writeErrs    []string
 
 	reads, readsFailed atomic.Int64
 }
@@ -1025,6 +1028,11 @@ func (l *luLoad) writeOne(ctx context.Context, k int, st []byte) {
 			return
 		}
 		if engine.KindOf(err) != engine.KindUnavailable {
+			l.mu.Lock()
+			if len(l.writeErrs) < 5 {
+				l.writeErrs = append(l.writeErrs, x.name+": "+err.Error())
+			}
+			l.mu.Unlock()
 			break
 		}
 		l.mu.Lock()
