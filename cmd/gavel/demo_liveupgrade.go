@@ -110,7 +110,8 @@ type LiveUpgradeReplica struct {
 type LiveUpgradePrimaryChange struct {
 	From              string  `json:"from"`
 	To                string  `json:"to"`
-	LongestWriteGapMs float64 `json:"longest_write_gap_ms"`
+	LongestWriteGapMs float64   `json:"longest_write_gap_ms"`
+	GapFrom           time.Time `json:"gap_from"`
 }
 
 // LiveUpgradeStep is one retirement.
@@ -120,6 +121,8 @@ type LiveUpgradeStep struct {
 	PrimaryAfter      string  `json:"primary_after"`
 	Seconds           float64 `json:"took_s"`
 	LongestWriteGapMs float64 `json:"longest_write_gap_ms"`
+	// GapFrom is when that gap began, in UTC (to find it in the logs).
+	GapFrom time.Time `json:"gap_from"`
 }
 
 func runDemoLiveUpgrade(args []string, out, errOut io.Writer) int {
@@ -634,15 +637,16 @@ func (u *liveUpgrade) retireOne(ctx context.Context, rep *LiveUpgradeReport) err
 	if err := luWait("a primary after retiring "+x.name, time.Minute, nil, func() bool { after = u.primary(ctx); return after != nil }); err != nil {
 		return err
 	}
+	gap, from := u.load.longestGap(began, time.Now())
 	st := LiveUpgradeStep{Retired: x.name, WasPrimary: x == p, PrimaryAfter: after.name, Seconds: time.Since(began).Seconds(),
-		LongestWriteGapMs: ms(u.load.longestGap(began, time.Now()))}
+		LongestWriteGapMs: ms(gap), GapFrom: from.UTC()}
 	rep.Steps = append(rep.Steps, st)
 	role := "a follower"
 	if st.WasPrimary {
 		role = "the primary"
 	}
-	u.say("%s (%s) drained, retired (remove_node), removable, deleted (DELETE /node/network/nodes/%s…) and stopped; primary %s; longest write gap %.0f ms",
-		x.name, role, x.nodeID[:16], after.name, st.LongestWriteGapMs)
+	u.say("%s (%s) drained, retired (remove_node), removable, deleted (DELETE /node/network/nodes/%s…) and stopped; primary %s; longest write gap %.0f ms (from %s)",
+		x.name, role, x.nodeID[:16], after.name, st.LongestWriteGapMs, st.GapFrom.Format("15:04:05.000"))
 	return nil
 }
 
@@ -891,10 +895,12 @@ func (u *liveUpgrade) report(rep *LiveUpgradeReport) {
 	rep.WritesRetried, rep.WritesFoundOnRetry, rep.WritesRefused = l.retried, l.foundOnRetry, len(l.unacked)
 	rep.WriteErrors = slices.Clone(l.writeErrs)
 	rep.Reads, rep.ReadsFailed, rep.ReadErrors = l.reads.Load(), l.readsFailed.Load(), slices.Clone(l.readErrs)
-	rep.LongestWriteGapMs = ms(l.longestGapLocked(time.Time{}, time.Now()))
+	gap, _ := l.longestGapLocked(time.Time{}, time.Now())
+	rep.LongestWriteGapMs = ms(gap)
 	for _, c := range l.changes {
+		gap, from := l.longestGapLocked(c.lastOld, c.firstNew)
 		rep.PrimaryChanges = append(rep.PrimaryChanges, LiveUpgradePrimaryChange{From: c.from, To: c.to,
-			LongestWriteGapMs: ms(l.longestGapLocked(c.lastOld, c.firstNew))})
+			LongestWriteGapMs: ms(gap), GapFrom: from.UTC()})
 	}
 }
 
@@ -1153,22 +1159,23 @@ func (l *luLoad) unacknowledged() [][]byte {
 	return slices.DeleteFunc(slices.Clone(l.unacked), func(b []byte) bool { return b == nil })
 }
 
-func (l *luLoad) longestGap(from, to time.Time) time.Duration {
+func (l *luLoad) longestGap(from, to time.Time) (time.Duration, time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.longestGapLocked(from, to)
 }
 
 // longestGapLocked is the longest interval between consecutive
-// acknowledgements that overlaps [from, to].
-func (l *luLoad) longestGapLocked(from, to time.Time) time.Duration {
-	var gap time.Duration
+// acknowledgements that overlaps [from, to], and when it began.
+func (l *luLoad) longestGapLocked(from, to time.Time) (gap time.Duration, at time.Time) {
 	for i := 1; i < len(l.acks); i++ {
 		a, b := l.acks[i-1].at, l.acks[i].at
 		if b.Before(from) || a.After(to) {
 			continue
 		}
-		gap = max(gap, b.Sub(a))
+		if b.Sub(a) > gap {
+			gap, at = b.Sub(a), a
+		}
 	}
-	return gap
+	return gap, at
 }
