@@ -108,8 +108,8 @@ type LiveUpgradeReplica struct {
 
 // LiveUpgradePrimaryChange is one primary change the client saw.
 type LiveUpgradePrimaryChange struct {
-	From              string  `json:"from"`
-	To                string  `json:"to"`
+	From              string    `json:"from"`
+	To                string    `json:"to"`
 	LongestWriteGapMs float64   `json:"longest_write_gap_ms"`
 	GapFrom           time.Time `json:"gap_from"`
 }
