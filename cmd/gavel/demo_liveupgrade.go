@@ -745,6 +745,7 @@ func (u *liveUpgrade) finalChecks(ctx context.Context, rep *LiveUpgradeReport, k
 				rep.StreamPeersAllB = false
 			}
 		}
+		slices.Sort(set)
 		rep.StreamPeers[s] = set
 	}
 	if err != nil {
