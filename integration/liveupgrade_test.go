@@ -16,7 +16,9 @@ import (
 // fields this test reads).
 type liveUpgradeReport struct {
 	Replicas []struct {
-		Name, CodeVersion, Final string
+		Name        string `json:"name"`
+		CodeVersion string `json:"code_version"`
+		Final       string `json:"final"`
 	} `json:"replicas"`
 	WritesAcknowledged int      `json:"writes_acknowledged"`
 	WritesLost         int      `json:"writes_lost"`
@@ -25,11 +27,12 @@ type liveUpgradeReport struct {
 	ReadsFailed        int64    `json:"reads_failed"`
 	ReadErrors         []string `json:"read_errors"`
 	PrimaryChanges     []struct {
-		From, To          string
+		From              string  `json:"from"`
+		To                string  `json:"to"`
 		LongestWriteGapMs float64 `json:"longest_write_gap_ms"`
 	} `json:"primary_changes"`
 	Steps []struct {
-		Retired           string
+		Retired           string  `json:"retired"`
 		WasPrimary        bool    `json:"was_primary"`
 		PrimaryAfter      string  `json:"primary_after"`
 		LongestWriteGapMs float64 `json:"longest_write_gap_ms"`

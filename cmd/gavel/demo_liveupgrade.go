@@ -301,9 +301,10 @@ type liveUpgrade struct {
 	pool    []*luReplica // what the client sends to
 	serving []*luReplica // what the primary watcher asks
 
-	member *govreq.Member
-	load   *luLoad
-	step   int
+	member  *govreq.Member
+	load    *luLoad
+	step    int
+	windows [][2]time.Time // each retirement, from its drain until the cluster settled
 }
 
 func (u *liveUpgrade) say(format string, args ...any) {
@@ -535,7 +536,7 @@ func (u *liveUpgrade) run(ctx context.Context) (*LiveUpgradeReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	peers, err := u.waitStreamPeers(ctx, "the ledger on the three A servers", func(set []string) bool { return len(set) == 3 })
+	peers, err := u.waitStreams(ctx, "the streams on the three A servers", func(string) bool { return true })
 	if err != nil {
 		return nil, err
 	}
@@ -633,20 +634,30 @@ func (u *liveUpgrade) retireOne(ctx context.Context, rep *LiveUpgradeReport) err
 		return err
 	}
 	rep.RemovedNodes = append(rep.RemovedNodes, x.nodeID)
+	took := time.Since(began)
 	after := u.primary(ctx)
 	if err := luWait("a primary after retiring "+x.name, time.Minute, nil, func() bool { after = u.primary(ctx); return after != nil }); err != nil {
 		return err
 	}
-	gap, from := u.load.longestGap(began, time.Now())
-	st := LiveUpgradeStep{Retired: x.name, WasPrimary: x == p, PrimaryAfter: after.name, Seconds: time.Since(began).Seconds(),
-		LongestWriteGapMs: ms(gap), GapFrom: from.UTC()}
-	rep.Steps = append(rep.Steps, st)
+	// The next step waits for a settled cluster, as an operator would:
+	// every stream three current replicas off the retired server, and
+	// writes flowing.
+	gone := replica.ServerName(x.nodeID)
+	if _, err := u.waitStreams(ctx, "the streams settled without "+x.name, func(s string) bool { return s != gone }); err != nil {
+		return err
+	}
+	settled := time.Now()
+	if err := luWait("writes after retiring "+x.name, time.Minute, nil, func() bool { return u.load.ackedSince(settled) >= 20 }); err != nil {
+		return err
+	}
+	u.windows = append(u.windows, [2]time.Time{began, time.Now()})
+	rep.Steps = append(rep.Steps, LiveUpgradeStep{Retired: x.name, WasPrimary: x == p, PrimaryAfter: after.name, Seconds: took.Seconds()})
 	role := "a follower"
-	if st.WasPrimary {
+	if x == p {
 		role = "the primary"
 	}
-	u.say("%s (%s) drained, retired (remove_node), removable, deleted (DELETE /node/network/nodes/%s…) and stopped; primary %s; longest write gap %.0f ms (from %s)",
-		x.name, role, x.nodeID[:16], after.name, st.LongestWriteGapMs, st.GapFrom.Format("15:04:05.000"))
+	u.say("%s (%s) drained, retired (remove_node), removable, deleted (DELETE /node/network/nodes/%s…) and stopped in %.1f s; primary %s; streams settled",
+		x.name, role, x.nodeID[:16], took.Seconds(), after.name)
 	return nil
 }
 
@@ -664,15 +675,15 @@ func natsConn(x *luReplica, user natslog.User) (*nats.Conn, error) {
 // leaseStream is the stream behind the primary's lease bucket.
 const leaseStream = "KV_" + natslog.LeaseBucket
 
-// streamPeers are the servers of the ledger, feeds and lease streams,
-// asked through a serving replica's server (the lease's as its replica
-// user: only that user reads it).
-func (u *liveUpgrade) streamPeers(ctx context.Context) (map[string][]string, error) {
+// streamPeerSets are the replicas of the ledger, feeds and lease
+// streams (the leader first), asked through a serving replica's server
+// (the lease's as its replica user: only that user reads it).
+func (u *liveUpgrade) streamPeerSets(ctx context.Context) (map[string][]natslog.Peer, error) {
 	pool := u.govClients()
 	if len(pool) == 0 {
 		return nil, errors.New("no replica serves")
 	}
-	out := map[string][]string{}
+	out := map[string][]natslog.Peer{}
 	for _, q := range []struct {
 		user    natslog.User
 		streams []string
@@ -683,7 +694,7 @@ func (u *liveUpgrade) streamPeers(ctx context.Context) (map[string][]string, err
 		}
 		for _, s := range q.streams {
 			c, cancel := context.WithTimeout(ctx, 5*time.Second)
-			set, err := natslog.StreamPeers(c, nc, s)
+			set, err := natslog.StreamPeerSet(c, nc, s)
 			cancel()
 			if errors.Is(err, jetstream.ErrStreamNotFound) && s == leaseStream {
 				continue // a service that never had a lease
@@ -692,7 +703,6 @@ func (u *liveUpgrade) streamPeers(ctx context.Context) (map[string][]string, err
 				nc.Close()
 				return nil, fmt.Errorf("stream %s: %w", s, err)
 			}
-			slices.Sort(set)
 			out[s] = set
 		}
 		nc.Close()
@@ -700,22 +710,34 @@ func (u *liveUpgrade) streamPeers(ctx context.Context) (map[string][]string, err
 	return out, nil
 }
 
-func (u *liveUpgrade) waitStreamPeers(ctx context.Context, what string, ok func([]string) bool) ([]string, error) {
-	var set []string
+// waitStreams waits until every stream has three current replicas, each
+// on a server ok accepts; it returns the ledger's servers.
+func (u *liveUpgrade) waitStreams(ctx context.Context, what string, ok func(server string) bool) ([]string, error) {
+	var ledger []string
 	err := luWait(what, 2*time.Minute, nil, func() bool {
-		peers, err := u.streamPeers(ctx)
+		sets, err := u.streamPeerSets(ctx)
 		if err != nil {
 			return false
 		}
-		set = peers[natslog.LedgerStream]
-		for _, p := range peers {
-			if !ok(p) {
+		for name, set := range sets {
+			if len(set) != 3 {
 				return false
 			}
+			var names []string
+			for _, p := range set {
+				if !p.Current || !ok(p.Name) {
+					return false
+				}
+				names = append(names, p.Name)
+			}
+			if name == natslog.LedgerStream {
+				slices.Sort(names)
+				ledger = names
+			}
 		}
-		return true
+		return len(sets) > 0
 	})
-	return set, err
+	return ledger, err
 }
 
 // finalChecks: the streams are on B servers only; every acknowledged
@@ -727,32 +749,26 @@ func (u *liveUpgrade) finalChecks(ctx context.Context, rep *LiveUpgradeReport, k
 	for _, x := range u.servingReplicas() {
 		names[replica.ServerName(x.nodeID)] = x.name
 	}
-	rep.StreamPeersAllB = true
-	peers, err := u.waitStreamPeers(ctx, "the streams on B servers only", func(set []string) bool {
-		for _, s := range set {
-			if n, ok := names[s]; !ok || !strings.HasPrefix(n, "b") {
-				return false
-			}
-		}
-		return len(set) == 3
-	})
-	all, _ := u.streamPeers(ctx)
-	for s, set := range all {
-		for i, name := range set {
-			if n, ok := names[name]; ok {
-				set[i] = n
-			} else {
+	_, err := u.waitStreams(ctx, "the streams on B servers only", func(server string) bool { return strings.HasPrefix(names[server], "b") })
+	sets, serr := u.streamPeerSets(ctx)
+	rep.StreamPeersAllB = err == nil && serr == nil
+	for s, set := range sets {
+		var held []string
+		for _, p := range set {
+			n, ok := names[p.Name]
+			if !ok || !strings.HasPrefix(n, "b") {
 				rep.StreamPeersAllB = false
+				n = p.Name
 			}
+			held = append(held, n)
 		}
-		slices.Sort(set)
-		rep.StreamPeers[s] = set
+		slices.Sort(held)
+		rep.StreamPeers[s] = held
 	}
-	if err != nil {
-		rep.StreamPeersAllB = false
-		u.say("the streams are not on B servers only: %v (%v)", peers, err)
+	if !rep.StreamPeersAllB {
+		u.say("the streams are not on B servers only: %v (%v %v)", rep.StreamPeers, err, serr)
 	} else {
-		u.say("the streams' peers are the B servers only")
+		u.say("the streams' peers are the B servers only, all current")
 	}
 
 	// Every replica's last signature covers everything written.
@@ -898,6 +914,10 @@ func (u *liveUpgrade) report(rep *LiveUpgradeReport) {
 	rep.Reads, rep.ReadsFailed, rep.ReadErrors = l.reads.Load(), l.readsFailed.Load(), slices.Clone(l.readErrs)
 	gap, _ := l.longestGapLocked(time.Time{}, time.Now())
 	rep.LongestWriteGapMs = ms(gap)
+	for i, w := range u.windows {
+		gap, from := l.longestGapLocked(w[0], w[1])
+		rep.Steps[i].LongestWriteGapMs, rep.Steps[i].GapFrom = ms(gap), from.UTC()
+	}
 	for _, c := range l.changes {
 		gap, from := l.longestGapLocked(c.lastOld, c.firstNew)
 		rep.PrimaryChanges = append(rep.PrimaryChanges, LiveUpgradePrimaryChange{From: c.from, To: c.to,
@@ -1158,12 +1178,6 @@ func (l *luLoad) unacknowledged() [][]byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.DeleteFunc(slices.Clone(l.unacked), func(b []byte) bool { return b == nil })
-}
-
-func (l *luLoad) longestGap(from, to time.Time) (time.Duration, time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.longestGapLocked(from, to)
 }
 
 // longestGapLocked is the longest interval between consecutive
