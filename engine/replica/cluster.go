@@ -421,18 +421,7 @@ func scaleStream(ctx context.Context, js jetstream.JetStream, name string, repli
 	if cfg.Replicas >= replicas {
 		return false, nil
 	}
-	// JetStream refuses a placement change and a scale in one update
-	// (10123, "can not move and scale a stream in a single update"): the
-	// lease bucket is made without placement. Place first, scale on the
-	// next tick.
-	if cfg.Placement == nil || !slices.Equal(cfg.Placement.Tags, streamTags) {
-		cfg.Placement = &jetstream.Placement{Tags: streamTags}
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			return false, fmt.Errorf("place %s: %w", name, err)
-		}
-		return false, nil
-	}
-	cfg.Replicas = replicas
+	cfg.Replicas, cfg.Placement = replicas, &jetstream.Placement{Tags: streamTags}
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		return false, fmt.Errorf("scale %s: %w", name, err)
 	}
