@@ -794,13 +794,17 @@ func (u *liveUpgrade) finalChecks(ctx context.Context, rep *LiveUpgradeReport, k
 		}
 		seen[a.txid] = true
 	}
-	for _, x := range serving {
-		lost, err := verifyReceipts(ctx, x, key, acks)
-		if err != nil {
-			return err
-		}
-		rep.WritesLost = max(rep.WritesLost, lost)
+	lost, errs := make([]int, len(serving)), make([]error, len(serving))
+	var wg sync.WaitGroup
+	for i, x := range serving {
+		wg.Add(1)
+		go func() { defer wg.Done(); lost[i], errs[i] = verifyReceipts(ctx, x, key, acks) }()
 	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	rep.WritesLost = slices.Max(lost)
 	u.say("every acknowledged write's receipt verified on %d replicas: %d lost", len(serving), rep.WritesLost)
 
 	landed := len(acks)
@@ -812,13 +816,18 @@ func (u *liveUpgrade) finalChecks(ctx context.Context, rep *LiveUpgradeReport, k
 			landed++
 		}
 	}
-	for _, x := range serving {
-		r, err := u.replay(x)
-		if err != nil {
-			return err
-		}
-		rep.ReplayRoots[x.name], rep.ReplayLastTxIDs[x.name] = r.Root, r.LastTxID
-		rep.ReplayStatements = r.Statements
+	replays := make([]luReplaySummary, len(serving))
+	for i, x := range serving {
+		wg.Add(1)
+		go func() { defer wg.Done(); replays[i], errs[i] = u.replay(x) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for i, x := range serving {
+		rep.ReplayRoots[x.name], rep.ReplayLastTxIDs[x.name] = replays[i].Root, replays[i].LastTxID
+		rep.ReplayStatements = replays[i].Statements
 	}
 	rep.Duplicates += max(int(rep.ReplayStatements)-landed, 0)
 	rep.RootsEqual = len(rep.ReplayRoots) == len(serving)
