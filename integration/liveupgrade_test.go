@@ -21,6 +21,8 @@ type liveUpgradeReport struct {
 		Final       string `json:"final"`
 	} `json:"replicas"`
 	WritesAcknowledged int      `json:"writes_acknowledged"`
+	WritesRefused      int      `json:"writes_refused"`
+	WriteErrors        []string `json:"write_errors"`
 	WritesLost         int      `json:"writes_lost"`
 	Duplicates         int      `json:"duplicates"`
 	Reads              int64    `json:"reads"`
@@ -89,8 +91,9 @@ func TestLiveUpgrade(t *testing.T) {
 	if r.WritesAcknowledged < 100 || r.Reads < 100 {
 		t.Errorf("too little load to judge: %d writes acknowledged, %d reads", r.WritesAcknowledged, r.Reads)
 	}
-	if r.WritesLost != 0 || r.Duplicates != 0 || r.ReadsFailed != 0 {
-		t.Errorf("writes lost %d, duplicates %d, reads failed %d (%v)", r.WritesLost, r.Duplicates, r.ReadsFailed, r.ReadErrors)
+	if r.WritesLost != 0 || r.Duplicates != 0 || r.ReadsFailed != 0 || r.WritesRefused != 0 {
+		t.Errorf("writes lost %d, duplicates %d, refused %d (%v), reads failed %d (%v)",
+			r.WritesLost, r.Duplicates, r.WritesRefused, r.WriteErrors, r.ReadsFailed, r.ReadErrors)
 	}
 	if len(r.Steps) != 3 || !r.Steps[2].WasPrimary {
 		t.Errorf("the retirements: %+v (three, the primary last)", r.Steps)

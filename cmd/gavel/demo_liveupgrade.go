@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -227,27 +228,17 @@ func printLiveUpgrade(out io.Writer, r *LiveUpgradeReport) {
 	}
 	row("longest write gap, whole run", fmt.Sprintf("%.0f ms", r.LongestWriteGapMs))
 	row("final primary", r.FinalPrimary+" (code "+r.FinalPrimaryCode+")")
-	for _, s := range slices.Sorted(mapsKeys(r.StreamPeers)) {
+	for _, s := range slices.Sorted(maps.Keys(r.StreamPeers)) {
 		row("stream "+s, strings.Join(r.StreamPeers[s], " "))
 	}
 	row("streams on B servers only", r.StreamPeersAllB)
 	row("removed nodes", len(r.RemovedNodes))
-	for _, n := range slices.Sorted(mapsKeys(r.ReplayRoots)) {
+	for _, n := range slices.Sorted(maps.Keys(r.ReplayRoots)) {
 		row("replay root via "+n, r.ReplayRoots[n][:16]+"… at "+r.ReplayLastTxIDs[n])
 	}
 	row("replay roots equal", r.RootsEqual)
 	row("took", fmt.Sprintf("%.0f s", r.TookSeconds))
 	tw.Flush()
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // luReplica is one child gavel serve.
