@@ -394,8 +394,7 @@ func luWait(what string, limit time.Duration, x *luReplica, cond func() bool) er
 	return fmt.Errorf("timed out after %s waiting for %s", limit, what)
 }
 
-// govClient is a serving replica for governance, a B one once there is
-// one (the A ones go).
+// govClients are the serving replicas, the B ones first (the A ones go).
 func (u *liveUpgrade) govClients() []*luReplica {
 	pool := u.clientPool()
 	slices.SortStableFunc(pool, func(a, b *luReplica) int { return strings.Compare(b.code, a.code) })
