@@ -168,6 +168,13 @@ func runBenchScale(args []string, out, errOut io.Writer) int {
 		rep.Entries, rep.Elapsed.Round(time.Second), rep.LastVsFirst, rep.P99LastVsFirst)
 	fmt.Fprintf(out, "tree size %d, pebble %d MB, JetStream %d MB, errors %d\n", rep.TreeSize, rep.StateBytes>>20, rep.LogBytes>>20, rep.Errors)
 	fmt.Fprintf(out, "memory: Go heap in use %d MB after GC, peak RSS %d MB (replica, NATS server and clients in one process)\n", rep.HeapBytes>>20, rep.MaxRSSBytes>>20)
+	fmt.Fprintf(out, "the replica released on stop: Go heap %d MB, RSS %d MB; heap growth first → last window %.1f bytes/entry\n",
+		rep.ReplicaHeapBytes>>20, rep.ReplicaRSSBytes>>20, rep.HeapPerEntry)
+	fmt.Fprintf(out, "per window (entries/s, p99, Go heap, RSS):")
+	for _, w := range rep.Windows {
+		fmt.Fprintf(out, " [%d: %.0f/s %.0f ms %d MB %d MB]", w.LedgerSeqno, w.PerSec, float64(w.Latency.P99.Microseconds())/1000, w.HeapBytes>>20, w.RSSBytes>>20)
+	}
+	fmt.Fprintln(out)
 	return exitOK
 }
 
@@ -241,10 +248,16 @@ func runBenchReplay(args []string, out, errOut io.Writer) int {
 	if *asJSON {
 		return printJSON(out, rep)
 	}
+	us := func(d time.Duration) string { return fmt.Sprintf("%6.1f µs", float64(d.Nanoseconds())/1000) }
 	fmt.Fprintf(out, "ledger entries                     %d\n", rep.LedgerEntries)
-	fmt.Fprintf(out, "(r) raw ordered-consumer read      %9.0f entries/s\n", rep.RawPerSec)
-	fmt.Fprintf(out, "(a) gavel audit replay             %9.0f entries/s  root %s\n", rep.ReplayPerSec, rep.Root)
-	fmt.Fprintf(out, "(a)/(r) = %.0f%% (target ≥ 50%%)\n", 100*rep.Ratio)
+	fmt.Fprintf(out, "(r) raw ordered-consumer read      %9.0f entries/s  CPU %s/entry\n", rep.RawPerSec, us(rep.RawCPUPerEntry))
+	fmt.Fprintf(out, "    the replay's read (direct gets) %8.0f entries/s  CPU %s/entry\n", rep.RangePerSec, us(rep.RangeCPUPerEntry))
+	fmt.Fprintf(out, "(a) gavel audit replay             %9.0f entries/s  CPU %s/entry, %.2f cores busy\n", rep.ReplayPerSec, us(rep.ReplayCPUPerEntry), rep.ReplayCores)
+	c := rep.Checks
+	fmt.Fprintf(out, "one core, first %d entries: authenticate (Ed25519) %s, decode %s, statement (ES256, did:x509) %s; whole replay %s/entry\n",
+		c.Sample, us(c.Authenticate), us(c.Decode), us(c.Statement), us(c.Sequential))
+	fmt.Fprintf(out, "bound of these checks on every core %9.0f entries/s = %.0f%% of (r)\n", c.Bound, 100*c.Bound/rep.RawPerSec)
+	fmt.Fprintf(out, "(a)/(r) = %.0f%% (target ≥ 50%%)  root %s\n", 100*rep.Ratio, rep.Root)
 	return exitOK
 }
 
@@ -289,5 +302,78 @@ func runBenchFailover(args []string, out, errOut io.Writer) int {
 	fmt.Fprintf(out, "planned, longest          %s (target ≤ 300 ms)\n", ms(rep.PlannedMax))
 	fmt.Fprintf(out, "crash of the primary      write gap %s (target ≤ 7 s; lease TTL %s)\n", ms(rep.CrashGap), cfg.LeaseTTL)
 	fmt.Fprintf(out, "writes acknowledged %d, lost %d, duplicates %d, errors %d\n", rep.Acknowledged, rep.Lost, rep.Duplicates, rep.Errors)
+	return exitOK
+}
+
+func init() {
+	register("bench replicated", "measure durable registration on three replicas (R3) against one, in alternating runs", runBenchReplicated)
+}
+
+func runBenchReplicated(args []string, out, errOut io.Writer) int {
+	fs := newFlags("bench replicated", errOut)
+	dir, err := os.MkdirTemp("", "gavel-bench-replicated-")
+	if err != nil {
+		return failf(errOut, "%v", err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := perf.DefaultReplicatedConfig(dir)
+	fs.IntVar(&cfg.Requests, "n", cfg.Requests, "registrations in each measured run")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent requesters")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "alternations of the single, via-primary and via-follower runs")
+	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write each run's CPU profile (samples labelled gavel-instance=single|r0|r1|r2) into this folder")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 0 || cfg.Requests <= 0 || cfg.Clients <= 0 || cfg.Rounds <= 0 {
+		return usageError(errOut, fs, "flags must be positive and no arguments are taken")
+	}
+	fmt.Fprintf(errOut, "bench replicated: 1 replica and 3 (3 embedded JetStream servers on loopback, R3, SyncAlways) in %s\n", dir)
+	rep, err := perf.RunReplicated(perf.WithProgress(context.Background(), benchProgress(errOut, jsonFlagSet(fs))), cfg)
+	if err != nil {
+		return failf(errOut, "bench: %v", err)
+	}
+	if *asJSON {
+		return printJSON(out, rep)
+	}
+	rates := func(xs []float64) string {
+		s := ""
+		for _, x := range xs {
+			s += fmt.Sprintf(" %.0f", x)
+		}
+		return s
+	}
+	ms := func(l perf.Latency) string {
+		return fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", float64(l.P50.Microseconds())/1000, float64(l.P99.Microseconds())/1000)
+	}
+	fmt.Fprintf(out, "%d registrations per run, %d clients, %d rounds (median; each round's figure)\n", rep.Requests, rep.Clients, rep.Rounds)
+	fmt.Fprintf(out, "(1) one replica               %8.0f registrations/s  %s  (%s)\n", rep.SingleMedian, ms(rep.SingleLatency), rates(rep.Single)[1:])
+	fmt.Fprintf(out, "(p) 3 replicas, via primary   %8.0f registrations/s  %s  (%s)\n", rep.PrimaryMedian, ms(rep.PrimaryLatency), rates(rep.Primary)[1:])
+	fmt.Fprintf(out, "(f) 3 replicas, via follower  %8.0f registrations/s  %s  (%s)\n", rep.FollowerMedian, ms(rep.FollowerLatency), rates(rep.Follower)[1:])
+	fmt.Fprintf(out, "(p)/(1) = %.0f%%   (f)/(1) = %.0f%%   (target ≥ 50%%)   errors %d\n", 100*rep.PrimaryRatio, 100*rep.FollowerRatio, rep.Errors)
+	leader := rep.LedgerLeader
+	if leader == "" {
+		leader = "moved during the runs"
+	}
+	primary := rep.PrimaryName
+	if !rep.PrimaryKept {
+		primary += " (it lost the lease during the runs: the figures mix roles)"
+	}
+	fmt.Fprintf(out, "primary %s; ledger stream leader after the warm-up %s, during the runs %s\n", primary, rep.LeaderFound, leader)
+	for _, r := range rep.CPU {
+		fmt.Fprintf(out, "CPU, %s:\n", r.Run)
+		for _, in := range r.Instances {
+			name := in.Name
+			if name == "" {
+				name = "-"
+			}
+			fmt.Fprintf(out, "    %-6s %-28s %5.2f cores  %6.1f µs/registration\n", name, in.Role, in.Cores, float64(in.PerEntry.Nanoseconds())/1000)
+		}
+	}
+	fmt.Fprintf(out, "memory at the end: the process (4 instances, clients) Go heap %d MB, RSS %d MB; released on closing each:\n", rep.ProcessHeapBytes>>20, rep.ProcessRSSBytes>>20)
+	for _, m := range rep.Memory {
+		fmt.Fprintf(out, "    %-6s %-28s Go heap %4d MB  RSS %4d MB\n", m.Name, m.Role, m.HeapBytes>>20, m.RSSBytes>>20)
+	}
 	return exitOK
 }

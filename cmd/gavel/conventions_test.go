@@ -151,6 +151,7 @@ func TestEveryHelpNamesArgumentsAndExample(t *testing.T) {
 		"bench failover":         nil,
 		"node stepdown":          nil,
 		"bench scale":            nil,
+		"bench replicated":       nil,
 		"dev snp-signer":         nil,
 		"node keygen":            nil,
 		"node join":              nil,

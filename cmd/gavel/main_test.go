@@ -106,6 +106,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bench commit with zero requests", []string{"bench", "commit", "-n", "0"}},
 		{"bench commit with unknown flag", []string{"bench", "commit", "--bogus"}},
 		{"bench gov with malformed number", []string{"bench", "gov", "--proposals", "many"}},
+		{"bench replicated with zero rounds", []string{"bench", "replicated", "--rounds", "0"}},
 
 		{"completion without shell", []string{"completion"}},
 		{"completion with two shells", []string{"completion", "bash", "zsh"}},

@@ -300,6 +300,12 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		OnCommit: func(c replica.CommitReport) { metrics.ObserveCommit(c.Kind, c.Took, c.Err) }}
 	var r *replica.Replica
 	switch {
+	case f.join != "" && replica.Rejoining(f.data):
+		// Trusted before: it restarts on its folder's routes and keys.
+		cfg.Cluster = &replica.ClusterConfig{Listen: f.clusterListen, CodeVersion: f.code}
+		if r, err = replica.Open(ctx, cfg); err != nil {
+			return err
+		}
 	case f.join != "":
 		if r, err = serveJoin(ctx, f, cfg, ln, lock, logger); err != nil || r == nil {
 			return err
@@ -354,6 +360,9 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if err := r.HandOff(shutdownCtx); err != nil {
+		logger.Warn("primary-ship was not handed over; the lease runs out instead", slog.Any("err", err))
+	}
 	return httpSrv.Shutdown(shutdownCtx)
 }
 

@@ -53,6 +53,8 @@ var synopses = map[string]synopsis{
 	"demo parameters":   {"[--dir D]", "gavel demo parameters"},
 	"demo live-upgrade": {"[--dir D] [--json] [--writers N] [--pause D]", "gavel demo live-upgrade --json"},
 	"bench map":         {"[--nodes N] [--clients N] [--duration D]", "gavel bench map --nodes 10000"},
+	"bench replicated": {"[-n N] [--clients N] [--rounds N] [--json]",
+		"gavel bench replicated -n 5000 --rounds 3"},
 }
 
 // defaultUsage prints "usage: gavel NAME ARGS", the summary, an example

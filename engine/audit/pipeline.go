@@ -19,6 +19,10 @@ type verified struct {
 	auth           engine.AuthenticatedMsg
 	authenticated  bool
 	trustedVersion uint64
+	// entry and openErr are auth.Open's answer, decoded here once: opening
+	// depends only on the message, so the fold need not decode it again.
+	entry   *engine.Entry
+	openErr error
 	// The statement check; cmd and err are meaningful when input is set.
 	input []byte
 	facts engine.Facts
@@ -32,14 +36,16 @@ type verified struct {
 // decode is left to the fold, which reports it.
 func (r *Replayer) preverify(m engine.LedgerMsg, trusted *engine.TrustedNodes) *verified {
 	v := &verified{seq: m.Seq, trustedVersion: trusted.Version()}
-	if a, err := trusted.Authenticate(m); err == nil {
+	var e *engine.Entry
+	var err error
+	if a, aerr := trusted.Authenticate(m); aerr == nil {
 		v.auth, v.authenticated = a, true
+		v.entry, v.openErr = a.Open()
+		e, err = v.entry, v.openErr
+	} else if r.verifyStatement != nil {
+		e, err = engine.DecodeEntry(m.Data)
 	}
-	if r.verifyStatement == nil {
-		return v
-	}
-	e, err := engine.DecodeEntry(m.Data)
-	if err != nil || e.Kind != engine.KindStatement {
+	if r.verifyStatement == nil || err != nil || e.Kind != engine.KindStatement {
 		return v
 	}
 	v.facts = engine.Facts{TxID: e.TxID(), Time: e.Time()}

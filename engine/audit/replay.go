@@ -198,7 +198,7 @@ func (r *Replayer) Add(m engine.LedgerMsg) error {
 	var e *engine.Entry
 	var err error
 	if v := r.ahead; v != nil && v.authenticated && v.seq == m.Seq && v.trustedVersion == r.trusted.Version() {
-		e, err = v.auth.Open() // authenticated ahead against this very set
+		e, err = v.entry, v.openErr // authenticated and opened ahead against this very set
 	} else {
 		e, err = r.trusted.OpenEntry(m)
 	}

@@ -27,6 +27,9 @@ const TagWitness = "!jetstream"
 const (
 	TagTrusted = "gavel-trusted"
 	TagPending = "gavel-pending"
+	// TagRetired marks a retired replica's server while its stream
+	// replicas move off it: no replacement is placed on it.
+	TagRetired = "gavel-retired"
 )
 
 // CodeVersionTag is the placement tag of a replica's server running code
@@ -164,6 +167,9 @@ func (e *Embedded) Retag(tags []string) error {
 	e.cfg.Tags, e.opts = tags, &next
 	return nil
 }
+
+// Tags are the server's placement tags now.
+func (e *Embedded) Tags() []string { return slices.Clone(e.cfg.Tags) }
 
 // Pending says whether the server runs with a Pending replica's rights.
 func (e *Embedded) Pending() bool { return e.cfg.Pending }

@@ -159,9 +159,11 @@ func (cl *cluster) startServers(dirs []string) error {
 		l.Close()
 	}
 	for i, d := range dirs {
+		unlabel := labelInstance(clusterInstance(i)) // CPU by instance (replicated.go)
 		e, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: filepath.Join(d, "nats"), Listen: "127.0.0.1:0",
 			ServerName: fmt.Sprintf("bench-%d", i), MaxPayload: replica.MaxEntryBytes,
 			Cluster: &natslog.ClusterConfig{Name: "gavel-bench", Listen: routes[i][len("nats-route://"):], Routes: routes}})
+		unlabel()
 		if err != nil {
 			return err
 		}
@@ -244,14 +246,17 @@ func startCluster(ctx context.Context, cfg FailoverConfig) (_ *cluster, err erro
 		rc := replica.Config{DataDir: d, NATS: cl.servers[i], StreamReplicas: 3, Sequencer: cfg.Sequencer,
 			Logger: cfg.Logger.With("replica", i), Lease: replica.LeaseConfig{TTL: cfg.LeaseTTL}}
 		rc.Netmap.Nodes = records[1:]
+		unlabel := labelInstance(clusterInstance(i))
 		r, err := replica.Open(ctx, rc)
 		if err != nil {
+			unlabel()
 			return nil, err
 		}
 		cl.reps[i] = r
 		natsCfg := handlers.DefaultNATSConfig(cfg.Sequencer.WithDefaults().QueueSize, handlers.DefaultLimits())
 		natsCfg.HasInterest = r.HasInterest
 		srv, err := handlers.ServeNATS(r.HandlerConn(), r, handlers.DefaultLimits(), natsCfg, cfg.Logger)
+		unlabel()
 		if err != nil {
 			return nil, err
 		}

@@ -89,7 +89,7 @@ func TestRunScaleSmall(t *testing.T) {
 		if w.LedgerSeqno < prev+5_000 {
 			t.Fatalf("window %d ends at seqno %d, the previous at %d", i, w.LedgerSeqno, prev)
 		}
-		if w.StateBytes <= 0 || progress[i] != w {
+		if w.StateBytes <= 0 || w.HeapBytes <= 0 || w.RSSBytes <= 0 || progress[i] != w {
 			t.Fatalf("window %d: state %d bytes, progress %+v", i, w.StateBytes, progress[i])
 		}
 		prev = w.LedgerSeqno
@@ -103,7 +103,11 @@ func TestRunScaleSmall(t *testing.T) {
 	if rep.LedgerSeqno < 20_000+1+20 || rep.TreeSize != rep.LedgerSeqno+1 {
 		t.Fatalf("ledger at %d, tree of %d leaves", rep.LedgerSeqno, rep.TreeSize)
 	}
-	if rep.StateBytes <= 0 || rep.LogBytes < int64(20_000*cfg.PayloadBytes) || rep.Errors != 0 || rep.Elapsed <= 0 {
+	t.Logf("replica released %d heap bytes, %d RSS bytes; heap growth %.1f bytes/entry", rep.ReplicaHeapBytes, rep.ReplicaRSSBytes, rep.HeapPerEntry)
+	if want := float64(last.HeapBytes-first.HeapBytes) / float64(last.LedgerSeqno-first.LedgerSeqno); rep.HeapPerEntry != want {
+		t.Fatalf("heap growth %v bytes/entry, not computed from the first and last windows (%v)", rep.HeapPerEntry, want)
+	}
+	if rep.StateBytes <= 0 || rep.LogBytes < int64(20_000*cfg.PayloadBytes) || rep.Errors != 0 || rep.Elapsed <= 0 || rep.ReplicaHeapBytes <= 0 {
 		t.Fatalf("report %+v", rep)
 	}
 }

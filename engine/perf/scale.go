@@ -46,7 +46,11 @@ type ScaleWindow struct {
 	PerSec      float64 `json:"entries_per_sec"`
 	Latency     Latency `json:"latency"`
 	StateBytes  int64   `json:"state_bytes"` // pebble folder on disk at the window's end
-	Errors      int64   `json:"errors"`
+	// HeapBytes is the Go heap in use after a collection at the window's
+	// end, RSSBytes the process's resident set then (off the clock).
+	HeapBytes int64 `json:"heap_bytes"`
+	RSSBytes  int64 `json:"rss_bytes"`
+	Errors    int64 `json:"errors"`
 }
 
 // ScaleReport is the result of a scale run.
@@ -66,8 +70,16 @@ type ScaleReport struct {
 	// HeapBytes is the Go heap in use after a collection at the end, and
 	// MaxRSSBytes the process's peak resident set (the replica, its
 	// embedded NATS server and the benchmark's clients share the process).
-	HeapBytes      uint64        `json:"heap_bytes"`
-	MaxRSSBytes    int64         `json:"max_rss_bytes"`
+	HeapBytes   uint64 `json:"heap_bytes"`
+	MaxRSSBytes int64  `json:"max_rss_bytes"`
+	// ReplicaHeapBytes and ReplicaRSSBytes are what the replica (with its
+	// embedded NATS server) released when it stopped: its own memory.
+	ReplicaHeapBytes int64 `json:"replica_heap_bytes"`
+	ReplicaRSSBytes  int64 `json:"replica_rss_bytes"`
+	// HeapPerEntry is the Go heap's growth from the first window's end to
+	// the last's, per entry registered in between: near 0 when memory
+	// does not grow with the ledger.
+	HeapPerEntry   float64       `json:"heap_growth_per_entry_bytes"`
 	LastVsFirst    float64       `json:"last_vs_first_throughput"`
 	P99LastVsFirst float64       `json:"last_vs_first_p99"`
 	Errors         int64         `json:"errors"`
@@ -118,6 +130,10 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		if w.StateBytes, err = dirSize(filepath.Join(dataDir, "state")); err != nil {
 			return nil, err
 		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		w.HeapBytes, w.RSSBytes = int64(ms.HeapInuse), residentSet()
 		rep.Windows = append(rep.Windows, w)
 		rep.Errors += errs
 		done += n
@@ -136,7 +152,15 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		return nil, err
 	}
 	rep.LastVsFirst, rep.P99LastVsFirst = windowRatios(rep.Windows)
+	if n := len(rep.Windows); n > 1 {
+		first, last := rep.Windows[0], rep.Windows[n-1]
+		rep.HeapPerEntry = float64(last.HeapBytes-first.HeapBytes) / float64(last.LedgerSeqno-first.LedgerSeqno)
+	}
 	rep.HeapBytes, rep.MaxRSSBytes = memoryInUse()
+	before := memorySnapshot()
+	stop()
+	after := memorySnapshot()
+	rep.ReplicaHeapBytes, rep.ReplicaRSSBytes = before.heap-after.heap, before.rss-after.rss
 	return rep, nil
 }
 

@@ -540,6 +540,9 @@ func (r *Replica) reconcile(ctx context.Context) error {
 		r.logger.Info("nats users reloaded: every Trusted replica's users are admitted", slog.Int("replicas", trusted))
 	}
 
+	if err := r.retagRetired(svc, isPeer(own)); err != nil {
+		return err
+	}
 	r.noticeRetired(svc, isPeer(own))
 
 	replicaPeers := 0
@@ -588,6 +591,24 @@ func (r *Replica) reconcile(ctx context.Context) error {
 		}
 		if err := r.retireServer(ctx, name, peers); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// retagRetired retags a retired replica's own server (while it is still
+// a peer: a removed server's JetStream is off and must not be reloaded),
+// so that no stream replica moving off another server lands on it.
+func (r *Replica) retagRetired(svc []serviceNode, ownIsPeer bool) error {
+	if !ownIsPeer || slices.Contains(r.embedded.Tags(), natslog.TagRetired) {
+		return nil
+	}
+	for _, n := range svc {
+		if n.rec.NodeID == r.node.ID && n.rec.Status == nodes.StatusRetired {
+			if err := r.embedded.Retag([]string{natslog.TagRetired, natslog.CodeVersionTag(r.cluster.state.CodeVersion)}); err != nil {
+				return err
+			}
+			r.logger.Info("retired: the server is retagged so that no stream replica is placed on it", slog.String("server", r.embedded.Name()))
 		}
 	}
 	return nil

@@ -382,6 +382,20 @@ func OpenJoined(ctx context.Context, j *Joiner, cfg Config) (*Replica, error) {
 	return open(ctx, cfg, pre)
 }
 
+// Rejoining reports whether dataDir is a joined replica's that was
+// Trusted (it holds cluster.json and the service key handed over): it
+// restarts from its folder, on the routes it kept, like any clustered
+// replica (Open with a ClusterConfig), so that a whole service can restart
+// without one replica waiting for another's HTTP address.
+func Rejoining(dataDir string) bool {
+	for _, f := range []string{clusterFile, serviceKeyFile, mapKeyFile} {
+		if _, err := os.Stat(filepath.Join(dataDir, f)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // CodeNotTrusted refuses to hand over a joiner that is not Trusted yet.
 const CodeNotTrusted = "NodeNotTrusted"
 

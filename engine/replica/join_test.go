@@ -267,20 +267,21 @@ func TestClusterJoinReplicateRetire(t *testing.T) {
 	s.govern(t, `{"name":"add_virtual_host_data","args":{"host_data":"`+replica.VirtualHostData("C")+`"}}`)
 	(&trio{t: t, reps: []*replica.Replica{f2.r, f4.r, f5.r}}).converged()
 
-	// A joined replica restarts by joining again: the service knows it
-	// Trusted, and it catches up with the replicated ledger.
+	// A joined replica restarts from its folder (its routes and keys), as
+	// any clustered replica does, asking no other replica first.
 	last := f2.r.Store().Meta().Seqno
 	f2.r.Close()
-	j2, err = replica.Join(ctx, replica.JoinConfig{URL: f4.url, DataDir: dirOf(t, j2), NATSListen: "127.0.0.1:0",
-		Cluster: replica.ClusterConfig{Listen: "127.0.0.1:0", CodeVersion: "A"}, Logger: testLogger()})
+	if !replica.Rejoining(dirOf(t, j2)) {
+		t.Fatal("a Trusted joiner's folder does not restart as a replica")
+	}
+	seq := sequencer.DefaultConfig()
+	seq.SignInterval = 10 * time.Millisecond
+	f2.r, err = replica.Open(ctx, replica.Config{DataDir: dirOf(t, j2), NATSListen: "127.0.0.1:0", Sequencer: seq, Logger: testLogger(),
+		Cluster: &replica.ClusterConfig{Listen: "127.0.0.1:0", CodeVersion: "A"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(j2.Close)
-	if j2.Status != "Trusted" {
-		t.Fatalf("a Trusted replica rejoined as %s", j2.Status)
-	}
-	f2 = s.open(t, j2)
+	t.Cleanup(func() { f2.r.Close() })
 	if got := f2.r.Store().Meta().Seqno; got < last {
 		t.Fatalf("restarted at %d, was at %d", got, last)
 	}

@@ -380,3 +380,22 @@ func (r *Replica) StepDown(ctx context.Context, successor string) error {
 		return engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no answer from the stepdown before the deadline")
 	}
 }
+
+// HandOff hands primary-ship to a live Trusted successor before a planned
+// stop (gavel serve on SIGTERM), so that writes pause for a handover, not
+// for the lease to run out. A replica that is not the primary, or that
+// finds no successor, does nothing.
+func (r *Replica) HandOff(ctx context.Context) error {
+	if r.roles == nil || !r.IsPrimary() {
+		return nil
+	}
+	trusted, err := read(r, func(st *state.Store) (*engine.TrustedNodes, error) { return engine.LoadTrustedNodes(st) })
+	if err != nil {
+		return err
+	}
+	successor := r.liveSuccessor(ctx, trusted.IDs())
+	if successor == "" {
+		return nil
+	}
+	return r.StepDown(ctx, successor)
+}
