@@ -165,6 +165,7 @@ func TestEveryHelpNamesArgumentsAndExample(t *testing.T) {
 		"node accept":            {"HASH"},
 		"bootstrap":              nil,
 		"demo parameters":        nil,
+		"demo live-upgrade":      nil,
 		"bench map":              nil,
 	}
 	for name := range commands {
