@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Entry authentication. Every message of the ledger stream carries two
@@ -175,6 +176,16 @@ func LoadTrustedNodes(st StateReader) (*TrustedNodes, error) {
 // Trusts reports whether node id is a trusted service node.
 func (t *TrustedNodes) Trusts(id string) bool { _, ok := t.keys[id]; return ok }
 
+// IDs are the trusted service nodes' ids, sorted.
+func (t *TrustedNodes) IDs() []string {
+	ids := make([]string, 0, len(t.keys))
+	for id := range t.keys {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // Observe folds an accepted entry's writes to the nodes table.
 func (t *TrustedNodes) Observe(ws WriteSet) {
 	for _, w := range ws {
@@ -196,6 +207,13 @@ func (t *TrustedNodes) put(id string, v []byte) {
 	} else {
 		delete(t.keys, id)
 	}
+}
+
+// IsTrustedServiceNode says whether v, node id's record, makes it a
+// Trusted service node whose entries authenticate.
+func IsTrustedServiceNode(id string, v []byte) bool {
+	_, err := serviceNodeKey(id, v)
+	return err == nil
 }
 
 // serviceNodeKey is the key of a Trusted service node's record, or an error

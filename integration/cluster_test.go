@@ -17,7 +17,9 @@ import (
 // writes its route to endpoints.json; `serve --join URL` adds a replica
 // that appears Pending with role service, serves nothing (no
 // endpoints.json) and, once members trust it, holds the service identity
-// handed over sealed. A --join URL that is not gavel is refused.
+// handed over sealed and serves as a follower: reads from its own state,
+// writes forwarded to the primary. A --join URL that is not gavel is
+// refused.
 func TestClusterServeAndJoin(t *testing.T) {
 	dir := t.TempDir()
 	d1, d2 := filepath.Join(dir, "D1"), filepath.Join(dir, "D2")
@@ -90,9 +92,50 @@ func TestClusterServeAndJoin(t *testing.T) {
 		_, kerr := os.Stat(filepath.Join(d2, "service_key.pem"))
 		return err == nil && kerr == nil && string(a) == string(b)
 	})
-	if _, err := os.Stat(filepath.Join(d2, "endpoints.json")); !os.IsNotExist(err) {
-		t.Fatal("a joiner without the follower role wrote endpoints.json")
+	// Trusted, the joiner serves as a follower: endpoints.json, reads from
+	// its own state, writes forwarded to the primary.
+	var ep2 struct{ HTTP, NATS, Cluster string }
+	waitUntil(t, "the trusted joiner serves", func() bool {
+		b, err := os.ReadFile(filepath.Join(d2, "endpoints.json"))
+		return err == nil && json.Unmarshal(b, &ep2) == nil && ep2.HTTP != ""
+	})
+	if code := httpStatus(t, ep2.HTTP+"/node/primary"); code != http.StatusNotFound {
+		t.Fatalf("GET /node/primary on the follower: %d", code)
 	}
+	if code := httpStatus(t, srv.HTTP+"/node/primary"); code != http.StatusOK {
+		t.Fatalf("GET /node/primary on the first replica: %d", code)
+	}
+	os.WriteFile(proposal, []byte(`{"actions":[{"name":"add_virtual_host_data","args":{"host_data":"`+strings.Repeat("ab", 32)+`"}}]}`), 0o644)
+	out, errOut, code = runGavel(t, "member", "propose", "--url", ep2.HTTP, "--cert", cert, "--key", key, "--json", proposal)
+	if json.Unmarshal([]byte(out), &p); code == 0 && p["proposalState"] == "Open" {
+		out, errOut, code = runGavel(t, "member", "vote", "--url", ep2.HTTP, "--cert", cert, "--key", key, "--json", "--proposal", p["proposalId"].(string))
+		json.Unmarshal([]byte(out), &p)
+	}
+	if code != 0 || p["proposalState"] != "Accepted" {
+		t.Fatalf("writes through the follower: %s %s", out, errOut)
+	}
+	var nodesList struct {
+		Nodes []struct {
+			NodeID  string `json:"node_id"`
+			Primary bool   `json:"primary"`
+		} `json:"nodes"`
+	}
+	waitUntil(t, "the follower lists both replicas, one of them primary", func() bool {
+		r, err := http.Get(ep2.HTTP + "/node/network/nodes?status=Trusted")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		nodesList.Nodes = nil
+		json.NewDecoder(r.Body).Decode(&nodesList)
+		primaries := 0
+		for _, n := range nodesList.Nodes {
+			if n.Primary {
+				primaries++
+			}
+		}
+		return len(nodesList.Nodes) == 2 && primaries == 1
+	})
 	join.Process.Signal(syscall.SIGTERM)
 	if err := join.Wait(); err != nil {
 		t.Fatalf("the joiner exited with %v:\n%s", err, logs.String())
@@ -106,4 +149,15 @@ func TestClusterServeAndJoin(t *testing.T) {
 		t.Fatalf("--join of a URL that is not gavel: exit %d: %s", code, errOut)
 	}
 	srv.stop()
+}
+
+// httpStatus is the status of a GET of url.
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	r, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	return r.StatusCode
 }

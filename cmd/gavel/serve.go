@@ -291,22 +291,26 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		members = bootMembers
 	}
 	nm.MaxAge = f.mapMaxAge
-	if f.join != "" {
-		return serveJoin(ctx, f, ln, lock, logger)
-	}
-	var cluster *replica.ClusterConfig
-	if f.cluster {
-		cluster = &replica.ClusterConfig{Listen: f.clusterListen, CodeVersion: f.code, Witness: true}
-	}
 	metrics := handlers.NewMetrics()
 	defer constitution.Observe(metrics.ObserveCall)()
 	f.seq.OnRound = metrics.ObserveRound
-	r, err := replica.Open(ctx, replica.Config{DataDir: f.data, NATSListen: f.natsListen, NATSMaxConnections: natsConns, Sequencer: f.seq, Logger: logger,
+	cfg := replica.Config{DataDir: f.data, NATSListen: f.natsListen, NATSMaxConnections: natsConns, Sequencer: f.seq, Logger: logger,
 		Members: members, ConstitutionModule: module, MaxGovRequestBytes: f.limits.MaxGovBytes, ScriptLimits: f.scripts,
-		Lock: lock, DevSNPRoot: devRoot, Netmap: nm, Cluster: cluster,
-		OnCommit: func(c replica.CommitReport) { metrics.ObserveCommit(c.Kind, c.Took, c.Err) }})
-	if err != nil {
-		return err
+		Lock: lock, DevSNPRoot: devRoot, Netmap: nm,
+		OnCommit: func(c replica.CommitReport) { metrics.ObserveCommit(c.Kind, c.Took, c.Err) }}
+	var r *replica.Replica
+	switch {
+	case f.join != "":
+		if r, err = serveJoin(ctx, f, cfg, ln, lock, logger); err != nil || r == nil {
+			return err
+		}
+	default:
+		if f.cluster {
+			cfg.Cluster = &replica.ClusterConfig{Listen: f.clusterListen, CodeVersion: f.code, Witness: true}
+		}
+		if r, err = replica.Open(ctx, cfg); err != nil {
+			return err
+		}
 	}
 	defer r.Close()
 	ep := endpoints{HTTP: "http://" + ln.Addr().String(), NATS: r.NATSURL(), Cluster: r.ClusterURL()}
@@ -341,6 +345,8 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down")
+	case <-r.Retired():
+		logger.Info("retired: the members retired this replica and its server has left the cluster; shutting down")
 	case err := <-serveErr:
 		if !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -348,6 +354,9 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if err := r.HandOff(shutdownCtx); err != nil {
+		logger.Warn("primary-ship was not handed over; the lease runs out instead", slog.Any("err", err))
+	}
 	return httpSrv.Shutdown(shutdownCtx)
 }
 
@@ -356,31 +365,25 @@ const joinPoll = 500 * time.Millisecond
 
 // serveJoin adds a replica to the clustered service at --join: its server
 // joins the cluster, the node joins as a service node and waits, serving
-// nothing and writing nothing (no endpoints.json), until members trust it.
-// A Trusted joiner keeps its server in the cluster (it may hold stream
-// replicas) until stopped; the follower role (issue 11 item 2) starts
-// there, from replica.Joiner.WaitTrusted.
-func serveJoin(ctx context.Context, f serveFlags, ln net.Listener, lock *replica.DirLock, logger *slog.Logger) error {
+// nothing and writing nothing (no endpoints.json), until members trust it;
+// then it opens as a replica like the others (a follower until it holds
+// the lease). nil, nil: stopped while Pending.
+func serveJoin(ctx context.Context, f serveFlags, cfg replica.Config, ln net.Listener, lock *replica.DirLock, logger *slog.Logger) (*replica.Replica, error) {
 	j, err := replica.Join(ctx, replica.JoinConfig{URL: f.join, DataDir: f.data, NATSListen: f.natsListen, Lock: lock, Logger: logger,
 		Address: ln.Addr().String(), Cluster: replica.ClusterConfig{Listen: f.clusterListen, CodeVersion: f.code}})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer j.Close()
-	logger.Info("joined: Pending until the members trust this node", slog.String("node_id", j.NodeID), slog.String("status", j.Status),
-		slog.String("cluster", j.ClusterURL()))
+	defer j.Close() // stops nothing once the replica runs on what it joined with
+	logger.Info("joined", slog.String("node_id", j.NodeID), slog.String("status", j.Status), slog.String("cluster", j.ClusterURL()))
 	if err := j.WaitTrusted(ctx, joinPoll); err != nil {
 		if ctx.Err() != nil {
 			logger.Info("shutting down")
-			return nil
+			return nil, nil
 		}
-		return err
+		return nil, err
 	}
-	logger.Info("trusted: the service identity was handed over sealed; this build has no follower role yet, so the replica keeps its server in the cluster and serves nothing",
-		slog.String("node_id", j.NodeID))
-	<-ctx.Done()
-	logger.Info("shutting down")
-	return nil
+	return replica.OpenJoined(ctx, j, cfg)
 }
 
 // scriptSafetyFlags registers the script safety-net flags (serve, audit

@@ -489,10 +489,11 @@ func (r *Replica) runCluster(ctx context.Context) {
 // ledger.
 const clusterTick = 200 * time.Millisecond
 
-// reconcile: every Trusted replica's users are admitted; the streams go
-// R3 once three service nodes are Trusted and their servers are peers;
-// the witness goes once three replicas are peers; a Retired replica's
-// server gives up its stream replicas and is removed by peer id.
+// reconcile: every Trusted replica's users are admitted; the witness goes
+// once three replicas are peers; and, on the primary only, the streams go
+// R3 once three service nodes are Trusted and their servers are peers,
+// and a Retired replica's server gives up its stream replicas and is
+// removed by peer id.
 func (r *Replica) reconcile(ctx context.Context) error {
 	c := r.cluster
 	svc, err := r.serviceNodes(ctx)
@@ -539,11 +540,24 @@ func (r *Replica) reconcile(ctx context.Context) error {
 		r.logger.Info("nats users reloaded: every Trusted replica's users are admitted", slog.Int("replicas", trusted))
 	}
 
+	r.noticeRetired(svc, isPeer(own))
+
 	replicaPeers := 0
 	for _, n := range svc {
 		if n.rec.Status == nodes.StatusTrusted && isPeer(ServerName(n.rec.NodeID)) {
 			replicaPeers++
 		}
+	}
+	if replicaPeers >= ReplicatedReplicas {
+		// The witness runs beside the first replica, whatever its role.
+		if err := c.removeWitness(ctx, r.embedded); err != nil {
+			return err
+		}
+	}
+	// What changes the streams and the meta group is done by one replica,
+	// the primary, so that two controllers never race on the same move.
+	if !r.IsPrimary() {
+		return nil
 	}
 	if replicaPeers >= ReplicatedReplicas {
 		js, err := jetstream.New(r.conn)
@@ -565,9 +579,6 @@ func (r *Replica) reconcile(ctx context.Context) error {
 				r.logger.Info("stream replicated", slog.String("stream", name), slog.Int("replicas", ReplicatedReplicas))
 			}
 		}
-		if err := c.removeWitness(ctx, r.embedded); err != nil {
-			return err
-		}
 	}
 
 	for _, n := range svc {
@@ -581,6 +592,28 @@ func (r *Replica) reconcile(ctx context.Context) error {
 	}
 	return nil
 }
+
+// noticeRetired closes Retired() once the ledger has retired this
+// replica's node and its server has left the JetStream cluster: it has
+// nothing left to serve.
+func (r *Replica) noticeRetired(svc []serviceNode, ownIsPeer bool) {
+	if ownIsPeer {
+		return
+	}
+	for _, n := range svc {
+		if n.rec.NodeID == r.node.ID && n.rec.Status == nodes.StatusRetired {
+			r.retiredOnce.Do(func() {
+				r.logger.Info("retired: this replica's node is retired and its server has left the cluster", slog.String("node_id", r.node.ID))
+				close(r.retired)
+			})
+		}
+	}
+}
+
+// Retired is closed once this replica's node is retired and its server
+// has left the JetStream cluster (gavel serve then exits); never for a
+// replica that is not clustered.
+func (r *Replica) Retired() <-chan struct{} { return r.retired }
 
 // removeWitness stops the witness and removes it from the meta group,
 // once; the meta leader moves off it first.

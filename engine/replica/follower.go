@@ -72,13 +72,13 @@ func notPrimary() error {
 	return engine.Errorf(engine.KindUnavailable, CodeNotPrimary, "this replica is not the primary").Marked(errNotPrimary)
 }
 
-// openReplicated is Open on a shared server: streams and lease bucket on
-// it, the state caught up, the role loop started. It returns once the
-// state holds the genesis entry (written by whichever replica first took
-// the lease of an empty ledger).
+// openReplicated is Open of one replica of several, on a server it shares
+// (Config.NATS) or its own clustered one: streams and lease bucket on it,
+// the state caught up, the role loop (and, clustered, the replication
+// controller) started. It returns once the state holds the genesis entry
+// (written by whichever replica first took the lease of an empty ledger).
 func (r *Replica) openReplicated(ctx context.Context) (_ *Replica, err error) {
 	cfg := r.cfg
-	r.embedded, r.shared = cfg.NATS, true
 	if err := r.embedded.WaitJetStreamReady(ctx); err != nil {
 		return nil, err
 	}
@@ -112,11 +112,30 @@ func (r *Replica) openReplicated(ctx context.Context) (_ *Replica, err error) {
 		return nil, err
 	}
 	replicas := max(cfg.StreamReplicas, 1)
-	if err := natslog.EnsureStreams(ctx, js, replicas); err != nil {
-		return nil, fmt.Errorf("streams: %w", err)
-	}
-	if ro.lease, err = openLease(ctx, ro.js, replicas, cfg.Lease); err != nil {
-		return nil, err
+	if r.cluster != nil {
+		// The controller raises the replicas; a restart keeps what they are.
+		if err := r.cluster.ensureStreams(ctx, js); err != nil {
+			return nil, fmt.Errorf("streams: %w", err)
+		}
+		n, err := streamReplicas(ctx, js, leaseStream)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("lease bucket: %w", err)
+		case n > 0:
+			ro.lease, err = openExistingLease(ctx, ro.js, cfg.Lease)
+		default:
+			ro.lease, err = openPlacedLease(ctx, ro.js, 1, streamTags, cfg.Lease)
+		}
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		if err := natslog.EnsureStreams(ctx, js, replicas); err != nil {
+			return nil, fmt.Errorf("streams: %w", err)
+		}
+		if ro.lease, err = openLease(ctx, ro.js, replicas, cfg.Lease); err != nil {
+			return nil, err
+		}
 	}
 	if r.log, err = NewLedgerLog(r.conn, js, r.node.Signer()); err != nil {
 		return nil, err
@@ -157,6 +176,13 @@ func (r *Replica) openReplicated(ctx context.Context) (_ *Replica, err error) {
 	}
 	if err := r.startNetmap(runCtx); err != nil {
 		return nil, err
+	}
+	if r.cluster != nil {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.runCluster(runCtx)
+		}()
 	}
 	r.logger.Info("replica open", slog.Uint64("seqno", r.Store().Meta().Seqno), slog.Bool("primary", r.IsPrimary()))
 	return r, nil

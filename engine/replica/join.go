@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/x509"
@@ -238,6 +239,15 @@ type JoinAnswer struct {
 	SealedServiceKey []byte `json:"sealed_service_key,omitempty"`
 }
 
+// serviceSecrets is what a Trusted joiner gets sealed: the service
+// identity's key and the network-map key with its certificate (every
+// replica signs roots and maps with the same keys).
+type serviceSecrets struct {
+	ServiceKey []byte `json:"service_key"` // PKCS#8 PEM
+	MapKey     []byte `json:"map_key"`     // PKCS#8 PEM
+	MapCert    []byte `json:"map_cert"`    // PEM, issued by the service identity
+}
+
 // poll sends the join (the first time) or polls it, and records the answer.
 func (j *Joiner) poll(ctx context.Context) error {
 	a, err := j.client.Do(ctx, http.MethodPost, "/node/join", "application/cose", j.signed)
@@ -255,24 +265,44 @@ func (j *Joiner) poll(ctx context.Context) error {
 	if len(res.SealedServiceKey) == 0 {
 		return engine.Errorf(engine.KindInternal, "NoServiceKey", "the service trusted node %s but handed over no service key", res.NodeID)
 	}
-	keyPEM, ok := box.OpenAnonymous(nil, res.SealedServiceKey, sealPublic(j.sealPriv), j.sealPriv)
+	raw, ok := box.OpenAnonymous(nil, res.SealedServiceKey, sealPublic(j.sealPriv), j.sealPriv)
 	if !ok {
 		return engine.Errorf(engine.KindInvalid, "BadSealedKey", "the sealed service key does not open with this node's seal key")
 	}
-	defer clear(keyPEM)
-	return j.installIdentity([]byte(j.service.ServiceCertificate), keyPEM)
+	defer clear(raw)
+	var sec serviceSecrets
+	if err := json.Unmarshal(raw, &sec); err != nil {
+		return engine.Wrap(engine.KindInvalid, "BadSealedKey", err, "the sealed service secrets are not gavel's")
+	}
+	defer clear(sec.ServiceKey)
+	defer clear(sec.MapKey)
+	return j.installIdentity([]byte(j.service.ServiceCertificate), sec)
 }
 
-// installIdentity writes the service identity handed over, after checking
-// the key is the certificate's.
-func (j *Joiner) installIdentity(certPEM, keyPEM []byte) error {
-	if _, err := parseIdentity(certPEM, keyPEM); err != nil {
+// installIdentity writes the service identity and the network-map key
+// handed over, after checking each key is its certificate's and the map
+// certificate is the service's.
+func (j *Joiner) installIdentity(certPEM []byte, sec serviceSecrets) error {
+	id, err := parseIdentity(certPEM, sec.ServiceKey)
+	if err != nil {
 		return fmt.Errorf("service identity handed over: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(j.cfg.DataDir, serviceKeyFile), keyPEM, 0o600); err != nil {
+	dir := j.cfg.DataDir
+	if err := writeFileAtomic(filepath.Join(dir, mapKeyFile), sec.MapKey, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(j.cfg.DataDir, ServiceCertFile), certPEM, 0o644)
+	if err := writeFileAtomic(filepath.Join(dir, MapCertFile), sec.MapCert, 0o644); err != nil {
+		return err
+	}
+	if _, err := loadOrCreateMapIdentity(dir, id, time.Now()); err != nil {
+		os.Remove(filepath.Join(dir, mapKeyFile))
+		os.Remove(filepath.Join(dir, MapCertFile))
+		return fmt.Errorf("network-map key handed over: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, serviceKeyFile), sec.ServiceKey, 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, ServiceCertFile), certPEM, 0o644)
 }
 
 // WaitTrusted polls the join every interval until members trust the node
@@ -295,17 +325,24 @@ func (j *Joiner) WaitTrusted(ctx context.Context, interval time.Duration) error 
 			return err
 		}
 	}
-	if j.embedded.Pending() {
-		if err := j.embedded.Reload(peerKeysOf(j.service.Cluster.NATSUsers), false); err != nil {
-			return err
-		}
-		// Now a server the streams may be placed on.
-		if err := j.embedded.Retag(serverTags(j.cfg.Cluster.CodeVersion, false)); err != nil {
-			return err
-		}
+	if err := j.promote(); err != nil {
+		return err
 	}
 	j.logger.Info("trusted", slog.String("node_id", j.NodeID))
 	return nil
+}
+
+// promote gives a Trusted joiner's server a Trusted replica's rights and
+// tags, once.
+func (j *Joiner) promote() error {
+	if !j.embedded.Pending() {
+		return nil
+	}
+	if err := j.embedded.Reload(peerKeysOf(j.service.Cluster.NATSUsers), false); err != nil {
+		return err
+	}
+	// Now a server the streams may be placed on.
+	return j.embedded.Retag(serverTags(j.cfg.Cluster.CodeVersion, false))
 }
 
 func peerKeysOf(users map[string][]string) map[natslog.User][]string {
@@ -323,19 +360,26 @@ func (j *Joiner) ClusterURL() string          { return j.embedded.ClusterURL() }
 // Node is the joiner's node identity.
 func (j *Joiner) Node() *NodeIdentity { return j.node }
 
-// Handover detaches a Trusted joiner's running server and the data
-// folder's lock from the joiner, for the replica that runs on them (the
-// follower role: replica.Config's server it did not start, and Lock);
-// Close then stops nothing. The server stays a peer throughout, so its
-// stream replicas never move.
-func (j *Joiner) Handover() (*natslog.Embedded, *DirLock, error) {
-	if j.Status != nodes.StatusTrusted || j.embedded.Pending() {
-		return nil, nil, engine.Errorf(engine.KindInvalid, CodeNotTrusted, "node %s is %s: only a Trusted joiner hands over", j.NodeID, j.Status)
+// OpenJoined opens the replica of a Trusted joiner on the server it
+// joined with (which stays a peer throughout, so its stream replicas never
+// move) and its data folder: a replica of the service like the others,
+// following the ledger and leading when it holds the lease. cfg is as for
+// Open; its DataDir, Lock, NATS and Cluster are the joiner's. The joiner
+// is spent: Close then stops nothing.
+func OpenJoined(ctx context.Context, j *Joiner, cfg Config) (*Replica, error) {
+	if j.Status != nodes.StatusTrusted || j.embedded == nil {
+		return nil, engine.Errorf(engine.KindInvalid, CodeNotTrusted, "node %s is %s: only a Trusted joiner opens a replica", j.NodeID, j.Status)
 	}
-	e, lock := j.embedded, j.lock
-	j.cluster.close()
+	if err := j.promote(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = j.logger
+	}
+	cfg.DataDir, cfg.Lock, cfg.NATS, cfg.Cluster = j.cfg.DataDir, j.lock, nil, nil
+	pre := &started{embedded: j.embedded, cluster: j.cluster}
 	j.embedded, j.lock, j.cluster = nil, nil, nil
-	return e, lock, nil
+	return open(ctx, cfg, pre)
 }
 
 // CodeNotTrusted refuses to hand over a joiner that is not Trusted yet.
@@ -371,13 +415,25 @@ func (r *Replica) sealServiceKey(rec nodes.Record) ([]byte, error) {
 	}
 	var pub [32]byte
 	copy(pub[:], raw)
-	der, err := x509.MarshalPKCS8PrivateKey(r.identity.Key)
+	sec := serviceSecrets{MapCert: r.nm.id.certPEM}
+	for _, k := range []struct {
+		key crypto.Signer
+		out *[]byte
+	}{{r.identity.Key, &sec.ServiceKey}, {r.nm.id.key, &sec.MapKey}} {
+		der, err := x509.MarshalPKCS8PrivateKey(k.key)
+		if err != nil {
+			return nil, err
+		}
+		*k.out = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		clear(der)
+		defer clear(*k.out)
+	}
+	payload, err := json.Marshal(sec)
 	if err != nil {
 		return nil, err
 	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	defer clear(keyPEM)
-	return box.SealAnonymous(nil, keyPEM, &pub, rand.Reader)
+	defer clear(payload)
+	return box.SealAnonymous(nil, payload, &pub, rand.Reader)
 }
 
 // DataDir is the joiner's data folder.

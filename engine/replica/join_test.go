@@ -20,6 +20,7 @@ import (
 	"github.com/gavelhq/gavel/engine/govreq"
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/engine/sequencer"
 	"github.com/gavelhq/gavel/handlers"
 	"github.com/gavelhq/gavel/projections"
 )
@@ -87,6 +88,26 @@ func (s *service) trust(t *testing.T, j *replica.Joiner) {
 	}
 }
 
+// joined is a Trusted joiner's replica behind HTTP.
+type joined struct {
+	r   *replica.Replica
+	url string
+}
+
+// open opens a Trusted joiner's replica: it follows the ledger and leads
+// when it holds the lease.
+func (s *service) open(t *testing.T, j *replica.Joiner) joined {
+	t.Helper()
+	seq := sequencer.DefaultConfig()
+	seq.SignInterval = 10 * time.Millisecond
+	r, err := replica.OpenJoined(context.Background(), j, replica.Config{Sequencer: seq, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return joined{r: r, url: httpServer(t, handlers.NewHTTP(r, handlers.DefaultLimits(), testLogger()))}
+}
+
 // until waits for cond, failing the test after a minute (a bound for a
 // stuck cluster, not a timed assertion).
 func until(t *testing.T, what string, cond func() bool) {
@@ -143,10 +164,11 @@ func TestClusterJoinReplicateRetire(t *testing.T) {
 
 	s.trust(t, j2)
 	checkServiceKey(t, s.dir, dirOf(t, j2))
+	f2 := s.open(t, j2)
 	// Every server admits every Trusted replica's users: the joiner's
 	// member user at the first replica's server.
 	until(t, "the first replica's server admits the joiner's member user", func() bool {
-		auth, err := natslog.ConnectOptions(j2.Embedded().Seeds().File(natslog.UserMember))
+		auth, err := natslog.ConnectOptions(f2.r.ClientCredsFile(natslog.UserMember))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,59 +183,109 @@ func TestClusterJoinReplicateRetire(t *testing.T) {
 	s.join(t, "A")
 	j3 := s.join(t, "A")
 	s.trust(t, j3)
+	f3 := s.open(t, j3)
 	names := []string{replica.ServerName(s.r.Node().ID), replica.ServerName(j2.NodeID), replica.ServerName(j3.NodeID)}
-	until(t, "the ledger and feeds run R3 on the three replicas' servers", func() bool {
-		for _, stream := range []string{natslog.LedgerStream, natslog.FeedsStream} {
-			peers, err := natslog.StreamPeers(ctx, s.r.SequencerConn(), stream)
-			if err != nil || !sameSet(peers, names) {
-				return false
+	streamsOn := func(want []string) func() bool {
+		return func() bool {
+			for _, stream := range []string{natslog.LedgerStream, natslog.FeedsStream, "KV_GAVEL_LEASE"} {
+				set, err := natslog.StreamPeerSet(ctx, f2.r.SequencerConn(), stream)
+				if err != nil || !sameSet(peerNames(set), want) || slices.ContainsFunc(set, func(p natslog.Peer) bool { return !p.Current }) {
+					return false
+				}
 			}
+			return true
 		}
-		return true
-	})
+	}
+	until(t, "the ledger, feeds and lease run R3 on the three replicas' servers", streamsOn(names))
 	until(t, "the witness leaves the meta group", func() bool {
 		peers, leader := s.r.ClusterPeers()
 		return leader != "" && len(peers) == 4 && !slices.ContainsFunc(peerNames(peers), func(n string) bool { return strings.HasSuffix(n, "-witness") })
 	})
+	if !s.r.IsPrimary() || f2.r.IsPrimary() || f3.r.IsPrimary() {
+		t.Fatal("the first replica is not the only primary")
+	}
 
 	// Code B: members trust its host data, a B replica joins.
 	s.govern(t, `{"name":"add_virtual_host_data","args":{"host_data":"`+replica.VirtualHostData("B")+`"}}`)
 	j4 := s.join(t, "B")
 	s.trust(t, j4)
+	f4 := s.open(t, j4)
 	s.govern(t, `{"name":"remove_node","args":{"node_id":"`+j3.NodeID+`"}}`)
 	gone := replica.ServerName(j3.NodeID)
-	want := []string{names[0], names[1], replica.ServerName(j4.NodeID)}
 	until(t, "the retired replica's server holds no replica and left the cluster", func() bool {
-		for _, stream := range []string{natslog.LedgerStream, natslog.FeedsStream} {
-			set, err := natslog.StreamPeerSet(ctx, s.r.SequencerConn(), stream)
-			if err != nil || !sameSet(peerNames(set), want) || slices.ContainsFunc(set, func(p natslog.Peer) bool { return !p.Current }) {
-				return false
-			}
-		}
 		peers, _ := s.r.ClusterPeers()
-		return !slices.Contains(peerNames(peers), gone)
+		return streamsOn([]string{names[0], names[1], replica.ServerName(j4.NodeID)})() && !slices.Contains(peerNames(peers), gone)
 	})
 	until(t, "the retired replica is removable", func() bool {
 		rm, _, err := s.r.RemovableNodes(ctx, projections.Page{})
 		return err == nil && len(rm) == 1 && rm[0].NodeID == j3.NodeID
 	})
+	select {
+	case <-f3.r.Retired():
+	case <-time.After(time.Minute):
+		t.Fatal("the retired replica never saw its retirement")
+	}
 	if err := s.r.DeleteNode(ctx, j3.NodeID); err != nil {
 		t.Fatal(err)
 	}
-	// The service writes on with the new peer set.
-	s.govern(t, `{"name":"add_virtual_host_data","args":{"host_data":"`+replica.VirtualHostData("C")+`"}}`)
 
-	// The first replica restarts without its witness, on the routes of the
-	// Trusted replicas, and catches up with the replicated ledger.
-	last := s.r.Store().Meta().Seqno
-	s.r.Close()
-	r := openFirst(t, s.dir)
-	if got := r.Store().Meta().Seqno; got < last {
+	// Retiring the primary: its last round holds its retirement, the
+	// lease goes to a Trusted replica, which moves the streams off the
+	// old primary's server (to a third B replica's) and removes it.
+	j5 := s.join(t, "B")
+	s.trust(t, j5)
+	f5 := s.open(t, j5)
+	first := s.r.Node().ID
+	s.govern(t, `{"name":"remove_node","args":{"node_id":"`+first+`"}}`)
+	until(t, "primary-ship moves to a Trusted replica", func() bool {
+		n := 0
+		for _, r := range []*replica.Replica{f2.r, f4.r, f5.r} {
+			if r.IsPrimary() {
+				n++
+			}
+		}
+		return !s.r.IsPrimary() && n == 1
+	})
+	until(t, "the old primary's server holds no replica and left the cluster", func() bool {
+		peers, _ := f2.r.ClusterPeers()
+		return streamsOn([]string{names[1], replica.ServerName(j4.NodeID), replica.ServerName(j5.NodeID)})() && !slices.Contains(peerNames(peers), names[0])
+	})
+	until(t, "the old primary is removable", func() bool {
+		rm, _, err := f4.r.RemovableNodes(ctx, projections.Page{})
+		return err == nil && len(rm) == 1 && rm[0].NodeID == first
+	})
+	select {
+	case <-s.r.Retired():
+	case <-time.After(time.Minute):
+		t.Fatal("the retired primary never saw its retirement")
+	}
+	if err := f4.r.DeleteNode(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	// The service writes on, through either replica, with the new peer set.
+	s.c = client.New(f4.url)
+	s.govern(t, `{"name":"add_virtual_host_data","args":{"host_data":"`+replica.VirtualHostData("C")+`"}}`)
+	(&trio{t: t, reps: []*replica.Replica{f2.r, f4.r, f5.r}}).converged()
+
+	// A joined replica restarts by joining again: the service knows it
+	// Trusted, and it catches up with the replicated ledger.
+	last := f2.r.Store().Meta().Seqno
+	f2.r.Close()
+	j2, err = replica.Join(ctx, replica.JoinConfig{URL: f4.url, DataDir: dirOf(t, j2), NATSListen: "127.0.0.1:0",
+		Cluster: replica.ClusterConfig{Listen: "127.0.0.1:0", CodeVersion: "A"}, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(j2.Close)
+	if j2.Status != "Trusted" {
+		t.Fatalf("a Trusted replica rejoined as %s", j2.Status)
+	}
+	f2 = s.open(t, j2)
+	if got := f2.r.Store().Meta().Seqno; got < last {
 		t.Fatalf("restarted at %d, was at %d", got, last)
 	}
-	if peers, _ := r.ClusterPeers(); len(peers) != 4 || slices.Contains(peerNames(peers), gone) {
-		t.Fatalf("after a restart the meta group is %v", peerNames(peers))
-	}
+	s.govern(t, `{"name":"add_virtual_host_data","args":{"host_data":"`+replica.VirtualHostData("D")+`"}}`)
+	(&trio{t: t, reps: []*replica.Replica{f2.r, f4.r, f5.r}}).converged()
 }
 
 func dirOf(t *testing.T, j *replica.Joiner) string {
@@ -223,13 +295,15 @@ func dirOf(t *testing.T, j *replica.Joiner) string {
 
 func checkServiceKey(t *testing.T, serviceDir, joinerDir string) {
 	t.Helper()
-	for _, f := range []string{replica.ServiceCertFile, "service_key.pem"} {
+	// The same service and network-map keys: every replica signs roots
+	// and maps alike.
+	for _, f := range []string{replica.ServiceCertFile, "service_key.pem", replica.MapCertFile, "network_map_key.pem"} {
 		a, _ := os.ReadFile(filepath.Join(serviceDir, f))
 		b, err := os.ReadFile(filepath.Join(joinerDir, f))
 		if err != nil || len(a) == 0 {
 			t.Fatalf("%s: %v", f, err)
 		}
-		if f == replica.ServiceCertFile && string(a) != string(b) {
+		if string(a) != string(b) {
 			t.Fatalf("the joiner's %s differs", f)
 		}
 	}
@@ -328,21 +402,19 @@ func TestClusterJoinerRestartsPending(t *testing.T) {
 	if pending, _, err := s.r.NodeList(ctx, "Pending", "", projections.Page{}); err != nil || len(pending) != 1 {
 		t.Fatalf("pending nodes after a restart: %v, %v", pending, err)
 	}
-	if _, _, err := j.Handover(); engine.AsError(err).Code != replica.CodeNotTrusted {
-		t.Fatalf("a Pending joiner handed over: %v", err)
+	if _, err := replica.OpenJoined(ctx, j, replica.Config{Logger: testLogger()}); engine.AsError(err).Code != replica.CodeNotTrusted {
+		t.Fatalf("a Pending joiner opened a replica: %v", err)
 	}
 	s.trust(t, j)
 	checkServiceKey(t, s.dir, dir)
-	e, lock, err := j.Handover()
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := s.open(t, j)
 	j.Close() // stops nothing now
-	defer e.Shutdown()
-	defer lock.Release()
-	if !e.Server().Running() || !s.r.HasClusterPeer(e.Name()) {
-		t.Fatal("the handed-over server is not a running peer")
+	if !s.r.HasClusterPeer(name) || f.r.IsPrimary() {
+		t.Fatal("the joined replica is not a following peer")
 	}
+	// It follows: a write through it lands on the primary and it reads it.
+	s.govern(t, `{"name":"add_virtual_host_data","args":{"host_data":"`+replica.VirtualHostData("B")+`"}}`)
+	(&trio{t: t, reps: []*replica.Replica{s.r, f.r}}).converged()
 }
 
 func readFile(t *testing.T, path string) string {

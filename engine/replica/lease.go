@@ -87,15 +87,35 @@ type lease struct {
 
 // openLease creates (or updates) the bucket.
 func openLease(ctx context.Context, js jetstream.JetStream, replicas int, cfg LeaseConfig) (*lease, error) {
+	return openPlacedLease(ctx, js, replicas, nil, cfg)
+}
+
+// openPlacedLease is openLease with the bucket placed by tags (a
+// clustered replica's: where the controller later scales it).
+func openPlacedLease(ctx context.Context, js jetstream.JetStream, replicas int, tags []string, cfg LeaseConfig) (*lease, error) {
 	cfg = cfg.withDefaults()
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kcfg := jetstream.KeyValueConfig{
 		Bucket: natslog.LeaseBucket, Description: "gavel's leader lease", History: 1,
 		TTL: cfg.TTL, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
-	})
+	}
+	if len(tags) > 0 {
+		kcfg.Placement = &jetstream.Placement{Tags: tags}
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, kcfg)
 	if err != nil {
 		return nil, engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot create or update the lease bucket %s", natslog.LeaseBucket)
 	}
 	return &lease{kv: kv, cfg: cfg}, nil
+}
+
+// openExistingLease opens the bucket as it is (its replicas and placement
+// are the replication controller's).
+func openExistingLease(ctx context.Context, js jetstream.JetStream, cfg LeaseConfig) (*lease, error) {
+	kv, err := js.KeyValue(ctx, natslog.LeaseBucket)
+	if err != nil {
+		return nil, engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot open the lease bucket %s", natslog.LeaseBucket)
+	}
+	return &lease{kv: kv, cfg: cfg.withDefaults()}, nil
 }
 
 // EnsureLeaseBucket creates the lease bucket, or updates it to replicas

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -97,6 +98,10 @@ func (r *Replica) lead(ctx context.Context, h held) {
 			return
 		case err := <-ran:
 			ro.primary.Store(false)
+			if errors.Is(err, sequencer.ErrRetired) {
+				r.retiredHandover(ctx, h)
+				return
+			}
 			r.logger.Warn("primary steps down", slog.Uint64("view", view), slog.Any("err", err))
 			if errors.Is(err, sequencer.ErrFatal) {
 				r.fault.set(CodeRestarting, "the sequencer stopped on unknown state; rebuilding it from the log", err, r.logger)
@@ -133,19 +138,80 @@ func (r *Replica) lead(ctx context.Context, h held) {
 			}
 		case req := <-ro.steps:
 			r.stopLeading(stop, ran)
-			next := LeaseValue{NodeID: req.successor}
-			hctx, cancel := context.WithTimeout(ctx, ro.lease.cfg.TTL)
-			_, err := ro.lease.write(hctx, next, h.rev)
-			cancel()
-			if err == nil {
-				ro.setHolder(req.successor)
-				ro.conn.Publish(nudgePrefix+req.successor, nil)
-				r.logger.Info("lease handed over", slog.String("successor", req.successor), slog.Uint64("view", view))
-			}
-			req.done <- err
+			req.done <- r.handOver(ctx, h, req.successor)
 			return
 		}
 	}
+}
+
+// handOver gives the lease to successor in one compare-and-swap and tells
+// it, so that it need not wait for its next poll.
+func (r *Replica) handOver(ctx context.Context, h held, successor string) error {
+	ro := r.roles
+	hctx, cancel := context.WithTimeout(ctx, ro.lease.cfg.TTL)
+	defer cancel()
+	if _, err := ro.lease.write(hctx, LeaseValue{NodeID: successor}, h.rev); err != nil {
+		return err
+	}
+	ro.setHolder(successor)
+	ro.conn.Publish(nudgePrefix+successor, nil)
+	r.logger.Info("lease handed over", slog.String("successor", successor), slog.Uint64("lease_revision", h.rev))
+	return nil
+}
+
+// retiredHandover ends the primary-ship of a replica whose node the
+// ledger has just retired (its sequencer's last round held the
+// retirement): the lease goes to a Trusted successor whose server holds a
+// current replica of the ledger, else it is released and every Trusted
+// replica is told to campaign.
+func (r *Replica) retiredHandover(ctx context.Context, h held) {
+	ro := r.roles
+	trusted, err := read(r, func(st *state.Store) (*engine.TrustedNodes, error) { return engine.LoadTrustedNodes(st) })
+	if err != nil {
+		r.logger.Error("retired: the trusted nodes cannot be read; releasing the lease", slog.Any("err", err))
+		ro.lease.release(context.Background(), h.rev)
+		return
+	}
+	ids := trusted.IDs()
+	if successor := r.liveSuccessor(ctx, ids); successor != "" {
+		if err := r.handOver(ctx, h, successor); err == nil {
+			r.logger.Info("retired: primary-ship handed to a Trusted replica", slog.String("successor", successor))
+			return
+		} else {
+			r.logger.Warn("retired: the handover failed; releasing the lease", slog.String("successor", successor), slog.Any("err", err))
+		}
+	}
+	ro.lease.release(context.Background(), h.rev)
+	for _, id := range ids {
+		ro.conn.Publish(nudgePrefix+id, nil)
+	}
+	r.logger.Info("retired: the lease is released for the Trusted replicas to take", slog.Int("trusted", len(ids)))
+}
+
+// liveSuccessor is a Trusted service node (of ids) whose server, as its
+// join recorded it, holds a current replica of the ledger stream; "" if
+// none is known.
+func (r *Replica) liveSuccessor(ctx context.Context, ids []string) string {
+	info, err := r.ledgerInfo(ctx)
+	if err != nil || info.Cluster == nil {
+		return ""
+	}
+	current := map[string]bool{info.Cluster.Leader: info.Cluster.Leader != ""}
+	for _, p := range info.Cluster.Replicas {
+		if p.Current && !p.Offline {
+			current[p.Name] = true
+		}
+	}
+	svc, err := r.serviceNodes(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, n := range svc {
+		if n.rec.NodeID != r.node.ID && slices.Contains(ids, n.rec.NodeID) && n.data != nil && current[n.data.ServerName] {
+			return n.rec.NodeID
+		}
+	}
+	return ""
 }
 
 // stopLeading stops the sequencer and waits for it: the round in flight
@@ -313,4 +379,23 @@ func (r *Replica) StepDown(ctx context.Context, successor string) error {
 	case <-ctx.Done():
 		return engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no answer from the stepdown before the deadline")
 	}
+}
+
+// HandOff hands primary-ship to a live Trusted successor before a planned
+// stop (gavel serve on SIGTERM), so that writes pause for a handover, not
+// for the lease to run out. A replica that is not the primary, or that
+// finds no successor, does nothing.
+func (r *Replica) HandOff(ctx context.Context) error {
+	if r.roles == nil || !r.IsPrimary() {
+		return nil
+	}
+	trusted, err := read(r, func(st *state.Store) (*engine.TrustedNodes, error) { return engine.LoadTrustedNodes(st) })
+	if err != nil {
+		return err
+	}
+	successor := r.liveSuccessor(ctx, trusted.IDs())
+	if successor == "" {
+		return nil
+	}
+	return r.StepDown(ctx, successor)
 }

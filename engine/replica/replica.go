@@ -114,8 +114,10 @@ type Replica struct {
 	nm          *netmapSide                           // the network map's read side (netmap.go)
 	feeds       *feeds
 
-	cluster  *clusterNATS              // nil standalone
-	peerKeys map[natslog.User][]string // other replicas' users the server admits
+	cluster     *clusterNATS  // nil standalone
+	retired     chan struct{} // closed once retired and out of the cluster
+	retiredOnce sync.Once
+	peerKeys    map[natslog.User][]string // other replicas' users the server admits
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -130,10 +132,16 @@ func Open(ctx context.Context, cfg Config) (*Replica, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return waitForSpace(ctx, cfg.Logger, cfg.DataDir, func() (*Replica, error) { return open(ctx, cfg) })
+	return waitForSpace(ctx, cfg.Logger, cfg.DataDir, func() (*Replica, error) { return open(ctx, cfg, nil) })
 }
 
-func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
+// started is a clustered server a Trusted joiner hands over (OpenJoined).
+type started struct {
+	embedded *natslog.Embedded
+	cluster  *clusterNATS
+}
+
+func open(ctx context.Context, cfg Config, joined *started) (_ *Replica, err error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -160,14 +168,14 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		}
 	}
 	r := &Replica{cfg: cfg, logger: cfg.Logger, verifySlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
-		signedRoots: bounded.New[uint64, engine.Digest](4096), lock: lock}
+		signedRoots: bounded.New[uint64, engine.Digest](4096), lock: lock, retired: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			r.Close()
 		}
 	}()
 	// A busy NATS port fails before any key is written.
-	if cfg.NATS == nil {
+	if cfg.NATS == nil && joined == nil {
 		if err := CheckListen("nats", cfg.NATSListen); err != nil {
 			return nil, err
 		}
@@ -179,7 +187,14 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		return nil, fmt.Errorf("node identity: %w", err)
 	}
 	r.logger.Info("node identity", slog.String("node_id", r.node.ID))
-	if cfg.NATS != nil {
+	// Its node's retirement is the last entry a sequencer of this replica writes.
+	cfg.Sequencer.NodeID, r.cfg.Sequencer.NodeID = r.node.ID, r.node.ID
+	switch {
+	case cfg.NATS != nil:
+		r.embedded, r.shared = cfg.NATS, true
+		return r.openReplicated(ctx)
+	case joined != nil:
+		r.embedded, r.cluster = joined.embedded, joined.cluster
 		return r.openReplicated(ctx)
 	}
 	natsCfg := natslog.EmbeddedConfig{
@@ -191,8 +206,15 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		Logger:         slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
 	}
 	if cfg.Cluster != nil {
-		r.embedded, r.cluster, err = startClusterNATS(ctx, *cfg.Cluster, cfg.DataDir, r.node.ID, natsCfg, false, r.logger)
-	} else if err = checkNotClustered(cfg.DataDir); err == nil {
+		// A clustered replica is one of several from its first day: it
+		// leads while it holds the lease, and follows otherwise.
+		if r.embedded, r.cluster, err = startClusterNATS(ctx, *cfg.Cluster, cfg.DataDir, r.node.ID, natsCfg, false, r.logger); err != nil {
+			return nil, fmt.Errorf("embedded NATS: %w", err)
+		}
+		r.logger.Info("nats listening", slog.String("nats", r.embedded.ClientURL()))
+		return r.openReplicated(ctx)
+	}
+	if err = checkNotClustered(cfg.DataDir); err == nil {
 		r.embedded, err = natslog.StartEmbedded(natsCfg)
 	}
 	if err != nil {
@@ -211,12 +233,7 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.cluster != nil {
-		err = r.cluster.ensureStreams(ctx, js)
-	} else {
-		err = natslog.EnsureStreams(ctx, js, 1)
-	}
-	if err != nil {
+	if err := natslog.EnsureStreams(ctx, js, 1); err != nil {
 		return nil, fmt.Errorf("streams: %w", err)
 	}
 	if r.log, err = NewLedgerLog(r.conn, js, r.node.Signer()); err != nil {
@@ -273,13 +290,6 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 	}
 	if err := r.startNetmap(runCtx); err != nil {
 		return nil, err
-	}
-	if r.cluster != nil {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.runCluster(runCtx)
-		}()
 	}
 	return r, nil
 }

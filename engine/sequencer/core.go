@@ -1,6 +1,7 @@
 package sequencer
 
 import (
+	"slices"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
@@ -67,6 +68,7 @@ type round struct {
 	at       time.Time       // the clock value it was planned at
 	nonce    engine.Digest   // for the signature entry
 	redo     bool            // a re-execution of requests whose round did not land
+	retires  bool            // an entry retires the sequencer's node: nothing follows it
 	subjects []string
 	data     [][]byte
 }
@@ -145,7 +147,16 @@ func (c *core) plan(in planInput) (*round, error) {
 	r := &round{reqs: in.reqs, expected: b.pos.Seqno, overlay: newOverlay(b.reader), at: in.now, redo: in.redo}
 	r.after = base{reader: r.overlay, pos: b.pos, tree: b.tree.Clone()}
 	nonces := in.nonces
+	if c.flight != nil && c.flight.retires {
+		// Nothing may follow the retirement in flight: if it lands these
+		// are refused (advance), if not they are executed again.
+		r.nonce = nonces[0]
+		return r, nil
+	}
 	for _, req := range in.reqs {
+		if r.retires {
+			break // left unexecuted: answered once the round is decided (advance)
+		}
 		next := r.after.pos.Seqno + 1
 		eff, err := req.cmd.Execute(r.overlay, c.facts(next, now))
 		if err != nil {
@@ -162,6 +173,7 @@ func (c *core) plan(in planInput) (*round, error) {
 		if err := r.add(e, req); err != nil {
 			return nil, err
 		}
+		r.retires = retiresNode(eff.Writes, c.cfg.NodeID)
 	}
 	r.nonce = nonces[0]
 	// Sign every SignEvery entries, and no later than SignInterval after
@@ -173,7 +185,9 @@ func (c *core) plan(in planInput) (*round, error) {
 	due := unsigned >= uint64(c.cfg.SignEvery) ||
 		(unsigned > 0 && (len(in.reqs) == 0 || in.now.Sub(c.lastSigAt) >= c.cfg.SignInterval)) ||
 		(in.probe && len(r.entries) == 0)
-	if due && c.canSign {
+	// A retired node's signature would not authenticate: the successor's
+	// view change signs what it left.
+	if due && c.canSign && !r.retires {
 		// Leaf 0 is CCF's zero leaf: the tree has next leaves before seqno next.
 		r.sign = &signDue{root: r.after.tree.Root(), tx: engine.TxID{View: c.view, Seqno: r.after.pos.Seqno + 1}, iat: time.UnixMilli(now)}
 	}
@@ -305,7 +319,9 @@ func (c *core) advance(o outcome, pending *round) ready {
 		if f.redo {
 			c.attempts = 0
 		}
-		return ready{landed: true, entries: len(f.entries), apply: f.entries, answers: f.answers(len(f.entries))}
+		rd := ready{landed: true, entries: len(f.entries), apply: f.entries, answers: f.answers(len(f.entries))}
+		c.retired(&rd, f, pending)
+		return rd
 	}
 	// Refused or in doubt: the log, read back, says what landed. Nonces are
 	// random, so an entry with ours at its seqno is ours.
@@ -322,6 +338,7 @@ func (c *core) advance(o outcome, pending *round) ready {
 			c.attempts = 0
 		}
 		rd.landed = true
+		c.retired(&rd, f, pending)
 		return rd
 	}
 	rd.kind = "in doubt"
@@ -380,6 +397,47 @@ func (c *core) advance(o outcome, pending *round) ready {
 	rd.retry = cause
 	c.redo = append(left, c.redo...)
 	return rd
+}
+
+// retired ends the sequencer once a round that retires its node has
+// landed: the requests that round left unexecuted, the pending round's
+// and redo's are refused as a stopped sequencer's (the replica sends
+// them to the successor).
+func (c *core) retired(rd *ready, f, pending *round) {
+	if !f.retires {
+		return
+	}
+	rd.stop = engine.Errorf(engine.KindUnavailable, "NodeRetired",
+		"this replica's node %s is retired as of %s; the successor sequences", c.cfg.NodeID, f.entries[len(f.entries)-1].TxID()).Marked(ErrRetired)
+	refusal := stopErrorFor(rd.stop)
+	answered := make(map[*request]bool, len(rd.answers))
+	for _, a := range rd.answers {
+		answered[a.req] = true
+	}
+	left := slices.Clone(f.reqs)
+	if pending != nil {
+		left = append(left, pending.reqs...)
+	}
+	for _, q := range left {
+		if !answered[q] {
+			rd.answers = append(rd.answers, answer{q, result{err: refusal}})
+		}
+	}
+	rd.answers = append(rd.answers, c.failRedoWith(refusal)...)
+}
+
+// retiresNode says whether ws makes node id no longer a Trusted service
+// node.
+func retiresNode(ws engine.WriteSet, id string) bool {
+	if id == "" {
+		return false
+	}
+	for _, w := range ws {
+		if w.Table == engine.TableNodes && w.Key == id && (w.Delete || !engine.IsTrustedServiceNode(id, w.Value)) {
+			return true
+		}
+	}
+	return false
 }
 
 // failRedoWith empties redo, returning the refusals of its requests.

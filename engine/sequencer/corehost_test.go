@@ -44,6 +44,20 @@ func (p kput) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, err
 	return engine.Effect{Writes: engine.WriteSet{{Table: "test", Key: p.key, Value: []byte(p.value)}}, Result: res}, nil
 }
 
+// selfNode is the node id of the host's sequencer.
+const selfNode = "n-self"
+
+// retireSelf writes its sequencer's node record as Retired: the round
+// holding it is the sequencer's last.
+type retireSelf struct{ name string }
+
+func (p retireSelf) Kind() engine.EntryKind { return engine.KindStatement }
+func (p retireSelf) Input() []byte          { return []byte(p.name) }
+func (p retireSelf) Execute(st engine.StateReader, f engine.Facts) (engine.Effect, error) {
+	return engine.Effect{Writes: engine.WriteSet{{Table: engine.TableNodes, Key: selfNode,
+		Value: []byte(`{"status":"Retired","role":"service"}`)}}, Result: []byte(`"retired"`)}, nil
+}
+
 // memTables makes a MemState the tables of a fold.
 type memTables struct{ constitution.MemState }
 
@@ -156,6 +170,9 @@ func (h *coreHost) describeRound(r *round) string {
 	parts := make([]string, len(r.entries))
 	for i, e := range r.entries {
 		parts[i] = fmt.Sprintf("%s@%s", h.entryName(e), e.TxID())
+	}
+	if len(parts) == 0 {
+		parts = []string{"(nothing)"}
 	}
 	return fmt.Sprintf("after %d: %s", r.expected, strings.Join(parts, " "))
 }
@@ -282,7 +299,7 @@ func (h *coreHost) landAt(out *strings.Builder, stored int, last uint64, err err
 	case rd.retry != nil:
 		fmt.Fprintf(out, "%s: execute again %s\n", rd.kind, strings.Join(h.namesOf(h.c.redo), " "))
 	}
-	if rd.landed && pending != nil {
+	if rd.landed && pending != nil && rd.stop == nil {
 		pending.rebase(h.applied.state)
 		h.send(out, pending)
 	}
@@ -388,7 +405,7 @@ var errFull = engine.Errorf(engine.KindUnavailable, "StorageFull", "injected: no
 //	log                   the log, and how far the driver has applied it
 func (h *coreHost) run(td *datadriven.TestData) string {
 	var out strings.Builder
-	if h.stopped != nil && td.Cmd != "log" {
+	if h.stopped != nil && td.Cmd != "log" && td.Cmd != "config" {
 		h.t.Fatalf("%s: the driver stopped (%v)", td.Pos, h.stopped)
 	}
 	switch td.Cmd {
@@ -399,6 +416,7 @@ func (h *coreHost) run(td *datadriven.TestData) string {
 		cfg.SignEvery = argInt(td, "sign-every", cfg.SignEvery)
 		cfg.SignInterval = time.Duration(argInt(td, "sign-interval-ms", int(cfg.SignInterval/time.Millisecond))) * time.Millisecond
 		cfg.MaxAttempts = argInt(td, "max-attempts", cfg.MaxAttempts)
+		cfg.NodeID = selfNode
 		*h = *newCoreHost(h.t, cfg, uint64(argInt(td, "view", 1)))
 		return "ok"
 	case "submit":
@@ -410,6 +428,9 @@ func (h *coreHost) run(td *datadriven.TestData) string {
 			}
 			key, _, _ := strings.Cut(a.Key, "#")
 			q := &request{cmd: kput{a.Key, key, v}}
+			if key == "retire" {
+				q.cmd = retireSelf{a.Key}
+			}
 			h.names[q] = a.Key
 			h.queue = append(h.queue, q)
 		}
@@ -447,7 +468,9 @@ func (h *coreHost) run(td *datadriven.TestData) string {
 
 func TestCoreScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata/core", func(t *testing.T, path string) {
-		h := newCoreHost(t, DefaultConfig(), 1)
+		cfg := DefaultConfig()
+		cfg.NodeID = selfNode
+		h := newCoreHost(t, cfg, 1)
 		datadriven.RunTest(t, path, func(t *testing.T, td *datadriven.TestData) string {
 			h.t = t
 			return h.run(td)

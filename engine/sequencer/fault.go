@@ -18,6 +18,11 @@ var (
 	// ErrNotPrimary: a sequencer of a newer view has written; this one
 	// stopped without writing.
 	ErrNotPrimary = errors.New("sequencer: a newer view has written")
+	// ErrRetired: an entry of this sequencer's round made its own node no
+	// longer a Trusted service node (its retirement): that round is its
+	// last, as anything it wrote after would not authenticate. The replica
+	// hands the lease to a successor.
+	ErrRetired = errors.New("sequencer: this replica's node is retired")
 	// ErrStopped: the sequencer is not running (shut down, stepped down or
 	// stopped by a fault); the request was not committed.
 	ErrStopped = errors.New("sequencer: stopped")

@@ -42,7 +42,10 @@ type Config struct {
 	SignEvery     int           // a signature entry at least every N entries
 	SignInterval  time.Duration // ... and at most this long after an unsigned entry
 	MaxAttempts   int           // executions of one round before giving up
-	Knobs         *TestingKnobs // fault injection for tests; nil in production
+	// NodeID is the replica's node: the round holding an entry that
+	// retires it is the sequencer's last (ErrRetired). Empty: never.
+	NodeID string
+	Knobs  *TestingKnobs // fault injection for tests; nil in production
 
 	// OnRound is told of each committed round (report.go); nil: nobody.
 	OnRound func(RoundReport)
@@ -544,6 +547,11 @@ func (s *Sequencer) land(pending *round) (bool, error) {
 	s.counted(rd.entries)
 	s.reply(rd.answers)
 	switch {
+	case rd.landed && rd.stop != nil:
+		// The node's retirement landed: the last round of this sequencer.
+		s.wrote()
+		s.report(flown, t1.Sub(t0), applyTook)
+		return true, rd.stop
 	case rd.landed:
 		s.wrote()
 		s.report(flown, t1.Sub(t0), applyTook)
