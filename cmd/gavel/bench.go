@@ -303,6 +303,8 @@ func runBenchFailover(args []string, out, errOut io.Writer) int {
 	fmt.Fprintf(out, "planned, longest          %s (target ≤ 300 ms)\n", ms(rep.PlannedMax))
 	fmt.Fprintf(out, "crash of the primary      write gap %s (target ≤ 7 s; lease TTL %s)\n", ms(rep.CrashGap), cfg.LeaseTTL)
 	fmt.Fprintf(out, "writes acknowledged %d, lost %d, duplicates %d, errors %d\n", rep.Acknowledged, rep.Lost, rep.Duplicates, rep.Errors)
+	fmt.Fprintf(out, "answers lost %d: found in the ledger %d, sent again %d\n", rep.Resolved+rep.Retries, rep.Resolved, rep.Retries)
+	fmt.Fprintf(out, "reads through a follower %d, failed %d (target 0)\n", rep.Reads, rep.ReadsFailed)
 	return exitOK
 }
 

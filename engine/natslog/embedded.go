@@ -77,6 +77,10 @@ type ClusterConfig struct {
 	Name   string
 	Listen string
 	Routes []string
+	// Advertise is the host:port the other servers are told to dial for
+	// this one's routes; empty, the route listener's. (Tests put a
+	// fault-injecting proxy there.)
+	Advertise string
 }
 
 // Embedded is a running in-process NATS server.
@@ -176,7 +180,7 @@ func serverOptions(cfg EmbeddedConfig) (*server.Options, Seeds, error) {
 		// One route connection per pair (no pooling) keeps a consumer's interest
 		// ahead of the API reply that names it; pooled routes can reorder them
 		// and strand a new consumer's first pull request.
-		opts.Cluster = server.ClusterOpts{Name: cfg.Cluster.Name, Host: chost, Port: cport, PoolSize: -1}
+		opts.Cluster = server.ClusterOpts{Name: cfg.Cluster.Name, Host: chost, Port: cport, PoolSize: -1, Advertise: cfg.Cluster.Advertise}
 		for _, r := range cfg.Cluster.Routes {
 			u, err := url.Parse(r)
 			if err != nil || u.Host == "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/cose"
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/engine/sequencer"
@@ -52,6 +53,15 @@ type FailoverReport struct {
 	Lost          int             `json:"lost"`
 	Duplicates    int             `json:"duplicates"`
 	Errors        int64           `json:"errors"`
+	// Retries counts writes sent again after a lost answer (the ledger
+	// did not hold them); Resolved, lost answers whose write the ledger
+	// held (acknowledged with the txid found there, never sent again).
+	Retries  int64 `json:"retries"`
+	Resolved int64 `json:"resolved"`
+	// Reads and ReadsFailed count a reader's reads through a follower
+	// during the primary changes (target: none failed).
+	Reads       int64 `json:"reads"`
+	ReadsFailed int64 `json:"reads_failed"`
 }
 
 // RunFailover measures single- against three-replica throughput, the write
@@ -94,7 +104,12 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (*FailoverReport, erro
 	if err != nil {
 		return nil, err
 	}
-	w := cl.startWriter(fresh)
+	w, err := cl.startWriter(fresh)
+	if err != nil {
+		return nil, err
+	}
+	// Replica 0 is never the one that crashes: it reads throughout.
+	rd := startReader(cl.reps[0], w)
 	for range cfg.Stepdowns {
 		p, err := cl.primary(ctx)
 		if err != nil {
@@ -126,20 +141,21 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (*FailoverReport, erro
 	}
 	w.waitMore(ctx, 20)
 	before := w.count()
-	cl.reps[p].Close()
-	cl.servers[p].Shutdown()
-	cl.reps[p], cl.servers[p] = nil, nil
+	cl.crash(p)
 	w.waitMore(ctx, 20)
 	rep.CrashGap = w.maxGapSince(before - 1)
-	acked, werrs := w.finish()
-	rep.Errors += werrs
-	rep.Acknowledged = len(acked)
-	rep.Lost, rep.Duplicates, err = cl.audit(ctx, acked)
+	rep.Reads, rep.ReadsFailed = rd.finish()
+	res := w.finish()
+	rep.Errors += res.errs
+	rep.Retries, rep.Resolved = res.retries, res.resolved
+	rep.Acknowledged = len(res.acked)
+	rep.Lost, rep.Duplicates, err = cl.audit(ctx, res.acked)
 	return rep, err
 }
 
 type cluster struct {
 	servers []*natslog.Embedded
+	mu      sync.Mutex // guards reps against the writer's reads during a crash
 	reps    []*replica.Replica
 	ids     []string
 	srvs    []*handlers.NATS
@@ -285,6 +301,20 @@ func waitMeta(ctx context.Context, servers []*natslog.Embedded) error {
 	return errors.New("no JetStream meta leader with every server as a peer")
 }
 
+// crash stops replica p and its server (the server's raft leaders step
+// down first, as at any graceful stop). Its request handler goes with it
+// unstopped: a request it held dies there (its client retries), and
+// stopping it would wait out that request's deadline.
+func (cl *cluster) crash(p int) {
+	cl.mu.Lock()
+	r := cl.reps[p]
+	cl.reps[p], cl.srvs[p] = nil, nil
+	cl.mu.Unlock()
+	r.Close()
+	cl.servers[p].Shutdown()
+	cl.servers[p] = nil
+}
+
 // primary waits until exactly one replica sequences.
 func (cl *cluster) primary(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -309,7 +339,9 @@ func (cl *cluster) close() {
 		cl.client.Close()
 	}
 	for _, s := range cl.srvs {
-		s.Stop()
+		if s != nil {
+			s.Stop()
+		}
 	}
 	for _, r := range cl.reps {
 		if r != nil {
@@ -364,51 +396,209 @@ func (cl *cluster) audit(ctx context.Context, acked map[engine.TxID]bool) (lost,
 	return lost, dups, nil
 }
 
-// gapWriter registers distinct statements one at a time until finished.
+// The gap writer's bounds. An attempt whose answer does not come within
+// attemptTimeout is in doubt: the replica that took it may have died with
+// it (a NATS queue group hands a request to any replica, the primary
+// included), or a live one may still be forwarding it.
+const (
+	attemptTimeout = time.Second
+	// resolveWindow is how long after a primary is up a timed-out attempt
+	// held by a live replica has to land before it counts as dropped: a
+	// follower's forwarding retries every few milliseconds once the lease
+	// names the new primary.
+	resolveWindow = time.Second
+	// writeDeadline bounds one write, retries included.
+	writeDeadline = time.Minute
+	resolvePoll   = 5 * time.Millisecond
+)
+
+// errRefused is a write the service refused with a 4xx: sending it again
+// cannot help.
+var errRefused = errors.New("perf: the service refused the write")
+
+// gapWriter registers distinct statements one at a time until finished,
+// through one connection per server, retrying a write whose answer is lost
+// on the next server's connection. A retry is sent only once the ledger
+// says the first attempt did not land, so a write counts once: found in
+// the ledger, it is acknowledged with the txid found there.
 type gapWriter struct {
-	mu    sync.Mutex
-	times []time.Time
-	acked map[engine.TxID]bool
-	errs  int64
-	stop  chan struct{}
-	done  chan struct{}
+	cl    *cluster
+	conns []*nats.Conn
+
+	mu       sync.Mutex
+	times    []time.Time
+	acked    map[engine.TxID]bool
+	last     engine.TxID
+	errs     int64
+	retries  int64
+	resolved int64
+	stop     chan struct{}
+	done     chan struct{}
 }
 
-func (cl *cluster) startWriter(sts [][]byte) *gapWriter {
-	w := &gapWriter{acked: map[engine.TxID]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+func (cl *cluster) startWriter(sts [][]byte) (*gapWriter, error) {
+	w := &gapWriter{cl: cl, acked: map[engine.TxID]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	for _, r := range cl.reps {
+		opt, err := natslog.ConnectOptions(r.ClientCredsFile(natslog.UserMember))
+		if err != nil {
+			w.closeConns()
+			return nil, err
+		}
+		// One inbox per request: an abandoned attempt loses its reply
+		// subject's interest, and a replica that has not started it yet
+		// drops it instead of committing it behind the retry.
+		nc, err := nats.Connect(r.NATSURL(), opt, nats.Name("gavel-bench-writer"), nats.UseOldRequestStyle())
+		if err != nil {
+			w.closeConns()
+			return nil, err
+		}
+		w.conns = append(w.conns, nc)
+	}
 	go func() {
 		defer close(w.done)
+		defer w.closeConns()
+		at := 0
 		for i := 0; ; i++ {
 			select {
 			case <-w.stop:
 				return
 			default:
 			}
-			msg, err := cl.client.Request(handlers.SubjectStatement, sts[i%len(sts)], 30*time.Second)
-			var reg struct {
-				TxID string `json:"txid"`
-			}
-			if err == nil && msg.Header.Get(handlers.StatusHeader) == "201" && json.Unmarshal(msg.Data, &reg) == nil {
-				if tx, err := engine.ParseTxID(reg.TxID); err == nil {
-					w.mu.Lock()
-					w.times = append(w.times, time.Now())
-					w.acked[tx] = true
-					w.mu.Unlock()
-					continue
-				}
-			}
+			tx, next, err := w.write(sts[i%len(sts)], at)
+			at = next
 			w.mu.Lock()
-			w.errs++
+			if err == nil {
+				w.times = append(w.times, time.Now())
+				w.acked[tx] = true
+				if tx.Seqno > w.last.Seqno {
+					w.last = tx
+				}
+			} else {
+				w.errs++
+			}
 			w.mu.Unlock()
 		}
 	}()
-	return w
+	return w, nil
+}
+
+func (w *gapWriter) closeConns() {
+	for _, nc := range w.conns {
+		nc.Close()
+	}
+}
+
+// write registers st, first through connection at; it returns the
+// connection to use next (the next server's after a lost answer).
+func (w *gapWriter) write(st []byte, at int) (engine.TxID, int, error) {
+	cd, err := cose.ClaimsDigest(st)
+	if err != nil {
+		return engine.TxID{}, at, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeDeadline)
+	defer cancel()
+	for {
+		nc := w.conns[at]
+		tx, err := register(nc, st)
+		if err == nil || errors.Is(err, errRefused) {
+			return tx, at, err
+		}
+		// Lost (the replica holding it died, or the primary is changing):
+		// find out whether it landed before sending it again elsewhere.
+		at = (at + 1) % len(w.conns)
+		if tx, ok := w.cl.resolve(ctx, cd); ok {
+			w.mu.Lock()
+			w.resolved++
+			w.mu.Unlock()
+			return tx, at, nil
+		}
+		if ctx.Err() != nil {
+			return engine.TxID{}, at, fmt.Errorf("no write within %v: %w", writeDeadline, err)
+		}
+		w.mu.Lock()
+		w.retries++
+		w.mu.Unlock()
+	}
+}
+
+// register is one attempt: the txid of a 201, errRefused for a 4xx, any
+// other error for an answer that may still come or never will.
+func register(nc *nats.Conn, st []byte) (engine.TxID, error) {
+	msg, err := nc.Request(handlers.SubjectStatement, st, attemptTimeout)
+	if err != nil {
+		return engine.TxID{}, err
+	}
+	status := msg.Header.Get(handlers.StatusHeader)
+	if status == "201" {
+		var reg struct {
+			TxID string `json:"txid"`
+		}
+		if err := json.Unmarshal(msg.Data, &reg); err != nil {
+			return engine.TxID{}, fmt.Errorf("%w: answer %q", errRefused, msg.Data)
+		}
+		tx, err := engine.ParseTxID(reg.TxID)
+		if err != nil {
+			return tx, fmt.Errorf("%w: %v", errRefused, err)
+		}
+		return tx, nil
+	}
+	if len(status) == 3 && status[0] == '4' {
+		return engine.TxID{}, fmt.Errorf("%w: status %s: %s", errRefused, status, msg.Data)
+	}
+	return engine.TxID{}, fmt.Errorf("status %s: %s", status, msg.Data)
+}
+
+// resolve looks for the statement with claims digest cd in the live
+// replicas' ledgers until it is found, or a primary has been up for
+// resolveWindow without it landing (then the attempt was dropped).
+func (cl *cluster) resolve(ctx context.Context, cd engine.Digest) (engine.TxID, bool) {
+	var up time.Time
+	for ctx.Err() == nil {
+		tx, found, primary := cl.lookup(ctx, cd)
+		if found {
+			return tx, true
+		}
+		switch {
+		case !primary:
+			up = time.Time{}
+		case up.IsZero():
+			up = time.Now()
+		case time.Since(up) > resolveWindow:
+			return engine.TxID{}, false
+		}
+		time.Sleep(resolvePoll)
+	}
+	return engine.TxID{}, false
+}
+
+// lookup asks every open replica for the statement, holding the lock so
+// that none closes meanwhile; primary says whether one of them sequences.
+func (cl *cluster) lookup(ctx context.Context, cd engine.Digest) (tx engine.TxID, found, primary bool) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, r := range cl.reps {
+		if r == nil {
+			continue
+		}
+		if tx, ok, err := r.StatementByClaimsDigest(ctx, cd); err == nil && ok {
+			return tx, true, true
+		}
+		primary = primary || r.IsPrimary()
+	}
+	return tx, false, primary
 }
 
 func (w *gapWriter) count() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.times)
+}
+
+// lastAcked is the writer's latest acknowledged txid (zero before any).
+func (w *gapWriter) lastAcked() engine.TxID {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
 }
 
 // waitMore waits for n more acknowledgements.
@@ -432,8 +622,67 @@ func (w *gapWriter) maxGapSince(i int) time.Duration {
 	return gap
 }
 
-func (w *gapWriter) finish() (map[engine.TxID]bool, int64) {
+// writerResult is what the gap writer did.
+type writerResult struct {
+	acked             map[engine.TxID]bool
+	errs              int64
+	retries, resolved int64
+}
+
+func (w *gapWriter) finish() writerResult {
 	close(w.stop)
 	<-w.done
-	return w.acked, w.errs
+	return writerResult{acked: w.acked, errs: w.errs, retries: w.retries, resolved: w.resolved}
+}
+
+// reader reads through one replica until finished, as a client watching
+// the service would: the network, the last commit and its status, and the
+// receipt of the writer's latest write (still pending is an answer).
+type reader struct {
+	reads, failed int64
+	stop, done    chan struct{}
+}
+
+func startReader(r *replica.Replica, w *gapWriter) *reader {
+	rd := &reader{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(rd.done)
+		for {
+			select {
+			case <-rd.stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := r.Network(ctx)
+			if err == nil {
+				var tx engine.TxID
+				if tx, err = r.Committed(ctx); err == nil {
+					_, err = r.TransactionStatus(ctx, tx)
+				}
+			}
+			// The writer's own write, acknowledged through any replica:
+			// read here as ?min_txid= would.
+			if tx := w.lastAcked(); err == nil && tx.Seqno > 0 {
+				if err = r.WaitApplied(ctx, tx); err == nil {
+					if _, err = r.Receipt(ctx, tx); engine.KindOf(err) == engine.KindPending {
+						err = nil
+					}
+				}
+			}
+			cancel()
+			rd.reads++
+			if err != nil {
+				rd.failed++
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return rd
+}
+
+func (rd *reader) finish() (reads, failed int64) {
+	close(rd.stop)
+	<-rd.done
+	return rd.reads, rd.failed
 }

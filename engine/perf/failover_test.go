@@ -1,10 +1,3 @@
-//go:build fault
-
-// The failover run is in the fault tier (task test:fault): under the
-// default tier's parallel load its crash step has been seen to stall 30 s
-// (a write in flight to the closed primary; issue 11 keeps it open), and
-// the default tier must be deterministic.
-
 package perf
 
 import (
@@ -14,8 +7,10 @@ import (
 )
 
 // TestRunFailoverSmall runs `gavel bench failover` at toy size: every gap
-// is measured, nothing acknowledged is lost or written twice, the ratio is
-// computed from the rates. It asserts no speed.
+// is measured, nothing acknowledged is lost or written twice (a write whose
+// answer was lost at the crashed primary is found in the ledger or sent
+// again, never both), no read fails, the ratio is computed from the rates.
+// It asserts no speed.
 func TestRunFailoverSmall(t *testing.T) {
 	cfg := DefaultFailoverConfig(t.TempDir())
 	cfg.Requests, cfg.Clients, cfg.Stepdowns, cfg.LeaseTTL = 300, 16, 2, 2*time.Second
@@ -38,5 +33,8 @@ func TestRunFailoverSmall(t *testing.T) {
 	}
 	if rep.Acknowledged == 0 || rep.Lost != 0 || rep.Duplicates != 0 || rep.Errors != 0 {
 		t.Errorf("acknowledged %d, lost %d, duplicates %d, errors %d", rep.Acknowledged, rep.Lost, rep.Duplicates, rep.Errors)
+	}
+	if rep.Reads == 0 || rep.ReadsFailed != 0 {
+		t.Errorf("reads %d, failed %d", rep.Reads, rep.ReadsFailed)
 	}
 }

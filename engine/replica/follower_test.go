@@ -15,6 +15,7 @@ import (
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/issuer"
+	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/natslog/natstest"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/projections"
@@ -48,8 +49,17 @@ func startTrio(t *testing.T, opts ...func(*replica.Config)) *trio {
 func startTrioTrusting(t *testing.T, trusted int, opts ...func(*replica.Config)) *trio {
 	t.Helper()
 	c := natstest.Start(t, 3)
+	tr := newTrio(t, c.Servers, trusted, opts...)
+	tr.c = c
+	return tr
+}
+
+// newTrio opens three replicas of one service on servers, three servers
+// of one cluster (startTrioTrusting).
+func newTrio(t *testing.T, servers []*natslog.Embedded, trusted int, opts ...func(*replica.Config)) *trio {
+	t.Helper()
 	now := time.Now()
-	tr := &trio{t: t, c: c, trusted: trusted}
+	tr := &trio{t: t, trusted: trusted}
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	id, err := replica.LoadOrCreateIdentity(dirs[0], now)
 	if err != nil {
@@ -73,7 +83,7 @@ func startTrioTrusting(t *testing.T, trusted int, opts ...func(*replica.Config))
 		records = append(records, n.Record())
 	}
 	for i, d := range dirs {
-		cfg := replica.Config{DataDir: d, NATS: c.Servers[i], StreamReplicas: 3, Logger: testLogger().With("replica", i),
+		cfg := replica.Config{DataDir: d, NATS: servers[i], StreamReplicas: 3, Logger: testLogger().With("replica", i),
 			Lease: replica.LeaseConfig{TTL: testLeaseTTL, Knobs: &replica.LeaseKnobs{}}}
 		cfg.Netmap.Nodes = records[1:tr.trusted]
 		cfg.Sequencer.SignInterval = 20 * time.Millisecond
