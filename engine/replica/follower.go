@@ -46,6 +46,9 @@ type roles struct {
 	// forwards are the forwarded writes being run here; Close answers
 	// them all before it closes the connection they came on.
 	forwards sync.WaitGroup
+	// flights are the forwarded statements being run here, by claims
+	// digest (localForwarded).
+	flights sync.Map
 
 	// applied is closed and replaced whenever the state advances.
 	mu      sync.Mutex

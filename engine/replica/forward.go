@@ -309,7 +309,7 @@ func (r *Replica) serveForward(m *nats.Msg) {
 		a.NotPrimary = true
 	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
-		a, err = r.local(ctx, req)
+		a, err = r.localForwarded(ctx, req)
 		cancel()
 		a.NotPrimary = r.steppedDown(err)
 	}
@@ -324,4 +324,46 @@ func (r *Replica) serveForward(m *nats.Msg) {
 	if err := m.Respond(b); err != nil {
 		r.logger.Warn("answering a forwarded write", slog.Any("err", err))
 	}
+}
+
+// flight is one forwarded statement being run at the primary.
+type flight struct {
+	done chan struct{}
+	a    forwardAnswer
+	err  error
+}
+
+// localForwarded runs a forwarded write here. A forwarded statement is run
+// once at a time: a follower that took a stale lease read for a change of
+// primary sends it again (After) while the first attempt may still be
+// queued here, where registeredAfter cannot see it yet; the second
+// attempt waits for the first and takes its answer.
+func (r *Replica) localForwarded(ctx context.Context, req forwardRequest) (forwardAnswer, error) {
+	if req.Op != opStatement {
+		return r.local(ctx, req)
+	}
+	d, err := cose.ClaimsDigest(req.Body)
+	if err != nil {
+		return r.local(ctx, req) // refused there, with the same error
+	}
+	f := &flight{done: make(chan struct{})}
+	if running, busy := r.roles.flights.LoadOrStore(d, f); busy {
+		prior := running.(*flight)
+		select {
+		case <-prior.done:
+		case <-ctx.Done():
+			return forwardAnswer{}, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "an earlier attempt of this statement is still running")
+		}
+		if prior.err == nil || !r.steppedDown(prior.err) {
+			return prior.a, prior.err
+		}
+		// The earlier attempt was not run: this one may be.
+		return r.localForwarded(ctx, req)
+	}
+	defer func() {
+		r.roles.flights.Delete(d)
+		close(f.done)
+	}()
+	f.a, f.err = r.local(ctx, req)
+	return f.a, f.err
 }
