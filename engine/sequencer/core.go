@@ -64,8 +64,10 @@ type round struct {
 	after    base            // the ledger once entries are in
 	overlay  *overlay        // after.reader
 	sign     *signDue        // set until the driver has signed (core.signed)
-	at       time.Time       // the clock value it was planned at
+	at       time.Time       // the clock value it was sealed at
 	nonce    engine.Digest   // for the signature entry
+	size     int             // bytes of the requests' input
+	sealed   bool            // takes no more requests (core.seal)
 	redo     bool            // a re-execution of requests whose round did not land
 	subjects []string
 	data     [][]byte
@@ -135,17 +137,51 @@ func (c *core) facts(seqno uint64, now int64) engine.Facts {
 
 // plan executes in.reqs in order on top of the flight (or the applied
 // ledger), each seeing the writes of those before it, and asks for a
-// signature entry when one is due.
+// signature entry when one is due (see seal).
 func (c *core) plan(in planInput) (*round, error) {
+	r, err := c.open(in)
+	if err != nil {
+		return nil, err
+	}
+	c.seal(r, in.now, in.probe)
+	return r, nil
+}
+
+// open is plan without the signature decision: a round planned on top of
+// the flight stays open, taking more requests (extend) while the flight
+// is in the log's hands, and is sealed once it lands. Under load a round
+// so holds what arrived during one append: rounds grow with the queue.
+func (c *core) open(in planInput) (*round, error) {
 	b := in.ledger
 	if c.flight != nil {
 		b = c.flight.after
 	}
-	now := max(in.now.UnixMilli(), b.pos.TimeMillis) // engine time never goes back
-	r := &round{reqs: in.reqs, expected: b.pos.Seqno, overlay: newOverlay(b.reader), at: in.now, redo: in.redo}
+	r := &round{expected: b.pos.Seqno, overlay: newOverlay(b.reader), at: in.now, redo: in.redo}
 	r.after = base{reader: r.overlay, pos: b.pos, tree: b.tree.Clone()}
-	nonces := in.nonces
-	for _, req := range in.reqs {
+	if err := c.execute(r, in.reqs, in.now, in.nonces); err != nil {
+		return nil, err
+	}
+	if r.redo && len(r.entries) == 0 {
+		c.attempts = 0 // decided without the log
+	}
+	return r, nil
+}
+
+// extend executes reqs into r, an open round, after those it holds: as
+// if they had come with them (nonces: fresh, at least len(reqs)+1).
+func (c *core) extend(r *round, reqs []*request, now time.Time, nonces []engine.Digest) error {
+	if r.sealed {
+		return engine.Errorf(engine.KindInternal, "InternalError", "a sealed round takes no more requests")
+	}
+	return c.execute(r, reqs, now, nonces)
+}
+
+// execute runs reqs in order on r's ledger. Engine time never goes back.
+func (c *core) execute(r *round, reqs []*request, clock time.Time, nonces []engine.Digest) error {
+	now := max(clock.UnixMilli(), r.after.pos.TimeMillis)
+	for _, req := range reqs {
+		r.reqs = append(r.reqs, req)
+		r.size += len(req.cmd.Input())
 		next := r.after.pos.Seqno + 1
 		eff, err := req.cmd.Execute(r.overlay, c.facts(next, now))
 		if err != nil {
@@ -160,10 +196,17 @@ func (c *core) plan(in planInput) (*round, error) {
 			Nonce: nonces[0], Input: req.cmd.Input(), Writes: eff.Writes, ClaimsDigest: eff.ClaimsDigest, Result: eff.Result}
 		nonces = nonces[1:]
 		if err := r.add(e, req); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	r.nonce = nonces[0]
+	return nil
+}
+
+// seal closes r at the clock value now and asks for a signature entry
+// when one is due.
+func (c *core) seal(r *round, now time.Time, probe bool) {
+	r.sealed, r.at = true, now
 	// Sign every SignEvery entries, and no later than SignInterval after
 	// the last signature while entries wait (the driver's timer plans an
 	// empty round for an idle sequencer, this covers a busy one). A probe
@@ -171,16 +214,12 @@ func (c *core) plan(in planInput) (*round, error) {
 	// whether the log takes writes again.
 	unsigned := r.after.pos.Unsigned()
 	due := unsigned >= uint64(c.cfg.SignEvery) ||
-		(unsigned > 0 && (len(in.reqs) == 0 || in.now.Sub(c.lastSigAt) >= c.cfg.SignInterval)) ||
-		(in.probe && len(r.entries) == 0)
+		(unsigned > 0 && (len(r.reqs) == 0 || now.Sub(c.lastSigAt) >= c.cfg.SignInterval)) ||
+		(probe && len(r.entries) == 0)
 	if due && c.canSign {
 		// Leaf 0 is CCF's zero leaf: the tree has next leaves before seqno next.
-		r.sign = &signDue{root: r.after.tree.Root(), tx: engine.TxID{View: c.view, Seqno: r.after.pos.Seqno + 1}, iat: time.UnixMilli(now)}
+		r.sign = &signDue{root: r.after.tree.Root(), tx: engine.TxID{View: c.view, Seqno: r.after.pos.Seqno + 1}, iat: time.UnixMilli(max(now.UnixMilli(), r.after.pos.TimeMillis))}
 	}
-	if r.redo && len(r.entries) == 0 {
-		c.attempts = 0 // decided without the log
-	}
-	return r, nil
 }
 
 // add seals e and folds it into the round's ledger (fold: the same

@@ -169,7 +169,8 @@ type Sequencer struct {
 	rounds, entries atomic.Uint64
 	timing          struct{ execute, append, apply atomic.Int64 }
 
-	done    inflight // the answer of the flight's append
+	done    inflight  // the answer of the flight's append
+	sentAt  time.Time // when the flight was appended
 	health  health
 	probing bool // the next round is a probe of a faulty write path
 	// exit is why Run returned, set before stopped is closed.
@@ -265,11 +266,18 @@ func (s *Sequencer) Timing() Timing {
 // Run sequences until ctx ends. Requests still queued are refused.
 //
 // Rounds are pipelined: while one round's batch waits for its ack, the
-// next round executes on top of the state it will leave. If the round in
+// next round executes on top of the state it will leave, and keeps taking
+// requests until that ack arrives (so under load a round holds what
+// arrived during one append, up to the batch limits). If the round in
 // flight does not land, both are executed again from the log's state,
 // before anything new is taken from the queue.
 func (s *Sequencer) Run(ctx context.Context) (err error) {
+	var pending *round // open on top of the flight
 	defer func() {
+		if pending != nil {
+			// Executed but never sent: not in the log.
+			s.failAll(pending.reqs, stopErrorFor(err))
+		}
 		s.exit, s.stoppedAt = err, time.Now()
 		s.drain(stopErrorFor(err))
 		close(s.stopped)
@@ -282,13 +290,75 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 	for {
 		if ctx.Err() != nil {
 			if s.core.flight != nil {
-				if _, err := s.land(nil); err != nil {
+				landed, err := s.land(pending)
+				if err != nil {
+					pending = nil // answered by land
 					return err
+				}
+				if !landed {
+					pending = nil // its requests wait in redo
 				}
 			}
 			s.reply(s.core.failRedoWith(errStopped))
 			s.signTail()
 			return ctx.Err()
+		}
+		if s.core.flight != nil {
+			// Build the next round until the flight's ack arrives.
+			var first *request
+			if s.carry != nil && pending == nil {
+				first, s.carry = s.carry, nil
+			}
+			if first == nil {
+				var queue <-chan *request
+				if s.carry == nil {
+					queue = s.queue
+				}
+				t0 := time.Now()
+				select {
+				case first = <-queue:
+				case a := <-s.done:
+					s.timing.append.Add(int64(time.Since(t0)))
+					r := pending
+					pending = nil
+					landed, err := s.landWith(a, r)
+					if err != nil {
+						return err
+					}
+					if !landed || r == nil {
+						continue // r's requests wait in the core's redo, or were answered
+					}
+					// r was built on the round just landed; read the store now.
+					r.rebase(s.store)
+					if err := s.seal(r); err != nil {
+						s.failAll(r.reqs, err)
+						continue
+					}
+					s.send(r)
+					continue
+				}
+			}
+			n, size := 0, 0
+			if pending != nil {
+				n, size = len(pending.reqs), pending.size
+			}
+			batch = s.gather(ctx, append(batch[:0], first), n, size, false)
+			switch {
+			case len(batch) == 0:
+			case pending == nil:
+				own := slices.Clone(batch)
+				if pending, err = s.open(own); err != nil {
+					s.failAll(own, err)
+					pending = nil
+				}
+			default:
+				if err := s.extend(pending, batch); err != nil {
+					s.failAll(pending.reqs, err)
+					s.failAll(batch, err)
+					pending = nil
+				}
+			}
+			continue
 		}
 		if s.core.redo != nil {
 			// Requests whose round did not land, one synchronous round at
@@ -299,22 +369,9 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 			continue
 		}
 		batch = batch[:0]
-		switch {
-		case s.carry != nil:
+		if s.carry != nil {
 			batch, s.carry = append(batch, s.carry), nil
-		case s.core.flight != nil:
-			// Never wait for requests while a round is in flight: land it
-			// when nothing else is queued.
-			select {
-			case req := <-s.queue:
-				batch = append(batch, req)
-			default:
-				if _, err := s.land(nil); err != nil {
-					return err
-				}
-				continue
-			}
-		default:
+		} else {
 			if s.unsigned() > 0 {
 				signTimer.Reset(s.cfg.SignInterval)
 			}
@@ -337,30 +394,58 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 			signTimer.Stop()
 			probeTimer.Stop()
 		}
-		batch = s.gather(ctx, batch)
+		batch = s.gather(ctx, batch, 0, 0, true)
 		own := slices.Clone(batch) // batch is reused; a round keeps its own
 		r, err := s.plan(own, false)
 		if err != nil {
 			s.failAll(own, err)
 			continue
 		}
-		if s.core.flight != nil {
-			ok, err := s.land(r)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				continue // r's requests wait in the core's redo, or were answered
-			}
-			// r was built on the round just landed; read the store now.
-			r.rebase(s.store)
-		}
-		if len(r.entries) == 0 {
-			s.reply(r.settled)
-			continue
-		}
-		s.launch(r)
+		s.send(r)
 	}
+}
+
+// nonces draws n fresh nonces with one read of the system's randomness.
+func nonces(n int) []engine.Digest {
+	buf := make([]byte, 32*n)
+	rand.Read(buf)
+	out := make([]engine.Digest, n)
+	for i := range out {
+		copy(out[i][:], buf[32*i:])
+	}
+	return out
+}
+
+// open has the core execute reqs as a round on top of the flight, left
+// open for more requests until the flight lands.
+func (s *Sequencer) open(reqs []*request) (*round, error) {
+	t0 := time.Now()
+	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
+	return s.core.open(planInput{ledger: s.storeBase(), now: s.now(), reqs: reqs, nonces: nonces(len(reqs) + 1)})
+}
+
+// extend has the core execute reqs into the open round r.
+func (s *Sequencer) extend(r *round, reqs []*request) error {
+	t0 := time.Now()
+	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
+	return s.core.extend(r, reqs, s.now(), nonces(len(reqs)+1))
+}
+
+// seal closes an open round, signs it when the core asks and encodes it.
+func (s *Sequencer) seal(r *round) error {
+	t0 := time.Now()
+	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
+	s.core.seal(r, s.now(), false)
+	return s.finish(r)
+}
+
+// send appends r, or answers it at once when it has nothing to append.
+func (s *Sequencer) send(r *round) {
+	if len(r.entries) == 0 {
+		s.reply(r.settled)
+		return
+	}
+	s.launch(r)
 }
 
 // plan has the core plan a round of reqs on the applied ledger (or the
@@ -368,32 +453,30 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 func (s *Sequencer) plan(reqs []*request, redo bool) (*round, error) {
 	t0 := time.Now()
 	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
-	// One read of the system's randomness for the round, not one per entry.
-	buf := make([]byte, 32*(len(reqs)+1))
-	rand.Read(buf)
-	nonces := make([]engine.Digest, len(reqs)+1)
-	for i := range nonces {
-		copy(nonces[i][:], buf[32*i:])
-	}
-	r, err := s.core.plan(planInput{ledger: s.storeBase(), now: s.now(), reqs: reqs, nonces: nonces, probe: s.probing, redo: redo})
+	r, err := s.core.plan(planInput{ledger: s.storeBase(), now: s.now(), reqs: reqs, nonces: nonces(len(reqs) + 1), probe: s.probing, redo: redo})
 	s.probing = false
 	if err != nil {
 		return nil, err
 	}
+	return r, s.finish(r)
+}
+
+// finish signs a sealed round when the core asks, and encodes it.
+func (s *Sequencer) finish(r *round) error {
 	if r.sign != nil {
 		cose, err := s.signer.SignRoot(r.sign.root, r.sign.tx, r.sign.iat)
 		if err != nil && s.core.signerErr == nil {
 			s.logger.Error("signature entry", slog.Any("err", err))
 		}
 		if ferr := s.core.signed(r, cose, err); ferr != nil {
-			return nil, ferr
+			return ferr
 		}
 		if err != nil && len(r.entries) == 0 {
 			// Nothing else to write: the fault shows now, not at a landing.
 			s.wrote()
 		}
 	}
-	return r, r.encode()
+	return r.encode()
 }
 
 // commit runs one round of reqs synchronously on the applied ledger: used
@@ -424,31 +507,35 @@ func (s *Sequencer) signTail() {
 	}
 }
 
-// gather takes whatever else is queued, waiting up to Linger for more.
-// A request the core's batch limits do not admit waits in carry for the
-// next round.
-func (s *Sequencer) gather(ctx context.Context, batch []*request) []*request {
-	size := 0
-	for _, r := range batch {
-		size += len(r.cmd.Input())
-	}
+// gather takes batch and whatever else is queued, waiting up to Linger
+// for more when linger is set, as far as the core's batch limits admit on
+// top of a round of n requests holding size bytes. The request they do
+// not admit waits in carry for the next round.
+func (s *Sequencer) gather(ctx context.Context, batch []*request, n, size int, linger bool) []*request {
+	in := batch
+	batch = batch[:0]
 	take := func(req *request) bool {
-		n := len(req.cmd.Input())
-		if !s.core.admits(len(batch), size, n) {
+		more := len(req.cmd.Input())
+		if !s.core.admits(n+len(batch), size, more) {
 			s.carry = req
 			return false
 		}
-		size += n
+		size += more
 		batch = append(batch, req)
 		return true
 	}
+	for _, req := range in {
+		if !take(req) {
+			return batch
+		}
+	}
 	var deadline <-chan time.Time
-	if s.cfg.Linger > 0 && len(batch) > 0 {
+	if linger && s.cfg.Linger > 0 && len(batch) > 0 {
 		t := time.NewTimer(s.cfg.Linger)
 		defer t.Stop()
 		deadline = t.C
 	}
-	for len(batch) < s.cfg.MaxBatch-1 {
+	for n+len(batch) < s.cfg.MaxBatch-1 {
 		select {
 		case req := <-s.queue:
 			if !take(req) {
@@ -497,7 +584,7 @@ type appendResult struct {
 func (s *Sequencer) launch(r *round) {
 	s.core.sent(r)
 	done := make(inflight, 1)
-	s.done = done
+	s.done, s.sentAt = done, time.Now()
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 		defer cancel()
@@ -506,16 +593,22 @@ func (s *Sequencer) launch(r *round) {
 	}()
 }
 
-// land waits for the flight's answer and does what the core makes of it:
-// fold into the store, answer, record a fault. It reports whether the
-// whole flight landed (so that pending, planned on top of it, stays
-// valid); an error means Run must return: a newer view has written, or the
-// round is committed but not applied (ErrFatal).
+// land waits for the flight's answer and takes it (landWith).
 func (s *Sequencer) land(pending *round) (bool, error) {
 	t0 := time.Now()
 	a := <-s.done
+	s.timing.append.Add(int64(time.Since(t0)))
+	return s.landWith(a, pending)
+}
+
+// landWith does what the core makes of the flight's answer a: fold into
+// the store, answer, record a fault. It reports whether the whole flight
+// landed (so that pending, planned on top of it, stays valid); an error
+// means Run must return: a newer view has written, or the round is
+// committed but not applied (ErrFatal).
+func (s *Sequencer) landWith(a appendResult, pending *round) (bool, error) {
 	t1 := time.Now()
-	s.timing.append.Add(int64(t1.Sub(t0)))
+	appendTook := t1.Sub(s.sentAt)
 	err := s.core.acked(a.last, a.err)
 	o := outcome{err: err}
 	if err != nil {
@@ -546,7 +639,7 @@ func (s *Sequencer) land(pending *round) (bool, error) {
 	switch {
 	case rd.landed:
 		s.wrote()
-		s.report(flown, t1.Sub(t0), applyTook)
+		s.report(flown, appendTook, applyTook)
 	case rd.stop != nil:
 		return false, rd.stop
 	case rd.fault != nil:
