@@ -438,6 +438,45 @@ func (c *core) failRedo(rd *ready, cause error) {
 	rd.answers = append(rd.answers, c.failRedoWith((&Fault{Code: code, Message: msg, Err: cause}).Error())...)
 }
 
+// orphaned takes the log's answer (err, through acked) for a flight sent
+// on top of a round that was then acknowledged but could not be applied
+// (the sequencer stops). It was executed on the log's state, so what of
+// it landed is committed: an ack says all of it; after an error, read
+// (the log at its seqnos, read back; nil: unreadable) says which entries
+// are ours. The rest is not in the log and is refused as stopped; if the
+// log could not be read, its requests are told the outcome is unknown.
+func (c *core) orphaned(err error, read []logged) []answer {
+	f := c.flight
+	c.flight = nil
+	if err == nil {
+		return f.answers(len(f.entries))
+	}
+	if read == nil {
+		doubt := engine.Wrap(engine.KindUnavailable, "CommitOutcomeUnknown", err,
+			"the sequencer stopped and the log could not be read; the request may have been committed").Marked(natslog.ErrCommitOutcomeUnknown)
+		out := make([]answer, 0, len(f.reqs))
+		for _, q := range f.reqs {
+			out = append(out, answer{q, result{err: doubt}})
+		}
+		return out
+	}
+	n := 0
+	for n < len(f.entries) && n < len(read) && read[n].ok && read[n].nonce == f.entries[n].Nonce && read[n].view == f.entries[n].View {
+		n++
+	}
+	out := f.answers(n)
+	answered := make(map[*request]bool, len(out))
+	for _, a := range out {
+		answered[a.req] = true
+	}
+	for _, q := range f.reqs {
+		if !answered[q] {
+			out = append(out, answer{q, result{err: errStopped}})
+		}
+	}
+	return out
+}
+
 // applyFailed is the fatal error (and the refusals) of a flight that was acknowledged but
 // could not be folded into the store. Its answers stand (it is
 // committed); the pending round, executed on writes the store does not

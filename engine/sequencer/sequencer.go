@@ -321,20 +321,10 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 					s.timing.append.Add(int64(time.Since(t0)))
 					r := pending
 					pending = nil
-					landed, err := s.landWith(a, r)
-					if err != nil {
+					// r is sent as soon as the flight has landed (landWith).
+					if _, err := s.landWith(a, r, true); err != nil {
 						return err
 					}
-					if !landed || r == nil {
-						continue // r's requests wait in the core's redo, or were answered
-					}
-					// r was built on the round just landed; read the store now.
-					r.rebase(s.store)
-					if err := s.seal(r); err != nil {
-						s.failAll(r.reqs, err)
-						continue
-					}
-					s.send(r)
 					continue
 				}
 			}
@@ -598,7 +588,7 @@ func (s *Sequencer) land(pending *round) (bool, error) {
 	t0 := time.Now()
 	a := <-s.done
 	s.timing.append.Add(int64(time.Since(t0)))
-	return s.landWith(a, pending)
+	return s.landWith(a, pending, false)
 }
 
 // landWith does what the core makes of the flight's answer a: fold into
@@ -606,7 +596,12 @@ func (s *Sequencer) land(pending *round) (bool, error) {
 // landed (so that pending, planned on top of it, stays valid); an error
 // means Run must return: a newer view has written, or the round is
 // committed but not applied (ErrFatal).
-func (s *Sequencer) landWith(a appendResult, pending *round) (bool, error) {
+//
+// With next, a landed flight's pending round is sealed and sent before
+// the flight is folded into the store: the log is idle from the ack to
+// the next append, and pending reads the flight's writes from its own
+// overlay until it is rebased on the store.
+func (s *Sequencer) landWith(a appendResult, pending *round, next bool) (bool, error) {
 	t1 := time.Now()
 	appendTook := t1.Sub(s.sentAt)
 	err := s.core.acked(a.last, a.err)
@@ -617,15 +612,35 @@ func (s *Sequencer) landWith(a appendResult, pending *round) (bool, error) {
 	flown := s.core.flight
 	entries := flown.entries
 	rd := s.core.advance(o, pending)
+	var settled []answer // pending's own, once the flight is applied
+	sent := false
+	if next && rd.landed && pending != nil {
+		if err := s.seal(pending); err != nil {
+			s.failAll(pending.reqs, err)
+		} else if len(pending.entries) == 0 {
+			settled = pending.settled
+		} else {
+			s.launch(pending)
+			sent = true
+		}
+	}
 	var applyTook time.Duration
 	if rd.apply != nil {
+		t2 := time.Now()
 		aerr := s.apply(rd.apply)
-		applyTook = time.Since(t1)
+		applyTook = time.Since(t2)
 		s.timing.apply.Add(int64(applyTook))
 		if aerr != nil {
 			// Unknown state is fatal: a round executed on top of this one
 			// would be built on writes the store does not hold.
-			refusals, fatal := s.core.applyFailed(rd.apply, aerr, pending)
+			var refusals []answer
+			var fatal error
+			if sent {
+				refusals, fatal = s.core.applyFailed(rd.apply, aerr, nil)
+				refusals = append(refusals, s.orphan()...)
+			} else {
+				refusals, fatal = s.core.applyFailed(rd.apply, aerr, pending)
+			}
 			// Faulty from now on, before anyone hears of the stop.
 			s.health.set(CodeSequencerStopped, fatal.Error(), fatal, s.logger)
 			s.counted(rd.entries)
@@ -634,8 +649,12 @@ func (s *Sequencer) landWith(a appendResult, pending *round) (bool, error) {
 			return true, fatal
 		}
 	}
+	if sent {
+		pending.rebase(s.store)
+	}
 	s.counted(rd.entries)
 	s.reply(rd.answers)
+	s.reply(settled)
 	switch {
 	case rd.landed:
 		s.wrote()
@@ -650,6 +669,38 @@ func (s *Sequencer) landWith(a appendResult, pending *round) (bool, error) {
 			slog.Int("entries", len(entries)), slog.Int("landed", rd.entries), slog.Any("err", rd.retry))
 	}
 	return rd.landed, nil
+}
+
+// orphan waits for the flight sent on top of a round that could not be
+// applied, and answers it by its ack (core.orphaned).
+func (s *Sequencer) orphan() []answer {
+	a := <-s.done
+	err := s.core.acked(a.last, a.err)
+	if err == nil {
+		return s.core.orphaned(nil, nil)
+	}
+	// The store is not to be trusted now: read the log itself.
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
+	f := s.core.flight
+	got := []logged{} // not nil: the log was read
+	errEnough := errors.New("read enough")
+	rerr := s.log.Range(ctx, f.expected+1, func(m engine.LedgerMsg) error {
+		e, err := engine.DecodeEntry(m.Data)
+		if err != nil {
+			got = append(got, logged{}) // not ours
+		} else {
+			got = append(got, logged{ok: true, view: e.View, nonce: e.Nonce})
+		}
+		if len(got) == len(f.entries) {
+			return errEnough
+		}
+		return nil
+	})
+	if rerr != nil && !errors.Is(rerr, errEnough) {
+		return s.core.orphaned(err, nil)
+	}
+	return s.core.orphaned(err, got)
 }
 
 // readBack catches the store up with the log after a failed append and
