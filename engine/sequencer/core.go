@@ -1,6 +1,7 @@
 package sequencer
 
 import (
+	"sync"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
@@ -71,6 +72,9 @@ type round struct {
 	redo     bool            // a re-execution of requests whose round did not land
 	subjects []string
 	data     [][]byte
+	// presign: the driver's goroutines signing its messages ahead of
+	// the append (Presigner).
+	presign sync.WaitGroup
 }
 
 // planInput is what a round is planned from.
@@ -253,16 +257,15 @@ func (c *core) signed(r *round, cose []byte, err error) error {
 		Writes: engine.WriteSet{{Table: engine.TableSignatures, Key: "", Value: cose}}}, nil)
 }
 
-// encode fixes the messages of the round's entries.
+// encode fixes the messages of the round's entries not yet encoded
+// (entries are final once added).
 func (r *round) encode() error {
-	r.subjects = make([]string, len(r.entries))
-	r.data = make([][]byte, len(r.entries))
-	for i, e := range r.entries {
+	for _, e := range r.entries[len(r.data):] {
 		b, err := e.Encode()
 		if err != nil {
 			return engine.Wrap(engine.KindInternal, "InternalError", err, "entry does not encode")
 		}
-		r.subjects[i], r.data[i] = e.Subject(), b
+		r.subjects, r.data = append(r.subjects, e.Subject()), append(r.data, b)
 	}
 	return nil
 }

@@ -28,6 +28,15 @@ type Log interface {
 	state.LogReader
 }
 
+// Presigner is a Log that signs each message for the sequence it will
+// have (the replica's LedgerLog). The sequencer has a round's messages
+// signed on other goroutines as they are executed, while the round before
+// is in flight, so that its append does not wait for them once that
+// round lands; AppendBatch signs whatever it was not handed presigned.
+type Presigner interface {
+	Presign(seq uint64, subject string, data []byte)
+}
+
 // RootSigner signs Merkle roots for signature entries.
 type RootSigner interface {
 	SignRoot(root engine.Digest, tx engine.TxID, iat time.Time) ([]byte, error)
@@ -411,14 +420,43 @@ func nonces(n int) []engine.Digest {
 func (s *Sequencer) open(reqs []*request) (*round, error) {
 	t0 := time.Now()
 	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
-	return s.core.open(planInput{ledger: s.storeBase(), now: s.now(), reqs: reqs, nonces: nonces(len(reqs) + 1)})
+	r, err := s.core.open(planInput{ledger: s.storeBase(), now: s.now(), reqs: reqs, nonces: nonces(len(reqs) + 1)})
+	if err != nil {
+		return nil, err
+	}
+	return r, s.presign(r)
 }
 
 // extend has the core execute reqs into the open round r.
 func (s *Sequencer) extend(r *round, reqs []*request) error {
 	t0 := time.Now()
 	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
-	return s.core.extend(r, reqs, s.now(), nonces(len(reqs)+1))
+	if err := s.core.extend(r, reqs, s.now(), nonces(len(reqs)+1)); err != nil {
+		return err
+	}
+	return s.presign(r)
+}
+
+// presign encodes the open round's new entries and, when the log signs
+// its messages, has them signed on a goroutine of their own.
+func (s *Sequencer) presign(r *round) error {
+	from := len(r.data)
+	if err := r.encode(); err != nil {
+		return err
+	}
+	p, ok := s.log.(Presigner)
+	if !ok || len(r.data) == from {
+		return nil
+	}
+	subjects, data, first := r.subjects[from:], r.data[from:], r.entries[from].Seqno
+	r.presign.Add(1)
+	go func() {
+		defer r.presign.Done()
+		for i := range data {
+			p.Presign(first+uint64(i), subjects[i], data[i])
+		}
+	}()
+	return nil
 }
 
 // seal closes an open round, signs it when the core asks and encodes it.
@@ -578,6 +616,7 @@ func (s *Sequencer) launch(r *round) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 		defer cancel()
+		r.presign.Wait()
 		last, err := s.log.AppendBatch(ctx, r.subjects, r.data, r.expected)
 		done <- appendResult{last, err}
 	}()

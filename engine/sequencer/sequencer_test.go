@@ -166,6 +166,9 @@ func TestGroupCommitAnswersEveryRequestOnce(t *testing.T) {
 	if fresh.Meta().Seqno != entries || fresh.Tree().Root() != h.store.Tree().Root() {
 		t.Fatalf("replayed %d entries (sequencer says %d), roots %x / %x", fresh.Meta().Seqno, entries, fresh.Tree().Root(), h.store.Tree().Root())
 	}
+	if v := fresh.Meta().Voids; v != 0 {
+		t.Fatalf("%d entries do not authenticate (rounds are signed ahead of their append)", v)
+	}
 	lastSig := uint64(0)
 	for s := uint64(1); s <= fresh.Meta().Seqno; s++ {
 		rec, _, _ := fresh.Leaf(s)
@@ -387,5 +390,32 @@ func TestSignatureIntervalUnderLoad(t *testing.T) {
 	}
 	if sigs < 2 { // the idle timer gives one at the end; more come from the interval under load
 		t.Fatalf("%d signature entries in 400 ms of load with a 20 ms interval", sigs)
+	}
+}
+
+// A signature made ahead of an append that did not come (its round was
+// executed again) is never used for another message at that sequence.
+func TestStalePresignIsNotUsed(t *testing.T) {
+	h := start(t, sequencer.DefaultConfig(), 1)
+	next := h.store.Meta().Seqno + 1
+	stale := put{"k", "stale"}
+	h.log.Presign(next, "gavel.ledger."+string(engine.KindStatement), stale.Input())
+	h.log.Presign(next+1, "gavel.ledger.other", []byte("x"))
+	for _, p := range []put{{"k", "v"}, {"l", "v"}} {
+		if _, err := h.seq.Submit(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.stop()
+	fresh, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := state.CatchUp(context.Background(), fresh, h.log); err != nil {
+		t.Fatal(err)
+	}
+	if m := fresh.Meta(); m.Seqno < next+1 || m.Voids != 0 {
+		t.Fatalf("replayed to %d with %d void entries, want past %d and none", m.Seqno, m.Voids, next+1)
 	}
 }
