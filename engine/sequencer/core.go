@@ -26,12 +26,17 @@ import (
 //	if r.sign != nil { c.signed(r, signer.SignRoot(...)) }
 //	r.encode()
 //	c.sent(r)                       // append r.data after expected last r.expected
-//	rd := c.advance(outcome, pending)
+//	p, err := c.open(in)            // the next round, on top of the flight
+//	c.extend(p, more, now, nonces)  // ... as requests arrive, until the ack
+//	rd := c.advance(outcome, p)
+//	// if rd.landed: c.seal(p, now, false), sign, encode, c.sent(p);
 //	// fold rd.apply into the store, then send rd.answers, then act on
 //	// rd.stop / rd.fault; c.takeRedo() is what to execute next, if any
 //
-// At most one round is in the log's hands (the flight); the next one may
-// be planned on top of it (pending) and is sent only once the flight lands.
+// At most one round is in the log's hands (the flight); the next one is
+// open on top of it (pending), takes requests until the flight lands, and
+// is then sealed and sent. The chain stays exact: pending's expected last
+// sequence is the flight's end, and it is sent only after the flight's ack.
 
 // base is the ledger a round executes on top of: the applied state, or it
 // and the round in flight.
