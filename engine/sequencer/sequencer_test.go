@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -417,5 +418,48 @@ func TestStalePresignIsNotUsed(t *testing.T) {
 	}
 	if m := fresh.Meta(); m.Seqno < next+1 || m.Voids != 0 {
 		t.Fatalf("replayed to %d with %d void entries, want past %d and none", m.Seqno, m.Voids, next+1)
+	}
+}
+
+// Rounds that stay open while the one before is in flight still keep to
+// the batch limits: what does not fit waits for the next round.
+func TestOpenRoundsKeepTheBatchLimit(t *testing.T) {
+	cfg := sequencer.DefaultConfig()
+	cfg.MaxBatch = 8
+	var most, rounds atomic.Int64
+	cfg.OnRound = func(r sequencer.RoundReport) {
+		rounds.Add(1)
+		if n := int64(r.Entries); n > most.Load() {
+			most.Store(n) // the hook runs on the sequencer's goroutine
+		}
+	}
+	h := start(t, cfg, 1)
+	const n = 400
+	seen := make(map[uint64]bool, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := h.seq.Submit(context.Background(), put{fmt.Sprintf("k%d", i), "v"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[out.TxID.Seqno] {
+				t.Errorf("seqno %d answered twice", out.TxID.Seqno)
+			}
+			seen[out.TxID.Seqno] = true
+		}()
+	}
+	wg.Wait()
+	if m := most.Load(); m > int64(cfg.MaxBatch) {
+		t.Fatalf("a round of %d entries, the limit is %d", m, cfg.MaxBatch)
+	}
+	if r := rounds.Load(); r < n/int64(cfg.MaxBatch-1) {
+		t.Fatalf("%d rounds for %d requests of at most %d a round", r, n, cfg.MaxBatch-1)
 	}
 }
