@@ -346,10 +346,12 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 			case len(batch) == 0:
 			case pending == nil:
 				own := slices.Clone(batch)
-				if pending, err = s.open(own); err != nil {
-					s.failAll(own, err)
-					pending = nil
+				p, oerr := s.open(own)
+				if oerr != nil {
+					s.failAll(own, oerr)
+					p = nil
 				}
+				pending = p
 			default:
 				if err := s.extend(pending, batch); err != nil {
 					s.failAll(pending.reqs, err)
