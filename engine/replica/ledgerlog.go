@@ -58,6 +58,14 @@ func (l *LedgerLog) takePresigned(subjects []string, data [][]byte, expectedLast
 	if len(l.presigned) == 0 {
 		return
 	}
+	if len(l.presigned) > natslog.MaxBatchMessages {
+		// Signed too late for their append, or for a round executed again.
+		for seq := range l.presigned {
+			if seq <= expectedLast {
+				delete(l.presigned, seq)
+			}
+		}
+	}
 	for i := range subjects {
 		seq := expectedLast + 1 + uint64(i)
 		if p, ok := l.presigned[seq]; ok {

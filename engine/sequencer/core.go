@@ -1,7 +1,7 @@
 package sequencer
 
 import (
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
@@ -77,9 +77,11 @@ type round struct {
 	redo     bool            // a re-execution of requests whose round did not land
 	subjects []string
 	data     [][]byte
-	// presign: the driver's goroutines signing its messages ahead of
-	// the append (Presigner).
-	presign sync.WaitGroup
+	// The driver's signing of its messages ahead of the append
+	// (Presigner): messages before presigned are handed to a signing
+	// goroutine, which stops once the round is sent.
+	presigned int
+	sent      atomic.Bool
 }
 
 // planInput is what a round is planned from.

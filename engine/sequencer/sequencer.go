@@ -31,8 +31,8 @@ type Log interface {
 // Presigner is a Log that signs each message for the sequence it will
 // have (the replica's LedgerLog). The sequencer has a round's messages
 // signed on other goroutines as they are executed, while the round before
-// is in flight, so that its append does not wait for them once that
-// round lands; AppendBatch signs whatever it was not handed presigned.
+// is in flight, so that its append need not sign them once that round
+// lands; AppendBatch signs whatever was not presigned by then.
 type Presigner interface {
 	Presign(seq uint64, subject string, data []byte)
 }
@@ -439,22 +439,30 @@ func (s *Sequencer) extend(r *round, reqs []*request) error {
 	return s.presign(r)
 }
 
+// presignChunk is the fewest new messages worth a signing goroutine.
+const presignChunk = 16
+
 // presign encodes the open round's new entries and, when the log signs
-// its messages, has them signed on a goroutine of their own.
+// its messages and enough are new, has them signed on a goroutine of
+// their own. The append does not wait for it: whatever is not signed when
+// the round is sent, AppendBatch signs (so a starved goroutine costs at
+// most a chunk signed twice, never a later append).
 func (s *Sequencer) presign(r *round) error {
-	from := len(r.data)
 	if err := r.encode(); err != nil {
 		return err
 	}
 	p, ok := s.log.(Presigner)
-	if !ok || len(r.data) == from {
+	if !ok || len(r.data)-r.presigned < presignChunk {
 		return nil
 	}
+	from := r.presigned
 	subjects, data, first := r.subjects[from:], r.data[from:], r.entries[from].Seqno
-	r.presign.Add(1)
+	r.presigned = len(r.data)
 	go func() {
-		defer r.presign.Done()
 		for i := range data {
+			if r.sent.Load() {
+				return
+			}
 			p.Presign(first+uint64(i), subjects[i], data[i])
 		}
 	}()
@@ -612,13 +620,13 @@ type appendResult struct {
 // launch appends r on its own goroutine, so that the next round executes
 // meanwhile.
 func (s *Sequencer) launch(r *round) {
+	r.sent.Store(true) // presigning stops: the append signs the rest
 	s.core.sent(r)
 	done := make(inflight, 1)
 	s.done, s.sentAt = done, time.Now()
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 		defer cancel()
-		r.presign.Wait()
 		last, err := s.log.AppendBatch(ctx, r.subjects, r.data, r.expected)
 		done <- appendResult{last, err}
 	}()
