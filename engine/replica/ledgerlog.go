@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"runtime"
 	"sync"
@@ -18,6 +19,62 @@ type LedgerLog struct {
 	*natslog.Reader
 	pub    *natslog.Publisher
 	signer *engine.NodeSigner
+
+	mu        sync.Mutex
+	presigned map[uint64]presigned // by the sequence the message will have
+}
+
+// presigned is a message signed ahead of its append (Presign).
+type presigned struct {
+	subject string
+	data    []byte
+	auth    string
+}
+
+// maxPresigned bounds the signatures kept for appends that have not come
+// (a round executed again is signed again).
+const maxPresigned = 4 * natslog.MaxBatchMessages
+
+// Presign signs, ahead of its append, the message that will have sequence
+// seq: the sequencer has a round signed while the round before it is in
+// flight, so that its append does not wait for the signatures. AppendBatch
+// uses a presigned signature only for the same message at the same
+// sequence, and signs any other itself.
+func (l *LedgerLog) Presign(seq uint64, subject string, data []byte) {
+	auth := l.signer.Sign(seq, subject, data)
+	l.mu.Lock()
+	if l.presigned == nil || len(l.presigned) >= maxPresigned {
+		l.presigned = make(map[uint64]presigned)
+	}
+	l.presigned[seq] = presigned{subject, data, auth}
+	l.mu.Unlock()
+}
+
+// takePresigned fills auths[i] with the presigned signature of message i
+// of a batch after expectedLast, where there is one.
+func (l *LedgerLog) takePresigned(subjects []string, data [][]byte, expectedLast uint64, auths []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.presigned) == 0 {
+		return
+	}
+	if len(l.presigned) > natslog.MaxBatchMessages {
+		// Signed too late for their append, or for a round executed again.
+		for seq := range l.presigned {
+			if seq <= expectedLast {
+				delete(l.presigned, seq)
+			}
+		}
+	}
+	for i := range subjects {
+		seq := expectedLast + 1 + uint64(i)
+		if p, ok := l.presigned[seq]; ok {
+			if p.subject == subjects[i] && bytes.Equal(p.data, data[i]) {
+				auths[i] = p.auth
+			}
+			delete(l.presigned, seq)
+		}
+	}
 }
 
 // NewLedgerLog appends through nc, signing with signer, and reads through js.
@@ -35,20 +92,31 @@ const signChunk = 64
 // AppendBatch appends one entry with a plain expected-last-sequence
 // publish, which costs a fraction of an atomic batch's fixed staging, and
 // more than one as an atomic batch. Each message is signed for the
-// sequence it will have, expectedLast+1+i; large batches are signed on
-// every core.
+// sequence it will have, expectedLast+1+i, unless it was presigned; many
+// unsigned messages are signed on every core.
 func (l *LedgerLog) AppendBatch(ctx context.Context, subjects []string, data [][]byte, expectedLast uint64) (uint64, error) {
 	msgs := make([]natslog.Msg, len(subjects))
+	auths := make([]string, len(subjects))
+	l.takePresigned(subjects, data, expectedLast, auths)
+	missing := 0
+	for _, a := range auths {
+		if a == "" {
+			missing++
+		}
+	}
 	sign := func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			seq := expectedLast + 1 + uint64(i)
+			auth := auths[i]
+			if auth == "" {
+				auth = l.signer.Sign(expectedLast+1+uint64(i), subjects[i], data[i])
+			}
 			msgs[i] = natslog.Msg{Subject: subjects[i], Data: data[i], Header: nats.Header{
 				engine.HeaderNode: {l.signer.ID()},
-				engine.HeaderAuth: {l.signer.Sign(seq, subjects[i], data[i])},
+				engine.HeaderAuth: {auth},
 			}}
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), (len(msgs)+signChunk-1)/signChunk)
+	workers := min(runtime.GOMAXPROCS(0), (missing+signChunk-1)/signChunk)
 	if workers <= 1 {
 		sign(0, len(msgs))
 	} else {

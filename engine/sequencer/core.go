@@ -2,6 +2,7 @@ package sequencer
 
 import (
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/gavelhq/gavel/engine"
@@ -26,12 +27,17 @@ import (
 //	if r.sign != nil { c.signed(r, signer.SignRoot(...)) }
 //	r.encode()
 //	c.sent(r)                       // append r.data after expected last r.expected
-//	rd := c.advance(outcome, pending)
+//	p, err := c.open(in)            // the next round, on top of the flight
+//	c.extend(p, more, now, nonces)  // ... as requests arrive, until the ack
+//	rd := c.advance(outcome, p)
+//	// if rd.landed: c.seal(p, now, false), sign, encode, c.sent(p);
 //	// fold rd.apply into the store, then send rd.answers, then act on
 //	// rd.stop / rd.fault; c.takeRedo() is what to execute next, if any
 //
-// At most one round is in the log's hands (the flight); the next one may
-// be planned on top of it (pending) and is sent only once the flight lands.
+// At most one round is in the log's hands (the flight); the next one is
+// open on top of it (pending), takes requests until the flight lands, and
+// is then sealed and sent. The chain stays exact: pending's expected last
+// sequence is the flight's end, and it is sent only after the flight's ack.
 
 // base is the ledger a round executes on top of: the applied state, or it
 // and the round in flight.
@@ -65,12 +71,19 @@ type round struct {
 	after    base            // the ledger once entries are in
 	overlay  *overlay        // after.reader
 	sign     *signDue        // set until the driver has signed (core.signed)
-	at       time.Time       // the clock value it was planned at
+	at       time.Time       // the clock value it was sealed at
 	nonce    engine.Digest   // for the signature entry
+	size     int             // bytes of the requests' input
+	sealed   bool            // takes no more requests (core.seal)
 	redo     bool            // a re-execution of requests whose round did not land
 	retires  bool            // an entry retires the sequencer's node: nothing follows it
 	subjects []string
 	data     [][]byte
+	// The driver's signing of its messages ahead of the append
+	// (Presigner): messages before presigned are handed to a signing
+	// goroutine, which stops once the round is sent.
+	presigned int
+	sent      atomic.Bool
 }
 
 // planInput is what a round is planned from.
@@ -137,25 +150,59 @@ func (c *core) facts(seqno uint64, now int64) engine.Facts {
 
 // plan executes in.reqs in order on top of the flight (or the applied
 // ledger), each seeing the writes of those before it, and asks for a
-// signature entry when one is due.
+// signature entry when one is due (see seal).
 func (c *core) plan(in planInput) (*round, error) {
+	r, err := c.open(in)
+	if err != nil {
+		return nil, err
+	}
+	c.seal(r, in.now, in.probe)
+	return r, nil
+}
+
+// open is plan without the signature decision: a round planned on top of
+// the flight stays open, taking more requests (extend) while the flight
+// is in the log's hands, and is sealed once it lands. Under load a round
+// so holds what arrived during one append: rounds grow with the queue.
+func (c *core) open(in planInput) (*round, error) {
 	b := in.ledger
 	if c.flight != nil {
 		b = c.flight.after
 	}
-	now := max(in.now.UnixMilli(), b.pos.TimeMillis) // engine time never goes back
-	r := &round{reqs: in.reqs, expected: b.pos.Seqno, overlay: newOverlay(b.reader), at: in.now, redo: in.redo}
+	r := &round{expected: b.pos.Seqno, overlay: newOverlay(b.reader), at: in.now, redo: in.redo}
 	r.after = base{reader: r.overlay, pos: b.pos, tree: b.tree.Clone()}
-	nonces := in.nonces
-	if c.flight != nil && c.flight.retires {
-		// Nothing may follow the retirement in flight: if it lands these
-		// are refused (advance), if not they are executed again.
-		r.nonce = nonces[0]
-		return r, nil
+	// Nothing may follow a retirement in flight: this round takes requests
+	// but executes none (if the flight lands they are refused, see advance;
+	// if not, they are executed again).
+	r.retires = c.flight != nil && c.flight.retires
+	if err := c.execute(r, in.reqs, in.now, in.nonces); err != nil {
+		return nil, err
 	}
-	for _, req := range in.reqs {
+	if r.redo && len(r.entries) == 0 {
+		c.attempts = 0 // decided without the log
+	}
+	return r, nil
+}
+
+// extend executes reqs into r, an open round, after those it holds: as
+// if they had come with them (nonces: fresh, at least len(reqs)+1).
+func (c *core) extend(r *round, reqs []*request, now time.Time, nonces []engine.Digest) error {
+	if r.sealed {
+		return engine.Errorf(engine.KindInternal, "InternalError", "a sealed round takes no more requests")
+	}
+	return c.execute(r, reqs, now, nonces)
+}
+
+// execute runs reqs in order on r's ledger. Engine time never goes back.
+// Once an entry of r retires the sequencer's node, the rest wait
+// unexecuted: answered once the round is decided (advance).
+func (c *core) execute(r *round, reqs []*request, clock time.Time, nonces []engine.Digest) error {
+	now := max(clock.UnixMilli(), r.after.pos.TimeMillis)
+	for _, req := range reqs {
+		r.reqs = append(r.reqs, req)
+		r.size += len(req.cmd.Input())
 		if r.retires {
-			break // left unexecuted: answered once the round is decided (advance)
+			continue
 		}
 		next := r.after.pos.Seqno + 1
 		eff, err := req.cmd.Execute(r.overlay, c.facts(next, now))
@@ -171,11 +218,18 @@ func (c *core) plan(in planInput) (*round, error) {
 			Nonce: nonces[0], Input: req.cmd.Input(), Writes: eff.Writes, ClaimsDigest: eff.ClaimsDigest, Result: eff.Result}
 		nonces = nonces[1:]
 		if err := r.add(e, req); err != nil {
-			return nil, err
+			return err
 		}
 		r.retires = retiresNode(eff.Writes, c.cfg.NodeID)
 	}
 	r.nonce = nonces[0]
+	return nil
+}
+
+// seal closes r at the clock value now and asks for a signature entry
+// when one is due.
+func (c *core) seal(r *round, now time.Time, probe bool) {
+	r.sealed, r.at = true, now
 	// Sign every SignEvery entries, and no later than SignInterval after
 	// the last signature while entries wait (the driver's timer plans an
 	// empty round for an idle sequencer, this covers a busy one). A probe
@@ -183,18 +237,14 @@ func (c *core) plan(in planInput) (*round, error) {
 	// whether the log takes writes again.
 	unsigned := r.after.pos.Unsigned()
 	due := unsigned >= uint64(c.cfg.SignEvery) ||
-		(unsigned > 0 && (len(in.reqs) == 0 || in.now.Sub(c.lastSigAt) >= c.cfg.SignInterval)) ||
-		(in.probe && len(r.entries) == 0)
+		(unsigned > 0 && (len(r.reqs) == 0 || now.Sub(c.lastSigAt) >= c.cfg.SignInterval)) ||
+		(probe && len(r.entries) == 0)
 	// A retired node's signature would not authenticate: the successor's
 	// view change signs what it left.
 	if due && c.canSign && !r.retires {
 		// Leaf 0 is CCF's zero leaf: the tree has next leaves before seqno next.
-		r.sign = &signDue{root: r.after.tree.Root(), tx: engine.TxID{View: c.view, Seqno: r.after.pos.Seqno + 1}, iat: time.UnixMilli(now)}
+		r.sign = &signDue{root: r.after.tree.Root(), tx: engine.TxID{View: c.view, Seqno: r.after.pos.Seqno + 1}, iat: time.UnixMilli(max(now.UnixMilli(), r.after.pos.TimeMillis))}
 	}
-	if r.redo && len(r.entries) == 0 {
-		c.attempts = 0 // decided without the log
-	}
-	return r, nil
 }
 
 // add seals e and folds it into the round's ledger (fold: the same
@@ -228,16 +278,15 @@ func (c *core) signed(r *round, cose []byte, err error) error {
 		Writes: engine.WriteSet{{Table: engine.TableSignatures, Key: "", Value: cose}}}, nil)
 }
 
-// encode fixes the messages of the round's entries.
+// encode fixes the messages of the round's entries not yet encoded
+// (entries are final once added).
 func (r *round) encode() error {
-	r.subjects = make([]string, len(r.entries))
-	r.data = make([][]byte, len(r.entries))
-	for i, e := range r.entries {
+	for _, e := range r.entries[len(r.data):] {
 		b, err := e.Encode()
 		if err != nil {
 			return engine.Wrap(engine.KindInternal, "InternalError", err, "entry does not encode")
 		}
-		r.subjects[i], r.data[i] = e.Subject(), b
+		r.subjects, r.data = append(r.subjects, e.Subject()), append(r.data, b)
 	}
 	return nil
 }
@@ -455,6 +504,45 @@ func (c *core) failRedoWith(err error) []answer {
 func (c *core) failRedo(rd *ready, cause error) {
 	code, msg, _ := faultOf(cause)
 	rd.answers = append(rd.answers, c.failRedoWith((&Fault{Code: code, Message: msg, Err: cause}).Error())...)
+}
+
+// orphaned takes the log's answer (err, through acked) for a flight sent
+// on top of a round that was then acknowledged but could not be applied
+// (the sequencer stops). It was executed on the log's state, so what of
+// it landed is committed: an ack says all of it; after an error, read
+// (the log at its seqnos, read back; nil: unreadable) says which entries
+// are ours. The rest is not in the log and is refused as stopped; if the
+// log could not be read, its requests are told the outcome is unknown.
+func (c *core) orphaned(err error, read []logged) []answer {
+	f := c.flight
+	c.flight = nil
+	if err == nil {
+		return f.answers(len(f.entries))
+	}
+	if read == nil {
+		doubt := engine.Wrap(engine.KindUnavailable, "CommitOutcomeUnknown", err,
+			"the sequencer stopped and the log could not be read; the request may have been committed").Marked(natslog.ErrCommitOutcomeUnknown)
+		out := make([]answer, 0, len(f.reqs))
+		for _, q := range f.reqs {
+			out = append(out, answer{q, result{err: doubt}})
+		}
+		return out
+	}
+	n := 0
+	for n < len(f.entries) && n < len(read) && read[n].ok && read[n].nonce == f.entries[n].Nonce && read[n].view == f.entries[n].View {
+		n++
+	}
+	out := f.answers(n)
+	answered := make(map[*request]bool, len(out))
+	for _, a := range out {
+		answered[a.req] = true
+	}
+	for _, q := range f.reqs {
+		if !answered[q] {
+			out = append(out, answer{q, result{err: errStopped}})
+		}
+	}
+	return out
 }
 
 // applyFailed is the fatal error (and the refusals) of a flight that was acknowledged but

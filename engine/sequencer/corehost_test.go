@@ -195,10 +195,50 @@ func (h *coreHost) plan(out *strings.Builder, probe bool) {
 	for i := range nonces {
 		nonces[i] = h.nonce()
 	}
-	r, err := h.c.plan(planInput{ledger: h.applied.base(), now: h.now, reqs: reqs, nonces: nonces, probe: probe, redo: redo})
+	in := planInput{ledger: h.applied.base(), now: h.now, reqs: reqs, nonces: nonces, probe: probe, redo: redo}
+	if h.c.flight != nil {
+		// Open on top of the flight: sealed (and signed) once it lands.
+		r, err := h.c.open(in)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.pending = r
+		fmt.Fprintf(out, "pending %s\n", h.describeRound(r))
+		return
+	}
+	r, err := h.c.plan(in)
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.finish(r)
+	h.send(out, r)
+}
+
+// extend is the driver taking more of the queue into the pending round,
+// as far as the batch limits admit.
+func (h *coreHost) extend(out *strings.Builder) {
+	r := h.pending
+	if r == nil {
+		h.t.Fatal("no pending round to extend")
+	}
+	n := 0
+	for size := r.size; n < len(h.queue) && h.c.admits(len(r.reqs)+n, size, len(h.queue[n].cmd.Input())); n++ {
+		size += len(h.queue[n].cmd.Input())
+	}
+	reqs := h.queue[:n:n]
+	h.queue = h.queue[n:]
+	nonces := make([]engine.Digest, len(reqs)+1)
+	for i := range nonces {
+		nonces[i] = h.nonce()
+	}
+	if err := h.c.extend(r, reqs, h.now, nonces); err != nil {
+		h.t.Fatal(err)
+	}
+	fmt.Fprintf(out, "pending %s\n", h.describeRound(r))
+}
+
+// finish signs a sealed round when the core asks, and encodes it.
+func (h *coreHost) finish(r *round) {
 	if r.sign != nil {
 		var serr error
 		var cose []byte
@@ -214,12 +254,6 @@ func (h *coreHost) plan(out *strings.Builder, probe bool) {
 	if err := r.encode(); err != nil {
 		h.t.Fatal(err)
 	}
-	if h.c.flight != nil {
-		h.pending = r
-		fmt.Fprintf(out, "pending %s\n", h.describeRound(r))
-		return
-	}
-	h.send(out, r)
 }
 
 func (h *coreHost) send(out *strings.Builder, r *round) {
@@ -301,6 +335,8 @@ func (h *coreHost) landAt(out *strings.Builder, stored int, last uint64, err err
 	}
 	if rd.landed && pending != nil && rd.stop == nil {
 		pending.rebase(h.applied.state)
+		h.c.seal(pending, h.now, false)
+		h.finish(pending)
 		h.send(out, pending)
 	}
 	return rd
@@ -391,6 +427,8 @@ var errFull = engine.Errorf(engine.KindUnavailable, "StorageFull", "injected: no
 //	plan [probe]          the driver plans a round (what to execute again first, else
 //	                      what the batch limits admit of the queue) and appends it, or
 //	                      holds it pending while a round is in flight
+//	extend                the driver takes what the batch limits admit of the queue
+//	                      into the pending round (it stays open until the flight lands)
 //	ack [apply-fails] [last=N] [stored=N]
 //	                      the log acknowledges the flight (the store then fails to
 //	                      apply it; the ack names last sequence N; the log took N entries)
@@ -437,6 +475,8 @@ func (h *coreHost) run(td *datadriven.TestData) string {
 		fmt.Fprintf(&out, "queued %d", len(h.queue))
 	case "plan":
 		h.plan(&out, hasArg(td, "probe"))
+	case "extend":
+		h.extend(&out)
 	case "ack":
 		h.landAt(&out, argInt(td, "stored", len(h.c.flight.entries)), uint64(argInt(td, "last", 0)), nil, false, hasArg(td, "apply-fails"))
 	case "refuse":

@@ -9,7 +9,7 @@
 //
 // It is built as etcd raft's RawNode is: a pure core (core.go) makes every
 // decision — execution, batch limits, signature cadence, the pipelined
-// round, matching an unanswered append against the log by nonce,
+// round (open on top of the one in flight until it lands), matching an unanswered append against the log by nonce,
 // re-execution, stepping down, giving up — from the applied ledger, the
 // requests, a clock value and nonces it is handed, and hands back what to
 // append, what to fold into the store and whom to answer. The Sequencer is

@@ -46,8 +46,8 @@ type faultLog struct {
 	plan    []fault
 	calls   int
 	foreign int // foreign entries written
-	// applyFail holds the first seqno of a round whose apply must fail.
-	applyFail atomic.Uint64
+	// applyFail holds the first seqnos of rounds whose apply must fail.
+	applyFail sync.Map // uint64 → struct{}
 	// armed is set once the harness has written genesis: the plan is for
 	// the rounds after it.
 	armed atomic.Bool
@@ -82,7 +82,7 @@ func (l *faultLog) AppendBatch(ctx context.Context, subjects []string, data [][]
 			return 0, err
 		}
 	case applyFailed:
-		l.applyFail.Store(expectedLast + 1)
+		l.applyFail.Store(expectedLast+1, struct{}{})
 	case stalledLeader:
 		// A leader without quorum counts an uncommitted batch: the refusal
 		// names a sequence the log never holds, so it is in doubt, not
@@ -113,8 +113,7 @@ func (l *faultLog) AppendBatch(ctx context.Context, subjects []string, data [][]
 
 // applyFault makes the store's apply fail for the round the plan marked.
 func (l *faultLog) applyFault(entries []*engine.Entry) error {
-	if s := l.applyFail.Load(); s != 0 && entries[0].Seqno == s {
-		l.applyFail.Store(0)
+	if _, ok := l.applyFail.LoadAndDelete(entries[0].Seqno); ok {
 		return errors.New("injected: pebble write failed")
 	}
 	return nil
@@ -240,8 +239,17 @@ func runPlan(t *testing.T, plan []fault) {
 		heal()
 	}
 	heal() // the write itself may have met an apply fault
-	if want := countOf(plan, applyFailed); restarts != want {
-		t.Fatalf("plan %v: %d restarts, want %d", plan, restarts, want)
+	// A round sent while the one before it is applied, and that one's
+	// apply fails, is answered from the log and folded by the restarted
+	// sequencer's catch-up: its own apply fault is never met.
+	want, orphans := countOf(plan, applyFailed), 0
+	for i := 1; i < len(plan); i++ {
+		if plan[i] == applyFailed && plan[i-1] == applyFailed {
+			orphans++
+		}
+	}
+	if restarts > want || restarts < want-orphans {
+		t.Fatalf("plan %v: %d restarts, want %d (%d if a round was sent before the failed apply)", plan, restarts, want, want-orphans)
 	}
 
 	// Every answer agrees with the log, and nothing is in it twice.

@@ -28,6 +28,15 @@ type Log interface {
 	state.LogReader
 }
 
+// Presigner is a Log that signs each message for the sequence it will
+// have (the replica's LedgerLog). The sequencer has a round's messages
+// signed on other goroutines as they are executed, while the round before
+// is in flight, so that its append need not sign them once that round
+// lands; AppendBatch signs whatever was not presigned by then.
+type Presigner interface {
+	Presign(seq uint64, subject string, data []byte)
+}
+
 // RootSigner signs Merkle roots for signature entries.
 type RootSigner interface {
 	SignRoot(root engine.Digest, tx engine.TxID, iat time.Time) ([]byte, error)
@@ -172,7 +181,8 @@ type Sequencer struct {
 	rounds, entries atomic.Uint64
 	timing          struct{ execute, append, apply atomic.Int64 }
 
-	done    inflight // the answer of the flight's append
+	done    inflight  // the answer of the flight's append
+	sentAt  time.Time // when the flight was appended
 	health  health
 	probing bool // the next round is a probe of a faulty write path
 	// exit is why Run returned, set before stopped is closed.
@@ -268,11 +278,18 @@ func (s *Sequencer) Timing() Timing {
 // Run sequences until ctx ends. Requests still queued are refused.
 //
 // Rounds are pipelined: while one round's batch waits for its ack, the
-// next round executes on top of the state it will leave. If the round in
+// next round executes on top of the state it will leave, and keeps taking
+// requests until that ack arrives (so under load a round holds what
+// arrived during one append, up to the batch limits). If the round in
 // flight does not land, both are executed again from the log's state,
 // before anything new is taken from the queue.
 func (s *Sequencer) Run(ctx context.Context) (err error) {
+	var pending *round // open on top of the flight
 	defer func() {
+		if pending != nil {
+			// Executed but never sent: not in the log.
+			s.failAll(pending.reqs, stopErrorFor(err))
+		}
 		s.exit, s.stoppedAt = err, time.Now()
 		s.drain(stopErrorFor(err))
 		close(s.stopped)
@@ -285,13 +302,67 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 	for {
 		if ctx.Err() != nil {
 			if s.core.flight != nil {
-				if _, err := s.land(nil); err != nil {
+				landed, err := s.land(pending)
+				if err != nil {
+					pending = nil // answered by land
 					return err
+				}
+				if !landed {
+					pending = nil // its requests wait in redo
 				}
 			}
 			s.reply(s.core.failRedoWith(errStopped))
 			s.signTail()
 			return ctx.Err()
+		}
+		if s.core.flight != nil {
+			// Build the next round until the flight's ack arrives.
+			var first *request
+			if s.carry != nil && pending == nil {
+				first, s.carry = s.carry, nil
+			}
+			if first == nil {
+				var queue <-chan *request
+				if s.carry == nil {
+					queue = s.queue
+				}
+				t0 := time.Now()
+				select {
+				case first = <-queue:
+				case a := <-s.done:
+					s.timing.append.Add(int64(time.Since(t0)))
+					r := pending
+					pending = nil
+					// r is sent as soon as the flight has landed (landWith).
+					if _, err := s.landWith(a, r, true); err != nil {
+						return err
+					}
+					continue
+				}
+			}
+			n, size := 0, 0
+			if pending != nil {
+				n, size = len(pending.reqs), pending.size
+			}
+			batch = s.gather(ctx, append(batch[:0], first), n, size, false)
+			switch {
+			case len(batch) == 0:
+			case pending == nil:
+				own := slices.Clone(batch)
+				p, oerr := s.open(own)
+				if oerr != nil {
+					s.failAll(own, oerr)
+					p = nil
+				}
+				pending = p
+			default:
+				if err := s.extend(pending, batch); err != nil {
+					s.failAll(pending.reqs, err)
+					s.failAll(batch, err)
+					pending = nil
+				}
+			}
+			continue
 		}
 		if s.core.redo != nil {
 			// Requests whose round did not land, one synchronous round at
@@ -302,22 +373,9 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 			continue
 		}
 		batch = batch[:0]
-		switch {
-		case s.carry != nil:
+		if s.carry != nil {
 			batch, s.carry = append(batch, s.carry), nil
-		case s.core.flight != nil:
-			// Never wait for requests while a round is in flight: land it
-			// when nothing else is queued.
-			select {
-			case req := <-s.queue:
-				batch = append(batch, req)
-			default:
-				if _, err := s.land(nil); err != nil {
-					return err
-				}
-				continue
-			}
-		default:
+		} else {
 			if s.unsigned() > 0 {
 				signTimer.Reset(s.cfg.SignInterval)
 			}
@@ -340,30 +398,95 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 			signTimer.Stop()
 			probeTimer.Stop()
 		}
-		batch = s.gather(ctx, batch)
+		batch = s.gather(ctx, batch, 0, 0, true)
 		own := slices.Clone(batch) // batch is reused; a round keeps its own
 		r, err := s.plan(own, false)
 		if err != nil {
 			s.failAll(own, err)
 			continue
 		}
-		if s.core.flight != nil {
-			ok, err := s.land(r)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				continue // r's requests wait in the core's redo, or were answered
-			}
-			// r was built on the round just landed; read the store now.
-			r.rebase(s.store)
-		}
-		if len(r.entries) == 0 {
-			s.reply(r.settled)
-			continue
-		}
-		s.launch(r)
+		s.send(r)
 	}
+}
+
+// nonces draws n fresh nonces with one read of the system's randomness.
+func nonces(n int) []engine.Digest {
+	buf := make([]byte, 32*n)
+	rand.Read(buf)
+	out := make([]engine.Digest, n)
+	for i := range out {
+		copy(out[i][:], buf[32*i:])
+	}
+	return out
+}
+
+// open has the core execute reqs as a round on top of the flight, left
+// open for more requests until the flight lands.
+func (s *Sequencer) open(reqs []*request) (*round, error) {
+	t0 := time.Now()
+	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
+	r, err := s.core.open(planInput{ledger: s.storeBase(), now: s.now(), reqs: reqs, nonces: nonces(len(reqs) + 1)})
+	if err != nil {
+		return nil, err
+	}
+	return r, s.presign(r)
+}
+
+// extend has the core execute reqs into the open round r.
+func (s *Sequencer) extend(r *round, reqs []*request) error {
+	t0 := time.Now()
+	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
+	if err := s.core.extend(r, reqs, s.now(), nonces(len(reqs)+1)); err != nil {
+		return err
+	}
+	return s.presign(r)
+}
+
+// presignChunk is the fewest new messages worth a signing goroutine.
+const presignChunk = 16
+
+// presign encodes the open round's new entries and, when the log signs
+// its messages and enough are new, has them signed on a goroutine of
+// their own. The append does not wait for it: whatever is not signed when
+// the round is sent, AppendBatch signs (so a starved goroutine costs at
+// most a chunk signed twice, never a later append).
+func (s *Sequencer) presign(r *round) error {
+	if err := r.encode(); err != nil {
+		return err
+	}
+	p, ok := s.log.(Presigner)
+	if !ok || len(r.data)-r.presigned < presignChunk {
+		return nil
+	}
+	from := r.presigned
+	subjects, data, first := r.subjects[from:], r.data[from:], r.entries[from].Seqno
+	r.presigned = len(r.data)
+	go func() {
+		for i := range data {
+			if r.sent.Load() {
+				return
+			}
+			p.Presign(first+uint64(i), subjects[i], data[i])
+		}
+	}()
+	return nil
+}
+
+// seal closes an open round, signs it when the core asks and encodes it.
+func (s *Sequencer) seal(r *round) error {
+	t0 := time.Now()
+	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
+	s.core.seal(r, s.now(), false)
+	return s.finish(r)
+}
+
+// send appends r, or answers it at once when it has nothing to append.
+func (s *Sequencer) send(r *round) {
+	if len(r.entries) == 0 {
+		s.reply(r.settled)
+		return
+	}
+	s.launch(r)
 }
 
 // plan has the core plan a round of reqs on the applied ledger (or the
@@ -371,32 +494,30 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 func (s *Sequencer) plan(reqs []*request, redo bool) (*round, error) {
 	t0 := time.Now()
 	defer func() { s.timing.execute.Add(int64(time.Since(t0))) }()
-	// One read of the system's randomness for the round, not one per entry.
-	buf := make([]byte, 32*(len(reqs)+1))
-	rand.Read(buf)
-	nonces := make([]engine.Digest, len(reqs)+1)
-	for i := range nonces {
-		copy(nonces[i][:], buf[32*i:])
-	}
-	r, err := s.core.plan(planInput{ledger: s.storeBase(), now: s.now(), reqs: reqs, nonces: nonces, probe: s.probing, redo: redo})
+	r, err := s.core.plan(planInput{ledger: s.storeBase(), now: s.now(), reqs: reqs, nonces: nonces(len(reqs) + 1), probe: s.probing, redo: redo})
 	s.probing = false
 	if err != nil {
 		return nil, err
 	}
+	return r, s.finish(r)
+}
+
+// finish signs a sealed round when the core asks, and encodes it.
+func (s *Sequencer) finish(r *round) error {
 	if r.sign != nil {
 		cose, err := s.signer.SignRoot(r.sign.root, r.sign.tx, r.sign.iat)
 		if err != nil && s.core.signerErr == nil {
 			s.logger.Error("signature entry", slog.Any("err", err))
 		}
 		if ferr := s.core.signed(r, cose, err); ferr != nil {
-			return nil, ferr
+			return ferr
 		}
 		if err != nil && len(r.entries) == 0 {
 			// Nothing else to write: the fault shows now, not at a landing.
 			s.wrote()
 		}
 	}
-	return r, r.encode()
+	return r.encode()
 }
 
 // commit runs one round of reqs synchronously on the applied ledger: used
@@ -427,31 +548,35 @@ func (s *Sequencer) signTail() {
 	}
 }
 
-// gather takes whatever else is queued, waiting up to Linger for more.
-// A request the core's batch limits do not admit waits in carry for the
-// next round.
-func (s *Sequencer) gather(ctx context.Context, batch []*request) []*request {
-	size := 0
-	for _, r := range batch {
-		size += len(r.cmd.Input())
-	}
+// gather takes batch and whatever else is queued, waiting up to Linger
+// for more when linger is set, as far as the core's batch limits admit on
+// top of a round of n requests holding size bytes. The request they do
+// not admit waits in carry for the next round.
+func (s *Sequencer) gather(ctx context.Context, batch []*request, n, size int, linger bool) []*request {
+	in := batch
+	batch = batch[:0]
 	take := func(req *request) bool {
-		n := len(req.cmd.Input())
-		if !s.core.admits(len(batch), size, n) {
+		more := len(req.cmd.Input())
+		if !s.core.admits(n+len(batch), size, more) {
 			s.carry = req
 			return false
 		}
-		size += n
+		size += more
 		batch = append(batch, req)
 		return true
 	}
+	for _, req := range in {
+		if !take(req) {
+			return batch
+		}
+	}
 	var deadline <-chan time.Time
-	if s.cfg.Linger > 0 && len(batch) > 0 {
+	if linger && s.cfg.Linger > 0 && len(batch) > 0 {
 		t := time.NewTimer(s.cfg.Linger)
 		defer t.Stop()
 		deadline = t.C
 	}
-	for len(batch) < s.cfg.MaxBatch-1 {
+	for n+len(batch) < s.cfg.MaxBatch-1 {
 		select {
 		case req := <-s.queue:
 			if !take(req) {
@@ -498,9 +623,10 @@ type appendResult struct {
 // launch appends r on its own goroutine, so that the next round executes
 // meanwhile.
 func (s *Sequencer) launch(r *round) {
+	r.sent.Store(true) // presigning stops: the append signs the rest
 	s.core.sent(r)
 	done := make(inflight, 1)
-	s.done = done
+	s.done, s.sentAt = done, time.Now()
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 		defer cancel()
@@ -509,16 +635,27 @@ func (s *Sequencer) launch(r *round) {
 	}()
 }
 
-// land waits for the flight's answer and does what the core makes of it:
-// fold into the store, answer, record a fault. It reports whether the
-// whole flight landed (so that pending, planned on top of it, stays
-// valid); an error means Run must return: a newer view has written, or the
-// round is committed but not applied (ErrFatal).
+// land waits for the flight's answer and takes it (landWith).
 func (s *Sequencer) land(pending *round) (bool, error) {
 	t0 := time.Now()
 	a := <-s.done
+	s.timing.append.Add(int64(time.Since(t0)))
+	return s.landWith(a, pending, false)
+}
+
+// landWith does what the core makes of the flight's answer a: fold into
+// the store, answer, record a fault. It reports whether the whole flight
+// landed (so that pending, planned on top of it, stays valid); an error
+// means Run must return: a newer view has written, or the round is
+// committed but not applied (ErrFatal).
+//
+// With next, a landed flight's pending round is sealed and sent before
+// the flight is folded into the store: the log is idle from the ack to
+// the next append, and pending reads the flight's writes from its own
+// overlay until it is rebased on the store.
+func (s *Sequencer) landWith(a appendResult, pending *round, next bool) (bool, error) {
 	t1 := time.Now()
-	s.timing.append.Add(int64(t1.Sub(t0)))
+	appendTook := t1.Sub(s.sentAt)
 	err := s.core.acked(a.last, a.err)
 	o := outcome{err: err}
 	if err != nil {
@@ -527,15 +664,35 @@ func (s *Sequencer) land(pending *round) (bool, error) {
 	flown := s.core.flight
 	entries := flown.entries
 	rd := s.core.advance(o, pending)
+	var settled []answer // pending's own, once the flight is applied
+	sent := false
+	if next && rd.landed && rd.stop == nil && pending != nil {
+		if err := s.seal(pending); err != nil {
+			s.failAll(pending.reqs, err)
+		} else if len(pending.entries) == 0 {
+			settled = pending.settled
+		} else {
+			s.launch(pending)
+			sent = true
+		}
+	}
 	var applyTook time.Duration
 	if rd.apply != nil {
+		t2 := time.Now()
 		aerr := s.apply(rd.apply)
-		applyTook = time.Since(t1)
+		applyTook = time.Since(t2)
 		s.timing.apply.Add(int64(applyTook))
 		if aerr != nil {
 			// Unknown state is fatal: a round executed on top of this one
 			// would be built on writes the store does not hold.
-			refusals, fatal := s.core.applyFailed(rd.apply, aerr, pending)
+			var refusals []answer
+			var fatal error
+			if sent {
+				refusals, fatal = s.core.applyFailed(rd.apply, aerr, nil)
+				refusals = append(refusals, s.orphan()...)
+			} else {
+				refusals, fatal = s.core.applyFailed(rd.apply, aerr, pending)
+			}
 			// Faulty from now on, before anyone hears of the stop.
 			s.health.set(CodeSequencerStopped, fatal.Error(), fatal, s.logger)
 			s.counted(rd.entries)
@@ -544,17 +701,21 @@ func (s *Sequencer) land(pending *round) (bool, error) {
 			return true, fatal
 		}
 	}
+	if sent {
+		pending.rebase(s.store)
+	}
 	s.counted(rd.entries)
 	s.reply(rd.answers)
+	s.reply(settled)
 	switch {
 	case rd.landed && rd.stop != nil:
 		// The node's retirement landed: the last round of this sequencer.
 		s.wrote()
-		s.report(flown, t1.Sub(t0), applyTook)
+		s.report(flown, appendTook, applyTook)
 		return true, rd.stop
 	case rd.landed:
 		s.wrote()
-		s.report(flown, t1.Sub(t0), applyTook)
+		s.report(flown, appendTook, applyTook)
 	case rd.stop != nil:
 		return false, rd.stop
 	case rd.fault != nil:
@@ -565,6 +726,38 @@ func (s *Sequencer) land(pending *round) (bool, error) {
 			slog.Int("entries", len(entries)), slog.Int("landed", rd.entries), slog.Any("err", rd.retry))
 	}
 	return rd.landed, nil
+}
+
+// orphan waits for the flight sent on top of a round that could not be
+// applied, and answers it by its ack (core.orphaned).
+func (s *Sequencer) orphan() []answer {
+	a := <-s.done
+	err := s.core.acked(a.last, a.err)
+	if err == nil {
+		return s.core.orphaned(nil, nil)
+	}
+	// The store is not to be trusted now: read the log itself.
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
+	f := s.core.flight
+	got := []logged{} // not nil: the log was read
+	errEnough := errors.New("read enough")
+	rerr := s.log.Range(ctx, f.expected+1, func(m engine.LedgerMsg) error {
+		e, err := engine.DecodeEntry(m.Data)
+		if err != nil {
+			got = append(got, logged{}) // not ours
+		} else {
+			got = append(got, logged{ok: true, view: e.View, nonce: e.Nonce})
+		}
+		if len(got) == len(f.entries) {
+			return errEnough
+		}
+		return nil
+	})
+	if rerr != nil && !errors.Is(rerr, errEnough) {
+		return s.core.orphaned(err, nil)
+	}
+	return s.core.orphaned(err, got)
 }
 
 // readBack catches the store up with the log after a failed append and

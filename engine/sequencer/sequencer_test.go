@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,6 +166,9 @@ func TestGroupCommitAnswersEveryRequestOnce(t *testing.T) {
 	_, entries = h.seq.Stats()
 	if fresh.Meta().Seqno != entries || fresh.Tree().Root() != h.store.Tree().Root() {
 		t.Fatalf("replayed %d entries (sequencer says %d), roots %x / %x", fresh.Meta().Seqno, entries, fresh.Tree().Root(), h.store.Tree().Root())
+	}
+	if v := fresh.Meta().Voids; v != 0 {
+		t.Fatalf("%d entries do not authenticate (rounds are signed ahead of their append)", v)
 	}
 	lastSig := uint64(0)
 	for s := uint64(1); s <= fresh.Meta().Seqno; s++ {
@@ -387,5 +391,75 @@ func TestSignatureIntervalUnderLoad(t *testing.T) {
 	}
 	if sigs < 2 { // the idle timer gives one at the end; more come from the interval under load
 		t.Fatalf("%d signature entries in 400 ms of load with a 20 ms interval", sigs)
+	}
+}
+
+// A signature made ahead of an append that did not come (its round was
+// executed again) is never used for another message at that sequence.
+func TestStalePresignIsNotUsed(t *testing.T) {
+	h := start(t, sequencer.DefaultConfig(), 1)
+	next := h.store.Meta().Seqno + 1
+	stale := put{"k", "stale"}
+	h.log.Presign(next, "gavel.ledger."+string(engine.KindStatement), stale.Input())
+	h.log.Presign(next+1, "gavel.ledger.other", []byte("x"))
+	for _, p := range []put{{"k", "v"}, {"l", "v"}} {
+		if _, err := h.seq.Submit(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.stop()
+	fresh, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := state.CatchUp(context.Background(), fresh, h.log); err != nil {
+		t.Fatal(err)
+	}
+	if m := fresh.Meta(); m.Seqno < next+1 || m.Voids != 0 {
+		t.Fatalf("replayed to %d with %d void entries, want past %d and none", m.Seqno, m.Voids, next+1)
+	}
+}
+
+// Rounds that stay open while the one before is in flight still keep to
+// the batch limits: what does not fit waits for the next round.
+func TestOpenRoundsKeepTheBatchLimit(t *testing.T) {
+	cfg := sequencer.DefaultConfig()
+	cfg.MaxBatch = 8
+	var most, rounds atomic.Int64
+	cfg.OnRound = func(r sequencer.RoundReport) {
+		rounds.Add(1)
+		if n := int64(r.Entries); n > most.Load() {
+			most.Store(n) // the hook runs on the sequencer's goroutine
+		}
+	}
+	h := start(t, cfg, 1)
+	const n = 400
+	seen := make(map[uint64]bool, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := h.seq.Submit(context.Background(), put{fmt.Sprintf("k%d", i), "v"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[out.TxID.Seqno] {
+				t.Errorf("seqno %d answered twice", out.TxID.Seqno)
+			}
+			seen[out.TxID.Seqno] = true
+		}()
+	}
+	wg.Wait()
+	if m := most.Load(); m > int64(cfg.MaxBatch) {
+		t.Fatalf("a round of %d entries, the limit is %d", m, cfg.MaxBatch)
+	}
+	if r := rounds.Load(); r < n/int64(cfg.MaxBatch-1) {
+		t.Fatalf("%d rounds for %d requests of at most %d a round", r, n, cfg.MaxBatch-1)
 	}
 }
