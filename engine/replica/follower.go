@@ -250,6 +250,10 @@ func (r *Replica) follow(ctx context.Context) {
 	}
 }
 
+// followStall is how long a follower waits on a quiet consumer while the
+// ledger holds entries it has not delivered, before starting over.
+const followStall = 2 * time.Second
+
 // followPull is how many entries the follower's consumer asks for at once.
 const followPull = 1000
 
@@ -276,7 +280,18 @@ func (r *Replica) tail(ctx context.Context) error {
 	}
 	defer it.Stop()
 	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
+		// A consumer can go quiet while the ledger grows (its server left
+		// the cluster, its stream moved): a follower that waited
+		// followStall with entries due starts over on a new consumer.
+		nctx, cancel := context.WithTimeout(ctx, followStall)
+		msg, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			if info, ierr := r.ledgerInfo(ctx); ierr == nil && info.State.LastSeq >= next {
+				return fmt.Errorf("the ledger holds entries up to %d, but its consumer delivered none past %d for %s", info.State.LastSeq, next-1, followStall)
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -174,7 +174,10 @@ type Sequencer struct {
 
 	queue   chan *request
 	stopped chan struct{} // closed when Run returns
-	carry   *request      // taken from the queue but left for the next round
+	// appendWait bounds the appends launched from now on (0:
+	// appendTimeout); the final signature sets it short.
+	appendWait time.Duration
+	carry      *request // taken from the queue but left for the next round
 
 	// Stats, for benchmarks: rounds committed, entries in them, and where
 	// the sequencer's time went.
@@ -540,6 +543,9 @@ func (s *Sequencer) commit(reqs []*request, redo bool) error {
 // signTail signs entries not yet covered by a signature when the sequencer
 // stops cleanly, so that every entry of a stopped service has a receipt.
 func (s *Sequencer) signTail() {
+	// A stopping sequencer does not wait out a stalled log: its tail is
+	// signed by the next one (a restart's, or the successor's view change).
+	s.appendWait = tailAppendTimeout
 	for attempt := 0; attempt < s.cfg.MaxAttempts && s.unsigned() > 0 && s.signer != nil; attempt++ {
 		if err := s.commit(nil, false); err != nil {
 			s.logger.Warn("final signature", slog.Any("err", err))
@@ -612,6 +618,10 @@ func (s *Sequencer) storeBase() base {
 // round in flight at shutdown still lands.
 const appendTimeout = 30 * time.Second
 
+// tailAppendTimeout bounds each append of the final signature when the
+// sequencer stops.
+const tailAppendTimeout = 3 * time.Second
+
 // inflight is the answer of the append in flight.
 type inflight chan appendResult
 
@@ -627,8 +637,12 @@ func (s *Sequencer) launch(r *round) {
 	s.core.sent(r)
 	done := make(inflight, 1)
 	s.done, s.sentAt = done, time.Now()
+	wait := appendTimeout
+	if s.appendWait > 0 {
+		wait = s.appendWait
+	}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
 		last, err := s.log.AppendBatch(ctx, r.subjects, r.data, r.expected)
 		done <- appendResult{last, err}
