@@ -214,9 +214,15 @@ func (c *core) execute(r *round, reqs []*request, clock time.Time, nonces []engi
 			r.settled = append(r.settled, answer{req, result{out: Outcome{Result: eff.Result}}})
 			continue
 		}
+		// A request executed again keeps the nonce of its first entry: if
+		// that attempt lands late (a new stream leader applying its
+		// predecessor's entries after the read-back), this attempt's refusal
+		// reads back as landed, instead of writing the request twice.
+		if !req.hasNonce {
+			req.nonce, req.hasNonce, nonces = nonces[0], true, nonces[1:]
+		}
 		e := &engine.Entry{Kind: req.cmd.Kind(), View: c.view, Seqno: next, TimeMillis: now,
-			Nonce: nonces[0], Input: req.cmd.Input(), Writes: eff.Writes, ClaimsDigest: eff.ClaimsDigest, Result: eff.Result}
-		nonces = nonces[1:]
+			Nonce: req.nonce, Input: req.cmd.Input(), Writes: eff.Writes, ClaimsDigest: eff.ClaimsDigest, Result: eff.Result}
 		if err := r.add(e, req); err != nil {
 			return err
 		}

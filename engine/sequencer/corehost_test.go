@@ -96,6 +96,7 @@ type coreHost struct {
 	cfg     Config
 	c       *core
 	log     []*engine.Entry // the truth
+	late    []*engine.Entry // stored, not shown yet: in the log at the next landing
 	applied *memLedger      // what the driver has folded of it
 	queue   []*request
 	names   map[*request]string
@@ -270,16 +271,21 @@ func (h *coreHost) send(out *strings.Builder, r *round) {
 // of its entries the log took (when expected still matches); err is the
 // log's error (nil: an ack); unreadable makes the read-back fail.
 func (h *coreHost) land(out *strings.Builder, stored int, err error, unreadable, applyFails bool) ready {
-	return h.landAt(out, stored, 0, err, unreadable, applyFails)
+	return h.landAt(out, stored, 0, err, unreadable, applyFails, false)
 }
 
 // landAt is land with the last sequence an ack names (0: the right one).
-func (h *coreHost) landAt(out *strings.Builder, stored int, last uint64, err error, unreadable, applyFails bool) ready {
+func (h *coreHost) landAt(out *strings.Builder, stored int, last uint64, err error, unreadable, applyFails, late bool) ready {
 	f := h.c.flight
 	if f == nil {
 		h.t.Fatal("nothing in flight")
 	}
-	if uint64(len(h.log)) == f.expected {
+	// Entries a stalled leader took but the log did not show yet (late)
+	// appear now: its successor has applied them.
+	h.log, h.late = append(h.log, h.late...), nil
+	if uint64(len(h.log)) == f.expected && late {
+		h.late = append(h.late, f.entries[:stored]...)
+	} else if uint64(len(h.log)) == f.expected {
 		h.log = append(h.log, f.entries[:stored]...)
 	} else if stored > 0 {
 		h.t.Fatal("the log moved on: an append after the wrong last sequence stores nothing")
@@ -434,9 +440,10 @@ var errFull = engine.Errorf(engine.KindUnavailable, "StorageFull", "injected: no
 //	                      apply it; the ack names last sequence N; the log took N entries)
 //	refuse                the log refuses the flight: wrong last sequence (after foreign)
 //	storage-full          the log refuses the flight: its storage is full
-//	indoubt [stored=N] [unreadable]
+//	indoubt [stored=N] [unreadable] [late]
 //	                      no answer; the log took the first N entries (default 0), or
-//	                      cannot be read back
+//	                      cannot be read back; late: it shows them only from the
+//	                      next landing on (a new leader applying its predecessor's)
 //	foreign k [view=N]    another sequencer appends an entry taking key k
 //	tick ms=N             the clock moves
 //	signer broken|works   the service key fails or works
@@ -478,13 +485,13 @@ func (h *coreHost) run(td *datadriven.TestData) string {
 	case "extend":
 		h.extend(&out)
 	case "ack":
-		h.landAt(&out, argInt(td, "stored", len(h.c.flight.entries)), uint64(argInt(td, "last", 0)), nil, false, hasArg(td, "apply-fails"))
+		h.landAt(&out, argInt(td, "stored", len(h.c.flight.entries)), uint64(argInt(td, "last", 0)), nil, false, hasArg(td, "apply-fails"), false)
 	case "refuse":
 		h.land(&out, 0, errWrongLast, false, false)
 	case "storage-full":
 		h.land(&out, 0, errFull, false, false)
 	case "indoubt":
-		h.land(&out, argInt(td, "stored", 0), errInDoubt, hasArg(td, "unreadable"), false)
+		h.landAt(&out, argInt(td, "stored", 0), 0, errInDoubt, hasArg(td, "unreadable"), false, hasArg(td, "late"))
 	case "foreign":
 		h.appendForeign(td.CmdArgs[0].Key, uint64(argInt(td, "view", int(h.c.view))))
 		fmt.Fprintf(&out, "log at %d", len(h.log))

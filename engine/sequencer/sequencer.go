@@ -145,6 +145,10 @@ type request struct {
 	cmd      engine.Command
 	done     chan result
 	answered bool // touched only by the sequencer goroutine
+	// nonce is the nonce of the request's first entry, kept for every
+	// execution of it (core.execute); the sequencer goroutine's only.
+	nonce    engine.Digest
+	hasNonce bool
 }
 
 func (r *request) reply(res result) {
