@@ -88,6 +88,8 @@ func (r *Reader) Follow(ctx context.Context, from uint64, fn EntryFunc) error {
 		return readError(ctx, err)
 	}
 	defer it.Stop()
+	// The consumer's own resets retry inside Next, deaf to ctx: Stop ends them.
+	defer context.AfterFunc(ctx, it.Stop)()
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {

@@ -254,6 +254,10 @@ func (r *Replica) follow(ctx context.Context) {
 // ledger holds entries it has not delivered, before starting over.
 const followStall = 2 * time.Second
 
+// followResets bounds the ordered consumer's own attempts to recreate
+// itself before the follower starts over.
+const followResets = 3
+
 // followPull is how many entries the follower's consumer asks for at once.
 const followPull = 1000
 
@@ -268,8 +272,11 @@ func (r *Replica) tail(ctx context.Context) error {
 		return err
 	}
 	next := st.Meta().Seqno + 1
+	// A bounded number of resets: the library's default retries forever
+	// inside Next, deaf to ctx (a stream that moved, a server removed),
+	// where this loop would rather start over with its own backoff.
 	cons, err := r.roles.js.OrderedConsumer(ctx, natslog.LedgerStream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: next,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: next, MaxResetAttempts: followResets,
 	})
 	if err != nil {
 		return err
@@ -279,6 +286,8 @@ func (r *Replica) tail(ctx context.Context) error {
 		return err
 	}
 	defer it.Stop()
+	// Stop also ends a reset in progress, so Close never waits on one.
+	defer context.AfterFunc(ctx, it.Stop)()
 	for {
 		// A consumer can go quiet while the ledger grows (its server left
 		// the cluster, its stream moved): a follower that waited
