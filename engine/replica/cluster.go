@@ -709,6 +709,16 @@ func (r *Replica) retireServer(ctx context.Context, name string, peers []natslog
 	if !settled {
 		return nil // checked again on the next tick
 	}
+	// Removing the meta leader's server costs a meta election (4-9 s of
+	// "JetStream temporarily unavailable" on every server): hand the meta
+	// leadership to this server first.
+	if _, leader := r.embedded.MetaPeers(); leader == name {
+		if err := natslog.StepdownMeta(ctx, r.cluster.sys, r.embedded.Name()); err != nil {
+			return fmt.Errorf("move the meta leader off %s: %w", name, err)
+		}
+		r.logger.Info("meta leader moved off a retired replica's server before its removal", slog.String("server", name))
+		return nil // removed on a later tick, once the leader has moved
+	}
 	var id string
 	for _, p := range peers {
 		if p.Name == name {
