@@ -161,21 +161,34 @@ func ParseValidFrom(s string) (time.Time, error) {
 }
 
 // deleteNode deletes a retired node whose retirement a signature covers.
+// A retired replica's server leaves the JetStream cluster first; the
+// replica a client asked may have seen it leave a moment before this one
+// (each server learns it from the meta group), so that is waited for
+// briefly.
 func (r *Replica) deleteNode(ctx context.Context, id string) (forwardAnswer, error) {
 	var committed bool
-	if err := r.withNodes(func(v projections.Nodes, st engine.StateReader) error {
-		if committed = v.RetiredCommitted(id); !committed {
-			return nil
+	for wait := time.Now().Add(serverRemovalWait); ; {
+		if err := r.withNodes(func(v projections.Nodes, st engine.StateReader) error {
+			if committed = v.RetiredCommitted(id); !committed {
+				return nil
+			}
+			rec, ok, err := nodes.ReadRecord(st, id)
+			committed = err == nil && ok && r.serverRemoved(rec)
+			return err
+		}); err != nil {
+			return forwardAnswer{}, err
 		}
-		// A retired replica's server leaves the JetStream cluster first.
-		rec, ok, err := nodes.ReadRecord(st, id)
-		committed = err == nil && ok && r.serverRemoved(rec)
-		return err
-	}); err != nil {
-		return forwardAnswer{}, err
+		if committed || time.Now().After(wait) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	return answerOf(r.submit(ctx, nodes.Delete{NodeID: id, RetiredCommitted: committed}))
 }
+
+// serverRemovalWait bounds deleteNode's wait for this replica's server to
+// see a retired replica's server leave the cluster.
+const serverRemovalWait = 3 * time.Second
 
 // NodeList, NodeInfo and RemovableNodes are the node read model's views,
 // each of one snapshot.
