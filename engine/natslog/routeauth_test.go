@@ -1,0 +1,212 @@
+package natslog_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"log/slog"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gavelhq/gavel/engine"
+	"github.com/gavelhq/gavel/engine/natslog"
+)
+
+// routeKey is a server's route identity: an Ed25519 key in a self-signed
+// certificate, and its pin.
+type routeKey struct {
+	cert tls.Certificate
+	pin  string
+}
+
+func newRouteKey(t *testing.T) routeKey {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "route"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pin := natslog.PinOf(leaf)
+	if pin != engine.NodeID(pub) {
+		t.Fatalf("a route pin %s is not the key's node id %s", pin, engine.NodeID(pub))
+	}
+	return routeKey{cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv, Leaf: leaf}, pin: pin}
+}
+
+// logWatch counts a server's log lines that contain a text.
+type logWatch struct {
+	mu    sync.Mutex
+	text  string
+	n     int
+	grown chan struct{}
+}
+
+func newLogWatch(text string) *logWatch { return &logWatch{text: text, grown: make(chan struct{})} }
+
+func (w *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (w *logWatch) WithAttrs([]slog.Attr) slog.Handler      { return w }
+func (w *logWatch) WithGroup(string) slog.Handler           { return w }
+func (w *logWatch) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, w.text) {
+		w.mu.Lock()
+		w.n++
+		close(w.grown)
+		w.grown = make(chan struct{})
+		w.mu.Unlock()
+	}
+	return nil
+}
+
+// waitMore waits until more than n lines were logged and returns the count.
+func (w *logWatch) waitMore(t *testing.T, n int) int {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		w.mu.Lock()
+		got, grown := w.n, w.grown
+		w.mu.Unlock()
+		if got > n {
+			return got
+		}
+		select {
+		case <-grown:
+		case <-deadline:
+			t.Fatalf("never logged %q more than %d times", w.text, n)
+		}
+	}
+}
+
+func freeRoutes(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, "nats-route://"+l.Addr().String())
+		l.Close()
+	}
+	return out
+}
+
+func startRouted(t *testing.T, name, listen string, routes []string, key routeKey, pins []string, logger *slog.Logger) *natslog.Embedded {
+	t.Helper()
+	e, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ServerName: name, Logger: logger,
+		Cluster: &natslog.ClusterConfig{Name: "gavel-test", Listen: strings.TrimPrefix(listen, "nats-route://"), Routes: routes,
+			Auth: &natslog.RouteAuth{Cert: key.cert, Pins: pins}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	return e
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Routes admit pinned keys only: a stranger with the right cluster name is
+// refused (logged at the refusing server, never a meta peer); pinned (a
+// Pending joiner), it routes in; unpinned again (retired), its routes are
+// dropped at once and it cannot come back by its old key, under any name.
+func TestRouteAuth(t *testing.T) {
+	a, b, c := newRouteKey(t), newRouteKey(t), newRouteKey(t)
+	refusals := newLogWatch("certificate not pinned")
+	routes := freeRoutes(t, 2)
+	sa := startRouted(t, "a", routes[0], routes, a, []string{b.pin}, slog.New(refusals))
+	sb := startRouted(t, "b", routes[1], routes, b, []string{a.pin}, nil)
+	waitFor(t, "a and b form a meta group", func() bool {
+		peers, leader := sa.MetaPeers()
+		return leader != "" && len(peers) == 2 && sb.Server().JetStreamIsCurrent()
+	})
+	if got := sa.RoutePins(); len(got) != 2 {
+		t.Fatalf("a's pins %v: want b's and its own", got)
+	}
+
+	// A stranger that would admit everyone is refused by a.
+	stranger := startRouted(t, "stranger", freeRoutes(t, 1)[0], routes[:1], c, []string{a.pin, b.pin}, nil)
+	n := refusals.waitMore(t, 0)
+	if sa.HasMetaPeer("stranger") || sa.Server().NumRoutes() != 1 || stranger.Server().NumRoutes() != 0 {
+		t.Fatalf("the stranger got in: peers %v, a's routes %d, its routes %d", peers(sa), sa.Server().NumRoutes(), stranger.Server().NumRoutes())
+	}
+
+	// Pinned (a Pending joiner's key, from the ledger), it routes in.
+	for _, s := range []struct {
+		e    *natslog.Embedded
+		pins []string
+	}{{sa, []string{b.pin, c.pin}}, {sb, []string{a.pin, c.pin}}} {
+		if err := s.e.SetRoutePins(s.pins); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the pinned joiner is a meta peer", func() bool {
+		return sa.HasMetaPeer("stranger") && stranger.Server().NumRoutes() == 2
+	})
+
+	// Unpinned (retired and removed), its routes are dropped, and its old
+	// key is refused again under a fresh name.
+	for _, s := range []struct {
+		e   *natslog.Embedded
+		pin string
+	}{{sa, b.pin}, {sb, a.pin}} {
+		if err := s.e.SetRoutePins([]string{s.pin}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the retired server's routes are dropped", func() bool {
+		return sa.Server().NumRoutes() == 1 && sb.Server().NumRoutes() == 1
+	})
+	n = refusals.waitMore(t, n) // its reconnect
+	stranger.Shutdown()
+	startRouted(t, "stranger-2", freeRoutes(t, 1)[0], routes[:1], c, []string{a.pin, b.pin}, nil)
+	refusals.waitMore(t, n)
+	if sa.HasMetaPeer("stranger-2") || sa.Server().NumRoutes() != 1 {
+		t.Fatalf("the retired key got back in: peers %v, routes %d", peers(sa), sa.Server().NumRoutes())
+	}
+}
+
+func peers(e *natslog.Embedded) []string {
+	ps, _ := e.MetaPeers()
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+func TestRouteAuthRefusesBadPins(t *testing.T) {
+	k := newRouteKey(t)
+	for _, pin := range []string{"", "xyz", strings.ToUpper(k.pin), k.pin[:62]} {
+		_, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ServerName: "x",
+			Cluster: &natslog.ClusterConfig{Name: "n", Listen: "127.0.0.1:0", Routes: freeRoutes(t, 1), Auth: &natslog.RouteAuth{Cert: k.cert, Pins: []string{pin}}}})
+		if err == nil {
+			t.Errorf("pin %q accepted", pin)
+		}
+	}
+	_, err := natslog.StartEmbedded(natslog.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ServerName: "x",
+		Cluster: &natslog.ClusterConfig{Name: "n", Listen: "127.0.0.1:0", Routes: freeRoutes(t, 1), Auth: &natslog.RouteAuth{}}})
+	if err == nil {
+		t.Error("route auth without a certificate accepted")
+	}
+}
