@@ -57,8 +57,8 @@ type logWatch struct {
 func newLogWatch(text string) *logWatch { return &logWatch{text: text, grown: make(chan struct{})} }
 
 func (w *logWatch) Enabled(context.Context, slog.Level) bool { return true }
-func (w *logWatch) WithAttrs([]slog.Attr) slog.Handler      { return w }
-func (w *logWatch) WithGroup(string) slog.Handler           { return w }
+func (w *logWatch) WithAttrs([]slog.Attr) slog.Handler       { return w }
+func (w *logWatch) WithGroup(string) slog.Handler            { return w }
 func (w *logWatch) Handle(_ context.Context, r slog.Record) error {
 	if strings.Contains(r.Message, w.text) {
 		w.mu.Lock()
