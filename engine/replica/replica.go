@@ -191,6 +191,7 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		Logger:         slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
 	}
 	if cfg.Cluster != nil {
+		natsCfg.Cluster = &natslog.ClusterConfig{Auth: nodeRouteAuth(r.node, nil)} // routeauth.go
 		r.embedded, r.cluster, err = startClusterNATS(ctx, *cfg.Cluster, cfg.DataDir, r.node.ID, natsCfg, false, r.logger)
 	} else if err = checkNotClustered(cfg.DataDir); err == nil {
 		r.embedded, err = natslog.StartEmbedded(natsCfg)
