@@ -70,6 +70,9 @@ type Config struct {
 	// StreamReplicas is how many servers keep each of the ledger, feeds
 	// and lease streams (0: 1).
 	StreamReplicas int
+	// External runs the replica, with the roles of NATS, on a NATS cluster
+	// it did not start (external.go); NATS must then be nil.
+	External *ExternalNATS
 	// Lease tunes the leader lease of a replica on a shared server.
 	Lease LeaseConfig
 	// AppliedWait bounds a read's wait for a transaction it names
@@ -167,7 +170,7 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		}
 	}()
 	// A busy NATS port fails before any key is written.
-	if cfg.NATS == nil {
+	if cfg.NATS == nil && cfg.External == nil {
 		if err := CheckListen("nats", cfg.NATSListen); err != nil {
 			return nil, err
 		}
@@ -179,7 +182,7 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		return nil, fmt.Errorf("node identity: %w", err)
 	}
 	r.logger.Info("node identity", slog.String("node_id", r.node.ID))
-	if cfg.NATS != nil {
+	if cfg.NATS != nil || cfg.External != nil {
 		return r.openReplicated(ctx)
 	}
 	natsCfg := natslog.EmbeddedConfig{
@@ -405,7 +408,7 @@ func (r *Replica) Voids() (uint64, state.VoidRecord) {
 func (r *Replica) Node() *NodeIdentity { return r.node }
 
 // NATSURL is the embedded server's client URL.
-func (r *Replica) NATSURL() string { return r.embedded.ClientURL() }
+func (r *Replica) NATSURL() string { return r.natsURL() }
 
 // SequencerConn is the sequencer's NATS connection: the only one that may
 // write the ledger.
@@ -421,7 +424,10 @@ func (r *Replica) HandlerConn() *nats.Conn { return r.handlerConn }
 
 // HasInterest says whether anyone still listens on subject (a requester's
 // reply subject, say).
-func (r *Replica) HasInterest(subject string) bool { return r.embedded.HasInterest(subject) }
+// On an external cluster it cannot tell: true.
+func (r *Replica) HasInterest(subject string) bool {
+	return r.embedded == nil || r.embedded.HasInterest(subject)
+}
 
 // Identity is the service identity.
 func (r *Replica) Identity() *Identity { return r.identity }
@@ -442,8 +448,12 @@ func (r *Replica) Store() *state.Store {
 }
 
 // ClientCredsFile is the path of client kind u's seed (DATA/nats/<u>.nk,
-// its UserInfo beside it as <u>.json).
+// its UserInfo beside it as <u>.json); "" on an external cluster, whose
+// users are its operator's.
 func (r *Replica) ClientCredsFile(u natslog.User) string {
+	if r.embedded == nil {
+		return ""
+	}
 	return r.embedded.Seeds().File(u)
 }
 
