@@ -18,9 +18,9 @@ import (
 // (Restricted), and a system account user (System), each an nkey seed
 // file.
 type External struct {
-	URL                      string // every server's client URL, comma-separated
+	URL                       string // every server's client URL, comma-separated
 	Creds, Restricted, System string
-	Servers                  []*server.Server
+	Servers                   []*server.Server
 }
 
 // StartExternal starts n servers (standalone when n is 1), syncing every
