@@ -33,8 +33,8 @@ type natsHost interface {
 	serverName(nc *nats.Conn) string
 }
 
-// sharedHost is the replica's natsHost; r.embedded is set only for an
-// embedded one.
+// sharedHost is the replica's natsHost: the external cluster, or else
+// the embedded server (r.embedded, nil on an external cluster).
 func (r *Replica) sharedHost() (natsHost, error) {
 	if x := r.cfg.External; x != nil {
 		auth, err := natslog.ConnectOptions(x.Creds)
@@ -43,8 +43,7 @@ func (r *Replica) sharedHost() (natsHost, error) {
 		}
 		return externalHost{cfg: *x, auth: auth}, nil
 	}
-	r.embedded = r.cfg.NATS
-	return embeddedHost{r.cfg.NATS}, nil
+	return embeddedHost{r.embedded}, nil
 }
 
 type embeddedHost struct{ e *natslog.Embedded }

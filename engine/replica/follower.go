@@ -78,11 +78,11 @@ func notPrimary() error {
 // the lease of an empty ledger).
 func (r *Replica) openReplicated(ctx context.Context) (_ *Replica, err error) {
 	cfg := r.cfg
+	r.embedded, r.shared = cfg.NATS, true
 	host, err := r.sharedHost() // external.go
 	if err != nil {
 		return nil, err
 	}
-	r.shared = true
 	if err := host.waitReady(ctx); err != nil {
 		return nil, err
 	}

@@ -192,9 +192,9 @@ func open(ctx context.Context, cfg Config) (_ *Replica, err error) {
 		MaxPayload:     MaxEntryBytes,
 		MaxConnections: cfg.NATSMaxConnections,
 		Logger:         slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
+		Cluster:        clusterRouteAuth(cfg.Cluster, r.node), // routeauth.go; startClusterNATS completes it
 	}
 	if cfg.Cluster != nil {
-		natsCfg.Cluster = &natslog.ClusterConfig{Auth: nodeRouteAuth(r.node, nil)} // routeauth.go
 		r.embedded, r.cluster, err = startClusterNATS(ctx, *cfg.Cluster, cfg.DataDir, r.node.ID, natsCfg, false, r.logger)
 	} else if err = checkNotClustered(cfg.DataDir); err == nil {
 		r.embedded, err = natslog.StartEmbedded(natsCfg)

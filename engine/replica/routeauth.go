@@ -24,6 +24,15 @@ func nodeRouteAuth(n *NodeIdentity, pins []string) *natslog.RouteAuth {
 	return &natslog.RouteAuth{Cert: tls.Certificate{Certificate: [][]byte{n.Cert.Raw}, PrivateKey: n.Key, Leaf: n.Cert}, Pins: pins}
 }
 
+// clusterRouteAuth is the route auth of a clustered replica's server
+// (what startClusterNATS takes in its base config), nil standalone.
+func clusterRouteAuth(cluster *ClusterConfig, n *NodeIdentity) *natslog.ClusterConfig {
+	if cluster == nil {
+		return nil
+	}
+	return &natslog.ClusterConfig{Auth: nodeRouteAuth(n, nil)}
+}
+
 // withSavedPins adds the pins of earlier starts (st) to the caller's route
 // auth in cfg and records the union in st; nil without route auth.
 func withSavedPins(cfg *natslog.ClusterConfig, st *clusterState) *natslog.RouteAuth {
