@@ -139,6 +139,9 @@ func (e *Embedded) Reload(peerKeys map[User][]string, pending bool) error {
 	if err != nil {
 		return err
 	}
+	if err := e.reloadable(); err != nil {
+		return err
+	}
 	next := *e.opts
 	for _, u := range e.opts.Nkeys {
 		if u.Nkey == e.sys {
@@ -156,6 +159,9 @@ func (e *Embedded) Reload(peerKeys map[User][]string, pending bool) error {
 // Retag replaces the server's placement tags (nats-server reloads them
 // live).
 func (e *Embedded) Retag(tags []string) error {
+	if err := e.reloadable(); err != nil {
+		return err
+	}
 	next := *e.opts
 	next.Tags = tags
 	if err := e.srv.ReloadOptions(&next); err != nil {

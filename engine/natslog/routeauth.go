@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"slices"
 	"strings"
 
@@ -75,6 +76,20 @@ func pinSet(pins []string) (server.PinnedCertSet, error) {
 	return set, nil
 }
 
+// ErrJetStreamDisabled: the server's JetStream is off (the server was
+// removed from its cluster, or JetStream stopped on a storage error).
+// nats-server restarts JetStream on any reload of such a server, and a
+// removed clustered server crashes doing it, so Reload, Retag and
+// SetRoutePins refuse instead.
+var ErrJetStreamDisabled = errors.New("the server's JetStream is disabled")
+
+func (e *Embedded) reloadable() error {
+	if !e.srv.JetStreamEnabled() {
+		return engine.Wrap(engine.KindUnavailable, "JetStreamDisabled", ErrJetStreamDisabled, "server %s is not reloaded", e.Name())
+	}
+	return nil
+}
+
 // SetRoutePins replaces the keys the server's routes admit (its own
 // stays). nats-server closes, at once, every route whose peer key is no
 // longer pinned; a refused route is logged by the refusing server.
@@ -85,6 +100,9 @@ func (e *Embedded) SetRoutePins(pins []string) error {
 	}
 	set, err := pinSet(append(slices.Clone(pins), e.ownPin))
 	if err != nil {
+		return err
+	}
+	if err := e.reloadable(); err != nil {
 		return err
 	}
 	next := *e.opts

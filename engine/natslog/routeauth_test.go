@@ -3,6 +3,7 @@ package natslog_test
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/natslog"
+	"github.com/gavelhq/gavel/engine/natslog/natstest"
 )
 
 // routeKey is a server's route identity: an Ed25519 key in a self-signed
@@ -208,5 +210,32 @@ func TestRouteAuthRefusesBadPins(t *testing.T) {
 		Cluster: &natslog.ClusterConfig{Name: "n", Listen: "127.0.0.1:0", Routes: freeRoutes(t, 1), Auth: &natslog.RouteAuth{}}})
 	if err == nil {
 		t.Error("route auth without a certificate accepted")
+	}
+}
+
+// A server removed from its cluster while running has its JetStream
+// disabled; nats-server would restart it on any reload and crash, so a
+// reload of its users, tags or route pins is refused.
+func TestNoReloadOfARemovedServer(t *testing.T) {
+	ctx := testContext(t)
+	c := natstest.Start(t, 3)
+	sys, err := c.Servers[0].ConnectSystem()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	gone := c.Servers[2]
+	if err := natslog.RemoveServer(ctx, sys, gone.PeerID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the removed server's JetStream is disabled", func() bool { return !gone.Server().JetStreamEnabled() })
+	if err := gone.Reload(nil, false); !errors.Is(err, natslog.ErrJetStreamDisabled) {
+		t.Fatalf("reload of users: %v", err)
+	}
+	if err := gone.Retag([]string{"x"}); !errors.Is(err, natslog.ErrJetStreamDisabled) {
+		t.Fatalf("retag: %v", err)
+	}
+	if err := c.Servers[1].Reload(nil, false); err != nil {
+		t.Fatalf("a server still in the cluster: %v", err)
 	}
 }

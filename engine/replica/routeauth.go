@@ -79,6 +79,9 @@ func routePins(svc []serviceNode, isPeer func(server string) bool) []string {
 // pins for a restart.
 func (r *Replica) reconcileRoutes(svc []serviceNode, isPeer func(string) bool) error {
 	c := r.cluster
+	if !isPeer(ServerName(r.node.ID)) {
+		return nil // no meta leader seen yet, or this server was removed: no routes to guard
+	}
 	pins := routePins(svc, isPeer)
 	if len(pins) == 0 || slices.Equal(pins, c.state.RoutePins) {
 		return nil // nothing read yet, or nothing changed
