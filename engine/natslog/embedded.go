@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -96,6 +97,9 @@ type Embedded struct {
 	// ownPin is the pin of the server's route certificate ("" without
 	// route auth).
 	ownPin string
+	// reload serializes the reloads (Reload, Retag, SetRoutePins): each
+	// derives the next options from opts.
+	reload sync.Mutex
 }
 
 // StartEmbedded starts the server and waits until it takes connections.

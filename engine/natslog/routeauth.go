@@ -94,6 +94,8 @@ func (e *Embedded) reloadable() error {
 // stays). nats-server closes, at once, every route whose peer key is no
 // longer pinned; a refused route is logged by the refusing server.
 func (e *Embedded) SetRoutePins(pins []string) error {
+	e.reload.Lock()
+	defer e.reload.Unlock()
 	a := e.cfg.Cluster.routeAuth()
 	if a == nil {
 		return engine.Errorf(engine.KindInvalid, "InvalidNatsConfig", "the server's routes are not authenticated")
@@ -117,6 +119,8 @@ func (e *Embedded) SetRoutePins(pins []string) error {
 // RoutePins are the keys the server's routes admit now, sorted (its own
 // among them); nil when routes are not authenticated.
 func (e *Embedded) RoutePins() []string {
+	e.reload.Lock()
+	defer e.reload.Unlock()
 	set := e.opts.Cluster.TLSPinnedCerts
 	if set == nil {
 		return nil

@@ -66,6 +66,8 @@ type Joiner struct {
 	signed   []byte // the join request, sent again to poll
 	sealPriv *[32]byte
 	service  client.NetworkInfo
+	stopPins chan struct{} // ends followPins
+	pinsDone chan struct{} // closed once it has ended
 
 	// NodeID and Status are the node's id and its status in the last answer.
 	NodeID, Status string
@@ -132,7 +134,7 @@ func Join(ctx context.Context, cfg JoinConfig) (_ *Joiner, err error) {
 	if err != nil {
 		return nil, err
 	}
-	pins, err := servicePins(ctx, j.client)
+	pins, _, err := servicePins(ctx, j.client, j.node.ID)
 	if err != nil {
 		return nil, fmt.Errorf("the service's nodes: %w", err)
 	}
@@ -156,6 +158,11 @@ func Join(ctx context.Context, cfg JoinConfig) (_ *Joiner, err error) {
 	if j.embedded, j.cluster, err = startClusterNATS(ctx, cc, cfg.DataDir, j.node.ID, base, true, j.logger); err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
+	j.stopPins, j.pinsDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(j.pinsDone)
+		j.followPins(j.embedded, j.embedded.RoutePins(), j.stopPins) // routeauth.go
+	}()
 	j.logger.Info("joined", slog.String("node_id", j.NodeID), slog.String("status", j.Status))
 	return j, nil
 }
@@ -314,9 +321,6 @@ func (j *Joiner) WaitTrusted(ctx context.Context, interval time.Duration) error 
 		if err := j.poll(ctx); err != nil {
 			return err
 		}
-		if err := j.refreshPins(ctx); err != nil {
-			j.logger.Warn("route pins not refreshed; retried", slog.Any("err", err))
-		}
 	}
 	if j.embedded.Pending() {
 		if err := j.embedded.Reload(peerKeysOf(j.service.Cluster.NATSUsers), false); err != nil {
@@ -355,6 +359,7 @@ func (j *Joiner) Handover() (*natslog.Embedded, *DirLock, error) {
 	if j.Status != nodes.StatusTrusted || j.embedded.Pending() {
 		return nil, nil, engine.Errorf(engine.KindInvalid, CodeNotTrusted, "node %s is %s: only a Trusted joiner hands over", j.NodeID, j.Status)
 	}
+	j.endPins()
 	e, lock := j.embedded, j.lock
 	j.cluster.close()
 	j.embedded, j.lock, j.cluster = nil, nil, nil
@@ -366,6 +371,7 @@ const CodeNotTrusted = "NodeNotTrusted"
 
 // Close stops the joiner's server and releases the data folder.
 func (j *Joiner) Close() {
+	j.endPins()
 	j.cluster.close()
 	if j.embedded != nil {
 		j.embedded.Shutdown()

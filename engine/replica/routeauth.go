@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/gavelhq/gavel/client"
 	"github.com/gavelhq/gavel/engine/natslog"
@@ -83,8 +84,13 @@ func (r *Replica) reconcileRoutes(svc []serviceNode, isPeer func(string) bool) e
 		return nil // no meta leader seen yet, or this server was removed: no routes to guard
 	}
 	pins := routePins(svc, isPeer)
-	if len(pins) == 0 || slices.Equal(pins, c.state.RoutePins) {
-		return nil // nothing read yet, or nothing changed
+	if len(pins) == 0 {
+		return nil // nothing read yet
+	}
+	// Compared with what the server admits now (a joiner's own pins may
+	// have moved it since the last save), its own pin included.
+	if slices.Equal(sortedUnion(pins, []string{r.node.ID}), r.embedded.RoutePins()) && slices.Equal(pins, c.state.RoutePins) {
+		return nil
 	}
 	if err := r.embedded.SetRoutePins(pins); err != nil {
 		return err
@@ -119,23 +125,26 @@ func pinDiff(old, next []string) (added, dropped []string) {
 }
 
 // servicePins are the node ids of the Pending and Trusted service nodes of
-// the service at c: what a joiner's routes admit (it trusts the service's
-// answer as it trusts its certificate and routes).
-func servicePins(ctx context.Context, c *client.Client) ([]string, error) {
+// the service at c, and whether node self is Trusted: what a joiner's
+// routes admit (it trusts the service's answer as it trusts its
+// certificate and routes).
+func servicePins(ctx context.Context, c *client.Client, self string) ([]string, bool, error) {
 	var out []string
+	trusted := false
 	for _, status := range []string{nodes.StatusPending, nodes.StatusTrusted} {
 		list, err := c.Nodes(ctx, status, "")
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for _, n := range list {
 			if n.Role == nodes.RoleService {
 				out = append(out, n.NodeID)
+				trusted = trusted || (n.NodeID == self && status == nodes.StatusTrusted)
 			}
 		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out), nil
+	return slices.Compact(out), trusted, nil
 }
 
 // resolveRouteListen is the route listener a start will bind: listen, or
@@ -177,20 +186,60 @@ func routeURL(listen string) string {
 	return "nats-route://" + net.JoinHostPort(host, port)
 }
 
-// refreshPins admits, on a Pending joiner's routes, the service nodes the
-// service lists now (a joiner has no ledger of its own yet).
-func (j *Joiner) refreshPins(ctx context.Context) error {
-	pins, err := servicePins(ctx, j.client)
-	if err != nil {
-		return err
+// joinPinsPoll is how often a Pending joiner asks the service which
+// nodes its routes admit.
+const joinPinsPoll = time.Second
+
+// followPins keeps a Pending joiner's route pins to the service's nodes
+// (the joiner has no ledger of its own yet): a joiner's server is a meta
+// peer, and one that refused later joiners' routes would cost the meta
+// group its full mesh, and with a server down its quorum. It stops once
+// the service lists the node Trusted (the replica opened on the server
+// then pins from its ledger) or when stop is closed.
+func (j *Joiner) followPins(e *natslog.Embedded, pins []string, stop <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	tick := time.NewTicker(joinPinsPoll)
+	defer tick.Stop()
+	var lastErr string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		next, trusted, err := servicePins(ctx, j.client, j.node.ID)
+		if err == nil && !slices.Equal(next, pins) {
+			if err = e.SetRoutePins(next); err == nil {
+				j.logger.Info("route pins reloaded from the service", slog.Int("pins", len(next)))
+				pins = next
+			}
+		}
+		if err != nil && ctx.Err() == nil && err.Error() != lastErr {
+			j.logger.Warn("route pins not refreshed; retried", slog.Any("err", err))
+		}
+		lastErr = ""
+		if err != nil {
+			lastErr = err.Error() // logged once while it repeats
+		}
+		if trusted {
+			return
+		}
 	}
-	pins = sortedUnion(pins, nil)
-	if slices.Equal(pins, j.cluster.state.RoutePins) {
-		return nil
+}
+
+// endPins stops followPins and waits until it has.
+func (j *Joiner) endPins() {
+	if j.stopPins != nil {
+		close(j.stopPins)
+		<-j.pinsDone
+		j.stopPins = nil
 	}
-	if err := j.embedded.SetRoutePins(pins); err != nil {
-		return err
-	}
-	j.cluster.state.RoutePins = pins
-	return j.cluster.state.save(j.cluster.dir)
 }

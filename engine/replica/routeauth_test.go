@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"log/slog"
 	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -111,6 +112,12 @@ func TestClusterRoutesAuthenticated(t *testing.T) {
 	if !s.r.HasClusterPeer(replica.ServerName(j.NodeID)) {
 		t.Fatalf("the Pending joiner is not a meta peer: %v", clusterPeerNames(s.r))
 	}
+	// A Pending joiner admits the routes of those who join after it (it
+	// follows the service's node list): the mesh stays full.
+	k := s.join(t, "A")
+	until(t, "the first joiner routes to the later one", func() bool {
+		return slices.Contains(j.Embedded().RoutePins(), k.NodeID) && j.Embedded().Server().NumRoutes() == 3 // first, witness, k
+	})
 	s.trust(t, j)
 	s.govern(t, `{"name":"remove_node","args":{"node_id":"`+j.NodeID+`"}}`)
 	until(t, "the retired node's server is removed and its routes dropped", func() bool {
