@@ -359,7 +359,6 @@ func (j *Joiner) Handover() (*natslog.Embedded, *DirLock, error) {
 	if j.Status != nodes.StatusTrusted || j.embedded.Pending() {
 		return nil, nil, engine.Errorf(engine.KindInvalid, CodeNotTrusted, "node %s is %s: only a Trusted joiner hands over", j.NodeID, j.Status)
 	}
-	j.endPins()
 	e, lock := j.embedded, j.lock
 	j.cluster.close()
 	j.embedded, j.lock, j.cluster = nil, nil, nil
