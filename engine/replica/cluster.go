@@ -125,6 +125,10 @@ type clusterState struct {
 	// RoutePins are the node ids whose servers the routes admitted when
 	// last reconciled: what a restart admits until the ledger is read.
 	RoutePins []string `json:"route_pins,omitempty"`
+	// seenPeers are the servers this process saw in the meta group: only
+	// their leaving, not their absence from a new server's partial view,
+	// unpins a Retired node (routeauth.go).
+	seenPeers map[string]bool
 }
 
 func loadClusterState(dir string) (clusterState, bool, error) {

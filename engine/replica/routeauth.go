@@ -54,16 +54,18 @@ func sortedUnion(a, b []string) []string {
 
 // routePins are the node ids whose servers may route to this replica's
 // server: every Pending (joining) or Trusted service node, and a Retired
-// one while its server is still a meta peer: its stream replicas are moved
-// off first (cutting it at once would cost quorum), and once it is removed
-// by peer id its key is refused. Sorted.
-func routePins(svc []serviceNode, isPeer func(server string) bool) []string {
+// one until its server has been seen to leave the meta group (seen: the
+// servers seen in it): its stream replicas are moved off first (cutting it
+// at once would cost quorum), and once it is removed by peer id its key is
+// refused. A server this replica never saw as a peer (a new server's view
+// may not list it yet) stays pinned until the node is deleted. Sorted.
+func routePins(svc []serviceNode, isPeer func(server string) bool, seen map[string]bool) []string {
 	var out []string
 	for _, n := range svc {
 		switch n.rec.Status {
 		case nodes.StatusPending, nodes.StatusTrusted:
 		case nodes.StatusRetired:
-			if !isPeer(ServerName(n.rec.NodeID)) {
+			if name := ServerName(n.rec.NodeID); seen[name] && !isPeer(name) {
 				continue
 			}
 		default:
@@ -83,7 +85,15 @@ func (r *Replica) reconcileRoutes(svc []serviceNode, isPeer func(string) bool) e
 	if !isPeer(ServerName(r.node.ID)) {
 		return nil // no meta leader seen yet, or this server was removed: no routes to guard
 	}
-	pins := routePins(svc, isPeer)
+	if c.state.seenPeers == nil {
+		c.state.seenPeers = map[string]bool{}
+	}
+	for _, n := range svc {
+		if name := ServerName(n.rec.NodeID); isPeer(name) {
+			c.state.seenPeers[name] = true
+		}
+	}
+	pins := routePins(svc, isPeer, c.state.seenPeers)
 	if len(pins) == 0 {
 		return nil // nothing read yet
 	}
@@ -124,14 +134,17 @@ func pinDiff(old, next []string) (added, dropped []string) {
 	return added, dropped
 }
 
-// servicePins are the node ids of the Pending and Trusted service nodes of
-// the service at c, and whether node self is Trusted: what a joiner's
+// servicePins are the node ids of the service nodes the service at c
+// lists (Pending, Trusted and not yet deleted Retired ones), and whether
+// node self is Trusted: what a joiner's
 // routes admit (it trusts the service's answer as it trusts its
 // certificate and routes).
 func servicePins(ctx context.Context, c *client.Client, self string) ([]string, bool, error) {
 	var out []string
 	trusted := false
-	for _, status := range []string{nodes.StatusPending, nodes.StatusTrusted} {
+	// Retired ones too, until deleted: a joiner cannot tell a retired
+	// server that still holds stream replicas from one removed.
+	for _, status := range []string{nodes.StatusPending, nodes.StatusTrusted, nodes.StatusRetired} {
 		list, err := c.Nodes(ctx, status, "")
 		if err != nil {
 			return nil, false, err

@@ -13,6 +13,7 @@ func TestRoutePins(t *testing.T) {
 	}
 	draining := ServerName("cc" + "0000000000000000")
 	isPeer := func(name string) bool { return name == draining }
+	seen := map[string]bool{draining: true, ServerName("dd0000000000000000"): true}
 	for _, c := range []struct {
 		name string
 		svc  []serviceNode
@@ -22,11 +23,13 @@ func TestRoutePins(t *testing.T) {
 		{"trusted and pending", []serviceNode{node("bb", nodes.StatusPending), node("aa", nodes.StatusTrusted)}, []string{"aa", "bb"}},
 		{"retired, server still a peer: its replicas move first", []serviceNode{node("aa", nodes.StatusTrusted), node("cc0000000000000000", nodes.StatusRetired)},
 			[]string{"aa", "cc0000000000000000"}},
-		{"retired and removed", []serviceNode{node("aa", nodes.StatusTrusted), node("dd0000000000000000", nodes.StatusRetired)}, []string{"aa"}},
+		{"retired and seen to leave", []serviceNode{node("aa", nodes.StatusTrusted), node("dd0000000000000000", nodes.StatusRetired)}, []string{"aa"}},
+		{"retired, never seen as a peer here: kept until deleted", []serviceNode{node("aa", nodes.StatusTrusted), node("ee0000000000000000", nodes.StatusRetired)},
+			[]string{"aa", "ee0000000000000000"}},
 		{"an unknown status", []serviceNode{node("aa", "Unknown")}, nil},
 		{"listed twice", []serviceNode{node("aa", nodes.StatusTrusted), node("aa", nodes.StatusTrusted)}, []string{"aa"}},
 	} {
-		if got := routePins(c.svc, isPeer); !slices.Equal(got, c.want) {
+		if got := routePins(c.svc, isPeer, seen); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
