@@ -264,9 +264,13 @@ func BenchmarkR3BatchRoutes(b *testing.B) {
 			for i := range 3 {
 				servers = append(servers, startRouted(b, fmt.Sprint("s", i), routes[i], routes, keys[i], pins, nil))
 			}
-			waitFor(b, "a meta group of three", func() bool {
-				ps, leader := servers[0].MetaPeers()
-				return leader != "" && len(ps) == 3
+			waitFor(b, "a meta group of three, JetStream current on each", func() bool {
+				for _, e := range servers {
+					if ps, leader := e.MetaPeers(); leader == "" || len(ps) != 3 || !e.Server().JetStreamIsCurrent() {
+						return false
+					}
+				}
+				return true
 			})
 			nc, err := servers[0].ConnectReplica()
 			if err != nil {
