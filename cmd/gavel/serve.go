@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/gavelhq/gavel/engine/attest/devsnp"
 	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/gov"
@@ -49,6 +51,10 @@ type serveFlags struct {
 	// adds one.
 	cluster                   bool
 	join, clusterListen, code string
+
+	// An external NATS cluster (--nats URL --creds F): serveExternal.
+	nats, creds, systemCreds string
+	allowSmallCluster        bool
 }
 
 // stringList is a repeatable string flag.
@@ -82,6 +88,10 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.cluster, "cluster", false, "start the first replica of a replicable service: clustered JetStream from genesis, with a meta-only witness until three replicas are peers")
 	fs.StringVar(&f.join, "join", "", "join the clustered service at this replica's HTTP address as a new replica (a service node: Pending until members trust it)")
 	fs.StringVar(&f.clusterListen, "cluster-listen", "127.0.0.1:6222", "NATS route listener of a clustered replica (host:port, port 0 picks one and keeps it across restarts)")
+	fs.StringVar(&f.nats, "nats", "", "run on this existing NATS cluster (nats://host:port[,…]) instead of an embedded server; it must sync every write, run nats-server ≥ "+natslog.MinServerVersion+" and have three JetStream servers")
+	fs.StringVar(&f.creds, "creds", "", "with --nats: the user every role of the replica connects as (an nkey seed or a .creds file; it needs the ledger's, the feeds', the lease's and the requests' rights)")
+	fs.StringVar(&f.systemCreds, "system-creds", "", "with --nats: a system account user's credentials, to survey the cluster's servers (default: --creds)")
+	fs.BoolVar(&f.allowSmallCluster, "allow-small-cluster", false, "with --nats: allow fewer than three JetStream servers (development only: the streams get fewer copies)")
 	fs.StringVar(&f.code, "code-version", "", "this replica's code version: its server's placement tag and, in virtual mode, its host data's preimage (needed with --cluster and --join)")
 	// The script budget is ledger state (set_js_runtime_options); these are
 	// the process's safety nets: tripping one refuses the request.
@@ -130,6 +140,15 @@ func (f *serveFlags) validate() error {
 	}
 	if f.cluster && f.join != "" {
 		return errors.New("--cluster starts a new service and --join joins one: give one of them")
+	}
+	if f.nats != "" && (f.cluster || f.join != "") {
+		return errors.New("--nats runs on a NATS cluster gavel did not start; --cluster and --join route gavel's own servers: give one of them")
+	}
+	if f.nats != "" && f.creds == "" {
+		return errors.New("--nats needs --creds: the user the replica connects as")
+	}
+	if f.nats == "" && (f.creds != "" || f.systemCreds != "" || f.allowSmallCluster) {
+		return errors.New("--creds, --system-creds and --allow-small-cluster go with --nats")
 	}
 	if (f.cluster || f.join != "") && strings.TrimSpace(f.code) == "" {
 		return errors.New("--code-version is needed with --cluster and --join")
@@ -314,6 +333,11 @@ func serve(ctx context.Context, f serveFlags, logger *slog.Logger) error {
 		if f.cluster {
 			cfg.Cluster = &replica.ClusterConfig{Listen: f.clusterListen, CodeVersion: f.code, Witness: true}
 		}
+		if f.nats != "" {
+			if cfg.External, cfg.StreamReplicas, err = serveExternal(ctx, f, logger); err != nil {
+				return err
+			}
+		}
 		if r, err = replica.Open(ctx, cfg); err != nil {
 			return err
 		}
@@ -397,4 +421,51 @@ func serveJoin(ctx context.Context, f serveFlags, cfg replica.Config, ln net.Lis
 func scriptSafetyFlags(fs *flag.FlagSet, l *constitution.Limits) {
 	fs.DurationVar(&l.Timeout, "script-timeout", l.Timeout, fmt.Sprintf("wall-clock safety net of one constitution or ballot call (%v to %v); the budget itself is ledger state", constitution.MinTimeout, constitution.MaxTimeout))
 	fs.Uint64Var(&l.MaxHeapGrowth, "script-heap", l.MaxHeapGrowth, fmt.Sprintf("heap growth safety net of one script call, bytes (%d to %d)", constitution.MinHeapGrowth, constitution.MaxHeapGrowthCap))
+}
+
+// serveExternal checks the NATS cluster at --nats before anything is
+// written to the data folder or the cluster: the --creds user may write
+// gavel's ledger and manage its streams ($SYS.REQ.USER.INFO), and the
+// servers (surveyed by a system account user) sync every write, run
+// nats-server ≥ natslog.MinServerVersion and are three JetStream servers
+// (or fewer with --allow-small-cluster). It returns the replica's NATS and
+// its streams' copies.
+func serveExternal(ctx context.Context, f serveFlags, logger *slog.Logger) (*replica.ExternalNATS, int, error) {
+	connect := func(flag, creds string) (*nats.Conn, error) {
+		auth, err := natslog.ConnectOptions(creds)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		nc, err := nats.Connect(f.nats, auth, nats.Name("gavel-check"), nats.MaxReconnects(0))
+		if err != nil {
+			return nil, fmt.Errorf("--nats %s with %s %s: %w", f.nats, flag, creds, err)
+		}
+		return nc, nil
+	}
+	nc, err := connect("--creds", f.creds)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer nc.Close()
+	if err := natslog.CheckLedgerRights(ctx, nc); err != nil {
+		return nil, 0, fmt.Errorf("--creds %s: %w", f.creds, err)
+	}
+	sys, sysFlag := nc, "--creds"
+	if f.systemCreds != "" {
+		sysFlag = "--system-creds"
+		if sys, err = connect(sysFlag, f.systemCreds); err != nil {
+			return nil, 0, err
+		}
+		defer sys.Close()
+	}
+	servers, err := natslog.CheckExternal(ctx, sys, f.allowSmallCluster)
+	if err != nil && len(servers) == 0 {
+		return nil, 0, fmt.Errorf("cannot survey the NATS cluster's servers as the %s user (give --system-creds, a system account user): %w", sysFlag, err)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("the NATS cluster at %s is refused: %w", f.nats, err)
+	}
+	js := natslog.JetStreamServers(servers)
+	logger.Info("external NATS checked", slog.String("nats", f.nats), slog.Int("jetstream_servers", js), slog.Bool("allow_small_cluster", f.allowSmallCluster))
+	return &replica.ExternalNATS{URL: f.nats, Creds: f.creds}, min(js, replica.ReplicatedReplicas), nil
 }

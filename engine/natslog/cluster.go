@@ -136,10 +136,15 @@ func systemKey(opts *server.Options) string {
 // keys (PeerKeys) and whether this replica is still Pending. Connections
 // of users no longer admitted are closed by the server.
 func (e *Embedded) Reload(peerKeys map[User][]string, pending bool) error {
+	e.reload.Lock()
+	defer e.reload.Unlock()
 	cfg := e.cfg
 	cfg.PeerKeys, cfg.Pending = peerKeys, pending
 	users, err := serverUsers(cfg, e.seeds)
 	if err != nil {
+		return err
+	}
+	if err := e.reloadable(); err != nil {
 		return err
 	}
 	next := *e.opts
@@ -159,6 +164,11 @@ func (e *Embedded) Reload(peerKeys map[User][]string, pending bool) error {
 // Retag replaces the server's placement tags (nats-server reloads them
 // live).
 func (e *Embedded) Retag(tags []string) error {
+	e.reload.Lock()
+	defer e.reload.Unlock()
+	if err := e.reloadable(); err != nil {
+		return err
+	}
 	next := *e.opts
 	next.Tags = tags
 	if err := e.srv.ReloadOptions(&next); err != nil {
@@ -172,7 +182,11 @@ func (e *Embedded) Retag(tags []string) error {
 func (e *Embedded) Tags() []string { return slices.Clone(e.cfg.Tags) }
 
 // Pending says whether the server runs with a Pending replica's rights.
-func (e *Embedded) Pending() bool { return e.cfg.Pending }
+func (e *Embedded) Pending() bool {
+	e.reload.Lock()
+	defer e.reload.Unlock()
+	return e.cfg.Pending
+}
 
 // ConnectSystem opens an in-process connection as the system user.
 func (e *Embedded) ConnectSystem(opts ...nats.Option) (*nats.Conn, error) {

@@ -123,7 +123,7 @@ func TestStreamStepdownAndMetaPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sys.Close()
-	if err := natslog.CheckExternal(ctx, sys, false); err != nil {
+	if _, err := natslog.CheckExternal(ctx, sys, false); err != nil {
 		t.Fatalf("three embedded servers: %v", err)
 	}
 }
@@ -149,10 +149,10 @@ func TestCheckExternal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sys.Close()
-	if err := natslog.CheckExternal(ctx, sys, false); !errors.Is(err, natslog.ErrTooFewServers) {
+	if _, err := natslog.CheckExternal(ctx, sys, false); !errors.Is(err, natslog.ErrTooFewServers) {
 		t.Fatalf("one server: %v", err)
 	}
-	if err := natslog.CheckExternal(ctx, sys, true); err != nil {
+	if _, err := natslog.CheckExternal(ctx, sys, true); err != nil {
 		t.Fatalf("one server, allowed: %v", err)
 	}
 
@@ -181,7 +181,7 @@ func TestCheckExternal(t *testing.T) {
 		t.Cleanup(nc.Close)
 		return nc
 	}
-	if err := natslog.CheckExternal(ctx, connect("sys", "s"), true); !errors.Is(err, natslog.ErrNotSyncAlways) {
+	if _, err := natslog.CheckExternal(ctx, connect("sys", "s"), true); !errors.Is(err, natslog.ErrNotSyncAlways) {
 		t.Fatalf("lazy fsync: %v", err)
 	}
 	if err := natslog.CheckLedgerRights(ctx, connect("writer", "w")); err != nil {

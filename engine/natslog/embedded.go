@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -18,6 +20,9 @@ import (
 
 // DefaultListen is where the embedded server takes clients by default.
 const DefaultListen = "127.0.0.1:4222"
+
+// routeTLSTimeout bounds a route's TLS handshake.
+const routeTLSTimeout = 2 * time.Second
 
 // readyTimeout bounds how long StartEmbedded waits for the listeners.
 const readyTimeout = 10 * time.Second
@@ -81,6 +86,9 @@ type ClusterConfig struct {
 	// this one's routes; empty, the route listener's. (Tests put a
 	// fault-injecting proxy there.)
 	Advertise string
+	// Auth makes the routes mutual TLS admitting pinned keys only
+	// (routeauth.go); nil: anyone who reaches Listen may route in.
+	Auth *RouteAuth
 }
 
 // Embedded is a running in-process NATS server.
@@ -90,6 +98,12 @@ type Embedded struct {
 	cfg   EmbeddedConfig
 	opts  *server.Options // as started; Reload derives the next from it
 	sys   string          // the system user's public key, or ""
+	// ownPin is the pin of the server's route certificate ("" without
+	// route auth).
+	ownPin string
+	// reload serializes the reloads (Reload, Retag, SetRoutePins): each
+	// derives the next options from opts.
+	reload sync.Mutex
 }
 
 // StartEmbedded starts the server and waits until it takes connections.
@@ -115,7 +129,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		return nil, engine.Errorf(engine.KindUnavailable, "NatsNotReady",
 			"embedded NATS server not ready after %s (client listener up: %v, route listener up: %v)", readyTimeout, clientUp, routesUp)
 	}
-	return &Embedded{srv: srv, seeds: seeds, cfg: cfg, opts: &started, sys: systemKey(opts)}, nil
+	e := &Embedded{srv: srv, seeds: seeds, cfg: cfg, opts: &started, sys: systemKey(opts)}
+	if a := cfg.Cluster.routeAuth(); a != nil {
+		e.ownPin = PinOf(opts.Cluster.TLSConfig.Certificates[0].Leaf)
+	}
+	return e, nil
 }
 
 // serverOptions is the pure translation of EmbeddedConfig (plus the seeds
@@ -187,6 +205,12 @@ func serverOptions(cfg EmbeddedConfig) (*server.Options, Seeds, error) {
 				return nil, Seeds{}, engine.Errorf(engine.KindInvalid, "InvalidNatsConfig", "route %q is not a nats-route://host:port URL", r)
 			}
 			opts.Routes = append(opts.Routes, u)
+		}
+		if a := cfg.Cluster.Auth; a != nil {
+			if opts.Cluster.TLSConfig, opts.Cluster.TLSPinnedCerts, err = routeTLS(a); err != nil {
+				return nil, Seeds{}, err
+			}
+			opts.Cluster.TLSTimeout = routeTLSTimeout.Seconds()
 		}
 	}
 	return opts, seeds, nil
@@ -324,8 +348,12 @@ func (e *Embedded) Shutdown() {
 type slogAdapter struct{ l *slog.Logger }
 
 func (a slogAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Warnf(format string, v ...any) {
+	if msg := fmt.Sprintf(format, v...); !strings.HasPrefix(msg, insecureRouteWarning) {
+		a.l.Warn(msg)
+	}
+}
+func (a slogAdapter) Fatalf(format string, v ...any) { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Errorf(format string, v ...any) { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Debugf(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Tracef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }

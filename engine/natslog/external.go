@@ -145,15 +145,26 @@ func SurveyCluster(ctx context.Context, sys *nats.Conn) ([]ServerReport, error) 
 }
 
 // CheckExternal surveys the cluster and judges it (a bounded wait for the
-// answers).
-func CheckExternal(ctx context.Context, sys *nats.Conn, allowSmall bool) error {
+// answers); it returns the servers that answered.
+func CheckExternal(ctx context.Context, sys *nats.Conn, allowSmall bool) ([]ServerReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	servers, err := SurveyCluster(ctx, sys)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return JudgeCluster(servers, allowSmall)
+	return servers, JudgeCluster(servers, allowSmall)
+}
+
+// JetStreamServers counts the servers that run JetStream.
+func JetStreamServers(servers []ServerReport) int {
+	n := 0
+	for _, s := range servers {
+		if s.JetStream {
+			n++
+		}
+	}
+	return n
 }
 
 // ledgerRights are the publishes a replica's ledger user needs.

@@ -122,6 +122,13 @@ type clusterState struct {
 	Witness        string   `json:"witness,omitempty"` // the witness's server name while it runs
 	WitnessRemoved bool     `json:"witness_removed,omitempty"`
 	Bootstrapped   bool     `json:"bootstrapped,omitempty"` // the meta term was raised once
+	// RoutePins are the node ids whose servers the routes admitted when
+	// last reconciled: what a restart admits until the ledger is read.
+	RoutePins []string `json:"route_pins,omitempty"`
+	// seenPeers are the servers this process saw in the meta group: only
+	// their leaving, not their absence from a new server's partial view,
+	// unpins a Retired node (routeauth.go).
+	seenPeers map[string]bool
 }
 
 func loadClusterState(dir string) (clusterState, bool, error) {
@@ -259,7 +266,8 @@ func startClusterNATS(ctx context.Context, cfg ClusterConfig, dataDir, nodeID st
 	if len(routes) == 0 {
 		return nil, nil, errors.New("a clustered replica needs a route: --join a service, or --cluster for the first replica")
 	}
-	base.Cluster = &natslog.ClusterConfig{Name: st.Name, Listen: st.Listen, Routes: routes}
+	auth := withSavedPins(base.Cluster, &c.state)
+	base.Cluster = &natslog.ClusterConfig{Name: st.Name, Listen: st.Listen, Routes: routes, Auth: auth}
 	e, err := natslog.StartEmbedded(base)
 	if err != nil {
 		return nil, nil, err
@@ -277,7 +285,7 @@ func startClusterNATS(ctx context.Context, cfg ClusterConfig, dataDir, nodeID st
 		c.witness, err = natslog.StartEmbedded(natslog.EmbeddedConfig{
 			DataDir: filepath.Join(dataDir, "witness"), Listen: "127.0.0.1:0", ServerName: c.state.Witness,
 			Tags: []string{natslog.TagWitness}, MaxStore: base.MaxStore, MaxMemory: base.MaxMemory, Logger: base.Logger,
-			Cluster: &natslog.ClusterConfig{Name: st.Name, Listen: strings.TrimPrefix(witnessRoute, "nats-route://"), Routes: []string{e.ClusterURL()}},
+			Cluster: &natslog.ClusterConfig{Name: st.Name, Listen: strings.TrimPrefix(witnessRoute, "nats-route://"), Routes: []string{e.ClusterURL()}, Auth: auth},
 		})
 		if err != nil {
 			return fail(fmt.Errorf("witness: %w", err))
@@ -545,6 +553,9 @@ func (r *Replica) reconcile(ctx context.Context) error {
 		}
 		r.peerKeys = keys
 		r.logger.Info("nats users reloaded: every Trusted replica's users are admitted", slog.Int("replicas", trusted))
+	}
+	if err := r.reconcileRoutes(svc, isPeer); err != nil {
+		return err
 	}
 
 	if err := r.retagRetired(svc, isPeer(own)); err != nil {

@@ -28,9 +28,14 @@ func testLogger() *slog.Logger {
 // with the witness.
 func openFirst(t *testing.T, dir string) *replica.Replica {
 	t.Helper()
+	return openFirstLogged(t, dir, testLogger())
+}
+
+func openFirstLogged(t *testing.T, dir string, logger *slog.Logger) *replica.Replica {
+	t.Helper()
 	seq := sequencer.DefaultConfig()
 	seq.SignInterval = 10 * time.Millisecond
-	r, err := replica.Open(context.Background(), replica.Config{DataDir: dir, NATSListen: "127.0.0.1:0", Sequencer: seq, Logger: testLogger(),
+	r, err := replica.Open(context.Background(), replica.Config{DataDir: dir, NATSListen: "127.0.0.1:0", Sequencer: seq, Logger: logger,
 		Cluster: &replica.ClusterConfig{Listen: "127.0.0.1:0", CodeVersion: "A", Witness: true}})
 	if err != nil {
 		t.Fatal(err)

@@ -82,23 +82,27 @@ func notPrimary() error {
 // (written by whichever replica first took the lease of an empty ledger).
 func (r *Replica) openReplicated(ctx context.Context) (_ *Replica, err error) {
 	cfg := r.cfg
-	if err := r.embedded.WaitJetStreamReady(ctx); err != nil {
+	host, err := r.sharedHost() // external.go
+	if err != nil {
+		return nil, err
+	}
+	if err := host.waitReady(ctx); err != nil {
 		return nil, err
 	}
 	for _, c := range []struct {
 		conn **nats.Conn
 		user natslog.User
 	}{{&r.conn, natslog.UserSequencer}, {&r.feedsConn, natslog.UserFeeds}, {&r.handlerConn, natslog.UserHandler}} {
-		if *c.conn, err = r.embedded.ConnectService(c.user, nats.ErrorHandler(r.asyncError(c.user))); err != nil {
+		if *c.conn, err = host.connect(c.user, nats.ErrorHandler(r.asyncError(c.user))); err != nil {
 			return nil, fmt.Errorf("connect as %s: %w", c.user, err)
 		}
 	}
-	ro := &roles{steps: make(chan stepdownRequest), nudge: make(chan struct{}, 1), applied: make(chan struct{}), knobs: cfg.Lease.Knobs,
-		self: LeaseValue{NodeID: r.node.ID, Server: r.embedded.Server().Name()}}
+	ro := &roles{steps: make(chan stepdownRequest), nudge: make(chan struct{}, 1), applied: make(chan struct{}), knobs: cfg.Lease.Knobs}
 	r.roles = ro
-	if ro.conn, err = r.embedded.ConnectService(natslog.UserReplica, nats.ErrorHandler(r.asyncError(natslog.UserReplica))); err != nil {
+	if ro.conn, err = host.connect(natslog.UserReplica, nats.ErrorHandler(r.asyncError(natslog.UserReplica))); err != nil {
 		return nil, fmt.Errorf("connect as %s: %w", natslog.UserReplica, err)
 	}
+	ro.self = LeaseValue{NodeID: r.node.ID, Server: host.serverName(ro.conn)}
 	if ro.js, err = jetstream.New(ro.conn); err != nil {
 		return nil, err
 	}
@@ -156,17 +160,22 @@ func (r *Replica) openReplicated(ctx context.Context) (_ *Replica, err error) {
 	if r.signer, err = newRootSigner(r.identity); err != nil {
 		return nil, err
 	}
-	r.watch = newStorageWatch(r.embedded.Server(), r.logger.With("component", "storage"))
+	if r.embedded != nil { // an external cluster's disks are its operator's
+		r.watch = newStorageWatch(r.embedded.Server(), r.logger.With("component", "storage"))
+	}
 	// Until it first leads, the replica's sequencer never runs: writes are
 	// forwarded (r.submit refuses them while it is not the primary).
 	r.seq = sequencer.New(cfg.Sequencer, r.store.Meta().View+1, r.store, r.seqLog(), r.signer, r.logger.With("component", "sequencer"))
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.wg.Add(2)
-	go func() {
-		defer r.wg.Done()
-		r.watch.run(runCtx)
-	}()
+	if r.watch != nil {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.watch.run(runCtx)
+		}()
+	}
+	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		r.runRoles(runCtx)

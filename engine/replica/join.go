@@ -67,6 +67,8 @@ type Joiner struct {
 	signed   []byte // the join request, sent again to poll
 	sealPriv *[32]byte
 	service  client.NetworkInfo
+	stopPins chan struct{} // ends followPins
+	pinsDone chan struct{} // closed once it has ended
 
 	// NodeID and Status are the node's id and its status in the last answer.
 	NodeID, Status string
@@ -76,10 +78,12 @@ type Joiner struct {
 // a Pending joiner that restarts can still open it.
 const sealKeyFile = "seal_privk.bin"
 
-// Join discovers the service at cfg.URL, starts the embedded server routed
-// to its cluster (a fresh server name, tagged with the code version,
-// equal limits) and, once the meta leader counts it, sends the node's
-// join: it returns with the node Pending (or Trusted, on a restart).
+// Join discovers the service at cfg.URL, sends the node's join (naming
+// the server and route it will have) and, once the service has the node,
+// starts the embedded server routed to its cluster (a fresh server name,
+// tagged with the code version, equal limits), whose routes the service's
+// servers then admit; it returns once the meta leader counts the server,
+// with the node Pending (or Trusted, on a restart).
 func Join(ctx context.Context, cfg JoinConfig) (_ *Joiner, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -121,22 +125,45 @@ func Join(ctx context.Context, cfg JoinConfig) (_ *Joiner, err error) {
 	}
 	cc := cfg.Cluster
 	cc.Name, cc.Routes, cc.Witness = j.service.Cluster.Name, j.service.Cluster.Routes[:1], false
+	if cc.Listen == "" {
+		cc.Listen = "127.0.0.1:6222"
+	}
+	if cc.Listen, err = resolveRouteListen(cfg.DataDir, cc.Listen); err != nil {
+		return nil, fmt.Errorf("route listener: %w", err)
+	}
+	seeds, err := natslog.LoadOrCreateSeeds(filepath.Join(cfg.DataDir, "nats"))
+	if err != nil {
+		return nil, err
+	}
+	pins, _, err := servicePins(ctx, j.client, j.node.ID)
+	if err != nil {
+		return nil, fmt.Errorf("the service's nodes: %w", err)
+	}
+	// The join goes before the server routes: every refusal comes before
+	// anything changes in the service, and once the node is Pending the
+	// service's servers admit its key on their routes (routeauth.go).
+	if j.signed, err = j.joinRequest(ServerName(j.node.ID), routeURL(cc.Listen), seeds); err != nil {
+		return nil, err
+	}
+	j.logger.Info("joining", slog.String("service", cfg.URL), slog.String("node_id", j.node.ID), slog.String("seed", cc.Routes[0]))
+	if err := j.poll(ctx); err != nil {
+		return nil, err
+	}
 	peerKeys := map[natslog.User][]string{}
 	for u, ks := range j.service.Cluster.NATSUsers {
 		peerKeys[natslog.User(u)] = ks
 	}
 	base := natslog.EmbeddedConfig{DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, MaxPayload: MaxEntryBytes,
-		PeerKeys: peerKeys, Logger: slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats")}
-	j.logger.Info("joining", slog.String("service", cfg.URL), slog.String("node_id", j.node.ID), slog.String("seed", cc.Routes[0]))
+		PeerKeys: peerKeys, Logger: slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
+		Cluster: &natslog.ClusterConfig{Auth: nodeRouteAuth(j.node, pins)}}
 	if j.embedded, j.cluster, err = startClusterNATS(ctx, cc, cfg.DataDir, j.node.ID, base, true, j.logger); err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
-	if j.signed, err = j.joinRequest(); err != nil {
-		return nil, err
-	}
-	if err := j.poll(ctx); err != nil {
-		return nil, err
-	}
+	j.stopPins, j.pinsDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(j.pinsDone)
+		j.followPins(j.embedded, j.embedded.RoutePins(), j.stopPins) // routeauth.go
+	}()
 	j.logger.Info("joined", slog.String("node_id", j.NodeID), slog.String("status", j.Status))
 	return j, nil
 }
@@ -213,10 +240,10 @@ func sealPublic(priv *[32]byte) *[32]byte {
 
 // joinRequest is the node's signed join: role service, virtual evidence
 // whose host data is SHA-256 of the code version, and its cluster data.
-func (j *Joiner) joinRequest() ([]byte, error) {
+func (j *Joiner) joinRequest(serverName, route string, seeds natslog.Seeds) ([]byte, error) {
 	data, err := json.Marshal(nodeDataEnvelope{Cluster: &ClusterNodeData{
-		ServerName: j.embedded.Name(), Route: j.embedded.ClusterURL(),
-		NATSUsers: natsUsers(j.embedded.Seeds()),
+		ServerName: serverName, Route: route,
+		NATSUsers: natsUsers(seeds),
 		SealKey:   base64.StdEncoding.EncodeToString(sealPublic(j.sealPriv)[:]),
 	}})
 	if err != nil {
@@ -224,7 +251,7 @@ func (j *Joiner) joinRequest() ([]byte, error) {
 	}
 	addr := j.cfg.Address
 	if addr == "" {
-		addr = strings.TrimPrefix(j.embedded.ClusterURL(), "nats-route://")
+		addr = strings.TrimPrefix(route, "nats-route://")
 	}
 	cv := j.cfg.Cluster.CodeVersion
 	return nodeagent.Request(nodeagent.Config{Role: nodes.RoleService, Address: addr, CodeVersion: cv, NodeData: data,
@@ -401,6 +428,7 @@ const CodeNotTrusted = "NodeNotTrusted"
 
 // Close stops the joiner's server and releases the data folder.
 func (j *Joiner) Close() {
+	j.endPins()
 	j.cluster.close()
 	if j.embedded != nil {
 		j.embedded.Shutdown()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -36,8 +37,13 @@ type service struct {
 
 func startService(t *testing.T) *service {
 	t.Helper()
+	return startServiceLogged(t, testLogger())
+}
+
+func startServiceLogged(t *testing.T, logger *slog.Logger) *service {
+	t.Helper()
 	s := &service{dir: t.TempDir()}
-	s.r = openFirst(t, s.dir)
+	s.r = openFirstLogged(t, s.dir, logger)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -364,6 +370,11 @@ func TestClusterJoinRefusals(t *testing.T) {
 	}
 	if nodes, _, _ := s.r.NodeList(ctx, "", "", projections.Page{}); len(nodes) != 1 {
 		t.Fatalf("refused joins left nodes: %v", nodes)
+	}
+	// The join goes before the joiner's server routes: a refused one never
+	// became a meta peer (the replica and its witness only).
+	if peers := clusterPeerNames(s.r); len(peers) != 2 {
+		t.Fatalf("refused joins left meta peers: %v", peers)
 	}
 }
 

@@ -70,6 +70,9 @@ type Config struct {
 	// StreamReplicas is how many servers keep each of the ledger, feeds
 	// and lease streams (0: 1).
 	StreamReplicas int
+	// External runs the replica, with the roles of NATS, on a NATS cluster
+	// it did not start (external.go); NATS must then be nil.
+	External *ExternalNATS
 	// Lease tunes the leader lease of a replica on a shared server.
 	Lease LeaseConfig
 	// AppliedWait bounds a read's wait for a transaction it names
@@ -175,7 +178,7 @@ func open(ctx context.Context, cfg Config, joined *started) (_ *Replica, err err
 		}
 	}()
 	// A busy NATS port fails before any key is written.
-	if cfg.NATS == nil && joined == nil {
+	if cfg.NATS == nil && cfg.External == nil && joined == nil {
 		if err := CheckListen("nats", cfg.NATSListen); err != nil {
 			return nil, err
 		}
@@ -193,6 +196,8 @@ func open(ctx context.Context, cfg Config, joined *started) (_ *Replica, err err
 	case cfg.NATS != nil:
 		r.embedded, r.shared = cfg.NATS, true
 		return r.openReplicated(ctx)
+	case cfg.External != nil:
+		return r.openReplicated(ctx)
 	case joined != nil:
 		r.embedded, r.cluster = joined.embedded, joined.cluster
 		return r.openReplicated(ctx)
@@ -204,6 +209,7 @@ func open(ctx context.Context, cfg Config, joined *started) (_ *Replica, err err
 		MaxPayload:     MaxEntryBytes,
 		MaxConnections: cfg.NATSMaxConnections,
 		Logger:         slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "nats"),
+		Cluster:        clusterRouteAuth(cfg.Cluster, r.node), // routeauth.go; startClusterNATS completes it
 	}
 	if cfg.Cluster != nil {
 		// A clustered replica is one of several from its first day: it
@@ -414,7 +420,7 @@ func (r *Replica) Voids() (uint64, state.VoidRecord) {
 func (r *Replica) Node() *NodeIdentity { return r.node }
 
 // NATSURL is the embedded server's client URL.
-func (r *Replica) NATSURL() string { return r.embedded.ClientURL() }
+func (r *Replica) NATSURL() string { return r.natsURL() }
 
 // SequencerConn is the sequencer's NATS connection: the only one that may
 // write the ledger.
@@ -430,7 +436,10 @@ func (r *Replica) HandlerConn() *nats.Conn { return r.handlerConn }
 
 // HasInterest says whether anyone still listens on subject (a requester's
 // reply subject, say).
-func (r *Replica) HasInterest(subject string) bool { return r.embedded.HasInterest(subject) }
+// On an external cluster it cannot tell: true.
+func (r *Replica) HasInterest(subject string) bool {
+	return r.embedded == nil || r.embedded.HasInterest(subject)
+}
 
 // Identity is the service identity.
 func (r *Replica) Identity() *Identity { return r.identity }
@@ -451,8 +460,12 @@ func (r *Replica) Store() *state.Store {
 }
 
 // ClientCredsFile is the path of client kind u's seed (DATA/nats/<u>.nk,
-// its UserInfo beside it as <u>.json).
+// its UserInfo beside it as <u>.json); "" on an external cluster, whose
+// users are its operator's.
 func (r *Replica) ClientCredsFile(u natslog.User) string {
+	if r.embedded == nil {
+		return ""
+	}
 	return r.embedded.Seeds().File(u)
 }
 
