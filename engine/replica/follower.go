@@ -261,7 +261,14 @@ func (r *Replica) follow(ctx context.Context) {
 
 // followStall is how long a follower waits on a quiet consumer while the
 // ledger holds entries it has not delivered, before starting over.
-const followStall = 2 * time.Second
+const followStall = 500 * time.Millisecond
+
+// followHeartbeat is the follower consumer's heartbeat: two missed ones
+// and the library recreates the consumer, so it bounds how long a
+// follower (and the writes waiting to read their own entry through it)
+// stalls when its consumer's server gives up its stream replica (the
+// library refuses less than 500 ms).
+const followHeartbeat = 500 * time.Millisecond
 
 // followResets bounds the ordered consumer's own attempts to recreate
 // itself before the follower starts over.
@@ -290,27 +297,25 @@ func (r *Replica) tail(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(followPull), jetstream.PullHeartbeat(time.Second))
+	it, err := cons.Messages(jetstream.PullMaxMessages(followPull), jetstream.PullHeartbeat(followHeartbeat))
 	if err != nil {
 		return err
 	}
 	defer it.Stop()
-	// Stop also ends a reset in progress, so Close never waits on one.
-	defer context.AfterFunc(ctx, it.Stop)()
+	// Stop also ends a reset in progress (which retries inside Next, deaf
+	// to ctx), so neither Close nor the stall watch waits on one.
+	tctx, stopTail := context.WithCancelCause(ctx)
+	defer stopTail(nil)
+	defer context.AfterFunc(tctx, it.Stop)()
+	var delivered atomic.Uint64
+	delivered.Store(next - 1)
+	go r.watchTail(tctx, &delivered, stopTail)
 	for {
-		// A consumer can go quiet while the ledger grows (its server left
-		// the cluster, its stream moved): a follower that waited
-		// followStall with entries due starts over on a new consumer.
-		nctx, cancel := context.WithTimeout(ctx, followStall)
-		msg, err := it.Next(jetstream.NextContext(nctx))
-		cancel()
-		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			if info, ierr := r.ledgerInfo(ctx); ierr == nil && info.State.LastSeq >= next {
-				return fmt.Errorf("the ledger holds entries up to %d, but its consumer delivered none past %d for %s", info.State.LastSeq, next-1, followStall)
-			}
-			continue
-		}
+		msg, err := it.Next(jetstream.NextContext(tctx))
 		if err != nil {
+			if cause := context.Cause(tctx); ctx.Err() == nil && cause != nil {
+				return cause
+			}
 			return err
 		}
 		meta, err := msg.Metadata()
@@ -326,11 +331,38 @@ func (r *Replica) tail(ctx context.Context) error {
 			return err
 		}
 		next++
+		delivered.Store(next - 1)
 		if meta.NumPending == 0 || fold.Pending() == 0 {
 			if err := fold.Flush(); err != nil {
 				return err
 			}
 			r.advanced()
+		}
+	}
+}
+
+// watchTail ends a tail (stop) whose consumer went quiet for followStall
+// while the ledger holds entries past what it delivered: its server left
+// the cluster or its stream moved, and a new consumer is quicker than the
+// library's own resets.
+func (r *Replica) watchTail(ctx context.Context, delivered *atomic.Uint64, stop context.CancelCauseFunc) {
+	tick := time.NewTicker(followStall)
+	defer tick.Stop()
+	last := delivered.Load()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		d := delivered.Load()
+		if d != last {
+			last = d
+			continue
+		}
+		if info, err := r.ledgerInfo(ctx); err == nil && info.State.LastSeq > d {
+			stop(fmt.Errorf("the ledger holds entries up to %d, but its consumer delivered none past %d for %s", info.State.LastSeq, d, followStall))
+			return
 		}
 	}
 }
