@@ -630,10 +630,11 @@ func TestReplicaFaultWipedRejoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.reps = append(s.reps[:wi], s.reps[wi+1:]...)
-	// The lost node is retired, so that its server's stream replicas move
-	// to the new one once that is trusted, and its server leaves.
-	s.propose(`{"actions":[{"name":"remove_node","args":{"node_id":"` + oldID + `"}}]}`)
+	// It rejoins while the lost node is still Trusted (a stream replica on
+	// a dead server), then the lost node is retired, so that its server's
+	// stream replicas move to the new one and its server leaves.
 	newID := s.join(wiped.data)
+	s.propose(`{"actions":[{"name":"remove_node","args":{"node_id":"` + oldID + `"}}]}`)
 	rejoined := s.reps[len(s.reps)-1]
 	newServer := serverName(rejoined.log())
 	if newID == oldID || newServer == "" || newServer == oldServer {

@@ -148,9 +148,12 @@ func dropUnboundedConsumers(ctx context.Context, js jetstream.JetStream, name st
 			unbounded = append(unbounded, info.Name)
 		}
 	}
-	if err := list.Err(); err != nil {
-		return engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot list the consumers of %s", name)
-	}
+	// A stream with a replica on a dead server (a replica lost with its
+	// folder, not yet retired) cannot list every consumer: the listed ones
+	// are dropped, the rest wait for a later start. It must not keep a
+	// replica from opening; a stream update that needed them refuses
+	// loudly on its own.
+	_ = list.Err()
 	for _, c := range unbounded {
 		if err := stream.DeleteConsumer(ctx, c); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return engine.Wrap(engine.KindUnavailable, "StreamSetupFailed", err, "cannot delete consumer %s of %s", c, name)
