@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/gavelhq/gavel/engine"
 	"github.com/gavelhq/gavel/engine/natslog"
+	"github.com/gavelhq/gavel/engine/nodes"
 	"github.com/gavelhq/gavel/engine/sequencer"
 	"github.com/gavelhq/gavel/engine/state"
 )
@@ -161,57 +161,54 @@ func (r *Replica) handOver(ctx context.Context, h held, successor string) error 
 
 // retiredHandover ends the primary-ship of a replica whose node the
 // ledger has just retired (its sequencer's last round held the
-// retirement): the lease goes to a Trusted successor whose server holds a
-// current replica of the ledger, else it is released and every Trusted
-// replica is told to campaign.
+// retirement): the lease goes to a live Trusted successor, else it is
+// released and every Trusted replica is told to campaign.
 func (r *Replica) retiredHandover(ctx context.Context, h held) {
 	ro := r.roles
-	trusted, err := read(r, func(st *state.Store) (*engine.TrustedNodes, error) { return engine.LoadTrustedNodes(st) })
+	live, others, err := r.successors(ctx)
 	if err != nil {
-		r.logger.Error("retired: the trusted nodes cannot be read; releasing the lease", slog.Any("err", err))
-		ro.lease.release(context.Background(), h.rev)
-		return
+		r.logger.Error("retired: the service nodes cannot be read; releasing the lease", slog.Any("err", err))
 	}
-	ids := trusted.IDs()
-	if successor := r.liveSuccessor(ctx, ids); successor != "" {
-		if err := r.handOver(ctx, h, successor); err == nil {
-			r.logger.Info("retired: primary-ship handed to a Trusted replica", slog.String("successor", successor))
+	if live != "" {
+		if err := r.handOver(ctx, h, live); err == nil {
+			r.logger.Info("retired: primary-ship handed to a Trusted replica", slog.String("successor", live))
 			return
 		} else {
-			r.logger.Warn("retired: the handover failed; releasing the lease", slog.String("successor", successor), slog.Any("err", err))
+			r.logger.Warn("retired: the handover failed; releasing the lease", slog.String("successor", live), slog.Any("err", err))
 		}
 	}
 	ro.lease.release(context.Background(), h.rev)
-	for _, id := range ids {
+	for _, id := range others {
 		ro.conn.Publish(nudgePrefix+id, nil)
 	}
-	r.logger.Info("retired: the lease is released for the Trusted replicas to take", slog.Int("trusted", len(ids)))
+	r.logger.Info("retired: the lease is released for the Trusted replicas to take", slog.Int("trusted", len(others)))
 }
 
-// liveSuccessor is a Trusted service node (of ids) whose server, as its
-// join recorded it, holds a current replica of the ledger stream; "" if
-// none is known.
-func (r *Replica) liveSuccessor(ctx context.Context, ids []string) string {
-	info, err := r.ledgerInfo(ctx)
-	if err != nil || info.Cluster == nil {
-		return ""
-	}
-	current := map[string]bool{info.Cluster.Leader: info.Cluster.Leader != ""}
-	for _, p := range info.Cluster.Replicas {
-		if p.Current && !p.Offline {
-			current[p.Name] = true
-		}
-	}
+// successors are the Trusted service nodes other than this one, and among
+// them a live one ("" if none is known): its server, as its join recorded
+// it, holds a current replica of the ledger stream.
+func (r *Replica) successors(ctx context.Context) (live string, others []string, err error) {
 	svc, err := r.serviceNodes(ctx)
 	if err != nil {
-		return ""
+		return "", nil, err
 	}
-	for _, n := range svc {
-		if n.rec.NodeID != r.node.ID && slices.Contains(ids, n.rec.NodeID) && n.data != nil && current[n.data.ServerName] {
-			return n.rec.NodeID
+	current := map[string]bool{}
+	if info, err := r.ledgerInfo(ctx); err == nil && info.Cluster != nil {
+		current[info.Cluster.Leader] = info.Cluster.Leader != ""
+		for _, p := range info.Cluster.Replicas {
+			current[p.Name] = p.Current && !p.Offline
 		}
 	}
-	return ""
+	for _, n := range svc {
+		if n.rec.NodeID == r.node.ID || n.rec.Status != nodes.StatusTrusted {
+			continue
+		}
+		others = append(others, n.rec.NodeID)
+		if live == "" && n.data != nil && current[n.data.ServerName] {
+			live = n.rec.NodeID
+		}
+	}
+	return live, others, nil
 }
 
 // stopLeading stops the sequencer and waits for it: the round in flight
@@ -389,13 +386,9 @@ func (r *Replica) HandOff(ctx context.Context) error {
 	if r.roles == nil || !r.IsPrimary() {
 		return nil
 	}
-	trusted, err := read(r, func(st *state.Store) (*engine.TrustedNodes, error) { return engine.LoadTrustedNodes(st) })
-	if err != nil {
+	live, _, err := r.successors(ctx)
+	if err != nil || live == "" {
 		return err
 	}
-	successor := r.liveSuccessor(ctx, trusted.IDs())
-	if successor == "" {
-		return nil
-	}
-	return r.StepDown(ctx, successor)
+	return r.StepDown(ctx, live)
 }
