@@ -246,9 +246,13 @@ func (r *Replica) runRoles(ctx context.Context) {
 func (r *Replica) follow(ctx context.Context) {
 	wait := restartMin
 	for ctx.Err() == nil {
+		from := r.appliedSeqno()
 		err := r.tail(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if r.appliedSeqno() > from {
+			wait = restartMin // it followed for a while: a fresh failure, not a repeated one
 		}
 		r.logger.Warn("following the ledger", slog.Any("err", err))
 		select {
@@ -257,6 +261,14 @@ func (r *Replica) follow(ctx context.Context) {
 		}
 		wait = min(2*wait, restartMax)
 	}
+}
+
+// appliedSeqno is the last seqno the state holds (0 while it is not open).
+func (r *Replica) appliedSeqno() uint64 {
+	if st := r.Store(); st != nil {
+		return st.Meta().Seqno
+	}
+	return 0
 }
 
 // followStall is how long a follower waits on a quiet consumer while the
