@@ -185,7 +185,12 @@ type reader struct {
 func (r reader) Get(table, key string) ([]byte, bool, error) {
 	k := tableKey(table, key)
 	k[0] = r.prefix
-	v, closer, err := r.r.Get(k)
+	return getKey(r.r, k)
+}
+
+// getKey reads one value, copied out of pebble (never nil when found).
+func getKey(r pebble.Reader, k []byte) ([]byte, bool, error) {
+	v, closer, err := r.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -193,7 +198,7 @@ func (r reader) Get(table, key string) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	defer closer.Close()
-	return bytes.Clone(v), true, nil
+	return append(make([]byte, 0, len(v)), v...), true, nil
 }
 
 func (r reader) Range(table string, fn func(key string, value []byte) bool) error {

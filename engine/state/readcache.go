@@ -1,0 +1,176 @@
+package state
+
+import (
+	"bytes"
+	"sync"
+)
+
+// ReadCacheBytes bounds the table values the store keeps in memory for
+// Get (keys, values and bookkeeping counted).
+const ReadCacheBytes = 32 << 20
+
+// readCacheMaxValue is the largest value kept: a constitution or a bundle
+// is read through a digest first, and would only push out small records.
+const readCacheMaxValue = 256 << 10
+
+// readItemOverhead approximates what an item costs beyond its key and value
+// (the map entry, the item, the ring slot).
+const readItemOverhead = 96
+
+// readCache keeps table values as last committed, by their pebble key, so
+// that execution's repeated reads of the same records (the signer's member
+// record, the service configuration, the budget, an open proposal) skip
+// pebble's memtable and block seeks. It is exact, never merely recent:
+//   - Apply writes every key it commits that the cache holds (value or
+//     absence) before the store publishes its new position, so a reader
+//     who has seen the position reads the new values;
+//   - a value read from pebble is kept only if no Apply ran while it was
+//     read (gen), so a read that raced a commit cannot keep an old value;
+//   - a failed commit (the state unknown) empties it.
+//
+// Values are immutable once kept: they are copied in and copied out.
+// Eviction is CLOCK (a second chance for what was read since the hand
+// last passed), bounded by bytes.
+type readCache struct {
+	mu    sync.Mutex
+	max   int // bytes; 0 turns the cache off
+	size  int
+	gen   uint64 // counts Applies and resets
+	items map[string]*readItem
+	ring  []*readItem
+	hand  int
+	hits  uint64
+}
+
+type readItem struct {
+	key     string
+	value   []byte // nil when absent
+	present bool
+	ref     bool
+	slot    int // index in ring
+}
+
+func newReadCache(max int) *readCache {
+	return &readCache{max: max, items: map[string]*readItem{}}
+}
+
+func (it *readItem) cost() int { return len(it.key) + len(it.value) + readItemOverhead }
+
+// lookup returns a copy of the value kept for k (hit), or the generation a
+// fill of k after reading pebble must name.
+func (c *readCache) lookup(k []byte) (v []byte, ok, hit bool, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if it, found := c.items[string(k)]; found {
+		it.ref = true
+		c.hits++
+		if !it.present {
+			return nil, false, true, c.gen
+		}
+		return append(make([]byte, 0, len(it.value)), it.value...), true, true, c.gen
+	}
+	return nil, false, false, c.gen
+}
+
+// fill keeps what pebble answered for k, unless an Apply or reset ran
+// since gen (the answer may be older than the commit) or k is kept
+// already (Apply's value is newer than the answer).
+func (c *readCache) fill(k []byte, gen uint64, v []byte, ok bool) {
+	if len(v) > readCacheMaxValue {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.max == 0 || gen != c.gen {
+		return
+	}
+	if _, found := c.items[string(k)]; found {
+		return
+	}
+	it := &readItem{key: string(k), value: bytes.Clone(v), present: ok, slot: len(c.ring)}
+	c.items[it.key] = it
+	c.ring = append(c.ring, it)
+	c.size += it.cost()
+	c.evict()
+}
+
+// cacheWrite is one committed table write, in fold order.
+type cacheWrite struct {
+	key    []byte
+	value  []byte
+	delete bool
+}
+
+// committed updates the kept keys that ws wrote, in order (the last write
+// of a key wins, as in the batch), and starts a new generation. It must run
+// after the batch commits and before the new position is published.
+func (c *readCache) committed(ws []cacheWrite) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, w := range ws {
+		it, found := c.items[string(w.key)]
+		if !found {
+			continue // kept on its first read: most writes are never read back
+		}
+		if !w.delete && len(w.value) > readCacheMaxValue {
+			c.remove(it)
+			continue
+		}
+		c.size -= it.cost()
+		if w.delete {
+			it.value, it.present = nil, false
+		} else {
+			it.value, it.present = bytes.Clone(w.value), true
+		}
+		c.size += it.cost()
+	}
+	c.evict()
+}
+
+// reset forgets everything: the state is unknown (a failed commit).
+func (c *readCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.items, c.ring, c.hand, c.size = map[string]*readItem{}, nil, 0, 0
+}
+
+// evict removes items until the cache fits its bound.
+func (c *readCache) evict() {
+	for c.size > c.max && len(c.ring) > 0 {
+		if c.hand >= len(c.ring) {
+			c.hand = 0
+		}
+		it := c.ring[c.hand]
+		if it.ref {
+			it.ref = false
+			c.hand++
+			continue
+		}
+		c.remove(it) // the last item moves into the hand's slot
+	}
+}
+
+func (c *readCache) remove(it *readItem) {
+	last := len(c.ring) - 1
+	c.ring[it.slot] = c.ring[last]
+	c.ring[it.slot].slot = it.slot
+	c.ring[last] = nil
+	c.ring = c.ring[:last]
+	delete(c.items, it.key)
+	c.size -= it.cost()
+}
+
+// ReadCacheStats is how the read cache is doing.
+type ReadCacheStats struct {
+	Items int
+	Bytes int
+	Hits  uint64
+}
+
+func (c *readCache) stats() ReadCacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ReadCacheStats{Items: len(c.items), Bytes: c.size, Hits: c.hits}
+}
