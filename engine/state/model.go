@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -210,7 +209,8 @@ func (r reader) Range(table string, fn func(key string, value []byte) bool) erro
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
-		if !fn(string(it.Key()[len(p):]), bytes.Clone(it.Value())) {
+		v := it.Value()
+		if !fn(string(it.Key()[len(p):]), append(make([]byte, 0, len(v)), v...)) {
 			break
 		}
 	}

@@ -13,6 +13,13 @@ const ReadCacheBytes = 32 << 20
 // is read through a digest first, and would only push out small records.
 const readCacheMaxValue = 256 << 10
 
+// Whole tables are kept for Range when small (the members a resolve
+// counts): at most readRangeTables tables of readRangeMaxBytes each.
+const (
+	readRangeTables   = 32
+	readRangeMaxBytes = 64 << 10
+)
+
 // readItemOverhead approximates what an item costs beyond its key and value
 // (the map entry, the item, the ring slot).
 const readItemOverhead = 96
@@ -40,6 +47,14 @@ type readCache struct {
 	ring  []*readItem
 	hand  int
 	hits  uint64
+	// ranges are whole tables by their key prefix, in key order; a
+	// committed write to a table drops its listing.
+	ranges map[string][]rangeItem
+}
+
+type rangeItem struct {
+	key   string // the table's key, without the prefix
+	value []byte
 }
 
 type readItem struct {
@@ -51,7 +66,7 @@ type readItem struct {
 }
 
 func newReadCache(max int) *readCache {
-	return &readCache{max: max, items: map[string]*readItem{}}
+	return &readCache{max: max, items: map[string]*readItem{}, ranges: map[string][]rangeItem{}}
 }
 
 func (it *readItem) cost() int { return len(it.key) + len(it.value) + readItemOverhead }
@@ -109,6 +124,11 @@ func (c *readCache) committed(ws []cacheWrite) {
 	defer c.mu.Unlock()
 	c.gen++
 	for _, w := range ws {
+		if len(c.ranges) > 0 {
+			if i := bytes.IndexByte(w.key, 0); i >= 0 {
+				delete(c.ranges, string(w.key[:i+1]))
+			}
+		}
 		it, found := c.items[string(w.key)]
 		if !found {
 			continue // kept on its first read: most writes are never read back
@@ -134,6 +154,34 @@ func (c *readCache) reset() {
 	defer c.mu.Unlock()
 	c.gen++
 	c.items, c.ring, c.hand, c.size = map[string]*readItem{}, nil, 0, 0
+	c.ranges = map[string][]rangeItem{}
+}
+
+// lookupRange returns the listing kept for the table with key prefix p,
+// or the generation a fill must name. The listing is shared: callers copy
+// values out.
+func (c *readCache) lookupRange(p []byte) (items []rangeItem, hit bool, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	items, hit = c.ranges[string(p)]
+	if hit {
+		c.hits++
+	}
+	return items, hit, c.gen
+}
+
+// fillRange keeps a whole table's listing read at gen (values already
+// copied, never changed after).
+func (c *readCache) fillRange(p []byte, gen uint64, items []rangeItem) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.max == 0 || gen != c.gen {
+		return
+	}
+	if len(c.ranges) >= readRangeTables {
+		clear(c.ranges)
+	}
+	c.ranges[string(p)] = items
 }
 
 // evict removes items until the cache fits its bound.

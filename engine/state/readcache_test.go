@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -48,7 +51,7 @@ func (h *history) step(next func(n int) int) {
 	key := func() (string, string) {
 		return historyTables[next(len(historyTables))], "k" + strconv.Itoa(next(12))
 	}
-	switch next(3) {
+	switch next(4) {
 	case 0: // apply a run of entries
 		var entries []*engine.Entry
 		for range 1 + next(3) {
@@ -92,6 +95,41 @@ func (h *history) step(next func(n int) int) {
 			}
 		}
 		h.applies++
+	case 1: // list a table, or its first keys, and scribble over them
+		table := historyTables[next(len(historyTables))]
+		var want []string
+		for _, k := range slices.Sorted(maps.Keys(h.model)) {
+			if t, key, _ := strings.Cut(k, "\x00"); t == table {
+				want = append(want, key+"="+string(h.model[k]))
+			}
+		}
+		stop := len(want) + 1
+		if next(3) == 0 {
+			stop = next(len(want) + 1)
+		}
+		want = want[:min(stop, len(want))]
+		for name, s := range map[string]*Store{"cached": h.cached, "plain": h.plain} {
+			var got []string
+			err := s.Range(table, func(k string, v []byte) bool {
+				if len(got) == stop {
+					return false
+				}
+				if v == nil {
+					h.t.Fatalf("%s store: %s/%s listed as nil", name, table, k)
+				}
+				got = append(got, k+"="+string(v))
+				for i := range v {
+					v[i] = '#'
+				}
+				return true
+			})
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				h.t.Fatalf("after %d applies, %s store lists %s as %q, want %q", h.applies, name, table, got, want)
+			}
+		}
 	default: // read, and scribble over what was read
 		table, k := key()
 		want, wantOK := h.model[table+"\x00"+k]

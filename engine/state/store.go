@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -250,8 +251,42 @@ func (s *Store) Get(table, key string) ([]byte, bool, error) {
 }
 
 // Range calls fn for each key of table in key order until fn returns false.
+// A small table read to its end is kept whole in the read cache, until a
+// write to it commits.
 func (s *Store) Range(table string, fn func(key string, value []byte) bool) error {
-	return reader{r: s.db, prefix: prefixTable}.Range(table, fn)
+	p := tablePrefix(table)
+	items, hit, gen := s.cache.lookupRange(p)
+	if hit {
+		for _, it := range items {
+			if !fn(it.key, append(make([]byte, 0, len(it.value)), it.value...)) {
+				break
+			}
+		}
+		return nil
+	}
+	var kept []rangeItem
+	size, whole := 0, true
+	err := reader{r: s.db, prefix: prefixTable}.Range(table, func(k string, v []byte) bool {
+		if whole {
+			if size += len(k) + len(v) + readItemOverhead; size > readRangeMaxBytes {
+				whole, kept = false, nil
+			} else {
+				kept = append(kept, rangeItem{key: k, value: bytes.Clone(v)})
+			}
+		}
+		if !fn(k, v) {
+			whole = false
+			return false
+		}
+		return true
+	})
+	if err == nil && whole {
+		if kept == nil {
+			kept = []rangeItem{} // an empty table is kept too
+		}
+		s.cache.fillRange(p, gen, kept)
+	}
+	return err
 }
 
 // Leaf returns the leaf record of an applied entry.
