@@ -64,7 +64,9 @@ func newStoreBench(b *testing.B, readCache int) benchState {
 	return storeBench{s, b}
 }
 
-func newBallotBench(b *testing.B, n int, st benchState) *ballotBench {
+// newGovBench is a three-member service with the default constitution,
+// room for n open proposals.
+func newGovBench(b *testing.B, n int, st benchState) (*ballotBench, []*govreq.Member) {
 	var members []*govreq.Member
 	var initial []gov.InitialMember
 	for i := range 3 {
@@ -88,6 +90,11 @@ func newBallotBench(b *testing.B, n int, st benchState) *ballotBench {
 	}
 	bb := &ballotBench{b: b, st: st, now: time.Now(), seq: 1}
 	bb.st.apply(1, ws)
+	return bb, members
+}
+
+func newBallotBench(b *testing.B, n int, st benchState) *ballotBench {
+	bb, members := newGovBench(b, n, st)
 	yes, _ := json.Marshal(map[string]string{"ballot": "export function vote() { return true; }"})
 	second := make([]engine.Command, 0, n)
 	for i := range n {
@@ -163,6 +170,36 @@ func threadCPU() time.Duration {
 
 // rusageThread is Linux's RUSAGE_THREAD.
 const rusageThread = 1
+
+// BenchmarkProposeExecute is the sequencer's cost of one proposal as
+// `gavel bench gov` sends them: a new join policy each, so validate
+// checks that it compiles. Verify (on the request's goroutine, untimed)
+// compiles it ahead ("warm"); "cold" keeps no compiled policy, as before.
+func BenchmarkProposeExecute(b *testing.B) {
+	for _, warm := range []bool{true, false} {
+		b.Run(map[bool]string{true: "warm", false: "cold"}[warm], func(b *testing.B) {
+			constitution.SetJoinPolicyCache(warm)
+			defer constitution.SetJoinPolicyCache(true)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			bb, members := newGovBench(b, b.N, newStoreBench(b, state.ReadCacheBytes))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				b.StopTimer()
+				body := fmt.Sprintf(`{"actions":[{"name":"set_node_join_policy","args":{"policy":"export function apply() { return true; } // %d"}}]}`, i)
+				raw, _ := members[0].Sign(govreq.MsgProposal, "", bb.now, []byte(body))
+				req, err := gov.Verify(bb.st, raw, govreq.MsgProposal, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				bb.exec(gov.Propose{Req: req})
+			}
+			b.ReportMetric(float64(bb.execCPU)/float64(b.N), "exec-cpu-ns/op")
+		})
+	}
+}
 
 // processCPU is the process's CPU time (user+system, GC and the
 // background preparer included): "cpu-ns/op" is less sensitive than wall

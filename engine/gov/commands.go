@@ -24,6 +24,7 @@ type VerifiedRequest struct{ *govreq.Request }
 // Verify is the stateless half of a governance request: parse, check the
 // message type, find the member's certificate and check the signature.
 // members is the current state; Execute re-checks membership in order.
+// A verified proposal's join policies are compiled here too (warmJoinPolicies).
 func Verify(members engine.StateReader, raw []byte, want govreq.MsgType, maxSize int) (VerifiedRequest, error) {
 	req, err := govreq.Parse(raw, maxSize)
 	if err != nil {
@@ -48,7 +49,35 @@ func Verify(members engine.StateReader, raw []byte, want govreq.MsgType, maxSize
 		// CCF answers every authentication failure alike.
 		return VerifiedRequest{}, engine.Wrap(engine.KindUnauthorized, CodeInvalidAuthenticationInfo, err, "the signature does not verify")
 	}
+	if req.Type == govreq.MsgProposal {
+		warmJoinPolicies(req.Payload)
+	}
 	return VerifiedRequest{req}, nil
+}
+
+// warmJoinPolicies compiles the policy of each set_node_join_policy action
+// of a proposal, off the sequencer's path (Verify runs on the request's
+// goroutine), so that validate's gavel.constitution.checkJoinPolicy finds
+// it compiled (constitution.CompileJoinPolicy keeps outcomes by source).
+// Nothing is decided here: a body that does not parse, or a policy that
+// does not compile, is left to Execute.
+func warmJoinPolicies(payload []byte) {
+	var body struct {
+		Actions []struct {
+			Name string `json:"name"`
+			Args struct {
+				Policy *string `json:"policy"`
+			} `json:"args"`
+		} `json:"actions"`
+	}
+	if json.Unmarshal(payload, &body) != nil {
+		return
+	}
+	for _, a := range body.Actions {
+		if a.Name == "set_node_join_policy" && a.Args.Policy != nil && *a.Args.Policy != "" {
+			_, _ = constitution.CompileJoinPolicy(*a.Args.Policy)
+		}
+	}
 }
 
 // memberCerts keeps parsed member certificates by their PEM text: every
