@@ -95,7 +95,7 @@ func runBenchGov(args []string, out, errOut io.Writer) int {
 		defer stop()
 	}
 	prepared0, reused0 := constitution.PreparedCalls(), gov.BallotOutcomesReused()
-	decoded0 := gov.DecodedRecordsReused()
+	decoded0, policies0 := gov.DecodedRecordsReused(), constitution.JoinPoliciesReused()
 	rep, err := perf.RunGov(perf.WithProgress(context.Background(), benchProgress(errOut, jsonFlagSet(fs))), cfg)
 	if err != nil {
 		return failf(errOut, "bench: %v", err)
@@ -103,8 +103,10 @@ func runBenchGov(args []string, out, errOut io.Writer) int {
 	if *asJSON {
 		return printJSON(out, rep)
 	}
-	defer fmt.Fprintf(out, "script calls on instances prepared ahead %d; ballot outcomes reused %d; proposal records not decoded %d\n",
-		constitution.PreparedCalls()-prepared0, gov.BallotOutcomesReused()-reused0, gov.DecodedRecordsReused()-decoded0)
+	defer fmt.Fprintf(out, "script calls on instances prepared ahead %d; ballot outcomes reused %d; proposal records not decoded %d; "+
+		"join policies compiled ahead %d; ballots' state reads from the read cache %d\n",
+		constitution.PreparedCalls()-prepared0, gov.BallotOutcomesReused()-reused0, gov.DecodedRecordsReused()-decoded0,
+		constitution.JoinPoliciesReused()-policies0, rep.ReadCacheHits)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 	fmt.Fprintf(out, "members %d, proposals %d (accepted %d)\n", rep.Members, cfg.Proposals, rep.Accepted)
 	fmt.Fprintf(out, "proposals committed              %9.0f /s\n", rep.ProposalsPerSec)

@@ -55,6 +55,9 @@ type GovReport struct {
 	SequencerBusy    SequencerShare `json:"sequencer_busy"`
 	Errors           int64          `json:"errors"`
 	ConstitutionHash string         `json:"constitution"`
+	// ReadCacheHits is how many of the ballots' state reads the store's
+	// read cache answered.
+	ReadCacheHits uint64 `json:"read_cache_hits"`
 }
 
 // SequencerShare splits the sequencer's time.
@@ -123,12 +126,14 @@ func RunGov(ctx context.Context, cfg GovConfig) (*GovReport, error) {
 	rep.VerifyBefore = VerifyCeiling(2 * time.Second)
 	r0, e0 := r.Sequencer().Stats()
 	t0 := r.Sequencer().Timing()
+	hits0 := r.Store().ReadCache().Hits
 	start := time.Now()
 	rate, lat, errs, err := requestLoop(ctx, nc, handlers.SubjectGovBallot, "200", ballots, len(ballots), cfg.Clients)
 	if err != nil {
 		return nil, err
 	}
 	wall := time.Since(start)
+	rep.ReadCacheHits = r.Store().ReadCache().Hits - hits0
 	r1, e1 := r.Sequencer().Stats()
 	t1 := r.Sequencer().Timing()
 	if r1 > r0 {
