@@ -50,6 +50,10 @@ type readCache struct {
 	// ranges are whole tables by their key prefix, in key order; a
 	// committed write to a table drops its listing.
 	ranges map[string][]rangeItem
+	// read are the tables (by key prefix) Get has read from pebble: their
+	// committed writes are kept as written (a proposal is read back at
+	// its next vote), others' only if kept already.
+	read map[string]bool
 }
 
 type rangeItem struct {
@@ -66,7 +70,7 @@ type readItem struct {
 }
 
 func newReadCache(max int) *readCache {
-	return &readCache{max: max, items: map[string]*readItem{}, ranges: map[string][]rangeItem{}}
+	return &readCache{max: max, items: map[string]*readItem{}, ranges: map[string][]rangeItem{}, read: map[string]bool{}}
 }
 
 func (it *readItem) cost() int { return len(it.key) + len(it.value) + readItemOverhead }
@@ -102,11 +106,24 @@ func (c *readCache) fill(k []byte, gen uint64, v []byte, ok bool) {
 	if _, found := c.items[string(k)]; found {
 		return
 	}
-	it := &readItem{key: string(k), value: bytes.Clone(v), present: ok, slot: len(c.ring)}
+	if i := bytes.IndexByte(k, 0); i >= 0 && !c.read[string(k[:i+1])] && len(c.read) < readTablesMax {
+		c.read[string(k[:i+1])] = true
+	}
+	c.insert(string(k), v, ok)
+	c.evict()
+}
+
+// readTablesMax bounds the tables whose writes are kept as written.
+const readTablesMax = 64
+
+func (c *readCache) insert(k string, v []byte, ok bool) {
+	it := &readItem{key: k, present: ok, slot: len(c.ring)}
+	if ok {
+		it.value = append(make([]byte, 0, len(v)), v...)
+	}
 	c.items[it.key] = it
 	c.ring = append(c.ring, it)
 	c.size += it.cost()
-	c.evict()
 }
 
 // cacheWrite is one committed table write, in fold order.
@@ -124,14 +141,19 @@ func (c *readCache) committed(ws []cacheWrite) {
 	defer c.mu.Unlock()
 	c.gen++
 	for _, w := range ws {
+		table := w.key
+		if i := bytes.IndexByte(w.key, 0); i >= 0 {
+			table = w.key[:i+1]
+		}
 		if len(c.ranges) > 0 {
-			if i := bytes.IndexByte(w.key, 0); i >= 0 {
-				delete(c.ranges, string(w.key[:i+1]))
-			}
+			delete(c.ranges, string(table))
 		}
 		it, found := c.items[string(w.key)]
 		if !found {
-			continue // kept on its first read: most writes are never read back
+			if c.max > 0 && c.read[string(table)] && (w.delete || len(w.value) <= readCacheMaxValue) {
+				c.insert(string(w.key), w.value, !w.delete)
+			}
+			continue
 		}
 		if !w.delete && len(w.value) > readCacheMaxValue {
 			c.remove(it)

@@ -282,6 +282,17 @@ func TestReadCacheFill(t *testing.T) {
 	if v, ok, hit, _ := c.lookup(k); !hit || ok || v != nil {
 		t.Fatalf("the last write of a key must win: got %q %v %v", v, ok, hit)
 	}
+	// A table Get has read keeps its writes as written; another does not.
+	c.committed([]cacheWrite{{key: []byte("tread\x00new"), value: []byte("n")}, {key: []byte("tother\x00new"), value: []byte("o")}})
+	_, _, _, gen = c.lookup([]byte("tread\x00k"))
+	c.fill([]byte("tread\x00k"), gen, nil, false)
+	c.committed([]cacheWrite{{key: []byte("tread\x00new"), value: []byte("n")}, {key: []byte("tother\x00new"), value: []byte("o")}})
+	if v, ok, hit, _ := c.lookup([]byte("tread\x00new")); !hit || !ok || string(v) != "n" {
+		t.Fatalf("a write to a read table was not kept: %q %v %v", v, ok, hit)
+	}
+	if _, _, hit, _ := c.lookup([]byte("tother\x00new")); hit {
+		t.Fatal("a write to a table never read was kept")
+	}
 	c.reset()
 	if st := c.stats(); st.Items != 0 || st.Bytes != 0 {
 		t.Fatalf("reset left %+v", st)
