@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"hash/maphash"
 	"sync"
 )
 
@@ -31,8 +32,11 @@ const readItemOverhead = 96
 //   - Apply writes every key it commits that the cache holds (value or
 //     absence) before the store publishes its new position, so a reader
 //     who has seen the position reads the new values;
-//   - a value read from pebble is kept only if no Apply ran while it was
-//     read (gen), so a read that raced a commit cannot keep an old value;
+//   - a value read from pebble is kept only if no Apply since the read
+//     began wrote its key (written), so a read that raced a commit cannot
+//     keep an old value, while reads on other goroutines (a request's
+//     verification reading ahead what its execution will read) are kept
+//     though rounds commit meanwhile;
 //   - a failed commit (the state unknown) empties it.
 //
 // Values are immutable once kept: they are copied in and copied out.
@@ -43,6 +47,13 @@ type readCache struct {
 	max   int // bytes; 0 turns the cache off
 	size  int
 	gen   uint64 // counts Applies and resets
+	// written is the last generation that wrote each key (by hash; a
+	// collision only refuses a fill), and tableWritten each table, for
+	// generations since floor; a fill that began before floor is refused.
+	written      map[uint64]uint64
+	tableWritten map[string]uint64
+	floor        uint64
+	seed         maphash.Seed
 	items map[string]*readItem
 	ring  []*readItem
 	hand  int
@@ -70,7 +81,27 @@ type readItem struct {
 }
 
 func newReadCache(max int) *readCache {
-	return &readCache{max: max, items: map[string]*readItem{}, ranges: map[string][]rangeItem{}, read: map[string]bool{}}
+	return &readCache{max: max, items: map[string]*readItem{}, ranges: map[string][]rangeItem{}, read: map[string]bool{},
+		written: map[uint64]uint64{}, tableWritten: map[string]uint64{}, seed: maphash.MakeSeed()}
+}
+
+// writtenMax bounds the keys remembered as written; past it, fills that
+// began before are refused.
+const writtenMax = 1 << 16
+
+// unchangedSince reports whether no generation after gen wrote key k
+// (table, a key prefix, for a listing).
+func (c *readCache) unchangedSince(gen uint64, k []byte, table bool) bool {
+	if gen == c.gen {
+		return true
+	}
+	if gen < c.floor {
+		return false
+	}
+	if table {
+		return c.tableWritten[string(k)] <= gen
+	}
+	return c.written[maphash.Bytes(c.seed, k)] <= gen
 }
 
 func (it *readItem) cost() int { return len(it.key) + len(it.value) + readItemOverhead }
@@ -100,7 +131,7 @@ func (c *readCache) fill(k []byte, gen uint64, v []byte, ok bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.max == 0 || gen != c.gen {
+	if c.max == 0 || !c.unchangedSince(gen, k, false) {
 		return
 	}
 	if _, found := c.items[string(k)]; found {
@@ -140,10 +171,19 @@ func (c *readCache) committed(ws []cacheWrite) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	if len(c.written)+len(ws) > writtenMax {
+		clear(c.written)
+		clear(c.tableWritten)
+		c.floor = c.gen
+	}
 	for _, w := range ws {
 		table := w.key
 		if i := bytes.IndexByte(w.key, 0); i >= 0 {
 			table = w.key[:i+1]
+		}
+		c.written[maphash.Bytes(c.seed, w.key)] = c.gen
+		if c.tableWritten[string(table)] != c.gen {
+			c.tableWritten[string(table)] = c.gen
 		}
 		if len(c.ranges) > 0 {
 			delete(c.ranges, string(table))
@@ -175,6 +215,9 @@ func (c *readCache) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	c.floor = c.gen
+	clear(c.written)
+	clear(c.tableWritten)
 	c.items, c.ring, c.hand, c.size = map[string]*readItem{}, nil, 0, 0
 	c.ranges = map[string][]rangeItem{}
 }
@@ -197,7 +240,7 @@ func (c *readCache) lookupRange(p []byte) (items []rangeItem, hit bool, gen uint
 func (c *readCache) fillRange(p []byte, gen uint64, items []rangeItem) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.max == 0 || gen != c.gen {
+	if c.max == 0 || !c.unchangedSince(gen, p, true) {
 		return
 	}
 	if len(c.ranges) >= readRangeTables {

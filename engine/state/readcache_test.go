@@ -27,6 +27,17 @@ type history struct {
 	model   map[string][]byte // table\x00key → value
 	seqno   uint64
 	applies int
+	// slow are reads of the cached store begun (the generation taken, pebble
+	// read) but not yet finished (the fill), as a verifier on another
+	// goroutine reads ahead while rounds commit.
+	slow []slowRead
+}
+
+type slowRead struct {
+	key []byte
+	gen uint64
+	v   []byte
+	ok  bool
 }
 
 var historyTables = []string{"gavel.gov.members", "gavel.gov.proposals"}
@@ -51,7 +62,21 @@ func (h *history) step(next func(n int) int) {
 	key := func() (string, string) {
 		return historyTables[next(len(historyTables))], "k" + strconv.Itoa(next(12))
 	}
-	switch next(4) {
+	switch next(6) {
+	case 2: // begin a slow read
+		table, k := key()
+		tk := tableKey(table, k)
+		_, _, _, gen := h.cached.cache.lookup(tk)
+		v, ok, err := getKey(h.cached.db, tk)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.slow = append(h.slow, slowRead{tk, gen, v, ok})
+	case 3: // finish the slow reads
+		for _, r := range h.slow {
+			h.cached.cache.fill(r.key, r.gen, r.v, r.ok)
+		}
+		h.slow = h.slow[:0]
 	case 0: // apply a run of entries
 		var entries []*engine.Entry
 		for range 1 + next(3) {
@@ -268,12 +293,13 @@ func TestReadCacheFill(t *testing.T) {
 	if hit {
 		t.Fatal("an empty cache hit")
 	}
-	c.committed(nil) // an Apply ran while pebble was read
+	c.committed([]cacheWrite{{key: k, value: []byte("new")}}) // an Apply wrote k while pebble was read
 	c.fill(k, gen, []byte("old"), true)
 	if _, _, hit, _ := c.lookup(k); hit {
-		t.Fatal("a read that raced a commit was kept")
+		t.Fatal("a read that raced a commit of its key was kept")
 	}
 	_, _, _, gen = c.lookup(k)
+	c.committed([]cacheWrite{{key: []byte("tother"), value: []byte("x")}}) // an Apply of other keys
 	c.fill(k, gen, []byte("v1"), true)
 	if v, ok, hit, _ := c.lookup(k); !hit || !ok || string(v) != "v1" {
 		t.Fatalf("got %q %v %v", v, ok, hit)
@@ -292,6 +318,17 @@ func TestReadCacheFill(t *testing.T) {
 	}
 	if _, _, hit, _ := c.lookup([]byte("tother\x00new")); hit {
 		t.Fatal("a write to a table never read was kept")
+	}
+	// Past writtenMax keys, fills begun before are refused.
+	_, _, _, gen = c.lookup([]byte("tlate"))
+	many := make([]cacheWrite, writtenMax)
+	for i := range many {
+		many[i] = cacheWrite{key: fmt.Appendf(nil, "tmany\x00%d", i), value: []byte("m")}
+	}
+	c.committed(many)
+	c.fill([]byte("tlate"), gen, []byte("l"), true)
+	if _, _, hit, _ := c.lookup([]byte("tlate")); hit {
+		t.Fatal("a fill begun before the written keys were forgotten was kept")
 	}
 	c.reset()
 	if st := c.stats(); st.Items != 0 || st.Bytes != 0 {
