@@ -43,10 +43,10 @@ const readItemOverhead = 96
 // Eviction is CLOCK (a second chance for what was read since the hand
 // last passed), bounded by bytes.
 type readCache struct {
-	mu    sync.Mutex
-	max   int // bytes; 0 turns the cache off
-	size  int
-	gen   uint64 // counts Applies and resets
+	mu   sync.Mutex
+	max  int // bytes; 0 turns the cache off
+	size int
+	gen  uint64 // counts Applies and resets
 	// written is the last generation that wrote each key (by hash; a
 	// collision only refuses a fill), and tableWritten each table, for
 	// generations since floor; a fill that began before floor is refused.
@@ -54,10 +54,10 @@ type readCache struct {
 	tableWritten map[string]uint64
 	floor        uint64
 	seed         maphash.Seed
-	items map[string]*readItem
-	ring  []*readItem
-	hand  int
-	hits  uint64
+	items        map[string]*readItem
+	ring         []*readItem
+	hand         int
+	hits         uint64
 	// ranges are whole tables by their key prefix, in key order; a
 	// committed write to a table drops its listing.
 	ranges map[string][]rangeItem
