@@ -33,7 +33,7 @@ func (p *JoinPolicy) Hash() [32]byte { return p.hash }
 // one is the recomputed one. Larger sources are compiled every time.
 const (
 	joinPolicyCacheSize     = 256
-	joinPolicyCacheMaxBytes = 64 << 10
+	joinPolicyCacheMaxBytes = 16 << 10
 )
 
 type joinCompiled struct {
