@@ -30,8 +30,9 @@ const readItemOverhead = 96
 // record, the service configuration, the budget, an open proposal) skip
 // pebble's memtable and block seeks. It is exact, never merely recent:
 //   - Apply writes every key it commits that the cache holds (value or
-//     absence) before the store publishes its new position, so a reader
-//     who has seen the position reads the new values;
+//     absence), and keeps the new keys of tables Get reads, before the
+//     store publishes its new position, so a reader who has seen the
+//     position reads the new values;
 //   - a value read from pebble is kept only if no Apply since the read
 //     began wrote its key (written), so a read that raced a commit cannot
 //     keep an old value, while reads on other goroutines (a request's
