@@ -82,9 +82,23 @@ func runBenchGov(args []string, out, errOut io.Writer) int {
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent requesters")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	ballotProfile := fs.String("ballots-cpuprofile", "", "write a CPU profile of the ballots alone to this file")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
+	}
+	if *ballotProfile != "" {
+		if *cpuProfile != "" {
+			return usageError(errOut, fs, "--cpuprofile and --ballots-cpuprofile cannot both be given")
+		}
+		cfg.Ballots = func() func() {
+			stop, err := startProfile(*ballotProfile)
+			if err != nil {
+				fmt.Fprintf(errOut, "bench: %v\n", err)
+				return func() {}
+			}
+			return stop
+		}
 	}
 	if len(pos) != 0 || cfg.Proposals <= 0 || cfg.Clients <= 0 {
 		return usageError(errOut, fs, "flags must be positive and no arguments are taken")

@@ -29,6 +29,10 @@ type GovConfig struct {
 	Proposals int // each gets two ballots: the second accepts it
 	Clients   int
 	Logger    *slog.Logger
+	// Ballots, when set, is called right before the ballots are sent, and
+	// what it returns right after they are answered (a CPU profile of
+	// the ballots alone).
+	Ballots func() (done func())
 }
 
 // DefaultGovConfig is what `gavel bench gov` runs.
@@ -127,12 +131,17 @@ func RunGov(ctx context.Context, cfg GovConfig) (*GovReport, error) {
 	r0, e0 := r.Sequencer().Stats()
 	t0 := r.Sequencer().Timing()
 	hits0 := r.Store().ReadCache().Hits
+	done := func() {}
+	if cfg.Ballots != nil {
+		done = cfg.Ballots()
+	}
 	start := time.Now()
 	rate, lat, errs, err := requestLoop(ctx, nc, handlers.SubjectGovBallot, "200", ballots, len(ballots), cfg.Clients)
+	wall := time.Since(start)
+	done()
 	if err != nil {
 		return nil, err
 	}
-	wall := time.Since(start)
 	rep.ReadCacheHits = r.Store().ReadCache().Hits - hits0
 	r1, e1 := r.Sequencer().Stats()
 	t1 := r.Sequencer().Timing()
