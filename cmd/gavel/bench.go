@@ -82,9 +82,23 @@ func runBenchGov(args []string, out, errOut io.Writer) int {
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent requesters")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	ballotProfile := fs.String("ballots-cpuprofile", "", "write a CPU profile of the ballots alone to this file")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
+	}
+	if *ballotProfile != "" {
+		if *cpuProfile != "" {
+			return usageError(errOut, fs, "--cpuprofile and --ballots-cpuprofile cannot both be given")
+		}
+		cfg.Ballots = func() func() {
+			stop, err := startProfile(*ballotProfile)
+			if err != nil {
+				fmt.Fprintf(errOut, "bench: %v\n", err)
+				return func() {}
+			}
+			return stop
+		}
 	}
 	if len(pos) != 0 || cfg.Proposals <= 0 || cfg.Clients <= 0 {
 		return usageError(errOut, fs, "flags must be positive and no arguments are taken")
@@ -95,7 +109,7 @@ func runBenchGov(args []string, out, errOut io.Writer) int {
 		defer stop()
 	}
 	prepared0, reused0 := constitution.PreparedCalls(), gov.BallotOutcomesReused()
-	decoded0 := gov.DecodedRecordsReused()
+	decoded0, policies0 := gov.DecodedRecordsReused(), constitution.JoinPoliciesReused()
 	rep, err := perf.RunGov(perf.WithProgress(context.Background(), benchProgress(errOut, jsonFlagSet(fs))), cfg)
 	if err != nil {
 		return failf(errOut, "bench: %v", err)
@@ -103,8 +117,10 @@ func runBenchGov(args []string, out, errOut io.Writer) int {
 	if *asJSON {
 		return printJSON(out, rep)
 	}
-	defer fmt.Fprintf(out, "script calls on instances prepared ahead %d; ballot outcomes reused %d; proposal records not decoded %d\n",
-		constitution.PreparedCalls()-prepared0, gov.BallotOutcomesReused()-reused0, gov.DecodedRecordsReused()-decoded0)
+	defer fmt.Fprintf(out, "script calls on instances prepared ahead %d; ballot outcomes reused %d; proposal records not decoded %d; "+
+		"join policies compiled ahead %d; ballots' state reads from the read cache %d\n",
+		constitution.PreparedCalls()-prepared0, gov.BallotOutcomesReused()-reused0, gov.DecodedRecordsReused()-decoded0,
+		constitution.JoinPoliciesReused()-policies0, rep.ReadCacheHits)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 	fmt.Fprintf(out, "members %d, proposals %d (accepted %d)\n", rep.Members, cfg.Proposals, rep.Accepted)
 	fmt.Fprintf(out, "proposals committed              %9.0f /s\n", rep.ProposalsPerSec)

@@ -2,6 +2,7 @@ package constitution
 
 import (
 	"crypto/sha256"
+	"sync/atomic"
 
 	"github.com/dop251/goja"
 
@@ -25,21 +26,68 @@ type JoinPolicy struct {
 // Hash is the SHA-256 of the policy source.
 func (p *JoinPolicy) Hash() [32]byte { return p.hash }
 
+// Join policies are compiled once per source: every proposal of one is
+// checked by compiling it (esbuild costs most of a proposal's execution),
+// and every join compiles the policy in force. The outcome, a policy or
+// the compiler's refusal, is a pure function of the source, so a kept
+// one is the recomputed one. Larger sources are compiled every time.
+const (
+	joinPolicyCacheSize     = 256
+	joinPolicyCacheMaxBytes = 16 << 10
+)
+
+type joinCompiled struct {
+	policy *JoinPolicy
+	err    error
+}
+
+var (
+	joinPolicies     = newLRU[[32]byte, joinCompiled](joinPolicyCacheSize)
+	joinPolicyOff    atomic.Bool
+	joinPolicyReused atomic.Int64
+)
+
+// SetJoinPolicyCache turns the kept join policy outcomes on or off and
+// empties them, as in a fresh process: tests compare runs with and
+// without. Not safe while compiling.
+func SetJoinPolicyCache(on bool) {
+	joinPolicyOff.Store(!on)
+	joinPolicies = newLRU[[32]byte, joinCompiled](joinPolicyCacheSize)
+}
+
+// JoinPoliciesReused is how many join policy compilations were answered
+// from kept outcomes since the process started.
+func JoinPoliciesReused() int64 { return joinPolicyReused.Load() }
+
 // CompileJoinPolicy compiles a join policy; a syntax error, an empty
 // script or a missing apply is CCF's "invalid policy module".
 func CompileJoinPolicy(src string) (*JoinPolicy, error) {
 	if src == "" {
 		return nil, engine.Errorf(engine.KindInvalid, CodeInvalidJoinPolicy, "invalid policy module: the policy is empty")
 	}
+	h := sha256.Sum256([]byte(src))
+	off := joinPolicyOff.Load()
+	if c, ok := joinPolicies.get(h); ok && !off {
+		joinPolicyReused.Add(1)
+		return c.policy, c.err
+	}
+	c := compileJoinPolicy(h, src)
+	if len(src) <= joinPolicyCacheMaxBytes && !off {
+		c = joinPolicies.add(h, c)
+	}
+	return c.policy, c.err
+}
+
+func compileJoinPolicy(h [32]byte, src string) joinCompiled {
 	out, err := bundle(map[string]string{fileJoinPolicy: src}, []string{"apply"}, false)
 	if err != nil {
-		return nil, engine.Wrap(engine.KindInvalid, CodeInvalidJoinPolicy, err, "invalid policy module")
+		return joinCompiled{err: engine.Wrap(engine.KindInvalid, CodeInvalidJoinPolicy, err, "invalid policy module")}
 	}
 	mod, err := compileModule("gavel:join_policy", out)
 	if err != nil {
-		return nil, engine.Wrap(engine.KindInvalid, CodeInvalidJoinPolicy, err, "invalid policy module")
+		return joinCompiled{err: engine.Wrap(engine.KindInvalid, CodeInvalidJoinPolicy, err, "invalid policy module")}
 	}
-	return &JoinPolicy{hash: sha256.Sum256([]byte(src)), mod: mod}, nil
+	return joinCompiled{policy: &JoinPolicy{hash: h, mod: mod}}
 }
 
 // Judge runs apply(transparent_statements) with inputJSON (a JSON array,

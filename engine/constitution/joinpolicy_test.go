@@ -49,3 +49,26 @@ func TestJoinPolicyInvalidModule(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinPolicyKept: a source compiles once while kept, and the kept
+// outcome, a policy or a refusal, is the one a fresh compilation gives.
+func TestJoinPolicyKept(t *testing.T) {
+	defer SetJoinPolicyCache(true)
+	for _, src := range []string{`export function apply() { return true; } // kept`, "export function apply( { // kept"} {
+		SetJoinPolicyCache(false)
+		fresh, freshErr := CompileJoinPolicy(src)
+		SetJoinPolicyCache(true)
+		reused := JoinPoliciesReused()
+		first, firstErr := CompileJoinPolicy(src)
+		again, againErr := CompileJoinPolicy(src)
+		if JoinPoliciesReused() != reused+1 || again != first {
+			t.Fatalf("%q: compiled again (reused %d → %d)", src, reused, JoinPoliciesReused())
+		}
+		if (freshErr == nil) != (againErr == nil) || (freshErr != nil && freshErr.Error() != againErr.Error()) || firstErr != againErr {
+			t.Fatalf("%q: fresh %v, kept %v", src, freshErr, againErr)
+		}
+		if freshErr == nil && (fresh.Hash() != again.Hash() || fresh == again) {
+			t.Fatalf("%q: the cache was off, yet the fresh compilation is the kept one", src)
+		}
+	}
+}

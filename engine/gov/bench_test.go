@@ -3,6 +3,9 @@ package gov_test
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/gavelhq/gavel/engine/constitution"
 	"github.com/gavelhq/gavel/engine/gov"
 	"github.com/gavelhq/gavel/engine/govreq"
+	"github.com/gavelhq/gavel/engine/state"
 )
 
 // ballotBench is a three-member service with the default constitution
@@ -19,13 +23,50 @@ import (
 // `gavel bench gov` casts them.
 type ballotBench struct {
 	b       *testing.B
-	st      constitution.MemState
+	st      benchState
 	now     time.Time
 	seq     uint64
 	ballots []engine.Command
+	execCPU time.Duration // this thread's CPU inside Execute
 }
 
-func newBallotBench(b *testing.B, n int) *ballotBench {
+// benchState is the state a benchmark executes on: in memory, or the
+// pebble store the sequencer reads through.
+type benchState interface {
+	engine.StateReader
+	apply(seqno uint64, ws engine.WriteSet)
+}
+
+type memBench struct{ constitution.MemState }
+
+func (m memBench) apply(_ uint64, ws engine.WriteSet) { m.Apply(ws) }
+
+type storeBench struct {
+	*state.Store
+	b *testing.B
+}
+
+func (s storeBench) apply(seqno uint64, ws engine.WriteSet) {
+	e := &engine.Entry{Kind: engine.KindGovBallot, View: 1, Seqno: seqno, Writes: slices.Clone(ws)}
+	e.Seal()
+	if err := s.Apply([]*engine.Entry{e}); err != nil {
+		s.b.Fatal(err)
+	}
+}
+
+func newStoreBench(b *testing.B, readCache int) benchState {
+	s, err := state.Open(filepath.Join(b.TempDir(), "state"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.SetReadCache(readCache)
+	b.Cleanup(func() { s.Close() })
+	return storeBench{s, b}
+}
+
+// newGovBench is a three-member service with the default constitution,
+// room for n open proposals.
+func newGovBench(b *testing.B, n int, st benchState) (*ballotBench, []*govreq.Member) {
 	var members []*govreq.Member
 	var initial []gov.InitialMember
 	for i := range 3 {
@@ -47,8 +88,13 @@ func newBallotBench(b *testing.B, n int) *ballotBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bb := &ballotBench{b: b, st: constitution.MemState{}, now: time.Now(), seq: 1}
-	bb.st.Apply(ws)
+	bb := &ballotBench{b: b, st: st, now: time.Now(), seq: 1}
+	bb.st.apply(1, ws)
+	return bb, members
+}
+
+func newBallotBench(b *testing.B, n int, st benchState) *ballotBench {
+	bb, members := newGovBench(b, n, st)
 	yes, _ := json.Marshal(map[string]string{"ballot": "export function vote() { return true; }"})
 	second := make([]engine.Command, 0, n)
 	for i := range n {
@@ -78,26 +124,81 @@ func newBallotBench(b *testing.B, n int) *ballotBench {
 
 func (bb *ballotBench) exec(cmd engine.Command) {
 	bb.seq++
+	t0 := threadCPU()
 	eff, err := cmd.Execute(bb.st, engine.Facts{TxID: engine.TxID{View: 1, Seqno: bb.seq}, Time: bb.now})
+	bb.execCPU += threadCPU() - t0
 	if err != nil {
 		bb.b.Fatal(err)
 	}
-	bb.st.Apply(eff.Writes)
+	bb.st.apply(bb.seq, eff.Writes)
 }
 
 // BenchmarkBallotExecute is the sequencer's cost of one ballot: the
 // ballots re-run, resolve, and (every second ballot) apply.
 func BenchmarkBallotExecute(b *testing.B) {
-	bb := newBallotBench(b, (b.N+1)/2)
+	b.Run("mem", func(b *testing.B) { benchBallots(b, memBench{constitution.MemState{}}) })
+	b.Run("store", func(b *testing.B) { benchBallots(b, newStoreBench(b, state.ReadCacheBytes)) })
+	b.Run("store-uncached", func(b *testing.B) { benchBallots(b, newStoreBench(b, 0)) })
+}
+
+func benchBallots(b *testing.B, st benchState) {
+	runtime.LockOSThread() // threadCPU is this goroutine's
+	defer runtime.UnlockOSThread()
+	bb := newBallotBench(b, (b.N+1)/2, st)
 	b.ReportAllocs()
 	b.ResetTimer()
+	bb.execCPU = 0
 	prepared := constitution.PreparedCalls()
 	start := processCPU()
 	for i := range b.N {
 		bb.exec(bb.ballots[i])
 	}
 	b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(bb.execCPU)/float64(b.N), "exec-cpu-ns/op")
 	b.ReportMetric(float64(constitution.PreparedCalls()-prepared)/float64(b.N), "prepared/op")
+}
+
+// threadCPU is the calling thread's CPU time (user+system): locked to its
+// thread, the benchmark's goroutine is the sequencer's, and
+// "exec-cpu-ns/op" is what one ballot costs it, GC assists included,
+// background GC and preparing excluded.
+func threadCPU() time.Duration {
+	var r syscall.Rusage
+	_ = syscall.Getrusage(rusageThread, &r)
+	return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+}
+
+// rusageThread is Linux's RUSAGE_THREAD.
+const rusageThread = 1
+
+// BenchmarkProposeExecute is the sequencer's cost of one proposal as
+// `gavel bench gov` sends them: a new join policy each, so validate
+// checks that it compiles. Verify (on the request's goroutine, untimed)
+// compiles it ahead ("warm"); "cold" keeps no compiled policy, as before.
+func BenchmarkProposeExecute(b *testing.B) {
+	for _, warm := range []bool{true, false} {
+		b.Run(map[bool]string{true: "warm", false: "cold"}[warm], func(b *testing.B) {
+			constitution.SetJoinPolicyCache(warm)
+			defer constitution.SetJoinPolicyCache(true)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			bb, members := newGovBench(b, b.N, newStoreBench(b, state.ReadCacheBytes))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				b.StopTimer()
+				body := fmt.Sprintf(`{"actions":[{"name":"set_node_join_policy","args":{"policy":"export function apply() { return true; } // %d"}}]}`, i)
+				raw, _ := members[0].Sign(govreq.MsgProposal, "", bb.now, []byte(body))
+				req, err := gov.Verify(bb.st, raw, govreq.MsgProposal, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				bb.exec(gov.Propose{Req: req})
+			}
+			b.ReportMetric(float64(bb.execCPU)/float64(b.N), "exec-cpu-ns/op")
+		})
+	}
 }
 
 // processCPU is the process's CPU time (user+system, GC and the

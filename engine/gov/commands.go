@@ -24,6 +24,8 @@ type VerifiedRequest struct{ *govreq.Request }
 // Verify is the stateless half of a governance request: parse, check the
 // message type, find the member's certificate and check the signature.
 // members is the current state; Execute re-checks membership in order.
+// A verified proposal's join policies are compiled here too
+// (warmJoinPolicies), and what Execute reads first is read ahead (readAhead).
 func Verify(members engine.StateReader, raw []byte, want govreq.MsgType, maxSize int) (VerifiedRequest, error) {
 	req, err := govreq.Parse(raw, maxSize)
 	if err != nil {
@@ -48,7 +50,48 @@ func Verify(members engine.StateReader, raw []byte, want govreq.MsgType, maxSize
 		// CCF answers every authentication failure alike.
 		return VerifiedRequest{}, engine.Wrap(engine.KindUnauthorized, CodeInvalidAuthenticationInfo, err, "the signature does not verify")
 	}
+	if req.Type == govreq.MsgProposal {
+		warmJoinPolicies(req.Payload)
+	}
+	readAhead(members, req)
 	return VerifiedRequest{req}, nil
+}
+
+// readAhead reads, off the sequencer's path, the records Execute reads
+// first that are seldom read before: the request's replay record (almost
+// always absent) and the proposal a ballot or withdrawal names. A store
+// with a read cache (state.Store) keeps the answers for the execution,
+// unless a commit writes them meanwhile; nothing is decided here.
+func readAhead(st engine.StateReader, req *govreq.Request) {
+	_, _, _ = st.Get(TableRequests, req.ContentID())
+	if req.ProposalID != "" {
+		_, _, _ = st.Get(TableProposals, req.ProposalID)
+	}
+}
+
+// warmJoinPolicies compiles the policy of each set_node_join_policy action
+// of a proposal, off the sequencer's path (Verify runs on the request's
+// goroutine), so that validate's gavel.constitution.checkJoinPolicy finds
+// it compiled (constitution.CompileJoinPolicy keeps outcomes by source).
+// Nothing is decided here: a body that does not parse, or a policy that
+// does not compile, is left to Execute.
+func warmJoinPolicies(payload []byte) {
+	var body struct {
+		Actions []struct {
+			Name string `json:"name"`
+			Args struct {
+				Policy *string `json:"policy"`
+			} `json:"args"`
+		} `json:"actions"`
+	}
+	if json.Unmarshal(payload, &body) != nil {
+		return
+	}
+	for _, a := range body.Actions {
+		if a.Name == "set_node_join_policy" && a.Args.Policy != nil && *a.Args.Policy != "" {
+			_, _ = constitution.CompileJoinPolicy(*a.Args.Policy)
+		}
+	}
 }
 
 // memberCerts keeps parsed member certificates by their PEM text: every

@@ -91,6 +91,7 @@ func TestScenarios(t *testing.T) {
 	}
 	defer restoreShortcuts()
 	hits, prepared, decoded := gov.BallotOutcomesReused(), constitution.PreparedCalls(), gov.DecodedRecordsReused()
+	policies := constitution.JoinPoliciesReused()
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".txt")
 		run := func(t *testing.T) {
@@ -111,8 +112,9 @@ func TestScenarios(t *testing.T) {
 			}
 		})
 	}
-	if gov.BallotOutcomesReused() == hits || constitution.PreparedCalls() == prepared || gov.DecodedRecordsReused() == decoded {
-		t.Fatal("the service reused no ballot outcome, prepared instance or decoded record: the audit's comparison proves nothing")
+	if gov.BallotOutcomesReused() == hits || constitution.PreparedCalls() == prepared || gov.DecodedRecordsReused() == decoded ||
+		constitution.JoinPoliciesReused() == policies {
+		t.Fatal("the service reused no ballot outcome, prepared instance, decoded record or compiled join policy: the audit's comparison proves nothing")
 	}
 }
 
@@ -162,14 +164,16 @@ func TestShortcutsAreInvisible(t *testing.T) {
 	}
 	defer restoreShortcuts()
 	hits, prepared, decoded := gov.BallotOutcomesReused(), constitution.PreparedCalls(), gov.DecodedRecordsReused()
+	policies := constitution.JoinPoliciesReused()
 	for _, f := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
 			shortcuts(false)
 			runScenarioThen(t, f, func() { shortcuts(true) })
 		})
 	}
-	if gov.BallotOutcomesReused() == hits || constitution.PreparedCalls() == prepared || gov.DecodedRecordsReused() == decoded {
-		t.Fatal("the auditor reused no ballot outcome, prepared instance or decoded record: the comparison proves nothing")
+	if gov.BallotOutcomesReused() == hits || constitution.PreparedCalls() == prepared || gov.DecodedRecordsReused() == decoded ||
+		constitution.JoinPoliciesReused() == policies {
+		t.Fatal("the auditor reused no ballot outcome, prepared instance, decoded record or compiled join policy: the comparison proves nothing")
 	}
 }
 
@@ -179,6 +183,7 @@ func TestShortcutsAreInvisible(t *testing.T) {
 func shortcuts(on bool) {
 	gov.SetBallotCache(on)
 	gov.SetRecordCache(on)
+	constitution.SetJoinPolicyCache(on)
 	if on {
 		constitution.SetPrepareMode(constitution.PrepareInline)
 	} else {
@@ -191,6 +196,7 @@ func shortcuts(on bool) {
 func restoreShortcuts() {
 	gov.SetBallotCache(true)
 	gov.SetRecordCache(true)
+	constitution.SetJoinPolicyCache(true)
 	constitution.SetPrepareMode(constitution.PrepareAhead)
 }
 

@@ -29,6 +29,10 @@ type GovConfig struct {
 	Proposals int // each gets two ballots: the second accepts it
 	Clients   int
 	Logger    *slog.Logger
+	// Ballots, when set, is called right before the ballots are sent, and
+	// what it returns right after they are answered (a CPU profile of
+	// the ballots alone).
+	Ballots func() (done func())
 }
 
 // DefaultGovConfig is what `gavel bench gov` runs.
@@ -55,6 +59,9 @@ type GovReport struct {
 	SequencerBusy    SequencerShare `json:"sequencer_busy"`
 	Errors           int64          `json:"errors"`
 	ConstitutionHash string         `json:"constitution"`
+	// ReadCacheHits is how many of the ballots' state reads the store's
+	// read cache answered.
+	ReadCacheHits uint64 `json:"read_cache_hits"`
 }
 
 // SequencerShare splits the sequencer's time.
@@ -123,12 +130,19 @@ func RunGov(ctx context.Context, cfg GovConfig) (*GovReport, error) {
 	rep.VerifyBefore = VerifyCeiling(2 * time.Second)
 	r0, e0 := r.Sequencer().Stats()
 	t0 := r.Sequencer().Timing()
+	hits0 := r.Store().ReadCache().Hits
+	done := func() {}
+	if cfg.Ballots != nil {
+		done = cfg.Ballots()
+	}
 	start := time.Now()
 	rate, lat, errs, err := requestLoop(ctx, nc, handlers.SubjectGovBallot, "200", ballots, len(ballots), cfg.Clients)
+	wall := time.Since(start)
+	done()
 	if err != nil {
 		return nil, err
 	}
-	wall := time.Since(start)
+	rep.ReadCacheHits = r.Store().ReadCache().Hits - hits0
 	r1, e1 := r.Sequencer().Stats()
 	t1 := r.Sequencer().Timing()
 	if r1 > r0 {

@@ -8,6 +8,10 @@
 // entries; any other message is a void entry (engine.VoidLeaf, no writes),
 // counted and reported.
 //
+// Get answers from an exact read cache of table values (readcache.go),
+// kept in step by Apply, so execution's repeated reads skip pebble; no
+// reader can tell it is there.
+//
 // The Merkle tree is CCF's: leaf 0 is 32 zero bytes and the leaf of the
 // entry at seqno s is leaf s, so a signature entry at seqno S signs the
 // root of the tree of size S (everything before it).

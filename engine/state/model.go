@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -185,7 +184,12 @@ type reader struct {
 func (r reader) Get(table, key string) ([]byte, bool, error) {
 	k := tableKey(table, key)
 	k[0] = r.prefix
-	v, closer, err := r.r.Get(k)
+	return getKey(r.r, k)
+}
+
+// getKey reads one value, copied out of pebble (never nil when found).
+func getKey(r pebble.Reader, k []byte) ([]byte, bool, error) {
+	v, closer, err := r.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -193,7 +197,7 @@ func (r reader) Get(table, key string) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	defer closer.Close()
-	return bytes.Clone(v), true, nil
+	return append(make([]byte, 0, len(v)), v...), true, nil
 }
 
 func (r reader) Range(table string, fn func(key string, value []byte) bool) error {
@@ -205,7 +209,8 @@ func (r reader) Range(table string, fn func(key string, value []byte) bool) erro
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
-		if !fn(string(it.Key()[len(p):]), bytes.Clone(it.Value())) {
+		v := it.Value()
+		if !fn(string(it.Key()[len(p):]), append(make([]byte, 0, len(v)), v...)) {
 			break
 		}
 	}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -57,10 +58,11 @@ type Store struct {
 	db     *pebble.DB
 	logger *slog.Logger
 
-	mu   sync.RWMutex // guards meta and tree
-	meta Meta
-	tree *merkle.Tree
-	proj Projector // the read model folded in each Apply batch (model.go)
+	mu    sync.RWMutex // guards meta and tree
+	meta  Meta
+	tree  *merkle.Tree
+	proj  Projector  // the read model folded in each Apply batch (model.go)
+	cache *readCache // table values for Get (readcache.go)
 }
 
 // Open opens (or creates) the store in dir and restores the Merkle tree's
@@ -78,7 +80,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, logger: slog.Default()}
+	s := &Store{db: db, logger: slog.Default(), cache: newReadCache(ReadCacheBytes)}
 	if v, closer, err := db.Get([]byte(keyMeta)); err == nil {
 		err = engine.CBORDecode.Unmarshal(v, &s.meta)
 		closer.Close()
@@ -108,6 +110,13 @@ func Open(dir string) (*Store, error) {
 // SetLogger sets where catch-up reports void entries (slog.Default by
 // default). Call it before the store is used.
 func (s *Store) SetLogger(l *slog.Logger) { s.logger = l }
+
+// SetReadCache bounds the values Get keeps in memory to maxBytes (0: none
+// kept) and empties it. Call it before the store is used.
+func (s *Store) SetReadCache(maxBytes int) { s.cache = newReadCache(maxBytes) }
+
+// ReadCache reports the read cache's size and hits.
+func (s *Store) ReadCache() ReadCacheStats { return s.cache.stats() }
 
 // Voids reports how many void entries the state holds and the last one.
 func (s *Store) Voids() (uint64, VoidRecord) {
@@ -155,7 +164,7 @@ func (s *Store) Apply(entries []*engine.Entry) error {
 			return err
 		}
 	}
-	tables := batchTables{b}
+	tables := &batchTables{b: b}
 	var putErr error
 	putNode := func(id compact.NodeID, h engine.Digest) {
 		if err := b.Set(nodeKey(id), h[:], nil); err != nil && putErr == nil {
@@ -196,31 +205,88 @@ func (s *Store) Apply(entries []*engine.Entry) error {
 		return err
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
+		s.cache.reset() // what the tables hold is unknown
 		return fmt.Errorf("state: commit: %w", err)
 	}
+	// Before the position: whoever sees it reads what it covers.
+	s.cache.committed(tables.writes)
 	s.mu.Lock()
 	s.meta, s.tree = meta, tree
 	s.mu.Unlock()
 	return nil
 }
 
-// batchTables writes a fold's tables into a pebble batch.
-type batchTables struct{ b *pebble.Batch }
-
-func (t batchTables) Set(table, key string, value []byte) error {
-	return t.b.Set(tableKey(table, key), value, nil)
+// batchTables writes a fold's tables into a pebble batch, and keeps the
+// writes for the read cache.
+type batchTables struct {
+	b      *pebble.Batch
+	writes []cacheWrite
 }
 
-func (t batchTables) Delete(table, key string) error { return t.b.Delete(tableKey(table, key), nil) }
+func (t *batchTables) Set(table, key string, value []byte) error {
+	k := tableKey(table, key)
+	t.writes = append(t.writes, cacheWrite{key: k, value: value})
+	return t.b.Set(k, value, nil)
+}
 
-// Get reads a table value.
+func (t *batchTables) Delete(table, key string) error {
+	k := tableKey(table, key)
+	t.writes = append(t.writes, cacheWrite{key: k, delete: true})
+	return t.b.Delete(k, nil)
+}
+
+// Get reads a table value as last committed, from the read cache when it
+// holds the key. The value is the caller's to keep and change.
 func (s *Store) Get(table, key string) ([]byte, bool, error) {
-	return reader{r: s.db, prefix: prefixTable}.Get(table, key)
+	k := tableKey(table, key)
+	v, ok, hit, gen := s.cache.lookup(k)
+	if hit {
+		return v, ok, nil
+	}
+	v, ok, err := getKey(s.db, k)
+	if err == nil {
+		s.cache.fill(k, gen, v, ok)
+	}
+	return v, ok, err
 }
 
 // Range calls fn for each key of table in key order until fn returns false.
+// A small table read to its end is kept whole in the read cache, until a
+// write to it commits.
 func (s *Store) Range(table string, fn func(key string, value []byte) bool) error {
-	return reader{r: s.db, prefix: prefixTable}.Range(table, fn)
+	p := tablePrefix(table)
+	items, hit, gen := s.cache.lookupRange(p)
+	if hit {
+		for _, it := range items {
+			if !fn(it.key, append(make([]byte, 0, len(it.value)), it.value...)) {
+				break
+			}
+		}
+		return nil
+	}
+	var kept []rangeItem
+	size, whole := 0, true
+	err := reader{r: s.db, prefix: prefixTable}.Range(table, func(k string, v []byte) bool {
+		if whole {
+			if size += len(k) + len(v) + readItemOverhead; size > readRangeMaxBytes {
+				whole, kept = false, nil
+			} else {
+				kept = append(kept, rangeItem{key: k, value: bytes.Clone(v)})
+			}
+		}
+		if !fn(k, v) {
+			whole = false
+			return false
+		}
+		return true
+	})
+	if err == nil && whole {
+		if kept == nil {
+			kept = []rangeItem{} // an empty table is kept too
+		}
+		s.cache.fillRange(p, gen, kept)
+	}
+	return err
 }
 
 // Leaf returns the leaf record of an applied entry.
