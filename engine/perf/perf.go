@@ -67,6 +67,12 @@ type CommitReport struct {
 	BatchSize       int     `json:"batch_size"`             // gavel's mean entries per round
 	GavelPerSec     float64 `json:"gavel_register_per_sec"` // (c), closed loop at peak
 	PeakLatency     Latency `json:"peak_latency"`
+	// PeakCPUPerEntry is the process's CPU time (user and system: the
+	// replica, its NATS server and the benchmark's clients) per
+	// registration in the peak run; PeakCores is that CPU over the run's
+	// wall-clock time.
+	PeakCPUPerEntry time.Duration `json:"peak_cpu_per_entry"`
+	PeakCores       float64       `json:"peak_cores"`
 	HalfLoadPerSec  float64 `json:"half_load_offered_per_sec"`
 	HalfLoadLatency Latency `json:"half_load_latency"`
 	// ReceiptLag is the time from a registration's answer to the first
@@ -103,11 +109,14 @@ func RunCommit(ctx context.Context, cfg Config) (*CommitReport, error) {
 
 	// (c) at peak: a closed loop of Clients requesters.
 	r0, e0 := r.Sequencer().Stats()
+	m := startMeter()
 	peak, lat, errs, err := closedLoop(ctx, client, statements, cfg.Requests, cfg.Clients)
 	if err != nil {
 		return nil, err
 	}
+	wall, cpu := m.stop()
 	r1, e1 := r.Sequencer().Stats()
+	rep.PeakCPUPerEntry, rep.PeakCores = cpu/time.Duration(cfg.Requests), cpu.Seconds()/wall.Seconds()
 	rep.GavelPerSec, rep.PeakLatency, rep.Errors = peak, lat, errs
 	if r1 > r0 {
 		rep.BatchSize = int((e1 - e0 + (r1-r0)/2) / (r1 - r0))
