@@ -60,21 +60,21 @@ type Latency struct {
 
 // CommitReport is the result of a commit benchmark.
 type CommitReport struct {
-	EntryBytes      int     `json:"entry_bytes"`
-	RawOnePerSec    float64 `json:"raw_publish_one_per_sec"`  // (a)
-	RawBatchPerSec  float64 `json:"raw_atomic_batch_per_sec"` // (b), at gavel's mean batch size
-	RawBatch100     float64 `json:"raw_atomic_batch_100_per_sec"`
-	BatchSize       int     `json:"batch_size"`             // gavel's mean entries per round
-	GavelPerSec     float64 `json:"gavel_register_per_sec"` // (c), closed loop at peak
-	PeakLatency     Latency `json:"peak_latency"`
+	EntryBytes     int     `json:"entry_bytes"`
+	RawOnePerSec   float64 `json:"raw_publish_one_per_sec"`  // (a)
+	RawBatchPerSec float64 `json:"raw_atomic_batch_per_sec"` // (b), at gavel's mean batch size
+	RawBatch100    float64 `json:"raw_atomic_batch_100_per_sec"`
+	BatchSize      int     `json:"batch_size"`             // gavel's mean entries per round
+	GavelPerSec    float64 `json:"gavel_register_per_sec"` // (c), closed loop at peak
+	PeakLatency    Latency `json:"peak_latency"`
 	// PeakCPUPerEntry is the process's CPU time (user and system: the
 	// replica, its NATS server and the benchmark's clients) per
 	// registration in the peak run; PeakCores is that CPU over the run's
 	// wall-clock time.
 	PeakCPUPerEntry time.Duration `json:"peak_cpu_per_entry"`
 	PeakCores       float64       `json:"peak_cores"`
-	HalfLoadPerSec  float64 `json:"half_load_offered_per_sec"`
-	HalfLoadLatency Latency `json:"half_load_latency"`
+	HalfLoadPerSec  float64       `json:"half_load_offered_per_sec"`
+	HalfLoadLatency Latency       `json:"half_load_latency"`
 	// ReceiptLag is the time from a registration's answer to the first
 	// signature entry covering it (its receipt exists from then), at half load.
 	ReceiptLag Latency     `json:"receipt_lag"`
