@@ -73,6 +73,8 @@ type CommitReport struct {
 	// wall-clock time.
 	PeakCPUPerEntry time.Duration `json:"peak_cpu_per_entry"`
 	PeakCores       float64       `json:"peak_cores"`
+	// PeakAppend is the mean time from sending a round to its ack at peak.
+	PeakAppend      time.Duration `json:"peak_append"`
 	HalfLoadPerSec  float64       `json:"half_load_offered_per_sec"`
 	HalfLoadLatency Latency       `json:"half_load_latency"`
 	// ReceiptLag is the time from a registration's answer to the first
@@ -93,7 +95,10 @@ func RunCommit(ctx context.Context, cfg Config) (*CommitReport, error) {
 
 	// The replica under test, reached over real loopback TCP with the
 	// client credentials a submitter would hold.
-	r, client, stop, err := serve(ctx, replica.Config{DataDir: filepath.Join(cfg.Dir, "gavel"), Sequencer: cfg.Sequencer, Logger: cfg.Logger})
+	var appendNanos atomic.Int64
+	seq := cfg.Sequencer
+	seq.OnRound = func(rr sequencer.RoundReport) { appendNanos.Add(int64(rr.Append)) }
+	r, client, stop, err := serve(ctx, replica.Config{DataDir: filepath.Join(cfg.Dir, "gavel"), Sequencer: seq, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +114,7 @@ func RunCommit(ctx context.Context, cfg Config) (*CommitReport, error) {
 
 	// (c) at peak: a closed loop of Clients requesters.
 	r0, e0 := r.Sequencer().Stats()
+	a0 := appendNanos.Load()
 	m := startMeter()
 	peak, lat, errs, err := closedLoop(ctx, client, statements, cfg.Requests, cfg.Clients)
 	if err != nil {
@@ -120,6 +126,7 @@ func RunCommit(ctx context.Context, cfg Config) (*CommitReport, error) {
 	rep.GavelPerSec, rep.PeakLatency, rep.Errors = peak, lat, errs
 	if r1 > r0 {
 		rep.BatchSize = int((e1 - e0 + (r1-r0)/2) / (r1 - r0))
+		rep.PeakAppend = time.Duration(appendNanos.Load()-a0) / time.Duration(r1-r0)
 	}
 	rep.BatchSize = max(1, min(rep.BatchSize, natslog.MaxBatchMessages))
 
