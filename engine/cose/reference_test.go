@@ -93,6 +93,17 @@ func refDecodeByteString(raw []byte) ([]byte, error) {
 	return v, nil
 }
 
+func refDecodeText(raw cbor.RawMessage) (string, error) {
+	if majorType(raw) != majorText {
+		return "", errString("not a text string")
+	}
+	var v string
+	if err := engine.CBORDecode.Unmarshal(raw, &v); err != nil {
+		return "", errString("bad text string")
+	}
+	return v, nil
+}
+
 func sameHeader(a, b Header) bool {
 	if len(a) != len(b) {
 		return false
@@ -203,10 +214,11 @@ func FuzzDecodeHeaderReference(f *testing.F) {
 	})
 }
 
-func FuzzDecodeBytesReference(f *testing.F) {
+func FuzzDecodeStringsReference(f *testing.F) {
 	for _, s := range [][]byte{
 		{0x40}, {0x41, 0x00}, {0x58, 0x17}, {0x58, 0x18}, {0x59, 0x00, 0xff}, {0x41}, {0x41, 0x00, 0x00},
 		{0x5f, 0x41, 0x00, 0xff}, {0x5c}, {0x60}, {0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		{0x61, 'a'}, {0x62, 0xc3, 0x28}, {0x78, 0x01, 'a'}, {0x7f, 0x61, 'a', 0xff},
 	} {
 		f.Add(s)
 	}
@@ -215,6 +227,11 @@ func FuzzDecodeBytesReference(f *testing.F) {
 		want, werr := refDecodeByteString(raw)
 		if (gerr == nil) != (werr == nil) || !bytes.Equal(got, want) || (gerr == nil && got == nil) {
 			t.Fatalf("DecodeBytes = %x, %v; the reference = %x, %v", got, gerr, want, werr)
+		}
+		gs, gerr := DecodeText(raw)
+		ws, werr := refDecodeText(raw)
+		if (gerr == nil) != (werr == nil) || gs != ws {
+			t.Fatalf("DecodeText = %q, %v; the reference = %q, %v", gs, gerr, ws, werr)
 		}
 	})
 }

@@ -127,6 +127,19 @@ func cutByteString(b []byte) (v, rest []byte, err error) {
 	if majorType(b) != majorBytes {
 		return nil, nil, errString("not a byte string")
 	}
+	v, rest, ok := cutString(b)
+	switch {
+	case !ok:
+		return nil, nil, errString("bad byte string")
+	case len(b)-len(rest)-len(v) != headLen(uint64(len(v))):
+		return nil, nil, errString("byte string length is not in shortest form")
+	}
+	return v, rest, nil
+}
+
+// cutString splits b into the contents of the definite-length byte or
+// text string it starts with and what follows.
+func cutString(b []byte) (v, rest []byte, ok bool) {
 	ai := b[0] & 0x1f
 	n, head := uint64(ai), 1
 	switch {
@@ -134,23 +147,20 @@ func cutByteString(b []byte) (v, rest []byte, err error) {
 	case ai <= 27:
 		head += 1 << (ai - 24)
 		if len(b) < head {
-			return nil, nil, errString("bad byte string")
+			return nil, nil, false
 		}
 		n = 0
 		for _, c := range b[1:head] {
 			n = n<<8 | uint64(c)
 		}
-		if n < 24 || (ai > 24 && n>>(8<<(ai-25)) == 0) {
-			return nil, nil, errString("byte string length is not in shortest form")
-		}
 	default:
-		return nil, nil, errString("bad byte string")
+		return nil, nil, false
 	}
 	if n > uint64(len(b)-head) {
-		return nil, nil, errString("bad byte string")
+		return nil, nil, false
 	}
 	end := head + int(n)
-	return b[head:end:end], b[end:], nil
+	return b[head:end:end], b[end:], true
 }
 
 // SigStructure is the Signature1 Sig_structure of RFC 9052 §4.4 with an
@@ -348,11 +358,11 @@ func DecodeText(raw cbor.RawMessage) (string, error) {
 	if majorType(raw) != majorText {
 		return "", fmt.Errorf("not a text string")
 	}
-	var v string
-	if err := engine.CBORDecode.Unmarshal(raw, &v); err != nil {
+	v, rest, ok := cutString(raw)
+	if !ok || len(rest) != 0 || !utf8.Valid(v) {
 		return "", fmt.Errorf("bad text string")
 	}
-	return v, nil
+	return string(v), nil
 }
 
 // DecodeBytes decodes a CBOR byte string in shortest form.
@@ -405,6 +415,21 @@ func normalizeLabel(label any) (any, bool) {
 	return nil, false
 }
 
+// headLen is the length of a shortest-form CBOR head with argument n.
+func headLen(n uint64) int {
+	switch {
+	case n < 24:
+		return 1
+	case n <= math.MaxUint8:
+		return 2
+	case n <= math.MaxUint16:
+		return 3
+	case n <= math.MaxUint32:
+		return 5
+	}
+	return 9
+}
+
 // appendHead appends a CBOR head in shortest form.
 func appendHead(b []byte, major byte, n uint64) []byte {
 	m := major << 5
@@ -427,4 +452,18 @@ func appendBytes(b, data []byte) []byte {
 
 func invalidCOSE(format string, args ...any) *engine.Error {
 	return engine.Errorf(engine.KindInvalid, CodeInvalidCOSE, format, args...)
+}
+
+// arrayItems are the items of the well-formed array raw (a value of a
+// decoded header), sharing its bytes.
+func arrayItems(raw []byte) [][]byte {
+	_, n, head := cborHead(raw)
+	items := make([][]byte, 0, min(n, uint64(len(raw))))
+	rest := raw[head:]
+	for range n {
+		k := itemLen(rest)
+		items = append(items, rest[:k:k])
+		rest = rest[k:]
+	}
+	return items
 }
