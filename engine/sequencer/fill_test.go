@@ -98,27 +98,48 @@ func (f *fillHarness) lastRound() int {
 	return f.rounds[len(f.rounds)-1]
 }
 
-// Under load (requests incoming) the round open when the flight lands
-// waits until it holds FillTo requests: one batch instead of several.
+// Under load (a backlog of requests being verified) the round open when
+// the flight lands waits until it holds FillTo requests: one batch
+// instead of several.
 func TestRoundFillsWhileRequestsAreIncoming(t *testing.T) {
 	var incoming atomic.Int64
-	incoming.Store(1)
+	incoming.Store(10)
 	f := startFill(t, 4, time.Hour, &incoming)
 	var wg sync.WaitGroup
 	f.openOnFlight(t, &wg)
-	// The flight's ack is taken: without the hold, b's round would be
-	// sent now, alone.
-	select {
-	case <-f.asked:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the sequencer never asked what is incoming")
-	}
+	f.waitAsked(t)
 	for i := range 3 {
 		f.submit(t, &wg, put{fmt.Sprintf("c%d", i), "v"})
 	}
 	wg.Wait()
 	if n := f.lastRound(); n != 4 {
 		t.Fatalf("rounds %v: the last held %d requests, want b and the three after it", f.rounds, n)
+	}
+}
+
+// A backlog smaller than the round is a light load: the round waits for
+// no more than it.
+func TestRoundWaitsOnlyForABacklogItsSize(t *testing.T) {
+	var incoming atomic.Int64
+	incoming.Store(1)
+	f := startFill(t, 4, time.Hour, &incoming)
+	var wg sync.WaitGroup
+	f.openOnFlight(t, &wg)
+	f.waitAsked(t)
+	f.submit(t, &wg, put{"c", "v"}) // now the round (2) outgrows the backlog (1)
+	wg.Wait()
+	if n := f.lastRound(); n != 2 {
+		t.Fatalf("rounds %v: the last held %d requests, want b and c", f.rounds, n)
+	}
+}
+
+// waitAsked waits until the flight's ack is taken and the sequencer asks
+// what is incoming: without a hold, b's round is sent from here on, alone.
+func (f *fillHarness) waitAsked(t *testing.T) {
+	select {
+	case <-f.asked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the sequencer never asked what is incoming")
 	}
 }
 

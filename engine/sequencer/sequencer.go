@@ -60,8 +60,9 @@ type Config struct {
 	OnRound func(RoundReport)
 
 	// FillTo and FillWait: once the flight lands, the round open on top
-	// of it is held, while Incoming says more requests are on their way
-	// and it has fewer than FillTo requests, for at most FillWait. Each
+	// of it is held, while Incoming says at least as many requests are on
+	// their way as it holds and it has fewer than FillTo, for at most
+	// FillWait. Each
 	// atomic batch costs the log a fixed staging (on R1 a file store of
 	// its own: ~3 ms of CPU), so under load fewer, larger rounds cost less
 	// per entry; with nothing incoming nothing waits. A negative FillWait
@@ -443,15 +444,18 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 }
 
 // fill holds the open round r once the flight has landed (Config.FillTo,
-// FillWait), extending it with what arrives, while requests are incoming
-// and r is small; it returns at once when nothing is incoming. It returns
-// r, or nil when extending failed (its requests are answered).
+// FillWait), extending it with what arrives, while r is small and at
+// least as many requests are incoming as it holds; otherwise it returns
+// at once. It returns r, or nil when extending failed (its requests are
+// answered).
 func (s *Sequencer) fill(ctx context.Context, r *round, batch []*request) *round {
 	if s.cfg.Incoming == nil || s.cfg.FillWait <= 0 || s.carry != nil {
 		return r
 	}
 	var deadline <-chan time.Time
-	for len(r.reqs) < s.cfg.FillTo && s.cfg.Incoming() > 0 {
+	// A backlog at least the round's size is load; a request or two being
+	// verified at a light load is not worth the wait.
+	for len(r.reqs) < s.cfg.FillTo && s.cfg.Incoming() >= max(len(r.reqs), 1) {
 		var first *request
 		select {
 		case first = <-s.queue:
