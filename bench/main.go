@@ -36,8 +36,6 @@ func main() {
 	fs.DurationVar(&cfg.HalfLoad, "half-load", cfg.HalfLoad, "duration of each run at half of peak")
 	fs.IntVar(&cfg.PayloadBytes, "payload-bytes", cfg.PayloadBytes, "statement payload size")
 	fs.DurationVar(&cfg.Sequencer.Linger, "linger", cfg.Sequencer.Linger, "sequencer linger")
-	fs.IntVar(&cfg.Sequencer.FillTo, "fill-to", cfg.Sequencer.FillTo, "under load, hold a landed flight's next round until it has this many requests")
-	fs.DurationVar(&cfg.Sequencer.FillWait, "fill-wait", cfg.Sequencer.FillWait, "... for at most this long (negative: never hold)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		os.Exit(2)

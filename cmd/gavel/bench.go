@@ -33,8 +33,6 @@ func runBenchCommit(args []string, out, errOut io.Writer) int {
 	fs.DurationVar(&cfg.HalfLoad, "half-load", cfg.HalfLoad, "duration of the run at half of peak")
 	fs.IntVar(&cfg.PayloadBytes, "payload-bytes", cfg.PayloadBytes, "statement payload size")
 	fs.DurationVar(&cfg.Sequencer.Linger, "linger", cfg.Sequencer.Linger, "sequencer linger")
-	fs.IntVar(&cfg.Sequencer.FillTo, "fill-to", cfg.Sequencer.FillTo, "under load, hold a landed flight's next round until it has this many requests")
-	fs.DurationVar(&cfg.Sequencer.FillWait, "fill-wait", cfg.Sequencer.FillWait, "... for at most this long (negative: never hold)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	peer := fs.Bool("peer", false, "also run tessera in the same process and print gavel / tessera (builds bench/ from a gavel checkout)")

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -114,7 +113,6 @@ type Replica struct {
 	fault replicaFault
 
 	verifySlots chan struct{}                         // bounds concurrent signature checks to the cores
-	incoming    atomic.Int64                          // registrations verifying or waiting to (sequencer.Config.Incoming)
 	signedRoots *bounded.Cache[uint64, engine.Digest] // signature seqno → verified root
 	nm          *netmapSide                           // the network map's read side (netmap.go)
 	feeds       *feeds
@@ -174,11 +172,6 @@ func open(ctx context.Context, cfg Config, joined *started) (_ *Replica, err err
 	}
 	r := &Replica{cfg: cfg, logger: cfg.Logger, verifySlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		signedRoots: bounded.New[uint64, engine.Digest](4096), lock: lock, retired: make(chan struct{})}
-	if r.cfg.Sequencer.Incoming == nil {
-		// Under load a round waits for the registrations being verified.
-		r.cfg.Sequencer.Incoming = func() int { return int(r.incoming.Load()) }
-		cfg.Sequencer = r.cfg.Sequencer
-	}
 	defer func() {
 		if err != nil {
 			r.Close()

@@ -16,18 +16,13 @@ import (
 func (r *Replica) registerStatement(ctx context.Context, raw []byte) (forwardAnswer, error) {
 	// Verification is CPU-bound: one per core at a time. Waiting for the
 	// commit is not, and holds no slot, so group commit sees every request.
-	// Until it is submitted it counts as incoming: the sequencer holds a
-	// small round for it under load.
-	r.incoming.Add(1)
 	select {
 	case r.verifySlots <- struct{}{}:
 	case <-ctx.Done():
-		r.incoming.Add(-1)
 		return forwardAnswer{}, engine.Wrap(engine.KindUnavailable, "Timeout", ctx.Err(), "no verification slot before the deadline")
 	}
 	cmd, err := r.VerifyStatement(raw)
 	<-r.verifySlots
-	r.incoming.Add(-1)
 	if err != nil {
 		return forwardAnswer{}, err
 	}

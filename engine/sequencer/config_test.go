@@ -28,11 +28,6 @@ func TestConfigValidate(t *testing.T) {
 		{"sign interval 0", func(c *Config) { c.SignInterval = 0 }, "SignInterval"},
 		{"sign interval 1h", func(c *Config) { c.SignInterval = time.Hour }, ""},
 		{"sign interval 2 days", func(c *Config) { c.SignInterval = 48 * time.Hour }, "SignInterval"},
-		{"fill to 1", func(c *Config) { c.FillTo = 1 }, ""},
-		{"fill to 0", func(c *Config) { c.FillTo = 0 }, "FillTo"},
-		{"fill to 1001", func(c *Config) { c.FillTo = 1001 }, "FillTo"},
-		{"never fill", func(c *Config) { c.FillWait = -1 }, ""},
-		{"fill wait 2s", func(c *Config) { c.FillWait = 2 * time.Second }, "FillWait"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -46,14 +41,5 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("got %v, want a RangeError on %s", err, tc.field)
 			}
 		})
-	}
-}
-
-func TestFillDefaults(t *testing.T) {
-	if c := (Config{MaxBatch: 8}).WithDefaults(); c.FillTo != 7 || c.FillWait != DefaultConfig().FillWait {
-		t.Fatalf("FillTo %d, FillWait %s: want the batch limit less the signature, and the default wait", c.FillTo, c.FillWait)
-	}
-	if c := (Config{FillWait: -1}).WithDefaults(); c.FillWait != -1 {
-		t.Fatalf("a negative FillWait (never hold) became %s", c.FillWait)
 	}
 }

@@ -58,26 +58,11 @@ type Config struct {
 
 	// OnRound is told of each committed round (report.go); nil: nobody.
 	OnRound func(RoundReport)
-
-	// FillTo and FillWait: once the flight lands, the round open on top
-	// of it is held, while Incoming says at least as many requests are on
-	// their way as it holds and it has fewer than FillTo, for at most
-	// FillWait. Each
-	// atomic batch costs the log a fixed staging (on R1 a file store of
-	// its own: ~3 ms of CPU), so under load fewer, larger rounds cost less
-	// per entry; with nothing incoming nothing waits. A negative FillWait
-	// never holds.
-	FillTo   int
-	FillWait time.Duration
-	// Incoming counts the requests on their way to Submit (being verified
-	// or waiting to be); nil: rounds are never held.
-	Incoming func() int
 }
 
 // DefaultConfig returns the defaults of DESIGN.md.
 func DefaultConfig() Config {
-	return Config{MaxBatch: 1000, MaxBatchBytes: 8 << 20, QueueSize: 20000, SignEvery: 1000, SignInterval: 100 * time.Millisecond, MaxAttempts: 5,
-		FillTo: 200, FillWait: 5 * time.Millisecond}
+	return Config{MaxBatch: 1000, MaxBatchBytes: 8 << 20, QueueSize: 20000, SignEvery: 1000, SignInterval: 100 * time.Millisecond, MaxAttempts: 5}
 }
 
 // WithDefaults returns c with every zero (or out of range) field set to
@@ -101,13 +86,6 @@ func (cfg Config) WithDefaults() Config {
 	}
 	if cfg.SignInterval <= 0 {
 		cfg.SignInterval = d.SignInterval
-	}
-	if cfg.FillTo <= 0 {
-		cfg.FillTo = d.FillTo
-	}
-	cfg.FillTo = min(cfg.FillTo, cfg.MaxBatch-1)
-	if cfg.FillWait == 0 {
-		cfg.FillWait = d.FillWait
 	}
 	return cfg
 }
@@ -136,7 +114,6 @@ func (cfg Config) Validate() error {
 		{"QueueSize", cfg.QueueSize, 1, 1_000_000},
 		{"SignEvery", cfg.SignEvery, 1, 1_000_000},
 		{"MaxAttempts", cfg.MaxAttempts, 1, 100},
-		{"FillTo", cfg.FillTo, 1, 1000},
 	}
 	for _, c := range ints {
 		if c.v < c.min || c.v > c.max {
@@ -149,7 +126,6 @@ func (cfg Config) Validate() error {
 	}{
 		{"Linger", cfg.Linger, 0, time.Second},
 		{"SignInterval", cfg.SignInterval, time.Millisecond, 24 * time.Hour},
-		{"FillWait", cfg.FillWait, -time.Second, time.Second},
 	}
 	for _, c := range durations {
 		if c.v < c.min || c.v > c.max {
@@ -362,9 +338,6 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 				case first = <-queue:
 				case a := <-s.done:
 					s.timing.append.Add(int64(time.Since(t0)))
-					if pending != nil && a.err == nil {
-						pending = s.fill(ctx, pending, batch)
-					}
 					r := pending
 					pending = nil
 					// r is sent as soon as the flight has landed (landWith).
@@ -441,51 +414,6 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 		}
 		s.send(r)
 	}
-}
-
-// fill holds the open round r once the flight has landed (Config.FillTo,
-// FillWait), extending it with what arrives, while r is small and at
-// least as many requests are incoming as it holds; otherwise it returns
-// at once. It returns r, or nil when extending failed (its requests are
-// answered).
-func (s *Sequencer) fill(ctx context.Context, r *round, batch []*request) *round {
-	if s.cfg.Incoming == nil || s.cfg.FillWait <= 0 || s.carry != nil {
-		return r
-	}
-	var deadline <-chan time.Time
-	// A backlog at least the round's size is load; a request or two being
-	// verified at a light load is not worth the wait.
-	for len(r.reqs) < s.cfg.FillTo && s.cfg.Incoming() >= max(len(r.reqs), 1) {
-		var first *request
-		select {
-		case first = <-s.queue:
-		default:
-			if deadline == nil {
-				t := time.NewTimer(s.cfg.FillWait)
-				defer t.Stop()
-				deadline = t.C
-			}
-			select {
-			case first = <-s.queue:
-			case <-deadline:
-				return r
-			case <-ctx.Done():
-				return r
-			}
-		}
-		batch = s.gather(ctx, append(batch[:0], first), len(r.reqs), r.size, false)
-		if len(batch) > 0 {
-			if err := s.extend(r, batch); err != nil {
-				s.failAll(r.reqs, err)
-				s.failAll(batch, err)
-				return nil
-			}
-		}
-		if s.carry != nil {
-			return r // full
-		}
-	}
-	return r
 }
 
 // nonces draws n fresh nonces with one read of the system's randomness.
