@@ -15,10 +15,34 @@ func ClaimsDigest(raw []byte) (engine.Digest, error) {
 	if err != nil {
 		return engine.Digest{}, engine.Wrap(engine.KindInvalid, CodeInvalidStatement, err, "not a COSE_Sign1 statement")
 	}
-	m.Unprotected = nil
-	b, err := m.Encode()
-	if err != nil {
-		return engine.Digest{}, err
+	return claimsDigest(m.Protected, m.Payload, m.Signature), nil
+}
+
+// ClaimsDigest is the statement's claims digest (the function
+// ClaimsDigest), hashed from the parts the parse holds: no second decode.
+func (st *Statement) ClaimsDigest() engine.Digest {
+	return claimsDigest(st.Protected, st.Payload, st.Signature)
+}
+
+// claimsDigest hashes the encoding of a COSE_Sign1 with an empty
+// unprotected header without building it: DecodeSign1 takes only
+// shortest-form lengths, so these heads are the signed message's own.
+func claimsDigest(protected, payload, signature []byte) engine.Digest {
+	h := sha256.New()
+	var buf [24]byte
+	h.Write(appendHead(append(buf[:0], 0xd2, 0x84), majorBytes, uint64(len(protected))))
+	h.Write(protected)
+	head := append(buf[:0], 0xa0) // the empty unprotected header
+	if payload == nil {
+		head = append(head, 0xf6)
+	} else {
+		head = appendHead(head, majorBytes, uint64(len(payload)))
 	}
-	return sha256.Sum256(b), nil
+	h.Write(head)
+	h.Write(payload)
+	h.Write(appendHead(buf[:0], majorBytes, uint64(len(signature))))
+	h.Write(signature)
+	var d engine.Digest
+	h.Sum(d[:0])
+	return d
 }

@@ -45,6 +45,9 @@ func FuzzParseStatement(f *testing.F) {
 		if st.Issuer == "" || st.Subject == "" || len(st.Chain) == 0 || st.Payload == nil || !st.Alg.Supported() {
 			t.Fatalf("accepted an incomplete statement: %+v", st)
 		}
+		if cd, err := ClaimsDigest(raw); err != nil || cd != st.ClaimsDigest() {
+			t.Fatalf("the parsed statement's claims digest is not ClaimsDigest's (%v)", err)
+		}
 		if err := VerifyStatement(st, testNow); err != nil && engine.KindOf(err) != engine.KindInvalid {
 			t.Fatalf("VerifyStatement error %v is not KindInvalid", err)
 		}

@@ -184,8 +184,8 @@ func parseX5Chain(phdr Header) ([]*x509.Certificate, error) {
 		}
 		ders = [][]byte{der}
 	case majorArray:
-		var items []cbor.RawMessage
-		if err := engine.CBORDecode.Unmarshal(raw, &items); err != nil || len(items) == 0 {
+		items := arrayItems(raw)
+		if len(items) == 0 {
 			return nil, invalidStatement("x5chain (33) must be a byte string or a non-empty array of them")
 		}
 		for i, it := range items {

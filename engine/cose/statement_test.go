@@ -336,6 +336,13 @@ func TestClaimsDigest(t *testing.T) {
 	if bytes.Equal(withHeaders, raw) {
 		t.Fatal("unprotected headers not added")
 	}
+	st, err := ParseStatement(withHeaders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ClaimsDigest() != d {
+		t.Fatal("the parsed statement's claims digest differs from ClaimsDigest's")
+	}
 	if d2, err := ClaimsDigest(withHeaders); err != nil || d2 != d {
 		t.Fatalf("unprotected headers change the claims digest: %v", err)
 	}

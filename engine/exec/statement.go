@@ -30,11 +30,7 @@ func VerifyStatement(raw []byte, now time.Time) (RegisterStatement, error) {
 	if err := cose.VerifyStatement(st, now); err != nil {
 		return RegisterStatement{}, err
 	}
-	cd, err := cose.ClaimsDigest(raw)
-	if err != nil {
-		return RegisterStatement{}, err
-	}
-	return RegisterStatement{Statement: VerifiedStatement{Raw: raw, ClaimsDigest: cd, Issuer: st.Issuer, Subject: st.Subject}}, nil
+	return RegisterStatement{Statement: VerifiedStatement{Raw: raw, ClaimsDigest: st.ClaimsDigest(), Issuer: st.Issuer, Subject: st.Subject}}, nil
 }
 
 // RegisterStatement registers a verified statement. It writes the issuer

@@ -60,15 +60,23 @@ type Latency struct {
 
 // CommitReport is the result of a commit benchmark.
 type CommitReport struct {
-	EntryBytes      int     `json:"entry_bytes"`
-	RawOnePerSec    float64 `json:"raw_publish_one_per_sec"`  // (a)
-	RawBatchPerSec  float64 `json:"raw_atomic_batch_per_sec"` // (b), at gavel's mean batch size
-	RawBatch100     float64 `json:"raw_atomic_batch_100_per_sec"`
-	BatchSize       int     `json:"batch_size"`             // gavel's mean entries per round
-	GavelPerSec     float64 `json:"gavel_register_per_sec"` // (c), closed loop at peak
-	PeakLatency     Latency `json:"peak_latency"`
-	HalfLoadPerSec  float64 `json:"half_load_offered_per_sec"`
-	HalfLoadLatency Latency `json:"half_load_latency"`
+	EntryBytes     int     `json:"entry_bytes"`
+	RawOnePerSec   float64 `json:"raw_publish_one_per_sec"`  // (a)
+	RawBatchPerSec float64 `json:"raw_atomic_batch_per_sec"` // (b), at gavel's mean batch size
+	RawBatch100    float64 `json:"raw_atomic_batch_100_per_sec"`
+	BatchSize      int     `json:"batch_size"`             // gavel's mean entries per round
+	GavelPerSec    float64 `json:"gavel_register_per_sec"` // (c), closed loop at peak
+	PeakLatency    Latency `json:"peak_latency"`
+	// PeakCPUPerEntry is the process's CPU time (user and system: the
+	// replica, its NATS server and the benchmark's clients) per
+	// registration in the peak run; PeakCores is that CPU over the run's
+	// wall-clock time.
+	PeakCPUPerEntry time.Duration `json:"peak_cpu_per_entry"`
+	PeakCores       float64       `json:"peak_cores"`
+	// PeakAppend is the mean time from sending a round to its ack at peak.
+	PeakAppend      time.Duration `json:"peak_append"`
+	HalfLoadPerSec  float64       `json:"half_load_offered_per_sec"`
+	HalfLoadLatency Latency       `json:"half_load_latency"`
 	// ReceiptLag is the time from a registration's answer to the first
 	// signature entry covering it (its receipt exists from then), at half load.
 	ReceiptLag Latency     `json:"receipt_lag"`
@@ -87,7 +95,10 @@ func RunCommit(ctx context.Context, cfg Config) (*CommitReport, error) {
 
 	// The replica under test, reached over real loopback TCP with the
 	// client credentials a submitter would hold.
-	r, client, stop, err := serve(ctx, replica.Config{DataDir: filepath.Join(cfg.Dir, "gavel"), Sequencer: cfg.Sequencer, Logger: cfg.Logger})
+	var appendNanos atomic.Int64
+	seq := cfg.Sequencer
+	seq.OnRound = func(rr sequencer.RoundReport) { appendNanos.Add(int64(rr.Append)) }
+	r, client, stop, err := serve(ctx, replica.Config{DataDir: filepath.Join(cfg.Dir, "gavel"), Sequencer: seq, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -103,14 +114,19 @@ func RunCommit(ctx context.Context, cfg Config) (*CommitReport, error) {
 
 	// (c) at peak: a closed loop of Clients requesters.
 	r0, e0 := r.Sequencer().Stats()
+	a0 := appendNanos.Load()
+	m := startMeter()
 	peak, lat, errs, err := closedLoop(ctx, client, statements, cfg.Requests, cfg.Clients)
 	if err != nil {
 		return nil, err
 	}
+	wall, cpu := m.stop()
 	r1, e1 := r.Sequencer().Stats()
+	rep.PeakCPUPerEntry, rep.PeakCores = cpu/time.Duration(cfg.Requests), cpu.Seconds()/wall.Seconds()
 	rep.GavelPerSec, rep.PeakLatency, rep.Errors = peak, lat, errs
 	if r1 > r0 {
 		rep.BatchSize = int((e1 - e0 + (r1-r0)/2) / (r1 - r0))
+		rep.PeakAppend = time.Duration(appendNanos.Load()-a0) / time.Duration(r1-r0)
 	}
 	rep.BatchSize = max(1, min(rep.BatchSize, natslog.MaxBatchMessages))
 

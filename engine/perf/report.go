@@ -15,6 +15,7 @@ func (rep *CommitReport) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "(b) raw atomic batch of %-4d       %9.0f msg/s\n", rep.BatchSize, rep.RawBatchPerSec)
 	fmt.Fprintf(w, "    raw atomic batch of 100        %9.0f msg/s\n", rep.RawBatch100)
 	fmt.Fprintf(w, "(c) gavel registration, peak       %9.0f entries/s  p50 %s  p99 %s\n", rep.GavelPerSec, ms(rep.PeakLatency.P50), ms(rep.PeakLatency.P99))
+	fmt.Fprintf(w, "    CPU at peak (whole process)    %9.1f µs/entry  %.2f cores  mean round %d, its append %s\n", float64(rep.PeakCPUPerEntry)/float64(time.Microsecond), rep.PeakCores, rep.BatchSize, ms(rep.PeakAppend))
 	fmt.Fprintf(w, "    at half of peak (%.0f/s)     latency p50 %s  p99 %s\n", rep.HalfLoadPerSec, ms(rep.HalfLoadLatency.P50), ms(rep.HalfLoadLatency.P99))
 	fmt.Fprintf(w, "    receipt after the answer       p50 %s  p99 %s\n", ms(rep.ReceiptLag.P50), ms(rep.ReceiptLag.P99))
 	fmt.Fprintf(w, "(c)/(a) = %.1f× (target ≥ 10×)   (c)/(b) = %.0f%% (target ≥ 50%%)   errors %d\n", rep.VsRawOne, 100*rep.VsRawBatch, rep.Errors)
