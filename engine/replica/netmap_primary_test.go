@@ -72,7 +72,9 @@ func TestOnlyThePrimaryRunsTheFlagDay(t *testing.T) {
 	// node's key: it advertises an update due shortly.
 	last := r.Store().Meta()
 	now := time.Now()
-	deadline := now.Add(300 * time.Millisecond).UTC()
+	// Far enough that the replica has stepped down before it passes even
+	// on a loaded machine: a primary that reaches it first may rightly act.
+	deadline := now.Add(2 * time.Second).UTC()
 	u, err := netmap.ParseSetParameters([]byte(`{"parameters":{"minimum_platform_version":1,"notaries":[],"max_message_size":1024,"max_transaction_size":1024},`+
 		`"description":"elsewhere","update_deadline":"`+deadline.Format(time.RFC3339Nano)+`"}`), netmap.DefaultLimits())
 	if err != nil {
