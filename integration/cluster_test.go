@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gavelhq/gavel/internal/syncbuf"
 )
 
 // TestClusterServeAndJoin runs the CLI contract of a replicable service
@@ -32,7 +34,7 @@ func TestClusterServeAndJoin(t *testing.T) {
 
 	join := exec.Command(gavelBinary(t), "serve", "--join", srv.HTTP, "--data", d2, "--code-version", "A",
 		"--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--cluster-listen", "127.0.0.1:0")
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	join.Stdout, join.Stderr = logs, logs
 	if err := join.Start(); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gavelhq/gavel/internal/syncbuf"
 )
 
 // TestNetworkThroughTheCLI is issue 10's contract for tests, with real
@@ -26,12 +28,12 @@ func TestNetworkThroughTheCLI(t *testing.T) {
 	srv := startServer(t, filepath.Join(d, "service"), "--sign-interval", "20ms")
 	type agentProc struct {
 		cmd  *exec.Cmd
-		logs *lockedBuffer
+		logs *syncbuf.Buffer
 		done chan int
 	}
 	start := func(name string) *agentProc {
 		cmd := exec.Command(gavelBinary(t), "node", "run", "--base", filepath.Join(d, "nodes", name), "--url", srv.HTTP, "--max-poll", "20ms")
-		logs := &lockedBuffer{}
+		logs := &syncbuf.Buffer{}
 		cmd.Stdout, cmd.Stderr = logs, logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -94,14 +96,11 @@ func TestNetworkThroughTheCLI(t *testing.T) {
 	}{{n0, 0, "restart to use them"}, {n1, 1, "parameters were not accepted before the deadline; delete network-parameters and restart"}} {
 		select {
 		case code := <-c.p.done:
-			c.p.logs.mu.Lock()
 			logs := c.p.logs.String()
-			c.p.logs.mu.Unlock()
 			if code != c.code || !strings.Contains(logs, c.msg) {
 				t.Fatalf("agent exited %d, want %d with %q:\n%s", code, c.code, c.msg, logs)
 			}
 		case <-time.After(60 * time.Second):
-			c.p.logs.mu.Lock()
 			t.Fatalf("the agent did not exit at the flag day:\n%s", c.p.logs.String())
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/gavelhq/gavel/engine/cose"
 	"github.com/gavelhq/gavel/engine/issuer"
 	"github.com/gavelhq/gavel/engine/receipt"
+	"github.com/gavelhq/gavel/internal/syncbuf"
 )
 
 var (
@@ -81,20 +82,9 @@ type server struct {
 	t    testing.TB
 	cmd  *exec.Cmd
 	data string
-	logs *bytes.Buffer
+	logs *syncbuf.Buffer
 	HTTP string
 	NATS string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.Write(p)
 }
 
 func startServer(t testing.TB, data string, extra ...string) *server {
@@ -102,12 +92,12 @@ func startServer(t testing.TB, data string, extra ...string) *server {
 	os.Remove(filepath.Join(data, "endpoints.json")) // left behind by a killed process
 	args := append([]string{"serve", "--data", data, "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(gavelBinary(t), args...)
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, cmd: cmd, data: data, logs: &logs.Buffer}
+	s := &server{t: t, cmd: cmd, data: data, logs: logs}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
@@ -125,8 +115,6 @@ func startServer(t testing.TB, data string, extra ...string) *server {
 			}
 		}
 		if time.Now().After(deadline) {
-			logs.mu.Lock()
-			defer logs.mu.Unlock()
 			t.Fatalf("gavel serve did not come up:\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -32,6 +32,7 @@ import (
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/engine/state"
+	"github.com/gavelhq/gavel/internal/syncbuf"
 )
 
 // Issue 11's target for a primary change the old primary takes no part
@@ -48,7 +49,7 @@ type replicaProc struct {
 	data string
 	args []string
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *syncbuf.Buffer
 	HTTP string
 }
 
@@ -62,7 +63,7 @@ func startReplica(t *testing.T, data string, args ...string) *replicaProc {
 	full := append([]string{"serve", "--data", data, "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
 		"--cluster-listen", "127.0.0.1:0", "--code-version", "A", "--sign-interval", "10ms"}, args...)
 	p.cmd = exec.Command(gavelBinary(t), full...)
-	p.logs = &lockedBuffer{}
+	p.logs = &syncbuf.Buffer{}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -91,11 +92,7 @@ func (p *replicaProc) waitServing() {
 	})
 }
 
-func (p *replicaProc) log() string {
-	p.logs.mu.Lock()
-	defer p.logs.mu.Unlock()
-	return p.logs.String()
-}
+func (p *replicaProc) log() string { return p.logs.String() }
 
 func (p *replicaProc) kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)

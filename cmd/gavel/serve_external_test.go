@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/natslog/natstest"
 	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/internal/syncbuf"
 )
 
 // gavel serve --nats refuses a cluster it cannot run on safely, and
@@ -97,24 +96,6 @@ func streamNames(t *testing.T, x *natstest.External) []string {
 	return out
 }
 
-// syncBuffer is a log sink the server goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // On a good cluster (three JetStream servers syncing every write) gavel
 // serve --nats runs with the roles: it leads, writes genesis into R3
 // streams on the operator's servers, takes a member's proposal and vote
@@ -132,7 +113,7 @@ func TestServeExternal(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var log syncBuffer
+	var log syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, f, slog.New(slog.NewTextHandler(&log, nil))) }()
 	defer func() {

@@ -12,19 +12,35 @@ import (
 )
 
 // writer registers statements one after another through replica via
-// until stopped, recording when each was acknowledged.
+// until stopped, recording when each was acknowledged. A strict writer
+// (startWriter) expects every write to be acknowledged; a tolerant one
+// (startTolerantWriter) is for a cut, where refusals and writes in doubt
+// are expected: it keeps them as failures and goes on.
 type writer struct {
-	mu     sync.Mutex
-	acked  map[string]engine.TxID
-	times  []time.Time
-	failed []error
-	stop   chan struct{}
-	done   chan struct{}
+	mu       sync.Mutex
+	acked    map[string]engine.TxID
+	ackedAt  map[string]time.Time
+	times    []time.Time // of the acknowledgements, in order
+	failed   []error
+	tolerant bool
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 func (tr *trio) startWriter(via int, prefix string) *writer {
-	w := &writer{acked: map[string]engine.TxID{}, stop: make(chan struct{}), done: make(chan struct{})}
-	tr.t.Cleanup(func() { w.halt() })
+	return tr.startWriterWith(via, prefix, 30*time.Second, false)
+}
+
+// startTolerantWriter gives each write each, and backs off briefly after
+// a refusal (no primary: do not spin).
+func (tr *trio) startTolerantWriter(via int, prefix string, each time.Duration) *writer {
+	return tr.startWriterWith(via, prefix, each, true)
+}
+
+func (tr *trio) startWriterWith(via int, prefix string, each time.Duration, tolerant bool) *writer {
+	w := &writer{acked: map[string]engine.TxID{}, ackedAt: map[string]time.Time{}, tolerant: tolerant,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	tr.t.Cleanup(w.halt)
 	go func() {
 		defer close(w.done)
 		for k := 0; ; k++ {
@@ -34,23 +50,32 @@ func (tr *trio) startWriter(via int, prefix string) *writer {
 			default:
 			}
 			name := fmt.Sprintf("%s/%d", prefix, k)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), each)
 			tx, err := tr.register(ctx, via, name)
 			cancel()
+			now := time.Now()
 			w.mu.Lock()
 			if err != nil {
 				w.failed = append(w.failed, fmt.Errorf("%s: %w", name, err))
 			} else {
-				w.acked[name] = tx
-				w.times = append(w.times, time.Now())
+				w.acked[name], w.ackedAt[name] = tx, now
+				w.times = append(w.times, now)
 			}
 			w.mu.Unlock()
+			if err != nil && tolerant {
+				select {
+				case <-w.stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
 		}
 	}()
 	return w
 }
 
-// waitAcks waits until the writer has n acknowledgements.
+// waitAcks waits until the writer has n acknowledgements; a strict one
+// fails at its first failure.
 func (w *writer) waitAcks(t *testing.T, n int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -58,7 +83,7 @@ func (w *writer) waitAcks(t *testing.T, n int) {
 		w.mu.Lock()
 		got, failed := len(w.times), len(w.failed)
 		w.mu.Unlock()
-		if failed > 0 {
+		if failed > 0 && !w.tolerant {
 			break
 		}
 		if got >= n {
@@ -68,7 +93,7 @@ func (w *writer) waitAcks(t *testing.T, n int) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	t.Fatalf("writer: %d acknowledged, failures %v", len(w.times), w.failed)
+	t.Fatalf("writer: %d acknowledged, want %d; failures %v", len(w.times), n, w.failed)
 }
 
 func (w *writer) halt() {

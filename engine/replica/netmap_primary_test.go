@@ -21,6 +21,7 @@ import (
 	"github.com/gavelhq/gavel/engine/netmap"
 	"github.com/gavelhq/gavel/engine/replica"
 	"github.com/gavelhq/gavel/engine/sequencer"
+	"github.com/gavelhq/gavel/internal/syncbuf"
 )
 
 // The flag day and the feeds are the primary's work: once a sequencer of a
@@ -30,7 +31,7 @@ import (
 // nor advertises the update on gavel.feed.params.
 func TestOnlyThePrimaryRunsTheFlagDay(t *testing.T) {
 	ctx := context.Background()
-	var logged lockedBuffer
+	var logged syncbuf.Buffer
 	const tick = 10 * time.Millisecond
 	r, err := replica.Open(ctx, replica.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn})),

@@ -9,7 +9,6 @@ package replica_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,80 +29,6 @@ const (
 	crashTarget    = 7 * time.Second
 	partitionBound = 9*time.Second + testLeaseTTL
 )
-
-// sideWriter registers statements through one replica until stopped,
-// keeping what was acknowledged and counting what was not (refused or in
-// doubt: across a cut both are expected).
-type sideWriter struct {
-	mu      sync.Mutex
-	acked   map[string]engine.TxID
-	ackedAt map[string]time.Time
-	failed  int
-	stop    chan struct{}
-	done    chan struct{}
-}
-
-func (tr *trio) startSideWriter(via int, prefix string, each time.Duration) *sideWriter {
-	w := &sideWriter{acked: map[string]engine.TxID{}, ackedAt: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
-	tr.t.Cleanup(w.halt)
-	go func() {
-		defer close(w.done)
-		for k := 0; ; k++ {
-			select {
-			case <-w.stop:
-				return
-			default:
-			}
-			name := fmt.Sprintf("%s/%d", prefix, k)
-			ctx, cancel := context.WithTimeout(context.Background(), each)
-			tx, err := tr.register(ctx, via, name)
-			cancel()
-			w.mu.Lock()
-			if err != nil {
-				w.failed++
-			} else {
-				w.acked[name], w.ackedAt[name] = tx, time.Now()
-			}
-			w.mu.Unlock()
-			if err != nil {
-				// Refused at once (no primary): do not spin.
-				select {
-				case <-w.stop:
-					return
-				case <-time.After(20 * time.Millisecond):
-				}
-			}
-		}
-	}()
-	return w
-}
-
-func (w *sideWriter) halt() {
-	select {
-	case <-w.stop:
-	default:
-		close(w.stop)
-	}
-	<-w.done
-}
-
-func (w *sideWriter) count() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.acked)
-}
-
-// waitAcks waits until the writer has n acknowledgements.
-func (w *sideWriter) waitAcks(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for w.count() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("writer: %d acknowledged, want %d", w.count(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // waitUntil polls cond until it holds or a minute has passed.
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -146,8 +71,8 @@ func TestPartitionedPrimaryNeverForks(t *testing.T) {
 		acked[name] = tx
 	}
 	oldView := tr.reps[p].Store().Meta().View
-	major := tr.startSideWriter(via, "majority", 5*time.Second)
-	minor := tr.startSideWriter(p, "minority", 3*time.Second)
+	major := tr.startTolerantWriter(via, "majority", 5*time.Second)
+	minor := tr.startTolerantWriter(p, "minority", 3*time.Second)
 	major.waitAcks(t, 10)
 	minor.waitAcks(t, 10)
 
@@ -187,7 +112,7 @@ func TestPartitionedPrimaryNeverForks(t *testing.T) {
 	caughtUp := time.Since(healed)
 	major.halt()
 	minor.halt()
-	for _, w := range []*sideWriter{major, minor} {
+	for _, w := range []*writer{major, minor} {
 		for name, tx := range w.acked {
 			acked[name] = tx
 		}
@@ -225,7 +150,7 @@ func TestPartitionedPrimaryNeverForks(t *testing.T) {
 	t.Logf("cut at view %d (stream leaders %v, the primary's server %s): replica %d leads after %v (target %v), the cut-off primary stepped down after %v, 20 majority writes by %v; "+
 		"minority: %d acknowledged before the heal (%d during the cut), %d refused or in doubt; healed: replica %d leads and every replica names it after %v, its write answered after %v; all at seqno %d, view %d; %d routes dropped",
 		oldView, leaders, split.Servers[p].Server().Name(), q, took.Round(time.Millisecond), crashTarget, steppedDown.Round(time.Millisecond), gapMajor.Round(time.Millisecond),
-		minorBeforeHeal, minorAfterCut, minor.failed, q2, follows.Round(time.Millisecond), caughtUp.Round(time.Millisecond), top, newView, split.Dropped())
+		minorBeforeHeal, minorAfterCut, len(minor.failed), q2, follows.Round(time.Millisecond), caughtUp.Round(time.Millisecond), top, newView, split.Dropped())
 	if took > partitionBound {
 		t.Errorf("the majority's new primary took %v, over raft's longest election plus the lease TTL, %v", took, partitionBound)
 	}

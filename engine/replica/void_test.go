@@ -1,7 +1,6 @@
 package replica_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/gavelhq/gavel/engine/natslog"
 	"github.com/gavelhq/gavel/engine/receipt"
 	"github.com/gavelhq/gavel/engine/replica"
+	"github.com/gavelhq/gavel/internal/syncbuf"
 	"github.com/gavelhq/gavel/projections"
 )
 
@@ -40,7 +39,7 @@ import (
 func TestForeignMessagesInTheLedgerAreVoid(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	var logged lockedBuffer
+	var logged syncbuf.Buffer
 	r, err := replica.Open(ctx, replica.Config{DataDir: dir, NATSListen: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
@@ -238,21 +237,4 @@ func txidOf(t *testing.T, out []byte) string {
 		t.Fatalf("answer %s: %v", out, err)
 	}
 	return a.TxID
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

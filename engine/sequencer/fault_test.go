@@ -253,14 +253,7 @@ func runPlan(t *testing.T, plan []fault) {
 	}
 
 	// Every answer agrees with the log, and nothing is in it twice.
-	fresh, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
-	if err := state.CatchUp(context.Background(), fresh, h.log); err != nil {
-		t.Fatal(err)
-	}
+	fresh := h.replayed()
 	inLog := map[string][]uint64{}
 	for s := uint64(1); s <= fresh.Meta().Seqno; s++ {
 		e, err := h.log.Entry(context.Background(), s)
@@ -421,14 +414,7 @@ func TestPartlyLandedRound(t *testing.T) {
 	if calls != 3 {
 		t.Fatalf("%d appends, want 3 (r1; r2+r3, in part; the other again)", calls)
 	}
-	fresh, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
-	if err := state.CatchUp(context.Background(), fresh, h.log); err != nil {
-		t.Fatal(err)
-	}
+	fresh := h.replayed()
 	if fresh.Meta() != h.store.Meta() || fresh.Tree().Root() != h.store.Tree().Root() {
 		t.Fatalf("store at %+v, replay at %+v", h.store.Meta(), fresh.Meta())
 	}

@@ -117,35 +117,62 @@ func (h *harness) run(cfg sequencer.Config, view uint64, log sequencer.Log) {
 	h.stop = func() { cancel(); <-done }
 }
 
-func TestGroupCommitAnswersEveryRequestOnce(t *testing.T) {
-	cfg := sequencer.DefaultConfig()
-	cfg.SignEvery = 100
-	h := start(t, cfg, 1)
-	const n = 3000
-	txids := make([]engine.TxID, n)
+// replayed is h's log caught up into a fresh store: what another replica
+// or an auditor would fold from it.
+func (h *harness) replayed() *state.Store {
+	h.t.Helper()
+	fresh, err := state.Open(h.t.TempDir())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { fresh.Close() })
+	if err := state.CatchUp(context.Background(), fresh, h.log); err != nil {
+		h.t.Fatal(err)
+	}
+	return fresh
+}
+
+// submitted is one answer of submitAll.
+type submitted struct {
+	tx  engine.TxID
+	err error
+}
+
+// submitAll submits put k<i> = value for every i below n, all at once, and
+// returns each one's answer by i.
+func (h *harness) submitAll(n int, value string) []submitted {
+	answers := make([]submitted, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := h.seq.Submit(context.Background(), put{fmt.Sprintf("k%d", i), "v"})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			txids[i] = out.TxID
+			out, err := h.seq.Submit(context.Background(), put{fmt.Sprintf("k%d", i), value})
+			answers[i] = submitted{out.TxID, err}
 		}()
 	}
 	wg.Wait()
+	return answers
+}
+
+func TestGroupCommitAnswersEveryRequestOnce(t *testing.T) {
+	cfg := sequencer.DefaultConfig()
+	cfg.SignEvery = 100
+	h := start(t, cfg, 1)
+	const n = 3000
+	answers := h.submitAll(n, "v")
 	// Stopped, the sequencer signs its tail and appends nothing more while
 	// its log and store are compared.
 	h.stop()
 	seen := map[uint64]bool{}
-	for _, tx := range txids {
-		if tx.View != 1 || seen[tx.Seqno] {
-			t.Fatalf("txid %v repeated or in the wrong view", tx)
+	for _, a := range answers {
+		if a.err != nil {
+			t.Fatal(a.err)
 		}
-		seen[tx.Seqno] = true
+		if a.tx.View != 1 || seen[a.tx.Seqno] {
+			t.Fatalf("txid %v repeated or in the wrong view", a.tx)
+		}
+		seen[a.tx.Seqno] = true
 	}
 	rounds, entries := h.seq.Stats()
 	if rounds >= n/2 {
@@ -155,14 +182,7 @@ func TestGroupCommitAnswersEveryRequestOnce(t *testing.T) {
 	// and no stretch of more than SignEvery entries goes unsigned. Stopped
 	// first (it signs the tail), so the log holds still while it is read.
 	h.stop()
-	fresh, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
-	if err := state.CatchUp(context.Background(), fresh, h.log); err != nil {
-		t.Fatal(err)
-	}
+	fresh := h.replayed()
 	_, entries = h.seq.Stats()
 	if fresh.Meta().Seqno != entries || fresh.Tree().Root() != h.store.Tree().Root() {
 		t.Fatalf("replayed %d entries (sequencer says %d), roots %x / %x", fresh.Meta().Seqno, entries, fresh.Tree().Root(), h.store.Tree().Root())
@@ -331,14 +351,7 @@ func TestForeignWritesDuringPipelinedRounds(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	fresh, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
-	if err := state.CatchUp(context.Background(), fresh, h.log); err != nil {
-		t.Fatal(err)
-	}
+	fresh := h.replayed()
 	seen := map[uint64]bool{}
 	for i, a := range answers {
 		key := fmt.Sprintf("k%d", i)
@@ -408,14 +421,7 @@ func TestStalePresignIsNotUsed(t *testing.T) {
 		}
 	}
 	h.stop()
-	fresh, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
-	if err := state.CatchUp(context.Background(), fresh, h.log); err != nil {
-		t.Fatal(err)
-	}
+	fresh := h.replayed()
 	if m := fresh.Meta(); m.Seqno < next+1 || m.Voids != 0 {
 		t.Fatalf("replayed to %d with %d void entries, want past %d and none", m.Seqno, m.Voids, next+1)
 	}
@@ -436,26 +442,15 @@ func TestOpenRoundsKeepTheBatchLimit(t *testing.T) {
 	h := start(t, cfg, 1)
 	const n = 400
 	seen := make(map[uint64]bool, n)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out, err := h.seq.Submit(context.Background(), put{fmt.Sprintf("k%d", i), "v"})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if seen[out.TxID.Seqno] {
-				t.Errorf("seqno %d answered twice", out.TxID.Seqno)
-			}
-			seen[out.TxID.Seqno] = true
-		}()
+	for _, a := range h.submitAll(n, "v") {
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		if seen[a.tx.Seqno] {
+			t.Fatalf("seqno %d answered twice", a.tx.Seqno)
+		}
+		seen[a.tx.Seqno] = true
 	}
-	wg.Wait()
 	if m := most.Load(); m > int64(cfg.MaxBatch) {
 		t.Fatalf("a round of %d entries, the limit is %d", m, cfg.MaxBatch)
 	}
