@@ -323,7 +323,17 @@ func (r *Replica) tail(ctx context.Context) error {
 	delivered.Store(next - 1)
 	go r.watchTail(tctx, &delivered, stopTail)
 	for {
-		msg, err := it.Next(jetstream.NextContext(tctx))
+		msg, err := nextOrQuiet(tctx, it, fold.Pending() > 0)
+		if errors.Is(err, errTailQuiet) {
+			// Delivered entries wait for a consumer's "nothing pending"
+			// that may never come (a count from before a restart): fold
+			// them once the tail is quiet.
+			if err := fold.Flush(); err != nil {
+				return err
+			}
+			r.advanced()
+			continue
+		}
 		if err != nil {
 			if cause := context.Cause(tctx); ctx.Err() == nil && cause != nil {
 				return cause
@@ -351,6 +361,28 @@ func (r *Replica) tail(ctx context.Context) error {
 			r.advanced()
 		}
 	}
+}
+
+// followFlushAfter is how long a follower holding delivered entries waits
+// for more before it folds them.
+const followFlushAfter = 20 * time.Millisecond
+
+// errTailQuiet: nothing arrived within followFlushAfter.
+var errTailQuiet = errors.New("no ledger entry within the flush wait")
+
+// nextOrQuiet is the tail's next message; with holding, it gives up after
+// followFlushAfter with errTailQuiet (the iterator stays usable).
+func nextOrQuiet(ctx context.Context, it jetstream.MessagesContext, holding bool) (jetstream.Msg, error) {
+	if !holding {
+		return it.Next(jetstream.NextContext(ctx))
+	}
+	wctx, cancel := context.WithTimeout(ctx, followFlushAfter)
+	defer cancel()
+	msg, err := it.Next(jetstream.NextContext(wctx))
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		return nil, errTailQuiet
+	}
+	return msg, err
 }
 
 // watchTail ends a tail (stop) whose consumer went quiet for followStall
